@@ -1,0 +1,63 @@
+# creditd -- see README.md.  Targets: all, test, bench, run, clean.
+CC      ?= cc
+CFLAGS  ?= -O2 -g
+WARN     = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wvla
+LIBS     = -lrdkafka -ljansson -llmdb
+SAN      = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+B        = build
+
+CORE_SRC = $(wildcard engine/*.c) $(wildcard store/*.c) $(wildcard config/*.c)
+CORE_HDR = $(wildcard engine/*.h) $(wildcard store/*.h) $(wildcard config/*.h)
+UNIT_SRC = $(wildcard tests/unit/test_*.c)
+UNIT_HELP= $(filter-out $(UNIT_SRC),$(wildcard tests/unit/*.c))
+UNITS    = $(patsubst tests/unit/%.c,$(B)/%,$(UNIT_SRC))
+UNITS_SAN= $(patsubst tests/unit/%.c,$(B)/asan/%,$(UNIT_SRC))
+TOOLS    = $(B)/credit-replay $(B)/creditctl
+
+.PHONY: all test unit unit-asan scenarios bench clean deps run
+all: deps $(TOOLS) $(UNITS)
+
+# Installs missing Debian packages (no-op when everything is there).
+deps:
+	@sh tools/deps.sh
+
+$(B)/obj/%.o: %.c $(CORE_HDR)
+	@mkdir -p $(dir $@)
+	$(CC) $(WARN) $(CFLAGS) -I. -c $< -o $@
+$(B)/asan/obj/%.o: %.c $(CORE_HDR)
+	@mkdir -p $(dir $@)
+	$(CC) $(WARN) -O1 -g $(SAN) -I. -c $< -o $@
+
+$(B)/libcreditd.a: $(patsubst %.c,$(B)/obj/%.o,$(CORE_SRC))
+	@rm -f $@; ar rcs $@ $^
+$(B)/asan/libcreditd.a: $(patsubst %.c,$(B)/asan/obj/%.o,$(CORE_SRC))
+	@rm -f $@; ar rcs $@ $^
+
+$(B)/credit-replay: $(B)/obj/tools/credit_replay.o $(B)/libcreditd.a
+	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
+$(B)/creditctl: $(B)/obj/tools/creditctl.o $(B)/libcreditd.a
+	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
+$(B)/gen-events: $(B)/obj/tools/gen_events.o $(B)/libcreditd.a
+	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
+$(B)/bench-parse: $(B)/obj/tools/bench_parse.o $(B)/libcreditd.a
+	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
+
+$(B)/test_%: $(B)/obj/tests/unit/test_%.o $(patsubst %.c,$(B)/obj/%.o,$(UNIT_HELP)) $(B)/libcreditd.a
+	$(CC) $(CFLAGS) -o $@ $^ $(LIBS) -lcmocka
+$(B)/asan/test_%: $(B)/asan/obj/tests/unit/test_%.o $(patsubst %.c,$(B)/asan/obj/%.o,$(UNIT_HELP)) $(B)/asan/libcreditd.a
+	$(CC) $(SAN) -o $@ $^ $(LIBS) -lcmocka
+
+unit: deps $(UNITS)
+	@sh tests/run_units.sh $(UNITS)
+unit-asan: deps $(UNITS_SAN)
+	@sh tests/run_units.sh $(UNITS_SAN)
+scenarios: deps $(TOOLS)
+	@sh tests/scenarios/run.sh
+
+test: unit unit-asan scenarios
+
+bench: deps $(TOOLS) $(B)/gen-events $(B)/bench-parse
+	@sh tools/bench.sh
+
+clean:
+	rm -rf $(B)

@@ -1,0 +1,137 @@
+/* state.h -- the engine's view of persistent state, and the store interface.
+ *
+ * The engine never does I/O.  It reads and writes state through the small
+ * vtable `struct engine_store`, implemented by store/ (LMDB) and by the
+ * in-memory store used in tests (tests/unit/memstore.c).
+ *
+ * Unit of state: one organisation (`struct eng_org`), loaded whole before an
+ * event is applied and written back (only its dirty parts) after.  The store
+ * maps it onto its named databases:
+ *   orgs          org            -> partition, watermark, open month
+ *   sequences     org            -> next output sequence per output type
+ *   org_credits   org            -> V, terms, offerings        (absent = no credit)
+ *   project_credits org\0project -> P, terms                   (absent = no credit)
+ *   months        org\0project   -> [(month, consumed)]        (project "" = the org)
+ */
+#ifndef CREDITD_STATE_H
+#define CREDITD_STATE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define ENG_ID_MAX       200  /* org / project / offering id bytes (LMDB keys stay < 511) */
+#define ENG_KEYPART_MAX  256  /* CloudEvents id and source bytes */
+#define ENG_MAX_MONTHS   8    /* months with consumption that can be open at once */
+#define ENG_MAX_OFFERINGS 64
+#define ENG_NO_MONTH     INT32_MIN
+#define ENG_NO_TIME      INT64_MIN
+
+/* Expected outcomes of store calls (operating errors are < 0). */
+#define ENG_OK        0
+#define ENG_NOTFOUND  1
+#define ENG_ESTORE   -1   /* store failure: the batch must be aborted; err says why */
+
+enum eng_logic { ENG_FIXED = 0, ENG_LINEAR = 1 };
+
+/* Terms of a credit (org or project).  Booleans are 0/1. */
+struct eng_terms {
+    uint8_t logic;           /* enum eng_logic */
+    uint8_t grace;           /* 0..100 */
+    uint8_t apply_min;       /* apply_as_minimal_consumption */
+    uint8_t reserve;         /* org only: reserve_allocations */
+    uint8_t use_org_credit;  /* project only */
+    uint8_t mark_unused;     /* project only: mark_unused_as_spent_on_termination */
+    int32_t end_month;       /* month index of end_date, ENG_NO_MONTH if none */
+    int64_t expected;        /* expected consumption of the open month (micro) */
+};
+
+/* Consumption of one month (micro-units of draws counted for that month). */
+struct eng_acct {
+    int32_t month;
+    int64_t consumed;
+};
+
+#define ENG_DIRTY_META   0x01u  /* org: partition, watermark, open month */
+#define ENG_DIRTY_SEQ    0x02u  /* org: sequences */
+#define ENG_DIRTY_CREDIT 0x04u  /* org or project: credit record (deleted if !has_credit) */
+#define ENG_DIRTY_ACCT   0x08u  /* org or project: month record (deleted if nacct == 0) */
+
+struct eng_project {
+    char id[ENG_ID_MAX + 1];
+    uint8_t has_credit;
+    int64_t value;                       /* P_p, >= 0 */
+    struct eng_terms terms;
+    int nacct;
+    struct eng_acct acct[ENG_MAX_MONTHS];
+    unsigned dirty;
+};
+
+enum eng_out_kind { ENG_OUT_OVERAGE = 0, ENG_OUT_LEDGER = 1, ENG_OUT_REJECTED = 2 };
+
+struct eng_org {
+    char id[ENG_ID_MAX + 1];
+    int32_t partition;
+    int64_t watermark;                   /* ns, ENG_NO_TIME before any */
+    int32_t open_month;                  /* ENG_NO_MONTH before the first set */
+    uint64_t seq[2];                     /* last used seq: [ENG_OUT_OVERAGE], [ENG_OUT_LEDGER] */
+    uint8_t has_credit;
+    int64_t value;                       /* V, >= 0 */
+    struct eng_terms terms;
+    int noff;                            /* 0 = all offerings eligible */
+    char off[ENG_MAX_OFFERINGS][ENG_ID_MAX + 1];
+    int nacct;
+    struct eng_acct acct[ENG_MAX_MONTHS];
+    size_t nproj, capproj;               /* projects sorted by id (byte order) */
+    struct eng_project *proj;            /* owned, malloc'd */
+    unsigned dirty;
+};
+
+void eng_org_init(struct eng_org *o);
+void eng_org_free(struct eng_org *o);           /* frees proj; o can be re-inited */
+int  eng_org_copy(struct eng_org *dst, const struct eng_org *src); /* deep; dst inited; 0 or -1 (ENOMEM) */
+/* Find project by id; NULL if absent. */
+struct eng_project *eng_org_find_project(struct eng_org *o, const char *id);
+/* Find or insert (sorted) project; NULL on ENOMEM.  New projects have no credit. */
+struct eng_project *eng_org_add_project(struct eng_org *o, const char *id);
+
+/* A remembered idempotency key. */
+struct eng_dedupe {
+    uint64_t hash;      /* hash of the canonical message content */
+    uint8_t  rejected;  /* 0 applied, 1 rejected */
+    uint8_t  reason;    /* enum eng_reason when rejected */
+};
+
+/* Idempotency key bytes: org events "o" org \0 source \0 id,
+ * ticks "t" partition(4 bytes BE) source \0 id.  At most ENG_DKEY_MAX bytes. */
+#define ENG_DKEY_MAX (1 + ENG_ID_MAX + 1 + ENG_KEYPART_MAX + 1 + ENG_KEYPART_MAX)
+
+/* The store interface.  Every call happens inside the store's current write
+ * transaction (the batch); nothing is durable until the caller commits it.
+ * Strings passed in are borrowed for the duration of the call.  On ENG_ESTORE
+ * the store has written a message into err. */
+struct engine_store {
+    void *ctx;
+    /* Load org `id` into *out (inited by caller; proj array reused).
+     * ENG_NOTFOUND if the org has never been seen; dirty is 0 on return. */
+    int (*org_get)(void *ctx, const char *id, struct eng_org *out, char *err, size_t errlen);
+    /* Write the dirty parts of *o (projects with dirty flags too). */
+    int (*org_put)(void *ctx, const struct eng_org *o, char *err, size_t errlen);
+    /* Call cb for every org pinned to `partition`, ascending byte order of id.
+     * The store collects ids before calling cb, so cb may org_put. */
+    int (*orgs_on_partition)(void *ctx, int32_t partition,
+                             int (*cb)(void *arg, const char *org), void *arg,
+                             char *err, size_t errlen);
+    /* Partition clock: latest tick time seen on the partition.  ENG_NOTFOUND if none. */
+    int (*clock_get)(void *ctx, int32_t partition, int64_t *ns, char *err, size_t errlen);
+    int (*clock_put)(void *ctx, int32_t partition, int64_t ns, char *err, size_t errlen);
+    int (*dedupe_get)(void *ctx, const uint8_t *key, size_t klen, struct eng_dedupe *out,
+                      char *err, size_t errlen);   /* ENG_NOTFOUND if new */
+    int (*dedupe_put)(void *ctx, const uint8_t *key, size_t klen, const struct eng_dedupe *rec,
+                      char *err, size_t errlen);
+    /* Append an output event to the outbox, in emission order.  key is the
+     * Kafka message key (org; NULL for none); json is one compact JSON object. */
+    int (*emit)(void *ctx, enum eng_out_kind kind, const char *key,
+                const char *json, size_t len, char *err, size_t errlen);
+};
+
+#endif

@@ -1,0 +1,18 @@
+#!/bin/sh
+# Install the Debian packages creditd needs to build and test, if missing.
+# Called by every make target; a no-op when everything is present.
+set -eu
+PKGS="gcc make pkg-config librdkafka-dev libjansson-dev liblmdb-dev libcmocka-dev kcat python3-confluent-kafka"
+missing=""
+for p in $PKGS; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+echo "deps: installing$missing" >&2
+if [ "$(id -u)" != 0 ]; then
+    echo "deps: missing packages:$missing -- run as root or install them" >&2
+    exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq >&2
+apt-get install -y -qq --no-install-recommends $missing >&2
