@@ -1,0 +1,107 @@
+/* store.h -- creditd's durable state: one LMDB environment.
+ *
+ * The only module that includes lmdb.h.  Named databases:
+ *   meta            format version, close_after, currency, cluster id, counters
+ *   orgs            org -> partition, watermark, open month          (state.h)
+ *   sequences       org -> last overage / ledger sequence
+ *   org_credits     org -> V, terms, offerings
+ *   project_credits org\0project -> P, terms
+ *   months          org\0project -> [(month, consumed)]
+ *   org_partition   partition(BE32) org -> ""   (index for ticks, ordered)
+ *   partitions      partition(BE32) -> clock (latest tick time)
+ *   dedupe          idempotency key -> content hash, outcome
+ *   outbox          seq(BE64) -> kind, key, json     (ordered, awaiting delivery)
+ *   offsets         topic\0partition(BE32) -> next input offset
+ * Every record starts with a format-version byte, checked on read (assert).
+ *
+ * Transactions: one write transaction per batch (store_begin .. store_commit
+ * or store_abort).  State, dedupe keys, outbox entries, offsets and counters
+ * written in a batch commit together or not at all.  Only one writer per
+ * store at a time (LMDB's writer lock); readers (creditctl) never block it.
+ */
+#ifndef CREDITD_STORE_H
+#define CREDITD_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/state.h"
+
+#define STORE_OK        0
+#define STORE_NOTFOUND  1
+#define STORE_EMAPFULL  2   /* map was full: it has been grown, retry the whole batch */
+#define STORE_EMISMATCH 3   /* store created with other result-changing config / format */
+#define STORE_ERR      -1   /* any other failure; err says what */
+
+#define STORE_FORMAT_VERSION 1
+
+struct store;
+
+struct store_opts {
+    const char *path;         /* directory, created if missing (not when readonly) */
+    int readonly;             /* creditctl: MDB_RDONLY, never blocks the writer */
+    size_t map_size;          /* initial map size in bytes, 0 = default (1 GiB) */
+    int nosync;               /* 1 = MDB_NOSYNC (tests only); default durable commits */
+    /* Result-changing config, recorded when the store is created, checked on
+     * every open (STORE_EMISMATCH naming the key if different). */
+    int64_t close_after_s;
+    const char *currency;
+};
+
+int  store_open(struct store **out, const struct store_opts *o, char *err, size_t errlen);
+void store_close(struct store *s);
+
+/* Batch transaction. */
+int  store_begin(struct store *s, char *err, size_t errlen);
+int  store_commit(struct store *s, char *err, size_t errlen); /* STORE_EMAPFULL: grown, batch gone, retry */
+void store_abort(struct store *s);
+/* True when the current transaction failed with MDB_MAP_FULL; after abort
+ * the map has been grown and the batch can be retried. */
+int  store_map_full(const struct store *s);
+
+/* The engine's view (state.h) bound to this store's current write txn. */
+void store_engine_ops(struct store *s, struct engine_store *ops);
+
+/* Input offsets (inside the current write txn). next = offset of the next
+ * message to consume; STORE_NOTFOUND when the partition was never seen. */
+int store_offset_get(struct store *s, const char *topic, int32_t partition, int64_t *next,
+                     char *err, size_t errlen);
+int store_offset_put(struct store *s, const char *topic, int32_t partition, int64_t next,
+                     char *err, size_t errlen);
+
+/* Counters kept in meta (inside the current write txn). */
+struct store_counters { uint64_t applied, duplicates, rejected; };
+int store_counters_add(struct store *s, const struct store_counters *delta, char *err, size_t errlen);
+
+/* Meta strings (cluster id, input partition count, ...) in the current write
+ * txn, or in a read txn when called outside one. */
+int store_meta_get(struct store *s, const char *name, char *val, size_t vallen, char *err, size_t errlen);
+int store_meta_put(struct store *s, const char *name, const char *val, char *err, size_t errlen);
+
+/* Outbox, in emission order.  seq is the outbox sequence (strictly
+ * increasing, never reused).  Iterates entries with seq > after; cb returns
+ * non-zero to stop (that value is returned).  Works inside the write txn or,
+ * outside one, in its own read txn.  json is borrowed: valid during cb only. */
+typedef int (*store_outbox_cb)(void *arg, uint64_t seq, enum eng_out_kind kind,
+                               const char *key, const char *json, size_t len);
+int store_outbox_scan(struct store *s, uint64_t after, store_outbox_cb cb, void *arg,
+                      char *err, size_t errlen);
+/* Delete entries with seq <= upto (inside the current write txn). */
+int store_outbox_delete_upto(struct store *s, uint64_t upto, char *err, size_t errlen);
+
+/* Read-only views for creditctl, each in its own read txn. */
+typedef int (*store_org_cb)(void *arg, const struct eng_org *org); /* org borrowed during cb */
+int store_scan_orgs(struct store *s, store_org_cb cb, void *arg, char *err, size_t errlen); /* ascending id */
+int store_get_org(struct store *s, const char *id, struct eng_org *out, char *err, size_t errlen);
+
+struct store_stats {
+    struct { const char *name; uint64_t entries; } db[16];
+    int ndb;
+    uint64_t map_size, used_bytes, file_bytes;
+    struct store_counters counters;
+    int64_t close_after_s;
+    char currency[32];
+};
+int store_stats(struct store *s, struct store_stats *st, char *err, size_t errlen);
+
+#endif
