@@ -29,10 +29,15 @@
  * most `digits` fractional digits (0..18) into a count of 10^-digits units.
  * Accepted: optional leading '-', one or more ASCII digits, optionally '.'
  * followed by one or more digits.  Rejected: '+', leading/trailing '.',
- * exponents, whitespace, anything else.  "-0" parses as 0. */
+ * exponents, whitespace, anything else.  "-0" parses as 0.
+ * Leading zeros are fine.  Too many fraction digits is MONEY_EDIGITS even if
+ * they are zeros ("1.5000000" at 6 digits).  When several errors apply the
+ * first of ESYNTAX, EDIGITS, ERANGE wins.  digits outside 0..18 is asserted.
+ * On any error *out is left untouched (true of every function below). */
 int money_parse(const char *s, size_t len, int digits, int64_t *out);
 
-/* Convert a JSON integer (whole units) to a count of 10^-digits units. */
+/* Convert a JSON integer (whole units) to a count of 10^-digits units;
+ * MONEY_ERANGE if it does not fit. */
 int money_from_int(int64_t whole, int digits, int64_t *out);
 
 /* Checked arithmetic: *out = a op b, or MONEY_EOVERFLOW leaving *out untouched. */
@@ -45,7 +50,10 @@ int money_sub(int64_t a, int64_t b, int64_t *out);
 int money_cost(int64_t qty_nano, int64_t price_nano, int64_t *cost_micro);
 
 /* *out = round_half_even(a * num / den), computed exactly in 128 bits.
- * den must be > 0 (asserted).  MONEY_EOVERFLOW if the result does not fit. */
+ * den must be > 0 (asserted).  MONEY_EOVERFLOW if the result does not fit.
+ * Negative a or num: half-even is applied to the magnitude and the sign put
+ * back, so (-5,1,2) -> -2 and (-7,1,2) -> -4; a zero result is never "-0".
+ * Overflow is judged after rounding (INT64_MIN itself is a valid result). */
 int money_muldiv(int64_t a, int64_t num, int64_t den, int64_t *out);
 
 /* Format v (a count of 10^-digits units) as a decimal with exactly `digits`
