@@ -1,0 +1,490 @@
+/* credit.c -- the credit rules (semantics §4-6).
+ *
+ * Every rule checks everything that can fail (state rules, overflow) before
+ * it changes anything, so a reject leaves the org exactly as the closes left
+ * it.  Ledger entries are emitted as changes are made, in the order of §8.
+ */
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/engine_int.h"
+#include "engine/money.h"
+#include "engine/timeutil.h"
+
+static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
+
+/* ---- per-month consumption ---------------------------------------------- */
+
+static int64_t acct_get(const struct eng_acct *a, int n, int32_t month) {
+    for (int i = 0; i < n; i++)
+        if (a[i].month == month) return a[i].consumed;
+    return 0;
+}
+
+/* Would adding d to `month` overflow?  (Checked before any change.) */
+static int acct_can_add(const struct eng_acct *a, int n, int32_t month, int64_t d) {
+    int64_t r;
+    return money_add(acct_get(a, n, month), d, &r) == 0;
+}
+
+static void acct_add(struct eng_acct *a, int *n, int32_t month, int64_t d) {
+    int i;
+    for (i = 0; i < *n && a[i].month < month; i++) {}
+    if (i == *n || a[i].month != month) {
+        /* Months held are >= the open month and <= the watermark's month:
+         * close_after is bounded, so they always fit. */
+        assert(*n < ENG_MAX_MONTHS);
+        memmove(&a[i + 1], &a[i], (size_t)(*n - i) * sizeof(*a));
+        (*n)++;
+        a[i].month = month;
+        a[i].consumed = 0;
+    }
+    int rc = money_add(a[i].consumed, d, &a[i].consumed);
+    assert(rc == 0);
+    (void)rc;
+}
+
+/* Drop months <= m; 1 if anything was dropped. */
+static int acct_drop(struct eng_acct *a, int *n, int32_t m) {
+    int k = 0;
+    while (k < *n && a[k].month <= m) k++;
+    if (!k) return 0;
+    memmove(a, a + k, (size_t)(*n - k) * sizeof(*a));
+    *n -= k;
+    return 1;
+}
+
+/* ---- terms --------------------------------------------------------------- */
+
+/* Minimum consumption of month m (§6). */
+static int64_t minimum_of(const struct eng_terms *t, int32_t m) {
+    if (!t->apply_min) return 0;
+    if (t->end_month != ENG_NO_MONTH) {
+        if (m >= t->end_month) return 0;
+        if (m == t->end_month - 1) return t->expected;
+    }
+    int64_t r;
+    int rc = money_muldiv(t->expected, 100 - t->grace, 100, &r);
+    assert(rc == 0 && r >= 0 && r <= t->expected);
+    (void)rc;
+    return r;
+}
+
+static int expired_by(const struct eng_terms *t, int32_t m) {
+    return t->end_month != ENG_NO_MONTH && t->end_month <= m;
+}
+
+/* Linear expected for month `from`: (balance + consumed) / months left. */
+static int linear_expected(int64_t balance, int64_t consumed, int32_t from, int32_t end,
+                           int64_t *out) {
+    int64_t sum;
+    assert(end > from);
+    if (money_add(balance, consumed, &sum)) return ENG_R_OVERFLOW;
+    int rc = money_muldiv(sum, 1, end - from, out);
+    assert(rc == 0);
+    (void)rc;
+    return 0;
+}
+
+/* ---- closes -------------------------------------------------------------- */
+
+static int ledger_simple(struct engine *e, struct eng_org *o, const char *entry,
+                         struct eng_project *p, int64_t delta, int32_t month, int late) {
+    struct ledger l = {0};
+    l.entry = entry;
+    l.project = p ? p->id : NULL;
+    l.account_project = p != NULL;
+    l.delta = delta;
+    l.balance = p ? p->value : o->value;
+    l.month = month;
+    l.late = late;
+    return out_ledger(e, o, &l);
+}
+
+static int grow_draws(struct engine *e, size_t n) {
+    if (n <= e->cap_draws) return 0;
+    int64_t *d = realloc(e->draws, n * sizeof(*d));
+    if (!d) {
+        snprintf(e->err, e->errlen, "out of memory");
+        return ENG_ESTORE;
+    }
+    e->draws = d;
+    e->cap_draws = n;
+    return 0;
+}
+
+/* Steps 1-2: minimal draws.  mins[i]/draws[i] per project, mins[n]/draws[n]
+ * for the org (n = o->nproj). */
+static int close_minimums(struct engine *e, struct eng_org *o, int32_t m, int64_t *mins,
+                          int64_t *draws) {
+    int rc;
+    size_t n = o->nproj;
+    for (size_t i = 0; i <= n; i++) mins[i] = draws[i] = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct eng_project *p = &o->proj[i];
+        if (!p->has_credit) continue;
+        mins[i] = minimum_of(&p->terms, m);
+        int64_t d = min64(max64(0, mins[i] - acct_get(p->acct, p->nacct, m)), p->value);
+        if (d == 0) continue;
+        p->value -= d;
+        p->dirty |= ENG_DIRTY_CREDIT;
+        draws[i] = d;
+        if ((rc = ledger_simple(e, o, "minimal_draw", p, -d, m, 0))) return rc;
+    }
+    if (!o->has_credit) return 0;
+    mins[n] = minimum_of(&o->terms, m);
+    int64_t d = min64(max64(0, mins[n] - acct_get(o->acct, o->nacct, m)), o->value);
+    if (d == 0) return 0;
+    o->value -= d;
+    o->dirty |= ENG_DIRTY_CREDIT;
+    draws[n] = d;
+    return ledger_simple(e, o, "minimal_draw", NULL, -d, m, 0);
+}
+
+/* Step 3: expiry at the start of month `next`; projects first. */
+static int close_expiry(struct engine *e, struct eng_org *o, int32_t m, int32_t next) {
+    int rc, org_expires = o->has_credit && expired_by(&o->terms, next);
+    for (size_t i = 0; i < o->nproj; i++) {
+        struct eng_project *p = &o->proj[i];
+        if (!p->has_credit || !(org_expires || expired_by(&p->terms, next))) continue;
+        if (p->terms.expected || p->value) p->dirty |= ENG_DIRTY_CREDIT;
+        p->terms.expected = 0;
+        if (p->value == 0) continue;
+        int64_t d = p->value;
+        p->value = 0;
+        if ((rc = ledger_simple(e, o, "expiry", p, -d, m, 0))) return rc;
+    }
+    if (!org_expires) return 0;
+    if (o->terms.expected || o->value) o->dirty |= ENG_DIRTY_CREDIT;
+    o->terms.expected = 0;
+    if (o->value == 0) return 0;
+    int64_t d = o->value;
+    o->value = 0;
+    return ledger_simple(e, o, "expiry", NULL, -d, m, 0);
+}
+
+/* Step 4: linear expected for month `next` (expired credits were zeroed). */
+static void close_linear(struct eng_terms *t, int64_t balance, int32_t next, unsigned *dirty) {
+    if (t->logic != ENG_LINEAR || expired_by(t, next)) return;
+    int rc = linear_expected(balance, 0, next, t->end_month, &t->expected);
+    assert(rc == 0);
+    (void)rc;
+    *dirty |= ENG_DIRTY_CREDIT;
+}
+
+static int month_closed(struct engine *e, struct eng_org *o, struct eng_project *p, int32_t m,
+                        int64_t minimum, int64_t draw) {
+    struct ledger l = {0};
+    l.entry = "month_closed";
+    l.project = p ? p->id : NULL;
+    l.account_project = p != NULL;
+    l.balance = p ? p->value : o->value;
+    l.month = m;
+    l.has_close = 1;
+    l.consumed = p ? acct_get(p->acct, p->nacct, m) : acct_get(o->acct, o->nacct, m);
+    l.minimum = minimum;
+    l.draw = draw;
+    l.expected_next = p ? p->terms.expected : o->terms.expected;
+    return out_ledger(e, o, &l);
+}
+
+/* Close the open month of o (§6 steps 1-5), then open the next one. */
+static int close_month(struct engine *e, struct eng_org *o) {
+    int32_t m = o->open_month, next = m + 1;
+    size_t n = o->nproj;
+    int rc;
+    if ((rc = grow_draws(e, 2 * (n + 1)))) return rc;
+    int64_t *mins = e->draws, *draws = e->draws + n + 1;
+    if ((rc = close_minimums(e, o, m, mins, draws))) return rc;
+    if ((rc = close_expiry(e, o, m, next))) return rc;
+    for (size_t i = 0; i < n; i++)
+        if (o->proj[i].has_credit)
+            close_linear(&o->proj[i].terms, o->proj[i].value, next, &o->proj[i].dirty);
+    if (o->has_credit) close_linear(&o->terms, o->value, next, &o->dirty);
+    for (size_t i = 0; i < n; i++) {
+        struct eng_project *p = &o->proj[i];
+        if (p->has_credit && (rc = month_closed(e, o, p, m, mins[i], draws[i]))) return rc;
+    }
+    if (o->has_credit && (rc = month_closed(e, o, NULL, m, mins[n], draws[n]))) return rc;
+    for (size_t i = 0; i < n; i++)
+        if (acct_drop(o->proj[i].acct, &o->proj[i].nacct, m)) o->proj[i].dirty |= ENG_DIRTY_ACCT;
+    if (acct_drop(o->acct, &o->nacct, m)) o->dirty |= ENG_DIRTY_ACCT;
+    o->open_month = next;
+    o->dirty |= ENG_DIRTY_META;
+    return 0;
+}
+
+/* Close every month the watermark has passed (plus close_after). */
+int credit_closes(struct engine *e, struct eng_org *o) {
+    while (o->open_month != ENG_NO_MONTH && o->watermark != ENG_NO_TIME) {
+        int64_t due;
+        if (__builtin_add_overflow(time_month_start(o->open_month + 1), e->close_after_ns, &due))
+            return 0;
+        if (o->watermark < due) return 0;
+        int rc = close_month(e, o);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+int credit_advance(struct engine *e, struct eng_org *o, int64_t t) {
+    if (t > o->watermark) {
+        o->watermark = t;
+        o->dirty |= ENG_DIRTY_META;
+    }
+    return credit_closes(e, o);
+}
+
+/* ---- events -------------------------------------------------------------- */
+
+/* Month an event acts in: its own, or the open month when its own is
+ * already closed (then it is late). */
+static int32_t event_month(const struct engine *e, const struct eng_org *o, int *late) {
+    int32_t m = time_month_of(e->ev.time);
+    *late = o->open_month != ENG_NO_MONTH && m < o->open_month;
+    return *late ? o->open_month : m;
+}
+
+static int reject(struct engine *e, int reason, const char *fmt, const char *arg) {
+    snprintf(e->msg, sizeof(e->msg), fmt, arg);
+    return reason;
+}
+
+/* end_date must lie after the org's open month too (§3). */
+static int check_end_after_open(struct engine *e, const struct eng_org *o) {
+    int32_t end = e->ev.terms.end_month;
+    if (end == ENG_NO_MONTH || o->open_month == ENG_NO_MONTH || end > o->open_month) return 0;
+    char b[16];
+    time_format_month(o->open_month, b);
+    return reject(e, ENG_R_INVALID_EVENT,
+                  "data.end_date: not after the organisation's open month %s", b);
+}
+
+static int terms_entry(struct engine *e, struct eng_org *o, struct eng_project *p,
+                       int32_t month, int late) {
+    struct ledger l = {0};
+    l.entry = "terms";
+    l.project = p ? p->id : NULL;
+    l.account_project = p != NULL;
+    l.balance = p ? p->value : o->value;
+    l.month = month;
+    l.late = late;
+    l.terms = p ? &p->terms : &o->terms;
+    return out_ledger(e, o, &l);
+}
+
+static int org_set(struct engine *e, struct eng_org *o) {
+    const struct eng_event *ev = &e->ev;
+    int rc, late;
+    if ((rc = check_end_after_open(e, o))) return rc;
+    if (ev->has_if_value && (!o->has_credit || o->value != ev->if_value))
+        return reject(e, ENG_R_VALUE_CHANGED, "data.if_value: %s",
+                      o->has_credit ? "the balance has changed" : "the organisation has no credit");
+    struct eng_terms t = ev->terms;
+    int32_t om = o->open_month == ENG_NO_MONTH ? time_month_of(ev->time) : o->open_month;
+    if (t.logic == ENG_LINEAR &&
+        linear_expected(ev->value, acct_get(o->acct, o->nacct, om), om, t.end_month, &t.expected))
+        return reject(e, ENG_R_OVERFLOW, "data.value: %s", "expected consumption overflows");
+    if (o->open_month == ENG_NO_MONTH) {
+        o->open_month = om;
+        o->dirty |= ENG_DIRTY_META;
+    }
+    int32_t month = event_month(e, o, &late);
+    int64_t delta = ev->value - (o->has_credit ? o->value : 0);
+    o->has_credit = 1;
+    o->value = ev->value;
+    o->terms = t;
+    o->noff = ev->noff;
+    for (int i = 0; i < ev->noff; i++) strcpy(o->off[i], ev->off[i]);
+    o->dirty |= ENG_DIRTY_CREDIT;
+    if (delta && (rc = ledger_simple(e, o, "staff_grant", NULL, delta, month, late))) return rc;
+    if ((rc = terms_entry(e, o, NULL, month, late))) return rc;
+    return credit_closes(e, o); /* a first set dated behind the watermark */
+}
+
+static int org_adjust(struct engine *e, struct eng_org *o) {
+    int64_t v;
+    int late;
+    if (!o->has_credit) return reject(e, ENG_R_NO_ORG_CREDIT, "data.org: %s has no credit", o->id);
+    if (money_add(o->value, e->ev.delta, &v))
+        return reject(e, ENG_R_OVERFLOW, "data.delta: %s", "the balance would overflow");
+    if (v < 0)
+        return reject(e, ENG_R_INSUFFICIENT_CREDIT, "data.delta: %s",
+                      "the balance would go below 0");
+    int32_t month = event_month(e, o, &late);
+    o->value = v;
+    o->dirty |= ENG_DIRTY_CREDIT;
+    return ledger_simple(e, o, "staff_grant", NULL, e->ev.delta, month, late);
+}
+
+/* End project p's credit: revoked, or spent_on_termination (§3). */
+static int project_end(struct engine *e, struct eng_org *o, struct eng_project *p, int spend,
+                       int32_t month, int late) {
+    int64_t d = p->value;
+    p->value = 0;
+    p->has_credit = 0;
+    p->dirty |= ENG_DIRTY_CREDIT;
+    if (d == 0) return 0;
+    if (spend) {
+        o->value -= min64(d, o->value);
+        o->dirty |= ENG_DIRTY_CREDIT;
+    }
+    return ledger_simple(e, o, spend ? "spent_on_termination" : "revoked", p, -d, month, late);
+}
+
+static int org_delete(struct engine *e, struct eng_org *o) {
+    int rc, late;
+    if (!o->has_credit) return reject(e, ENG_R_NO_ORG_CREDIT, "data.org: %s has no credit", o->id);
+    int32_t month = event_month(e, o, &late);
+    for (size_t i = 0; i < o->nproj; i++)
+        if (o->proj[i].has_credit && (rc = project_end(e, o, &o->proj[i], 0, month, late)))
+            return rc;
+    int64_t d = o->value;
+    o->value = 0;
+    o->has_credit = 0;
+    memset(&o->terms, 0, sizeof(o->terms));
+    o->terms.end_month = ENG_NO_MONTH;
+    o->noff = 0;
+    o->dirty |= ENG_DIRTY_CREDIT;
+    return d ? ledger_simple(e, o, "revoked", NULL, -d, month, late) : 0;
+}
+
+static int project_set(struct engine *e, struct eng_org *o) {
+    const struct eng_event *ev = &e->ev;
+    int rc, late;
+    if (!o->has_credit) return reject(e, ENG_R_NO_ORG_CREDIT, "data.org: %s has no credit", o->id);
+    if ((rc = check_end_after_open(e, o))) return rc;
+    struct eng_project *p = eng_org_find_project(o, ev->project);
+    int64_t old = p && p->has_credit ? p->value : 0, sum = ev->value;
+    if (ev->value > old) {
+        for (size_t i = 0; i < o->nproj; i++)
+            if (&o->proj[i] != p && o->proj[i].has_credit && money_add(sum, o->proj[i].value, &sum))
+                sum = INT64_MAX;
+        if (sum > o->value)
+            return reject(e, ENG_R_ALLOCATION_EXCEEDS, "data.value: %s",
+                          "the project allocations would exceed the organisation's credit");
+    }
+    struct eng_terms t = ev->terms;
+    int32_t om = o->open_month;
+    if (t.logic == ENG_LINEAR &&
+        linear_expected(ev->value, p ? acct_get(p->acct, p->nacct, om) : 0, om, t.end_month,
+                        &t.expected))
+        return reject(e, ENG_R_OVERFLOW, "data.value: %s", "expected consumption overflows");
+    if (!p && !(p = eng_org_add_project(o, ev->project))) {
+        snprintf(e->err, e->errlen, "out of memory");
+        return ENG_ESTORE;
+    }
+    int32_t month = event_month(e, o, &late);
+    p->has_credit = 1;
+    p->value = ev->value;
+    p->terms = t;
+    p->dirty |= ENG_DIRTY_CREDIT;
+    if (ev->value != old &&
+        (rc = ledger_simple(e, o, "allocation", p, ev->value - old, month, late))) return rc;
+    return terms_entry(e, o, p, month, late);
+}
+
+static int project_delete(struct engine *e, struct eng_org *o, int terminate) {
+    int late;
+    struct eng_project *p = eng_org_find_project(o, e->ev.project);
+    if (!p || !p->has_credit)
+        return terminate ? 0 : reject(e, ENG_R_NO_PROJECT_CREDIT,
+                                      "data.project: %s has no credit", e->ev.project);
+    int32_t month = event_month(e, o, &late);
+    return project_end(e, o, p, terminate && p->terms.mark_unused, month, late);
+}
+
+static int eligible(const struct eng_org *o, const char *offering) {
+    if (o->noff == 0) return 1;
+    for (int i = 0; i < o->noff; i++)
+        if (strcmp(o->off[i], offering) == 0) return 1;
+    return 0;
+}
+
+static int ended_at(const struct eng_terms *t, int64_t time) {
+    return t->end_month != ENG_NO_MONTH && time >= time_month_start(t->end_month);
+}
+
+/* Free credit (§4): V - sum(P) when allocations are reserved, else V. */
+static int64_t free_credit(const struct eng_org *o) {
+    if (!o->terms.reserve) return o->value;
+    int64_t sum = 0;
+    for (size_t i = 0; i < o->nproj; i++)
+        if (o->proj[i].has_credit && money_add(sum, o->proj[i].value, &sum)) return 0;
+    return max64(0, o->value - sum);
+}
+
+static int compensation(struct engine *e, struct eng_org *o, const char *project,
+                        int account_project, int64_t d, int32_t month, int late) {
+    struct ledger l = {0};
+    l.entry = "compensation";
+    l.project = project;
+    l.account_project = account_project;
+    l.delta = -d;
+    l.balance = account_project ? eng_org_find_project(o, project)->value : o->value;
+    l.month = month;
+    l.late = late;
+    return out_ledger(e, o, &l);
+}
+
+/* §5: draw the usage's cost from project credit, fallback or free credit;
+ * the rest is overage. */
+static int usage(struct engine *e, struct eng_org *o) {
+    const struct eng_event *ev = &e->ev;
+    int late, rc;
+    if (ev->amount_overflow)
+        return reject(e, ENG_R_OVERFLOW, "data.quantity: %s", "quantity x unit_price overflows");
+    int64_t c = ev->amount, d1 = 0, d2 = 0;
+    if (c == 0) return 0;
+    int32_t bm = event_month(e, o, &late);
+    if (!o->has_credit) return out_overage(e, o, 0, c, "no_credit", bm, late);
+    if (ended_at(&o->terms, ev->time)) return out_overage(e, o, 0, c, "credit_expired", bm, late);
+    if (!eligible(o, ev->offering))
+        return out_overage(e, o, 0, c, "offering_not_eligible", bm, late);
+    struct eng_project *p = eng_org_find_project(o, ev->project);
+    const char *reason = "org_credit_exhausted";
+    int64_t free = free_credit(o);
+    if (p && p->has_credit) {
+        if (!ended_at(&p->terms, ev->time)) d1 = min64(c, min64(p->value, o->value));
+        if (c - d1 > 0 && p->terms.use_org_credit) d2 = min64(c - d1, free);
+        else reason = "project_credit_exhausted";
+    } else {
+        d2 = min64(c, free);
+    }
+    if (!acct_can_add(o->acct, o->nacct, bm, d1 + d2) ||
+        (d1 && !acct_can_add(p->acct, p->nacct, bm, d1)))
+        return reject(e, ENG_R_OVERFLOW, "data.amount: %s", "monthly consumption overflows");
+    if (d1) {
+        p->value -= d1;
+        o->value -= d1;
+        acct_add(p->acct, &p->nacct, bm, d1);
+        p->dirty |= ENG_DIRTY_CREDIT | ENG_DIRTY_ACCT;
+        if ((rc = compensation(e, o, p->id, 1, d1, bm, late))) return rc;
+    }
+    if (d2) {
+        o->value -= d2;
+        if ((rc = compensation(e, o, ev->project, 0, d2, bm, late))) return rc;
+    }
+    if (d1 + d2) {
+        acct_add(o->acct, &o->nacct, bm, d1 + d2);
+        o->dirty |= ENG_DIRTY_CREDIT | ENG_DIRTY_ACCT;
+    }
+    assert(o->value >= 0 && d1 + d2 <= c);
+    return c - d1 - d2 ? out_overage(e, o, d1 + d2, c - d1 - d2, reason, bm, late) : 0;
+}
+
+int credit_apply(struct engine *e, struct eng_org *o) {
+    switch (e->ev.type) {
+    case ENG_T_ORG_SET: return org_set(e, o);
+    case ENG_T_ORG_ADJUST: return org_adjust(e, o);
+    case ENG_T_ORG_DELETE: return org_delete(e, o);
+    case ENG_T_PROJECT_SET: return project_set(e, o);
+    case ENG_T_PROJECT_DELETE: return project_delete(e, o, 0);
+    case ENG_T_PROJECT_TERMINATE: return project_delete(e, o, 1);
+    case ENG_T_USAGE: return usage(e, o);
+    default: assert(!"credit_apply: not an org event"); return 0;
+    }
+}

@@ -1,0 +1,296 @@
+/* engine.c -- the order of checks (§7) and the dispatch of one message:
+ * JSON -> id/source -> data.org (or tick) -> partition -> idempotency ->
+ * envelope and fields -> watermark and closes -> state rules. */
+#include "engine/engine.h"
+
+#include <assert.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/engine_int.h"
+#include "engine/timeutil.h"
+
+int engine_new(struct engine **out, const struct engine_config *cfg, char *err, size_t errlen) {
+    if (cfg->close_after_s < 0 || cfg->close_after_s > ENGINE_MAX_CLOSE_AFTER) {
+        snprintf(err, errlen, "close_after: %lld is outside 0..%d seconds",
+                 (long long)cfg->close_after_s, ENGINE_MAX_CLOSE_AFTER);
+        return -1;
+    }
+    const char *cur = cfg->currency ? cfg->currency : "EUR";
+    if (strlen(cur) == 0 || strlen(cur) > ENGINE_CURRENCY_MAX) {
+        snprintf(err, errlen, "currency: must be 1..%d bytes", ENGINE_CURRENCY_MAX);
+        return -1;
+    }
+    struct engine *e = calloc(1, sizeof(*e));
+    if (!e) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    e->close_after_ns = cfg->close_after_s * INT64_C(1000000000);
+    strcpy(e->currency, cur);
+    eng_org_init(&e->org);
+    jsonw_init(&e->w);
+    *out = e;
+    return 0;
+}
+
+void engine_free(struct engine *e) {
+    if (!e) return;
+    eng_org_free(&e->org);
+    jsonw_free(&e->w);
+    free(e->draws);
+    free(e);
+}
+
+/* A CloudEvents time attribute that parses, or NULL. */
+static const char *readable_time(json_t *root, int64_t *ns) {
+    json_t *t = json_object_get(root, "time");
+    int64_t tmp;
+    if (!json_is_string(t) || time_parse_rfc3339(json_string_value(t), ns ? ns : &tmp) != 0)
+        return NULL;
+    return json_string_value(t);
+}
+
+int engine_peek_time(const char *buf, size_t len, int64_t *ns) {
+    json_t *root = json_loadb(buf, len, 0, NULL);
+    int rc = root && readable_time(root, ns) ? 0 : -1;
+    json_decref(root);
+    return rc;
+}
+
+/* id / source: non-empty strings of at most 256 bytes; NULL if not. */
+static const char *key_part(json_t *root, const char *name) {
+    json_t *v = json_object_get(root, name);
+    if (!json_is_string(v)) return NULL;
+    size_t n = json_string_length(v);
+    return n == 0 || n > ENG_KEYPART_MAX ? NULL : json_string_value(v);
+}
+
+static void fmt(struct engine *e, const char *f, const char *a, const char *b) {
+    snprintf(e->msg, sizeof(e->msg), f, a, b);
+}
+
+/* Reject before idempotency: nothing is remembered. */
+static int reject_unkeyed(struct engine *e, struct engine_result *res, int reason, json_t *root,
+                          const char *key) {
+    res->outcome = ENG_REJECTED;
+    res->reason = reason;
+    const char *src = root ? key_part(root, "source") : NULL;
+    const char *id = root ? key_part(root, "id") : NULL;
+    return out_rejected(e, reason, key, src, id, root ? readable_time(root, NULL) : NULL);
+}
+
+static uint64_t fnv1a64(const char *s, size_t n) {
+    uint64_t h = UINT64_C(0xcbf29ce484222325);
+    for (size_t i = 0; i < n; i++) {
+        h ^= (unsigned char)s[i];
+        h *= UINT64_C(0x100000001b3);
+    }
+    return h;
+}
+
+/* Idempotency key (state.h) and content hash of the canonical message. */
+struct ikey {
+    uint8_t k[ENG_DKEY_MAX];
+    size_t n;
+    struct eng_dedupe rec;
+};
+
+static void key_add(struct ikey *k, const char *s, int nul) {
+    size_t n = strlen(s);
+    assert(k->n + n + 1 <= sizeof(k->k));
+    memcpy(k->k + k->n, s, n);
+    k->n += n;
+    if (nul) k->k[k->n++] = 0;
+}
+
+static int make_key(struct engine *e, json_t *root, struct ikey *k) {
+    const struct eng_event *ev = &e->ev;
+    k->n = 0;
+    if (ev->org) {
+        key_add(k, "o", 0);
+        key_add(k, ev->org, 1);
+    } else {
+        uint32_t p = (uint32_t)e->m->partition;
+        k->k[k->n++] = 't';
+        for (int i = 3; i >= 0; i--) k->k[k->n++] = (uint8_t)(p >> (8 * i));
+    }
+    key_add(k, ev->source, 1);
+    key_add(k, ev->id, 0);
+    char *canon = json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS);
+    if (!canon) {
+        snprintf(e->err, e->errlen, "out of memory hashing event %s", ev->id);
+        return ENG_ESTORE;
+    }
+    memset(&k->rec, 0, sizeof(k->rec));
+    k->rec.hash = fnv1a64(canon, strlen(canon));
+    free(canon);
+    return 0;
+}
+
+/* Idempotency step: 0 to go on, 1 when handled (duplicate / conflict), <0 error. */
+static int check_key(struct engine *e, json_t *root, struct ikey *k, struct engine_result *res) {
+    const struct engine_store *st = e->st;
+    struct eng_dedupe old;
+    int rc = make_key(e, root, k);
+    if (rc) return rc;
+    rc = st->dedupe_get(st->ctx, k->k, k->n, &old, e->err, e->errlen);
+    if (rc == ENG_NOTFOUND) return 0;
+    if (rc) return rc;
+    if (old.hash == k->rec.hash) {
+        res->outcome = ENG_DUPLICATE;
+        return 1;
+    }
+    fmt(e, "id: \"%s\" from source \"%s\" was already used for different content", e->ev.id,
+        e->ev.source);
+    rc = reject_unkeyed(e, res, ENG_R_ID_CONFLICT, root, e->ev.org);
+    return rc ? rc : 1;
+}
+
+/* Remember the key with its outcome; emit the reject if there is one. */
+static int remember(struct engine *e, struct ikey *k, int reason, struct engine_result *res) {
+    const struct engine_store *st = e->st;
+    int rc;
+    k->rec.rejected = reason != 0;
+    k->rec.reason = (uint8_t)reason;
+    if (reason) {
+        res->outcome = ENG_REJECTED;
+        res->reason = reason;
+        rc = out_rejected(e, reason, e->ev.org, e->ev.source, e->ev.id, e->ev.time_str);
+        if (rc) return rc;
+    }
+    return st->dedupe_put(st->ctx, k->k, k->n, &k->rec, e->err, e->errlen);
+}
+
+static int tick_org(void *arg, const char *id) {
+    struct engine *e = arg;
+    const struct engine_store *st = e->st;
+    int rc = st->org_get(st->ctx, id, &e->org, e->err, e->errlen);
+    if (rc == ENG_NOTFOUND) {
+        snprintf(e->err, e->errlen, "store: org %s is indexed on partition %d but missing", id,
+                 (int)e->m->partition);
+        return ENG_ESTORE;
+    }
+    if (rc) return rc;
+    if ((rc = credit_advance(e, &e->org, e->ev.time))) return rc;
+    return e->org.dirty ? st->org_put(st->ctx, &e->org, e->err, e->errlen) : 0;
+}
+
+/* clock.tick: moves the clock of every org on the partition (§6). */
+static int apply_tick(struct engine *e, json_t *root, struct engine_result *res) {
+    const struct engine_store *st = e->st;
+    struct ikey k;
+    int rc = check_key(e, root, &k, res);
+    if (rc) return rc < 0 ? rc : 0;
+    int reason = event_decode(root, &e->ev, e->msg, sizeof(e->msg));
+    if (reason) return remember(e, &k, reason, res);
+    int64_t clock;
+    rc = st->clock_get(st->ctx, e->m->partition, &clock, e->err, e->errlen);
+    if (rc < 0) return rc;
+    if (rc == ENG_NOTFOUND || e->ev.time > clock) {
+        /* Every org on the partition has a watermark >= the clock, so only a
+         * tick that moves the clock can move anything. */
+        if ((rc = st->clock_put(st->ctx, e->m->partition, e->ev.time, e->err, e->errlen))) return rc;
+        rc = st->orgs_on_partition(st->ctx, e->m->partition, tick_org, e, e->err, e->errlen);
+        if (rc) return rc;
+    }
+    return remember(e, &k, 0, res);
+}
+
+/* Load the org, or start a new one pinned to this partition whose watermark
+ * starts at the partition clock. */
+static int load_org(struct engine *e, struct eng_org *o, int *is_new) {
+    const struct engine_store *st = e->st;
+    int rc = st->org_get(st->ctx, e->ev.org, o, e->err, e->errlen);
+    *is_new = rc == ENG_NOTFOUND;
+    if (rc != ENG_NOTFOUND) return rc;
+    eng_org_free(o);
+    eng_org_init(o);
+    strcpy(o->id, e->ev.org);
+    o->partition = e->m->partition;
+    int64_t clock;
+    rc = st->clock_get(st->ctx, e->m->partition, &clock, e->err, e->errlen);
+    if (rc < 0) return rc;
+    if (rc == ENG_OK) o->watermark = clock;
+    return 0;
+}
+
+static int apply_org_event(struct engine *e, json_t *root, struct engine_result *res) {
+    const struct engine_store *st = e->st;
+    struct eng_org *o = &e->org;
+    struct ikey k;
+    int is_new, rc = load_org(e, o, &is_new);
+    if (rc) return rc;
+    if (!is_new && o->partition != e->m->partition) {
+        char a[16], b[16];
+        snprintf(a, sizeof(a), "%d", (int)o->partition);
+        snprintf(b, sizeof(b), "%d", (int)e->m->partition);
+        snprintf(e->msg, sizeof(e->msg),
+                 "data.org: organisation %s belongs to partition %s, the message came on partition %s",
+                 o->id, a, b);
+        return reject_unkeyed(e, res, ENG_R_WRONG_PARTITION, root, o->id);
+    }
+    if ((rc = check_key(e, root, &k, res))) return rc < 0 ? rc : 0;
+    int reason = event_decode(root, &e->ev, e->msg, sizeof(e->msg));
+    if (reason) return remember(e, &k, reason, res); /* format reject: only the key */
+    if (is_new) o->dirty |= ENG_DIRTY_META;
+    if ((rc = credit_advance(e, o, e->ev.time))) return rc;
+    rc = credit_apply(e, o);
+    if (rc < 0) return rc;
+    if ((rc = remember(e, &k, rc, res))) return rc;
+    return o->dirty ? st->org_put(st->ctx, o, e->err, e->errlen) : 0;
+}
+
+static int apply_root(struct engine *e, json_t *root, struct engine_result *res) {
+    struct eng_event *ev = &e->ev;
+    if (!json_is_object(root)) {
+        fmt(e, "the message must be a JSON object (a CloudEvent)%s%s", "", "");
+        return reject_unkeyed(e, res, ENG_R_INVALID_EVENT, root, NULL);
+    }
+    ev->id = key_part(root, "id");
+    ev->source = key_part(root, "source");
+    if (!ev->id || !ev->source) {
+        fmt(e, "%s: must be a non-empty string of at most 256 bytes%s", ev->id ? "source" : "id", "");
+        return reject_unkeyed(e, res, ENG_R_INVALID_EVENT, root, NULL);
+    }
+    json_t *type = json_object_get(root, "type");
+    if (json_is_string(type) && strcmp(json_string_value(type), "clock.tick") == 0)
+        return apply_tick(e, root, res);
+    json_t *org = json_object_get(json_object_get(root, "data"), "org");
+    if (!json_is_string(org) || json_string_length(org) == 0 ||
+        json_string_length(org) > ENG_ID_MAX) {
+        if (json_is_string(type) && event_type_of(json_string_value(type)) == ENG_T_UNKNOWN) {
+            fmt(e, "type: \"%s\" is not an event type creditd knows%s", json_string_value(type), "");
+            return reject_unkeyed(e, res, ENG_R_UNKNOWN_TYPE, root, NULL);
+        }
+        fmt(e, "data.org: %s%s", org ? "must be a non-empty string of at most 200 bytes"
+                                     : "required field is missing", "");
+        return reject_unkeyed(e, res, ENG_R_INVALID_EVENT, root, NULL);
+    }
+    ev->org = json_string_value(org);
+    return apply_org_event(e, root, res);
+}
+
+int engine_apply(struct engine *e, const struct engine_store *st, const struct engine_msg *m,
+                 struct engine_result *res, char *err, size_t errlen) {
+    e->st = st;
+    e->m = m;
+    e->err = err;
+    e->errlen = errlen;
+    memset(&e->ev, 0, sizeof(e->ev));
+    e->msg[0] = 0;
+    res->outcome = ENG_APPLIED;
+    res->reason = ENG_R_NONE;
+    json_error_t jerr;
+    json_t *root = json_loadb(m->buf, m->len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root) {
+        snprintf(e->msg, sizeof(e->msg), "invalid JSON at line %d, column %d: %s", jerr.line,
+                 jerr.column, jerr.text);
+        return reject_unkeyed(e, res, ENG_R_INVALID_JSON, NULL, NULL);
+    }
+    int rc = apply_root(e, root, res);
+    json_decref(root);
+    return rc;
+}

@@ -1,0 +1,60 @@
+/* engine.h -- creditd's credit engine: input message in, state changes and
+ * output events out (semantics: ../shared/credit-semantics.md).
+ *
+ * Pure: no I/O, no wall clock, no librdkafka, no LMDB.  State is read and
+ * written through `struct engine_store` (state.h) inside the caller's batch
+ * transaction; outputs go to the store's outbox through the same interface.
+ * The engine keeps no state between calls that is not in the store, so a
+ * batch aborted by the store can be re-applied from its input.
+ *
+ * Not thread-safe: one engine per thread.
+ */
+#ifndef CREDITD_ENGINE_H
+#define CREDITD_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/event.h"
+#include "engine/state.h"
+
+struct engine_config {
+    int64_t close_after_s;   /* §6 close_after, seconds, 0..ENGINE_MAX_CLOSE_AFTER */
+    const char *currency;    /* label copied into overage events (copied at engine_new) */
+};
+#define ENGINE_MAX_CLOSE_AFTER (90 * 86400)
+#define ENGINE_CURRENCY_MAX 16
+
+/* One input message.  buf is borrowed for the call. */
+struct engine_msg {
+    const char *buf;
+    size_t len;
+    const char *topic;       /* NULL: file replay (rejected ids are rejected/file/<offset>) */
+    int32_t partition;
+    int64_t offset;          /* Kafka offset, or the 1-based line number in file replay */
+};
+
+enum eng_outcome { ENG_APPLIED = 0, ENG_DUPLICATE = 1, ENG_REJECTED = 2 };
+
+struct engine_result {
+    enum eng_outcome outcome;
+    int reason;              /* enum eng_reason when rejected */
+};
+
+struct engine;
+
+/* 0, or -1 with err (bad config, out of memory). */
+int  engine_new(struct engine **out, const struct engine_config *cfg, char *err, size_t errlen);
+void engine_free(struct engine *e);
+
+/* Apply one message.  Returns 0 whatever the outcome for the message
+ * (applied, duplicate, rejected: see *res), or ENG_ESTORE when the store
+ * failed (err says why): the caller must abort the batch. */
+int engine_apply(struct engine *e, const struct engine_store *st, const struct engine_msg *m,
+                 struct engine_result *res, char *err, size_t errlen);
+
+/* Peek at an input's CloudEvents time (for replay --until): 0 and *ns, or -1
+ * when the message has no readable time. */
+int engine_peek_time(const char *buf, size_t len, int64_t *ns);
+
+#endif

@@ -1,0 +1,57 @@
+/* engine_int.h -- internals shared by engine.c, credit.c and output.c.
+ * Not part of the engine's interface; nothing outside engine/ includes it. */
+#ifndef CREDITD_ENGINE_INT_H
+#define CREDITD_ENGINE_INT_H
+
+#include "engine/engine.h"
+#include "engine/event.h"
+#include "engine/jsonw.h"
+#include "engine/state.h"
+
+#define ENG_MSG_MAX 600
+
+struct engine {
+    int64_t close_after_ns;
+    char currency[ENGINE_CURRENCY_MAX + 1];
+    struct eng_org org;          /* scratch: the org being worked on */
+    struct jsonw w;              /* scratch: the output being built */
+    int64_t *draws;              /* scratch: per-project minimal draws of a close */
+    size_t cap_draws;
+    /* The current call (valid during engine_apply only). */
+    const struct engine_store *st;
+    const struct engine_msg *m;
+    struct eng_event ev;         /* id, source, time_str: the causing event */
+    char *err;
+    size_t errlen;
+    char msg[ENG_MSG_MAX];       /* reject message */
+};
+
+/* One ledger entry (§8).  project NULL = the org; account_project says whose
+ * balance the entry changes. */
+struct ledger {
+    const char *entry;
+    const char *project;                  /* project id, NULL for none */
+    int account_project;
+    int64_t delta, balance;
+    int32_t month;
+    int late;
+    const struct eng_terms *terms;        /* "terms" entries */
+    int has_close;                        /* "month_closed" entries */
+    int64_t consumed, minimum, draw, expected_next;
+};
+
+/* output.c: build and emit outputs; ENG_OK or ENG_ESTORE. */
+int out_ledger(struct engine *e, struct eng_org *o, const struct ledger *l);
+int out_overage(struct engine *e, struct eng_org *o, int64_t covered, int64_t amount,
+                const char *reason, int32_t billing_month, int late);
+/* raw message, key (org or NULL), event id/source/time if readable. */
+int out_rejected(struct engine *e, int reason, const char *key, const char *source,
+                 const char *id, const char *time_str);
+
+/* credit.c: the rules.  Each returns ENG_OK, ENG_ESTORE, or a reason > 0
+ * (state-rule reject: nothing changed by the event itself). */
+int credit_advance(struct engine *e, struct eng_org *o, int64_t t); /* watermark + closes */
+int credit_closes(struct engine *e, struct eng_org *o);
+int credit_apply(struct engine *e, struct eng_org *o);              /* e->ev on o */
+
+#endif

@@ -1,0 +1,77 @@
+/* event.h -- decoding and validation of input CloudEvents (semantics §1-3).
+ *
+ * event_decode() runs the "envelope and fields" step of the order of checks
+ * (§7): specversion, time, type and every data field of the type.  The
+ * earlier steps (JSON, id/source, data.org, partition, idempotency) are done
+ * by engine.c.  Strings in struct eng_event are borrowed from the jansson
+ * tree and valid as long as it lives.
+ */
+#ifndef CREDITD_EVENT_H
+#define CREDITD_EVENT_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/state.h"
+
+enum eng_reason {
+    ENG_R_NONE = 0,
+    ENG_R_INVALID_JSON,
+    ENG_R_INVALID_EVENT,
+    ENG_R_UNKNOWN_TYPE,
+    ENG_R_ID_CONFLICT,
+    ENG_R_WRONG_PARTITION,
+    ENG_R_OVERFLOW,
+    ENG_R_NO_ORG_CREDIT,
+    ENG_R_NO_PROJECT_CREDIT,
+    ENG_R_ALLOCATION_EXCEEDS,
+    ENG_R_VALUE_CHANGED,
+    ENG_R_INSUFFICIENT_CREDIT,
+    ENG_R_COUNT
+};
+const char *event_reason_name(int reason);
+
+enum eng_type {
+    ENG_T_UNKNOWN = 0,
+    ENG_T_ORG_SET,
+    ENG_T_ORG_ADJUST,
+    ENG_T_ORG_DELETE,
+    ENG_T_PROJECT_SET,
+    ENG_T_PROJECT_DELETE,
+    ENG_T_PROJECT_TERMINATE,
+    ENG_T_USAGE,
+    ENG_T_TICK
+};
+/* Type from its name; ENG_T_UNKNOWN when not one of ours. */
+enum eng_type event_type_of(const char *name);
+
+struct eng_event {
+    enum eng_type type;
+    const char *id, *source, *time_str, *org, *project;
+    int64_t time;                 /* ns since epoch */
+    /* org_credit.set / project_credit.set */
+    int64_t value;
+    int has_if_value;
+    int64_t if_value;
+    struct eng_terms terms;       /* expected = expected_consumption as given */
+    int end_day;                  /* day of end_date (must be 1) */
+    int noff;
+    const char *off[ENG_MAX_OFFERINGS];
+    /* org_credit.adjust */
+    int64_t delta;
+    /* usage */
+    const char *resource, *offering, *component, *plan, *unit;
+    int has_qty;                  /* quantity + unit_price form */
+    int64_t quantity, unit_price; /* nano-units */
+    int64_t amount;               /* micro-units; for the qty form: 0 until computed */
+    int amount_overflow;          /* quantity * unit_price does not fit */
+};
+
+/* Validate the envelope and the data of `root` (a JSON object whose id,
+ * source and org/tick were already read) into *ev.  Returns 0, or the reason
+ * (ENG_R_INVALID_EVENT / ENG_R_UNKNOWN_TYPE) with a message naming the field
+ * in msg. */
+int event_decode(json_t *root, struct eng_event *ev, char *msg, size_t msglen);
+
+#endif

@@ -1,0 +1,218 @@
+/* output.c -- output CloudEvents (semantics §8): credit.ledger,
+ * credit.overage and credit.rejected, built with jsonw in a fixed key order
+ * and appended to the store's outbox. */
+#include <assert.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "engine/engine_int.h"
+#include "engine/money.h"
+#include "engine/timeutil.h"
+
+#define RAW_MAX (64 * 1024)
+
+static void envelope(struct engine *e, const char *type, const char *id, const char *subject,
+                     const char *time_str) {
+    struct jsonw *w = &e->w;
+    jsonw_reset(w);
+    jsonw_obj_open(w);
+    jsonw_kstr(w, "specversion", "1.0");
+    jsonw_kstr(w, "id", id);
+    jsonw_kstr(w, "source", "creditd");
+    jsonw_kstr(w, "type", type);
+    if (time_str) jsonw_kstr(w, "time", time_str);
+    if (subject) jsonw_kstr(w, "subject", subject);
+    jsonw_kstr(w, "datacontenttype", "application/json");
+    jsonw_key(w, "data");
+    jsonw_obj_open(w);
+}
+
+static int finish(struct engine *e, enum eng_out_kind kind, const char *key) {
+    struct jsonw *w = &e->w;
+    jsonw_obj_close(w);
+    jsonw_obj_close(w);
+    if (!jsonw_ok(w)) {
+        snprintf(e->err, e->errlen, "out of memory building an output event");
+        return ENG_ESTORE;
+    }
+    return e->st->emit(e->st->ctx, kind, key, w->buf, w->len, e->err, e->errlen);
+}
+
+static void kmonth(struct jsonw *w, const char *k, int32_t month) {
+    char b[16];
+    time_format_month(month, b);
+    jsonw_kstr(w, k, b);
+}
+
+static void terms_obj(struct jsonw *w, const struct eng_org *o, const struct ledger *l) {
+    const struct eng_terms *t = l->terms;
+    char b[16];
+    jsonw_key(w, "terms");
+    jsonw_obj_open(w);
+    jsonw_kstr(w, "consumption_logic", t->logic == ENG_LINEAR ? "linear" : "fixed");
+    jsonw_kmoney(w, "expected_consumption", t->expected);
+    jsonw_kint(w, "grace_coefficient", t->grace);
+    jsonw_kbool(w, "apply_as_minimal_consumption", t->apply_min);
+    jsonw_key(w, "end_date");
+    if (t->end_month == ENG_NO_MONTH) {
+        jsonw_null(w);
+    } else {
+        time_format_month_date(t->end_month, b);
+        jsonw_str(w, b);
+    }
+    if (l->account_project) {
+        jsonw_kbool(w, "use_org_credit", t->use_org_credit);
+        jsonw_kbool(w, "mark_unused_as_spent_on_termination", t->mark_unused);
+    } else {
+        jsonw_kbool(w, "reserve_allocations", t->reserve);
+        jsonw_key(w, "offerings");
+        jsonw_arr_open(w);
+        for (int i = 0; i < o->noff; i++) jsonw_str(w, o->off[i]);
+        jsonw_arr_close(w);
+    }
+    jsonw_obj_close(w);
+}
+
+int out_ledger(struct engine *e, struct eng_org *o, const struct ledger *l) {
+    assert(l->delta != 0 || strcmp(l->entry, "terms") == 0 || strcmp(l->entry, "month_closed") == 0);
+    char id[ENG_ID_MAX + 48];
+    uint64_t seq = ++o->seq[ENG_OUT_LEDGER];
+    o->dirty |= ENG_DIRTY_SEQ;
+    snprintf(id, sizeof(id), "ledger/%s/%" PRIu64, o->id, seq);
+    envelope(e, "credit.ledger", id, o->id, e->ev.time_str);
+    struct jsonw *w = &e->w;
+    jsonw_kstr(w, "org", o->id);
+    jsonw_kstr(w, "project", l->project);
+    jsonw_kstr(w, "account", l->account_project ? "project" : "org");
+    jsonw_kstr(w, "entry", l->entry);
+    jsonw_kmoney(w, "delta", l->delta);
+    jsonw_kmoney(w, "balance", l->balance);
+    jsonw_kmoney(w, "org_balance", o->value);
+    kmonth(w, "month", l->month);
+    jsonw_kbool(w, "late", l->late);
+    jsonw_kint(w, "seq", (int64_t)seq);
+    jsonw_kstr(w, "event_source", e->ev.source);
+    jsonw_kstr(w, "event_id", e->ev.id);
+    if (l->terms) terms_obj(w, o, l);
+    if (l->has_close) {
+        jsonw_kmoney(w, "consumed", l->consumed);
+        jsonw_kmoney(w, "minimum", l->minimum);
+        jsonw_kmoney(w, "draw", l->draw);
+        jsonw_kmoney(w, "expected_next", l->expected_next);
+    }
+    return finish(e, ENG_OUT_LEDGER, o->id);
+}
+
+static void kqty(struct jsonw *w, const char *k, int has, int64_t v) {
+    char b[MONEY_FMT_MAX];
+    jsonw_key(w, k);
+    if (!has) { jsonw_null(w); return; }
+    money_format(v, QTY_DIGITS, b);
+    jsonw_str(w, b);
+}
+
+int out_overage(struct engine *e, struct eng_org *o, int64_t covered, int64_t amount,
+                const char *reason, int32_t billing_month, int late) {
+    assert(amount > 0);
+    const struct eng_event *ev = &e->ev;
+    char id[ENG_ID_MAX + 48];
+    uint64_t seq = ++o->seq[ENG_OUT_OVERAGE];
+    o->dirty |= ENG_DIRTY_SEQ;
+    snprintf(id, sizeof(id), "overage/%s/%" PRIu64, o->id, seq);
+    envelope(e, "credit.overage", id, o->id, ev->time_str);
+    struct jsonw *w = &e->w;
+    jsonw_kstr(w, "org", o->id);
+    jsonw_kstr(w, "project", ev->project);
+    jsonw_kstr(w, "resource", ev->resource);
+    jsonw_kstr(w, "offering", ev->offering);
+    jsonw_kstr(w, "component", ev->component);
+    jsonw_kstr(w, "plan", ev->plan);
+    jsonw_kstr(w, "unit", ev->unit);
+    kqty(w, "quantity", ev->has_qty, ev->quantity);
+    kqty(w, "unit_price", ev->has_qty, ev->unit_price);
+    jsonw_kmoney(w, "cost", ev->amount);
+    jsonw_kmoney(w, "covered", covered);
+    jsonw_kmoney(w, "amount", amount);
+    jsonw_kstr(w, "currency", e->currency);
+    jsonw_kstr(w, "reason", reason);
+    kmonth(w, "period", time_month_of(ev->time));
+    kmonth(w, "billing_month", billing_month);
+    jsonw_kbool(w, "late", late);
+    jsonw_kint(w, "seq", (int64_t)seq);
+    jsonw_kstr(w, "usage_source", ev->source);
+    jsonw_kstr(w, "usage_id", ev->id);
+    return finish(e, ENG_OUT_OVERAGE, o->id);
+}
+
+/* Length of the longest prefix of s[0..n) that is valid UTF-8 (RFC 3629:
+ * no overlongs, no surrogates, <= U+10FFFF). */
+static size_t utf8_valid_prefix(const unsigned char *s, size_t n) {
+    size_t i = 0;
+    while (i < n) {
+        unsigned c = s[i], need, min;
+        uint32_t cp;
+        if (c < 0x80) { i++; continue; }
+        if (c >= 0xC2 && c <= 0xDF) { need = 1; cp = c & 0x1F; min = 0x80; }
+        else if (c >= 0xE0 && c <= 0xEF) { need = 2; cp = c & 0x0F; min = 0x800; }
+        else if (c >= 0xF0 && c <= 0xF4) { need = 3; cp = c & 0x07; min = 0x10000; }
+        else return i;
+        if (i + need >= n) return i;
+        for (unsigned k = 1; k <= need; k++) {
+            if ((s[i + k] & 0xC0) != 0x80) return i;
+            cp = (cp << 6) | (s[i + k] & 0x3F);
+        }
+        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return i;
+        i += need + 1;
+    }
+    return i;
+}
+
+static void kbase64(struct jsonw *w, const char *k, const unsigned char *s, size_t n) {
+    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    char out[4 * (RAW_MAX / 3 + 1) + 1];
+    size_t o = 0;
+    for (size_t i = 0; i < n; i += 3) {
+        uint32_t v = (uint32_t)s[i] << 16;
+        if (i + 1 < n) v |= (uint32_t)s[i + 1] << 8;
+        if (i + 2 < n) v |= s[i + 2];
+        out[o++] = tab[(v >> 18) & 63];
+        out[o++] = tab[(v >> 12) & 63];
+        out[o++] = i + 1 < n ? tab[(v >> 6) & 63] : '=';
+        out[o++] = i + 2 < n ? tab[v & 63] : '=';
+    }
+    jsonw_key(w, k);
+    jsonw_strn(w, out, o);
+}
+
+int out_rejected(struct engine *e, int reason, const char *key, const char *source,
+                 const char *id, const char *time_str) {
+    const struct engine_msg *m = e->m;
+    char oid[64];
+    if (m->topic) snprintf(oid, sizeof(oid), "rejected/%" PRId32 "/%" PRId64, m->partition, m->offset);
+    else snprintf(oid, sizeof(oid), "rejected/file/%" PRId64, m->offset);
+    envelope(e, "credit.rejected", oid, key, time_str);
+    struct jsonw *w = &e->w;
+    jsonw_kstr(w, "reason", event_reason_name(reason));
+    jsonw_kstr(w, "message", e->msg);
+    size_t n = m->len < RAW_MAX ? m->len : RAW_MAX;
+    size_t valid = utf8_valid_prefix((const unsigned char *)m->buf, n);
+    /* A cut inside a multi-byte character at the 64 KiB bound is not "not UTF-8". */
+    int utf8 = valid == n || (n < m->len && n - valid < 4 &&
+                              utf8_valid_prefix((const unsigned char *)m->buf,
+                                                m->len < n + 3 ? m->len : n + 3) > valid);
+    if (utf8) {
+        jsonw_key(w, "raw");
+        jsonw_strn(w, m->buf, valid);
+    } else {
+        kbase64(w, "raw", (const unsigned char *)m->buf, n);
+    }
+    jsonw_kstr(w, "raw_encoding", utf8 ? "utf-8" : "base64");
+    jsonw_kbool(w, "raw_truncated", n < m->len);
+    jsonw_kstr(w, "event_source", source);
+    jsonw_kstr(w, "event_id", id);
+    jsonw_kstr(w, "topic", m->topic);
+    jsonw_kint(w, "partition", m->partition);
+    jsonw_kint(w, "offset", m->offset);
+    return finish(e, ENG_OUT_REJECTED, key);
+}

@@ -1,0 +1,145 @@
+/* memstore.c -- see memstore.h.  Linear searches: tests are small. */
+#include "tests/unit/memstore.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void memstore_init(struct memstore *s) {
+    memset(s, 0, sizeof(*s));
+    s->fail_after = -1;
+}
+
+void memstore_free(struct memstore *s) {
+    for (size_t i = 0; i < s->norgs; i++) eng_org_free(&s->orgs[i]);
+    for (size_t i = 0; i < s->nout; i++) {
+        free(s->out[i].key);
+        free(s->out[i].json);
+    }
+    free(s->orgs);
+    free(s->dd);
+    free(s->out);
+    memset(s, 0, sizeof(*s));
+}
+
+static int failing(struct memstore *s, char *err, size_t errlen) {
+    if (s->fail_after < 0) return 0;
+    if (s->fail_after-- > 0) return 0;
+    snprintf(err, errlen, "memstore: injected failure");
+    return 1;
+}
+
+struct eng_org *memstore_org(struct memstore *s, const char *id) {
+    for (size_t i = 0; i < s->norgs; i++)
+        if (strcmp(s->orgs[i].id, id) == 0) return &s->orgs[i];
+    return NULL;
+}
+
+static int org_get(void *ctx, const char *id, struct eng_org *out, char *err, size_t errlen) {
+    struct memstore *s = ctx;
+    if (failing(s, err, errlen)) return ENG_ESTORE;
+    struct eng_org *o = memstore_org(s, id);
+    if (!o) return ENG_NOTFOUND;
+    if (eng_org_copy(out, o)) return ENG_ESTORE;
+    out->dirty = 0;
+    for (size_t i = 0; i < out->nproj; i++) out->proj[i].dirty = 0;
+    return ENG_OK;
+}
+
+static int org_put(void *ctx, const struct eng_org *o, char *err, size_t errlen) {
+    struct memstore *s = ctx;
+    if (failing(s, err, errlen)) return ENG_ESTORE;
+    struct eng_org *dst = memstore_org(s, o->id);
+    if (!dst) {
+        s->orgs = realloc(s->orgs, (s->norgs + 1) * sizeof(*s->orgs));
+        dst = &s->orgs[s->norgs++];
+        eng_org_init(dst);
+    }
+    return eng_org_copy(dst, o) ? ENG_ESTORE : ENG_OK;
+}
+
+static int cmp_str(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int orgs_on_partition(void *ctx, int32_t partition, int (*cb)(void *, const char *),
+                             void *arg, char *err, size_t errlen) {
+    struct memstore *s = ctx;
+    if (failing(s, err, errlen)) return ENG_ESTORE;
+    char **ids = malloc((s->norgs + 1) * sizeof(*ids));
+    size_t n = 0;
+    for (size_t i = 0; i < s->norgs; i++)
+        if (s->orgs[i].partition == partition) ids[n++] = strdup(s->orgs[i].id);
+    qsort(ids, n, sizeof(*ids), cmp_str);
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!rc) rc = cb(arg, ids[i]);
+        free(ids[i]);
+    }
+    free(ids);
+    return rc;
+}
+
+static int clock_get(void *ctx, int32_t p, int64_t *ns, char *err, size_t errlen) {
+    struct memstore *s = ctx;
+    if (failing(s, err, errlen)) return ENG_ESTORE;
+    if (p < 0 || p >= 64 || !s->has_clock[p]) return ENG_NOTFOUND;
+    *ns = s->clock[p];
+    return ENG_OK;
+}
+
+static int clock_put(void *ctx, int32_t p, int64_t ns, char *err, size_t errlen) {
+    struct memstore *s = ctx;
+    if (failing(s, err, errlen)) return ENG_ESTORE;
+    s->clock[p] = ns;
+    s->has_clock[p] = 1;
+    return ENG_OK;
+}
+
+static int dedupe_get(void *ctx, const uint8_t *k, size_t n, struct eng_dedupe *out, char *err,
+                      size_t errlen) {
+    struct memstore *s = ctx;
+    if (failing(s, err, errlen)) return ENG_ESTORE;
+    for (size_t i = 0; i < s->ndd; i++)
+        if (s->dd[i].n == n && memcmp(s->dd[i].k, k, n) == 0) {
+            *out = s->dd[i].rec;
+            return ENG_OK;
+        }
+    return ENG_NOTFOUND;
+}
+
+static int dedupe_put(void *ctx, const uint8_t *k, size_t n, const struct eng_dedupe *rec,
+                      char *err, size_t errlen) {
+    struct memstore *s = ctx;
+    if (failing(s, err, errlen)) return ENG_ESTORE;
+    s->dd = realloc(s->dd, (s->ndd + 1) * sizeof(*s->dd));
+    memcpy(s->dd[s->ndd].k, k, n);
+    s->dd[s->ndd].n = n;
+    s->dd[s->ndd].rec = *rec;
+    s->ndd++;
+    return ENG_OK;
+}
+
+static int emit(void *ctx, enum eng_out_kind kind, const char *key, const char *json, size_t len,
+                char *err, size_t errlen) {
+    struct memstore *s = ctx;
+    if (failing(s, err, errlen)) return ENG_ESTORE;
+    s->out = realloc(s->out, (s->nout + 1) * sizeof(*s->out));
+    s->out[s->nout].kind = kind;
+    s->out[s->nout].key = key ? strdup(key) : NULL;
+    s->out[s->nout].json = strndup(json, len);
+    s->nout++;
+    return ENG_OK;
+}
+
+void memstore_ops(struct memstore *s, struct engine_store *ops) {
+    ops->ctx = s;
+    ops->org_get = org_get;
+    ops->org_put = org_put;
+    ops->orgs_on_partition = orgs_on_partition;
+    ops->clock_get = clock_get;
+    ops->clock_put = clock_put;
+    ops->dedupe_get = dedupe_get;
+    ops->dedupe_put = dedupe_put;
+    ops->emit = emit;
+}
