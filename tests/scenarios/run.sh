@@ -1,0 +1,108 @@
+#!/bin/sh
+# Scenario tests of credit-replay and creditctl on a real LMDB store.
+# Run from the repository root after `make build/credit-replay build/creditctl`.
+# Prints a closing "scenarios: N passed, N failed" line.
+set -u
+B=build
+S=tests/scenarios
+PY=/usr/bin/python3
+tmp=$(mktemp -d /tmp/creditd-scen.XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+pass=0; fail=0
+ok()   { pass=$((pass+1)); }
+bad()  { fail=$((fail+1)); echo "FAIL: $*" >&2; }
+replay() { "$B/credit-replay" "$@" 2>>"$tmp/replay.log"; }
+
+# 1. Worked examples A-E: exact numbers of the semantics.
+for x in A B C D E; do
+    replay --db "$tmp/ex_$x" --out "$tmp/ex_$x.out" "$S/ex_$x.jsonl" || bad "replay ex_$x"
+    "$B/creditctl" --db "$tmp/ex_$x" balances --json > "$tmp/ex_$x.balances" || bad "balances ex_$x"
+done
+if $PY "$S/check_examples.py" "$tmp"; then ok; else bad "worked examples"; fi
+
+# 2. Bad input: one reject per line with the expected reason; the rest applies.
+replay --db "$tmp/bad" --out "$tmp/bad.out" "$S/bad_input.jsonl" || bad "replay bad input exit code"
+if $PY - "$tmp/bad.out" "$S/bad_input.expected" "$S/bad_input.jsonl" <<'PYEOF'
+import json, sys
+outs = [json.loads(l) for l in open(sys.argv[1])]
+exp = open(sys.argv[2]).read().split()
+rej = {o["data"]["offset"]: o["data"] for o in outs if o["type"] == "credit.rejected"}
+errors = []
+for line, want in enumerate(exp, 1):
+    got = rej.get(line, {}).get("reason", "applied")
+    if got != want:
+        errors.append(f"line {line}: want {want}, got {got}")
+    if line in rej:
+        r = rej[line]
+        if r["topic"] is not None or r["partition"] != 0 or not r["message"]:
+            errors.append(f"line {line}: bad rejected envelope {r}")
+nonutf8 = [r for r in rej.values() if r["raw_encoding"] == "base64"]
+if len(nonutf8) != 1:
+    errors.append(f"expected one base64 raw, got {len(nonutf8)}")
+ids = [o["id"] for o in outs if o["type"] == "credit.rejected"]
+if ids[0] != "rejected/file/2":
+    errors.append(f"first reject id {ids[0]}")
+print("\n".join(errors))
+sys.exit(1 if errors else 0)
+PYEOF
+then ok; else bad "bad input reasons"; fi
+"$B/creditctl" --db "$tmp/bad" balances --json | grep -q '"org":"ob","value":"50.000000"' && ok || bad "bad input: balance of ob should be 50"
+
+# 3. Determinism: same log into fresh stores -> byte-identical outputs and balances;
+#    batch 1 vs 1000 identical too.
+cat "$S"/ex_*.jsonl "$S/bad_input.jsonl" > "$tmp/all.jsonl"
+replay --db "$tmp/d1" --out "$tmp/d1.out" "$tmp/all.jsonl"
+replay --db "$tmp/d2" --out "$tmp/d2.out" "$tmp/all.jsonl"
+replay --db "$tmp/d3" --out "$tmp/d3.out" --batch 1 "$tmp/all.jsonl"
+for d in d1 d2 d3; do "$B/creditctl" --db "$tmp/$d" balances --json > "$tmp/$d.bal"; done
+[ -s "$tmp/d1.out" ] && cmp -s "$tmp/d1.out" "$tmp/d2.out" && cmp -s "$tmp/d1.bal" "$tmp/d2.bal" \
+    && ok || bad "determinism: two replays differ"
+cmp -s "$tmp/d1.out" "$tmp/d3.out" && cmp -s "$tmp/d1.bal" "$tmp/d3.bal" \
+    && ok || bad "determinism: batch 1 vs 1000 differ"
+
+# 4. Replaying the same file into the same store applies nothing new: only the
+#    lines without a readable key are rejected again.
+replay --db "$tmp/d1" --out "$tmp/again.out" "$tmp/all.jsonl"
+"$B/creditctl" --db "$tmp/d1" balances --json > "$tmp/again.bal"
+cmp -s "$tmp/d1.bal" "$tmp/again.bal" && ok || bad "second replay changed balances"
+if $PY - "$tmp/again.out" <<'PYEOF'
+import json, sys
+outs = [json.loads(l) for l in open(sys.argv[1])]
+kinds = {o["type"] for o in outs}
+reasons = sorted({o["data"]["reason"] for o in outs})
+ok = kinds == {"credit.rejected"} and set(reasons) <= {"invalid_json", "invalid_event", "unknown_type", "id_conflict"}
+# keyed lines are duplicates: their rejects are not repeated
+ok = ok and not any(o["data"]["event_id"] in ("b-2", "b-4", "b-5", "b-11") for o in outs)
+print("" if ok else f"unexpected outputs on second replay: {kinds} {reasons}")
+sys.exit(0 if ok else 1)
+PYEOF
+then ok; else bad "second replay outputs"; fi
+
+# 5. --until: the balance at a point in time (example B on 2026-02-15: 500).
+replay --db "$tmp/until" --out /dev/null --until 2026-02-15T00:00:00Z "$S/ex_B.jsonl"
+"$B/creditctl" --db "$tmp/until" balances --json | grep -q '"org":"o2","value":"500.000000"' \
+    && ok || bad "--until balance"
+
+# 6. Result-changing config is pinned: another close_after is refused.
+if replay --db "$tmp/d1" --close-after 86400 --out /dev/null "$S/ex_A.jsonl"; then
+    bad "store opened with another close_after"
+else
+    grep -q "close_after" "$tmp/replay.log" && ok || bad "mismatch message names close_after"
+fi
+
+# 7. stdin input and an unreadable file.
+"$B/credit-replay" --db "$tmp/stdin" --out "$tmp/stdin.out" - < "$S/ex_A.jsonl" 2>/dev/null \
+    && cmp -s "$tmp/stdin.out" "$tmp/ex_A.out" && ok || bad "stdin replay differs from file replay"
+if "$B/credit-replay" --db "$tmp/nofile" --out /dev/null "$tmp/missing.jsonl" 2>"$tmp/err"; then
+    bad "missing input file exits 0"
+else
+    grep -q "missing.jsonl" "$tmp/err" && ok || bad "missing file message"
+fi
+
+# 8. creditctl's own scenarios.
+if [ -f "$S/creditctl.sh" ]; then
+    if sh "$S/creditctl.sh"; then ok; else bad "creditctl scenarios"; fi
+fi
+
+echo "scenarios: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]
