@@ -45,7 +45,7 @@ struct store_opts {
     /* Result-changing config, recorded when the store is created, checked on
      * every open (STORE_EMISMATCH naming the key if different). */
     int64_t close_after_s;
-    const char *currency;
+    const char *currency;     /* readonly only: NULL = don't check close_after/currency */
 };
 
 int  store_open(struct store **out, const struct store_opts *o, char *err, size_t errlen);
@@ -81,7 +81,8 @@ int store_meta_put(struct store *s, const char *name, const char *val, char *err
 /* Outbox, in emission order.  seq is the outbox sequence (strictly
  * increasing, never reused).  Iterates entries with seq > after; cb returns
  * non-zero to stop (that value is returned).  Works inside the write txn or,
- * outside one, in its own read txn.  json is borrowed: valid during cb only. */
+ * outside one, in its own read txn.  key (NULL if none) and json are borrowed,
+ * valid during cb only, NUL-terminated (json[len] == 0); cb must not write. */
 typedef int (*store_outbox_cb)(void *arg, uint64_t seq, enum eng_out_kind kind,
                                const char *key, const char *json, size_t len);
 int store_outbox_scan(struct store *s, uint64_t after, store_outbox_cb cb, void *arg,
@@ -89,7 +90,8 @@ int store_outbox_scan(struct store *s, uint64_t after, store_outbox_cb cb, void 
 /* Delete entries with seq <= upto (inside the current write txn). */
 int store_outbox_delete_upto(struct store *s, uint64_t upto, char *err, size_t errlen);
 
-/* Read-only views for creditctl, each in its own read txn. */
+/* Read-only views for creditctl, each in its own read txn (or in the
+ * current write txn when called inside one: they then see the batch). */
 typedef int (*store_org_cb)(void *arg, const struct eng_org *org); /* org borrowed during cb */
 int store_scan_orgs(struct store *s, store_org_cb cb, void *arg, char *err, size_t errlen); /* ascending id */
 int store_get_org(struct store *s, const char *id, struct eng_org *out, char *err, size_t errlen);
@@ -103,5 +105,20 @@ struct store_stats {
     char currency[32];
 };
 int store_stats(struct store *s, struct store_stats *st, char *err, size_t errlen);
+
+/* Every record of every named DB (store_stats' db order, keys ascending), raw
+ * bytes, for debugging tools and tests.  Inside the write txn if one is
+ * active, else in its own read txn.  cb returns non-zero to stop. */
+typedef int (*store_dump_cb)(void *arg, const char *db, const void *key, size_t klen,
+                             const void *val, size_t vlen);
+int store_dump(struct store *s, store_dump_cb cb, void *arg, char *err, size_t errlen);
+
+/* The LMDB key of an idempotency key: the key itself when klen <=
+ * STORE_DKEY_RAW_MAX, else its first STORE_DKEY_PREFIX bytes + a 16-byte
+ * hash of all of it (the full key is then kept in the record and compared on
+ * lookup).  out must hold STORE_DKEY_RAW_MAX bytes; returns the length. */
+#define STORE_DKEY_RAW_MAX 480
+#define STORE_DKEY_PREFIX  464
+size_t store_dedupe_dbkey(const uint8_t *key, size_t klen, uint8_t *out);
 
 #endif

@@ -1,0 +1,1024 @@
+/* test_store.c -- unit tests of the LMDB store (store/store.c). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <ftw.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "engine/state.h"
+#include "store/store.h"
+
+#define CUR "EUR"
+
+struct fx {
+    char dir[64];       /* mkdtemp dir */
+    char path[96];      /* store dir inside it (created by store_open) */
+    struct store *s;
+    struct engine_store ops;
+    char err[512];
+};
+
+/* ---- helpers ------------------------------------------------------------ */
+
+static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw) {
+    (void)st; (void)flag; (void)ftw;
+    return remove(p);
+}
+static void rm_rf(const char *dir) { nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS); }
+
+static int open_store(struct fx *f, size_t map, int64_t close_after, const char *cur, int ro,
+                      struct store **out) {
+    struct store_opts o = { .path = f->path, .readonly = ro, .map_size = map, .nosync = 1,
+                            .close_after_s = close_after, .currency = cur };
+    f->err[0] = 0;
+    return store_open(out, &o, f->err, sizeof(f->err));
+}
+
+static void reopen(struct fx *f, size_t map) {
+    store_close(f->s);
+    f->s = NULL;
+    assert_int_equal(open_store(f, map, 0, CUR, 0, &f->s), STORE_OK);
+    store_engine_ops(f->s, &f->ops);
+}
+
+static int setup_map(void **state, size_t map) {
+    struct fx *f = calloc(1, sizeof(*f));
+    assert_non_null(f);
+    strcpy(f->dir, "/tmp/test_store.XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    snprintf(f->path, sizeof(f->path), "%s/db", f->dir);
+    assert_int_equal(open_store(f, map, 0, CUR, 0, &f->s), STORE_OK);
+    store_engine_ops(f->s, &f->ops);
+    *state = f;
+    return 0;
+}
+static int setup(void **state) { return setup_map(state, 0); }
+static int setup_small(void **state) { return setup_map(state, 256 * 1024); }
+
+static int teardown(void **state) {
+    struct fx *f = *state;
+    store_close(f->s);
+    rm_rf(f->dir);
+    free(f);
+    return 0;
+}
+
+static void begin(struct fx *f) { assert_int_equal(store_begin(f->s, f->err, sizeof(f->err)), STORE_OK); }
+static void commit(struct fx *f) { assert_int_equal(store_commit(f->s, f->err, sizeof(f->err)), STORE_OK); }
+
+static void put_org(struct fx *f, const struct eng_org *o) {
+    begin(f);
+    assert_int_equal(f->ops.org_put(f->ops.ctx, o, f->err, sizeof(f->err)), ENG_OK);
+    commit(f);
+}
+
+/* Load through the engine ops (inside a write txn that is then aborted). */
+static int get_org(struct fx *f, const char *id, struct eng_org *out) {
+    begin(f);
+    int rc = f->ops.org_get(f->ops.ctx, id, out, f->err, sizeof(f->err));
+    store_abort(f->s);
+    return rc;
+}
+
+static void set_terms(struct eng_terms *t, int k) {
+    t->logic = (uint8_t)(k & 1);
+    t->grace = (uint8_t)(10 + k);
+    t->apply_min = (uint8_t)(k & 1);
+    t->reserve = (uint8_t)((k >> 1) & 1);
+    t->use_org_credit = (uint8_t)(!(k & 1));
+    t->mark_unused = 1;
+    t->end_month = 24312 + k;
+    t->expected = 1000000 * k + 7;
+}
+
+static void set_acct(struct eng_acct *a, int *n, int cnt, int64_t base) {
+    *n = cnt;
+    for (int i = 0; i < cnt; i++) {
+        a[i].month = 24300 + i;
+        a[i].consumed = base + i * 1111 - 5;  /* may be negative */
+    }
+}
+
+/* A full org: credit, terms, offerings, months, projects a0 (credit only),
+ * p1 (credit + months), p2 (months only).  Everything dirty. */
+static void make_org(struct eng_org *o, const char *id, int32_t part, int k) {
+    eng_org_init(o);
+    strcpy(o->id, id);
+    o->partition = part;
+    o->watermark = INT64_C(1767225600000000000) + k;
+    o->open_month = 24312 + k;
+    o->seq[0] = 7 + (uint64_t)k;
+    o->seq[1] = UINT64_MAX - (uint64_t)k;
+    o->has_credit = 1;
+    o->value = INT64_C(70000000) + k;
+    set_terms(&o->terms, k);
+    o->noff = 3;
+    strcpy(o->off[0], "offering-a");
+    strcpy(o->off[1], "offering-b");
+    memset(o->off[2], 'z', ENG_ID_MAX);
+    o->off[2][ENG_ID_MAX] = 0;
+    set_acct(o->acct, &o->nacct, 2, -100 + k);
+    struct eng_project *p = eng_org_add_project(o, "p1");
+    p->has_credit = 1;
+    p->value = 5000000 + k;
+    set_terms(&p->terms, k + 1);
+    set_acct(p->acct, &p->nacct, ENG_MAX_MONTHS, 42 + k);
+    p = eng_org_add_project(o, "p2");
+    set_acct(p->acct, &p->nacct, 1, 9 + k);
+    p = eng_org_add_project(o, "a0");
+    p->has_credit = 1;
+    p->value = 0;
+    set_terms(&p->terms, k + 2);
+    o->dirty = ENG_DIRTY_META | ENG_DIRTY_SEQ | ENG_DIRTY_CREDIT | ENG_DIRTY_ACCT;
+    for (size_t i = 0; i < o->nproj; i++) o->proj[i].dirty = ENG_DIRTY_CREDIT | ENG_DIRTY_ACCT;
+}
+
+static void assert_terms_equal(const struct eng_terms *a, const struct eng_terms *b) {
+    assert_int_equal(a->logic, b->logic);
+    assert_int_equal(a->grace, b->grace);
+    assert_int_equal(a->apply_min, b->apply_min);
+    assert_int_equal(a->reserve, b->reserve);
+    assert_int_equal(a->use_org_credit, b->use_org_credit);
+    assert_int_equal(a->mark_unused, b->mark_unused);
+    assert_int_equal(a->end_month, b->end_month);
+    assert_int_equal(a->expected, b->expected);
+}
+
+static void assert_acct_equal(const struct eng_acct *a, int na, const struct eng_acct *b, int nb) {
+    assert_int_equal(na, nb);
+    for (int i = 0; i < na; i++) {
+        assert_int_equal(a[i].month, b[i].month);
+        assert_int_equal(a[i].consumed, b[i].consumed);
+    }
+}
+
+/* Field-wise equality; `got` must also have all dirty flags cleared. */
+static void assert_org_equal(const struct eng_org *got, const struct eng_org *want) {
+    assert_string_equal(got->id, want->id);
+    assert_int_equal(got->partition, want->partition);
+    assert_int_equal(got->watermark, want->watermark);
+    assert_int_equal(got->open_month, want->open_month);
+    assert_int_equal(got->seq[0], want->seq[0]);
+    assert_int_equal(got->seq[1], want->seq[1]);
+    assert_int_equal(got->has_credit, want->has_credit);
+    assert_int_equal(got->value, want->value);
+    assert_terms_equal(&got->terms, &want->terms);
+    assert_int_equal(got->noff, want->noff);
+    for (int i = 0; i < got->noff; i++) assert_string_equal(got->off[i], want->off[i]);
+    assert_acct_equal(got->acct, got->nacct, want->acct, want->nacct);
+    assert_int_equal(got->dirty, 0);
+    assert_int_equal(got->nproj, want->nproj);
+    for (size_t i = 0; i < got->nproj; i++) {
+        const struct eng_project *a = &got->proj[i], *b = &want->proj[i];
+        assert_string_equal(a->id, b->id);
+        assert_int_equal(a->has_credit, b->has_credit);
+        assert_int_equal(a->value, b->value);
+        assert_terms_equal(&a->terms, &b->terms);
+        assert_acct_equal(a->acct, a->nacct, b->acct, b->nacct);
+        assert_int_equal(a->dirty, 0);
+    }
+}
+
+/* Raw dump of every DB, to compare whole-store states. */
+struct dump { unsigned char *buf; size_t len, cap; size_t records; };
+
+static void dump_add(struct dump *d, const void *p, size_t n) {
+    if (d->len + n > d->cap) {
+        d->cap = (d->len + n) * 2 + 4096;
+        d->buf = realloc(d->buf, d->cap);
+        assert_non_null(d->buf);
+    }
+    memcpy(d->buf + d->len, p, n);
+    d->len += n;
+}
+static int dump_cb(void *arg, const char *db, const void *k, size_t kl, const void *v, size_t vl) {
+    struct dump *d = arg;
+    dump_add(d, db, strlen(db) + 1);
+    dump_add(d, &kl, sizeof(kl));
+    dump_add(d, k, kl);
+    dump_add(d, &vl, sizeof(vl));
+    dump_add(d, v, vl);
+    d->records++;
+    return 0;
+}
+static struct dump take_dump(struct fx *f) {
+    struct dump d = { 0 };
+    assert_int_equal(store_dump(f->s, dump_cb, &d, f->err, sizeof(f->err)), STORE_OK);
+    return d;
+}
+static void assert_dump_equal(const struct dump *a, const struct dump *b) {
+    assert_int_equal(a->records, b->records);
+    assert_int_equal(a->len, b->len);
+    assert_memory_equal(a->buf, b->buf, a->len);
+}
+
+/* ---- org state ---------------------------------------------------------- */
+
+static void test_roundtrip(void **state) {
+    struct fx *f = *state;
+    struct eng_org o, got;
+    make_org(&o, "org-1", 3, 1);
+    put_org(f, &o);
+    /* projects come back sorted: a0, p1, p2; p2 has months only */
+    eng_org_init(&got);
+    assert_int_equal(get_org(f, "org-1", &got), ENG_OK);
+    assert_org_equal(&got, &o);
+    assert_string_equal(got.proj[0].id, "a0");
+    assert_int_equal(got.proj[2].has_credit, 0);
+    assert_int_equal(got.proj[2].nacct, 1);
+    /* a reused struct with stale projects is fully replaced */
+    assert_non_null(eng_org_add_project(&got, "stale"));
+    got.dirty = ENG_DIRTY_META;
+    assert_int_equal(store_get_org(f->s, "org-1", &got, f->err, sizeof(f->err)), STORE_OK);
+    assert_org_equal(&got, &o);
+    /* survives a reopen */
+    reopen(f, 0);
+    assert_int_equal(get_org(f, "org-1", &got), ENG_OK);
+    assert_org_equal(&got, &o);
+    assert_int_equal(get_org(f, "org-2", &got), ENG_NOTFOUND);
+    assert_int_equal(store_get_org(f->s, "org-", &got, f->err, sizeof(f->err)), STORE_NOTFOUND);
+    eng_org_free(&got);
+    eng_org_free(&o);
+}
+
+/* Orgs whose ids are prefixes of each other don't see each other's records. */
+static void test_prefix_orgs(void **state) {
+    struct fx *f = *state;
+    struct eng_org a, ab, got;
+    make_org(&a, "a", 0, 1);
+    make_org(&ab, "ab", 0, 2);
+    struct eng_project *p = eng_org_add_project(&ab, "only-ab");
+    assert_non_null(p);
+    p->dirty = ENG_DIRTY_ACCT;
+    set_acct(p->acct, &p->nacct, 1, 5);
+    a.nacct = 0;  /* "a" has no own months, "ab" does */
+    put_org(f, &ab);
+    put_org(f, &a);
+    eng_org_init(&got);
+    assert_int_equal(get_org(f, "a", &got), ENG_OK);
+    assert_org_equal(&got, &a);
+    assert_int_equal(get_org(f, "ab", &got), ENG_OK);
+    assert_org_equal(&got, &ab);
+    eng_org_free(&got);
+    eng_org_free(&a);
+    eng_org_free(&ab);
+}
+
+/* Only the dirty parts are written. */
+static void test_dirty_only(void **state) {
+    struct fx *f = *state;
+    struct eng_org base, mod, want, got;
+    make_org(&base, "org", 1, 1);
+    put_org(f, &base);
+    make_org(&mod, "org", 1, 5);   /* every value differs from base */
+    eng_org_init(&want);
+    eng_org_init(&got);
+    assert_int_equal(eng_org_copy(&want, &base), 0);
+
+    mod.dirty = 0;  /* nothing dirty: nothing written */
+    for (size_t i = 0; i < mod.nproj; i++) mod.proj[i].dirty = 0;
+    struct dump before = take_dump(f);
+    put_org(f, &mod);
+    struct dump after = take_dump(f);
+    assert_dump_equal(&before, &after);
+    free(before.buf);
+    free(after.buf);
+
+    mod.dirty = ENG_DIRTY_SEQ;
+    put_org(f, &mod);
+    want.seq[0] = mod.seq[0];
+    want.seq[1] = mod.seq[1];
+    assert_int_equal(get_org(f, "org", &got), ENG_OK);
+    assert_org_equal(&got, &want);
+
+    mod.dirty = ENG_DIRTY_META;
+    put_org(f, &mod);
+    want.watermark = mod.watermark;
+    want.open_month = mod.open_month;
+    assert_int_equal(get_org(f, "org", &got), ENG_OK);
+    assert_org_equal(&got, &want);
+
+    mod.dirty = ENG_DIRTY_CREDIT;
+    mod.noff = 1;
+    put_org(f, &mod);
+    want.value = mod.value;
+    want.terms = mod.terms;
+    want.noff = 1;
+    assert_int_equal(get_org(f, "org", &got), ENG_OK);
+    assert_org_equal(&got, &want);
+
+    mod.dirty = ENG_DIRTY_ACCT;
+    put_org(f, &mod);
+    memcpy(want.acct, mod.acct, sizeof(want.acct));
+    want.nacct = mod.nacct;
+    assert_int_equal(get_org(f, "org", &got), ENG_OK);
+    assert_org_equal(&got, &want);
+
+    /* project p1: credit only, then months only; org itself clean */
+    mod.dirty = 0;
+    struct eng_project *mp = eng_org_find_project(&mod, "p1"), *wp = eng_org_find_project(&want, "p1");
+    mp->dirty = ENG_DIRTY_CREDIT;
+    put_org(f, &mod);
+    wp->value = mp->value;
+    wp->terms = mp->terms;
+    assert_int_equal(get_org(f, "org", &got), ENG_OK);
+    assert_org_equal(&got, &want);
+    mp->dirty = ENG_DIRTY_ACCT;
+    put_org(f, &mod);
+    memcpy(wp->acct, mp->acct, sizeof(wp->acct));
+    assert_int_equal(get_org(f, "org", &got), ENG_OK);
+    assert_org_equal(&got, &want);
+    assert_int_not_equal(base.proj[1].value, got.proj[1].value);  /* the test changed something */
+
+    eng_org_free(&base);
+    eng_org_free(&mod);
+    eng_org_free(&want);
+    eng_org_free(&got);
+}
+
+static void test_deletes(void **state) {
+    struct fx *f = *state;
+    struct eng_org o, got;
+    make_org(&o, "org", 2, 1);
+    put_org(f, &o);
+    eng_org_init(&got);
+
+    /* org credit and own months deleted; p1 loses both records and vanishes;
+     * p2 keeps months (loaded without credit); never-stored project deletes are fine */
+    o.dirty = ENG_DIRTY_CREDIT | ENG_DIRTY_ACCT;
+    o.has_credit = 0;
+    o.nacct = 0;
+    struct eng_project *p1 = eng_org_find_project(&o, "p1");
+    p1->has_credit = 0;
+    p1->nacct = 0;
+    p1->dirty = ENG_DIRTY_CREDIT | ENG_DIRTY_ACCT;
+    eng_org_find_project(&o, "p2")->dirty = 0;
+    eng_org_find_project(&o, "a0")->dirty = 0;
+    eng_org_add_project(&o, "ghost")->dirty = ENG_DIRTY_CREDIT | ENG_DIRTY_ACCT;
+    put_org(f, &o);
+
+    assert_int_equal(get_org(f, "org", &got), ENG_OK);
+    assert_int_equal(got.has_credit, 0);
+    assert_int_equal(got.value, 0);
+    assert_int_equal(got.noff, 0);
+    assert_int_equal(got.nacct, 0);
+    assert_int_equal(got.seq[0], o.seq[0]);  /* untouched */
+    assert_int_equal(got.nproj, 2);
+    assert_string_equal(got.proj[0].id, "a0");
+    assert_string_equal(got.proj[1].id, "p2");
+    assert_int_equal(got.proj[1].has_credit, 0);
+    assert_int_equal(got.proj[1].nacct, 1);
+
+    /* p2's months go too: no projects left */
+    struct eng_project *p2 = eng_org_find_project(&o, "p2");
+    p2->nacct = 0;
+    p2->dirty = ENG_DIRTY_ACCT;
+    eng_org_find_project(&o, "a0")->has_credit = 0;
+    eng_org_find_project(&o, "a0")->dirty = ENG_DIRTY_CREDIT;
+    o.dirty = 0;
+    put_org(f, &o);
+    assert_int_equal(get_org(f, "org", &got), ENG_OK);
+    assert_int_equal(got.nproj, 0);
+    struct store_stats st;
+    assert_int_equal(store_stats(f->s, &st, f->err, sizeof(f->err)), STORE_OK);
+    for (int i = 0; i < st.ndb; i++)
+        if (!strcmp(st.db[i].name, "months") || !strcmp(st.db[i].name, "project_credits") ||
+            !strcmp(st.db[i].name, "org_credits"))
+            assert_int_equal(st.db[i].entries, 0);
+    eng_org_free(&o);
+    eng_org_free(&got);
+}
+
+/* ---- partitions, clocks -------------------------------------------------- */
+
+struct visit { struct fx *f; char ids[16][16]; int n; int stop_at; };
+
+static int visit_cb(void *arg, const char *org) {
+    struct visit *v = arg;
+    struct eng_org o;
+    assert_true(v->n < 16);
+    strcpy(v->ids[v->n++], org);
+    if (v->n == v->stop_at) return 77;
+    /* cb may write: bump the watermark */
+    eng_org_init(&o);
+    assert_int_equal(v->f->ops.org_get(v->f->ops.ctx, org, &o, v->f->err, sizeof(v->f->err)), ENG_OK);
+    o.watermark += 1;
+    o.dirty = ENG_DIRTY_META;
+    int rc = v->f->ops.org_put(v->f->ops.ctx, &o, v->f->err, sizeof(v->f->err));
+    eng_org_free(&o);
+    return rc;
+}
+
+static void put_simple(struct fx *f, const char *id, int32_t part) {
+    struct eng_org o;
+    eng_org_init(&o);
+    strcpy(o.id, id);
+    o.partition = part;
+    o.watermark = 100;
+    o.dirty = ENG_DIRTY_META;
+    put_org(f, &o);
+}
+
+static void test_orgs_on_partition(void **state) {
+    struct fx *f = *state;
+    const char *on3[] = { "b", "aa", "c", "a", "b-" };
+    for (int i = 0; i < 5; i++) put_simple(f, on3[i], 3);
+    put_simple(f, "z", 2);
+    put_simple(f, "y", 4);
+    put_simple(f, "x", 256 + 3);  /* BE32 key: must not show up on 3 */
+    struct visit v = { .f = f, .stop_at = -1 };
+    begin(f);
+    assert_int_equal(f->ops.orgs_on_partition(f->ops.ctx, 3, visit_cb, &v, f->err, sizeof(f->err)), 0);
+    commit(f);
+    assert_int_equal(v.n, 5);
+    const char *want[] = { "a", "aa", "b", "b-", "c" };
+    for (int i = 0; i < 5; i++) assert_string_equal(v.ids[i], want[i]);
+    struct eng_org o;
+    eng_org_init(&o);
+    assert_int_equal(get_org(f, "b-", &o), ENG_OK);
+    assert_int_equal(o.watermark, 101);  /* the cb's write landed */
+    assert_int_equal(get_org(f, "z", &o), ENG_OK);
+    assert_int_equal(o.watermark, 100);
+
+    /* cb's non-zero return stops the walk and is returned */
+    struct visit stop = { .f = f, .stop_at = 2 };
+    begin(f);
+    assert_int_equal(f->ops.orgs_on_partition(f->ops.ctx, 3, visit_cb, &stop, f->err, sizeof(f->err)), 77);
+    store_abort(f->s);
+    assert_int_equal(stop.n, 2);
+
+    /* moving an org keeps the index right; empty partition visits nothing */
+    put_simple(f, "b", 5);
+    struct visit v3 = { .f = f, .stop_at = -1 }, v5 = v3, v9 = v3;
+    begin(f);
+    assert_int_equal(f->ops.orgs_on_partition(f->ops.ctx, 3, visit_cb, &v3, f->err, sizeof(f->err)), 0);
+    assert_int_equal(f->ops.orgs_on_partition(f->ops.ctx, 5, visit_cb, &v5, f->err, sizeof(f->err)), 0);
+    assert_int_equal(f->ops.orgs_on_partition(f->ops.ctx, 9, visit_cb, &v9, f->err, sizeof(f->err)), 0);
+    store_abort(f->s);
+    assert_int_equal(v3.n, 4);
+    assert_string_equal(v3.ids[2], "b-");
+    assert_int_equal(v5.n, 1);
+    assert_string_equal(v5.ids[0], "b");
+    assert_int_equal(v9.n, 0);
+    eng_org_free(&o);
+}
+
+static void test_clock(void **state) {
+    struct fx *f = *state;
+    int64_t ns = 0;
+    begin(f);
+    assert_int_equal(f->ops.clock_get(f->ops.ctx, 0, &ns, f->err, sizeof(f->err)), ENG_NOTFOUND);
+    assert_int_equal(f->ops.clock_put(f->ops.ctx, 0, INT64_C(-5), f->err, sizeof(f->err)), ENG_OK);
+    assert_int_equal(f->ops.clock_put(f->ops.ctx, 1, INT64_MAX, f->err, sizeof(f->err)), ENG_OK);
+    assert_int_equal(f->ops.clock_get(f->ops.ctx, 0, &ns, f->err, sizeof(f->err)), ENG_OK);
+    assert_int_equal(ns, -5);
+    commit(f);
+    begin(f);
+    assert_int_equal(f->ops.clock_put(f->ops.ctx, 0, 12345, f->err, sizeof(f->err)), ENG_OK);
+    commit(f);
+    begin(f);
+    assert_int_equal(f->ops.clock_get(f->ops.ctx, 0, &ns, f->err, sizeof(f->err)), ENG_OK);
+    assert_int_equal(ns, 12345);
+    assert_int_equal(f->ops.clock_get(f->ops.ctx, 1, &ns, f->err, sizeof(f->err)), ENG_OK);
+    assert_int_equal(ns, INT64_MAX);
+    assert_int_equal(f->ops.clock_get(f->ops.ctx, 2, &ns, f->err, sizeof(f->err)), ENG_NOTFOUND);
+    store_abort(f->s);
+}
+
+/* ---- dedupe ---------------------------------------------------------------- */
+
+static void fill_key(uint8_t *k, size_t n, uint8_t seed) {
+    for (size_t i = 0; i < n; i++) k[i] = (uint8_t)(seed + i * 7);
+}
+
+static int dget(struct fx *f, const uint8_t *k, size_t n, struct eng_dedupe *d) {
+    return f->ops.dedupe_get(f->ops.ctx, k, n, d, f->err, sizeof(f->err));
+}
+static void dput(struct fx *f, const uint8_t *k, size_t n, uint64_t hash, uint8_t rej) {
+    struct eng_dedupe d = { .hash = hash, .rejected = rej, .reason = (uint8_t)(rej * 3) };
+    assert_int_equal(f->ops.dedupe_put(f->ops.ctx, k, n, &d, f->err, sizeof(f->err)), ENG_OK);
+}
+
+static void test_dedupe(void **state) {
+    struct fx *f = *state;
+    uint8_t a[ENG_DKEY_MAX], b[ENG_DKEY_MAX];
+    struct eng_dedupe d;
+    const size_t lens[] = { 1, 100, 480, 481, 600, ENG_DKEY_MAX };
+    fill_key(a, sizeof(a), 1);
+    memcpy(b, a, sizeof(b));
+    b[ENG_DKEY_MAX - 1] ^= 0xFF;  /* b shares every byte but the last with a */
+    begin(f);
+    for (size_t i = 0; i < 6; i++) {
+        assert_int_equal(dget(f, a, lens[i], &d), ENG_NOTFOUND);
+        dput(f, a, lens[i], 1000 + i, (uint8_t)(i & 1));
+    }
+    commit(f);
+    begin(f);
+    for (size_t i = 0; i < 6; i++) {
+        assert_int_equal(dget(f, a, lens[i], &d), ENG_OK);
+        assert_int_equal(d.hash, 1000 + i);
+        assert_int_equal(d.rejected, i & 1);
+        assert_int_equal(d.reason, (i & 1) * 3);
+    }
+    /* long keys differing only after the 464-byte prefix are distinct */
+    assert_int_equal(dget(f, b, ENG_DKEY_MAX, &d), ENG_NOTFOUND);
+    dput(f, b, ENG_DKEY_MAX, 9, 0);
+    assert_int_equal(dget(f, b, ENG_DKEY_MAX, &d), ENG_OK);
+    assert_int_equal(d.hash, 9);
+    assert_int_equal(dget(f, a, ENG_DKEY_MAX, &d), ENG_OK);
+    assert_int_equal(d.hash, 1005);
+    commit(f);
+}
+
+/* A raw 480-byte key equal to a long key's LMDB key is never taken as a match. */
+static void test_dedupe_collision(void **state) {
+    struct fx *f = *state;
+    uint8_t lk[600], raw[STORE_DKEY_RAW_MAX];
+    struct eng_dedupe d = { .hash = 0xdead };
+    fill_key(lk, sizeof(lk), 3);
+    size_t rl = store_dedupe_dbkey(lk, sizeof(lk), raw);
+    assert_int_equal(rl, STORE_DKEY_RAW_MAX);
+    assert_memory_equal(raw, lk, STORE_DKEY_PREFIX);
+    assert_memory_not_equal(raw + STORE_DKEY_PREFIX, lk + STORE_DKEY_PREFIX, 16);
+
+    begin(f);
+    dput(f, raw, rl, 1, 0);          /* stored as a raw key */
+    assert_int_equal(dget(f, lk, sizeof(lk), &d), ENG_ESTORE);
+    assert_non_null(strstr(f->err, "collides"));
+    assert_int_equal(d.hash, 0xdead);  /* out untouched */
+    store_abort(f->s);
+
+    begin(f);
+    dput(f, lk, sizeof(lk), 2, 0);   /* stored hashed, with the full key */
+    f->err[0] = 0;
+    assert_int_equal(dget(f, raw, rl, &d), ENG_ESTORE);
+    assert_non_null(strstr(f->err, "collides"));
+    assert_int_equal(dget(f, lk, sizeof(lk), &d), ENG_OK);
+    assert_int_equal(d.hash, 2);
+    store_abort(f->s);
+}
+
+/* ---- outbox ---------------------------------------------------------------- */
+
+struct seen { uint64_t seq[16]; int kind[16]; char key[16][32]; char json[16][64]; size_t len[16]; int n, stop; };
+
+static int seen_cb(void *arg, uint64_t seq, enum eng_out_kind kind, const char *key,
+                   const char *json, size_t len) {
+    struct seen *s = arg;
+    assert_true(s->n < 16 && len < 64);
+    s->seq[s->n] = seq;
+    s->kind[s->n] = (int)kind;
+    strcpy(s->key[s->n], key ? key : "(null)");
+    memcpy(s->json[s->n], json, len);
+    s->json[s->n][len] = 0;
+    assert_int_equal(json[len], 0);
+    s->len[s->n] = len;
+    s->n++;
+    return s->n == s->stop ? 5 : 0;
+}
+
+static int emit(struct fx *f, enum eng_out_kind k, const char *key, const char *json) {
+    return f->ops.emit(f->ops.ctx, k, key, json, strlen(json), f->err, sizeof(f->err));
+}
+
+static struct seen scan(struct fx *f, uint64_t after, int stop) {
+    struct seen s = { .stop = stop };
+    int rc = store_outbox_scan(f->s, after, seen_cb, &s, f->err, sizeof(f->err));
+    assert_int_equal(rc, stop > 0 && s.n == stop ? 5 : 0);
+    return s;
+}
+
+static void test_outbox(void **state) {
+    struct fx *f = *state;
+    struct seen s = scan(f, 0, 0);
+    assert_int_equal(s.n, 0);
+    begin(f);
+    assert_int_equal(emit(f, ENG_OUT_OVERAGE, "org-1", "{\"a\":1}"), ENG_OK);
+    assert_int_equal(emit(f, ENG_OUT_REJECTED, NULL, "{\"r\":true}"), ENG_OK);
+    assert_int_equal(emit(f, ENG_OUT_LEDGER, "", "{}"), ENG_OK);
+    s = scan(f, 0, 0);  /* inside the txn: sees its own entries */
+    assert_int_equal(s.n, 3);
+    commit(f);
+    s = scan(f, 0, 0);
+    assert_int_equal(s.n, 3);
+    for (int i = 0; i < 3; i++) assert_int_equal(s.seq[i], (uint64_t)i + 1);
+    assert_int_equal(s.kind[0], ENG_OUT_OVERAGE);
+    assert_int_equal(s.kind[1], ENG_OUT_REJECTED);
+    assert_int_equal(s.kind[2], ENG_OUT_LEDGER);
+    assert_string_equal(s.key[0], "org-1");
+    assert_string_equal(s.key[1], "(null)");
+    assert_string_equal(s.key[2], "");
+    assert_string_equal(s.json[1], "{\"r\":true}");
+    assert_int_equal(s.len[1], 10);
+    s = scan(f, 2, 0);
+    assert_int_equal(s.n, 1);
+    assert_int_equal(s.seq[0], 3);
+    s = scan(f, 0, 2);  /* cb stops */
+    assert_int_equal(s.n, 2);
+    s = scan(f, UINT64_MAX, 0);
+    assert_int_equal(s.n, 0);
+
+    begin(f);
+    assert_int_equal(store_outbox_delete_upto(f->s, 2, f->err, sizeof(f->err)), STORE_OK);
+    commit(f);
+    s = scan(f, 0, 0);
+    assert_int_equal(s.n, 1);
+    assert_int_equal(s.seq[0], 3);
+
+    /* an aborted emit does not consume its seq (cache reset on abort) */
+    begin(f);
+    assert_int_equal(emit(f, ENG_OUT_LEDGER, "k", "{\"x\":4}"), ENG_OK);
+    store_abort(f->s);
+    begin(f);
+    assert_int_equal(emit(f, ENG_OUT_LEDGER, "k", "{\"x\":4}"), ENG_OK);
+    assert_int_equal(store_outbox_delete_upto(f->s, 100, f->err, sizeof(f->err)), STORE_OK);
+    commit(f);
+    assert_int_equal(scan(f, 0, 0).n, 0);
+
+    /* seqs are never reused, even after emptying the outbox and reopening */
+    reopen(f, 0);
+    begin(f);
+    assert_int_equal(emit(f, ENG_OUT_OVERAGE, "k", "{\"x\":5}"), ENG_OK);
+    commit(f);
+    s = scan(f, 0, 0);
+    assert_int_equal(s.n, 1);
+    assert_int_equal(s.seq[0], 5);
+}
+
+/* ---- offsets, counters, meta ------------------------------------------------ */
+
+static void test_offsets(void **state) {
+    struct fx *f = *state;
+    int64_t next = -1;
+    assert_int_equal(store_offset_get(f->s, "in", 0, &next, f->err, sizeof(f->err)), STORE_NOTFOUND);
+    begin(f);
+    assert_int_equal(store_offset_put(f->s, "in", 0, 10, f->err, sizeof(f->err)), STORE_OK);
+    assert_int_equal(store_offset_put(f->s, "in", 1, 20, f->err, sizeof(f->err)), STORE_OK);
+    assert_int_equal(store_offset_put(f->s, "input", 0, 30, f->err, sizeof(f->err)), STORE_OK);
+    assert_int_equal(store_offset_get(f->s, "in", 0, &next, f->err, sizeof(f->err)), STORE_OK);
+    assert_int_equal(next, 10);
+    commit(f);
+    begin(f);
+    assert_int_equal(store_offset_put(f->s, "in", 0, 11, f->err, sizeof(f->err)), STORE_OK);
+    store_abort(f->s);
+    assert_int_equal(store_offset_get(f->s, "in", 0, &next, f->err, sizeof(f->err)), STORE_OK);
+    assert_int_equal(next, 10);
+    assert_int_equal(store_offset_get(f->s, "in", 1, &next, f->err, sizeof(f->err)), STORE_OK);
+    assert_int_equal(next, 20);
+    assert_int_equal(store_offset_get(f->s, "input", 0, &next, f->err, sizeof(f->err)), STORE_OK);
+    assert_int_equal(next, 30);
+    assert_int_equal(store_offset_get(f->s, "in", 2, &next, f->err, sizeof(f->err)), STORE_NOTFOUND);
+}
+
+static void test_counters_stats_meta(void **state) {
+    struct fx *f = *state;
+    struct store_counters d1 = { 5, 2, 1 }, d2 = { 10, 0, 3 };
+    struct store_stats st;
+    char val[8];
+    begin(f);
+    assert_int_equal(store_counters_add(f->s, &d1, f->err, sizeof(f->err)), STORE_OK);
+    assert_int_equal(store_counters_add(f->s, &d2, f->err, sizeof(f->err)), STORE_OK);
+    assert_int_equal(store_meta_put(f->s, "cluster", "abc", f->err, sizeof(f->err)), STORE_OK);
+    commit(f);
+    begin(f);
+    assert_int_equal(store_counters_add(f->s, &d2, f->err, sizeof(f->err)), STORE_OK);
+    assert_int_equal(store_meta_put(f->s, "cluster", "zzz", f->err, sizeof(f->err)), STORE_OK);
+    store_abort(f->s);
+    reopen(f, 0);
+    put_simple(f, "o1", 0);
+    assert_int_equal(store_stats(f->s, &st, f->err, sizeof(f->err)), STORE_OK);
+    assert_int_equal(st.counters.applied, 15);
+    assert_int_equal(st.counters.duplicates, 2);
+    assert_int_equal(st.counters.rejected, 4);
+    assert_int_equal(st.close_after_s, 0);
+    assert_string_equal(st.currency, CUR);
+    assert_int_equal(st.ndb, 11);
+    assert_string_equal(st.db[0].name, "meta");
+    assert_string_equal(st.db[1].name, "orgs");
+    assert_int_equal(st.db[1].entries, 1);
+    assert_string_equal(st.db[6].name, "org_partition");
+    assert_int_equal(st.db[6].entries, 1);
+    assert_int_equal(st.map_size, (uint64_t)1 << 30);
+    assert_true(st.used_bytes > 0 && st.used_bytes <= st.file_bytes);
+    /* user meta strings */
+    assert_int_equal(store_meta_get(f->s, "cluster", val, sizeof(val), f->err, sizeof(f->err)), STORE_OK);
+    assert_string_equal(val, "abc");
+    assert_int_equal(store_meta_get(f->s, "cluster", val, 3, f->err, sizeof(f->err)), STORE_ERR);
+    assert_non_null(strstr(f->err, "cluster"));
+    assert_int_equal(store_meta_get(f->s, "nope", val, sizeof(val), f->err, sizeof(f->err)), STORE_NOTFOUND);
+    assert_int_equal(store_meta_get(f->s, "currency", val, sizeof(val), f->err, sizeof(f->err)),
+                     STORE_NOTFOUND);  /* user names don't reach internal records */
+}
+
+/* ---- transactions ------------------------------------------------------------ */
+
+static void test_abort_restores(void **state) {
+    struct fx *f = *state;
+    struct eng_org o;
+    struct store_counters d = { 1, 1, 1 };
+    uint8_t key[600];
+    struct eng_dedupe dd = { 1, 0, 0 };
+    fill_key(key, sizeof(key), 9);
+    make_org(&o, "org", 1, 1);
+    put_org(f, &o);
+    begin(f);
+    assert_int_equal(emit(f, ENG_OUT_OVERAGE, "org", "{}"), ENG_OK);
+    assert_int_equal(emit(f, ENG_OUT_OVERAGE, "org", "{}"), ENG_OK);
+    assert_int_equal(store_offset_put(f->s, "in", 0, 5, f->err, sizeof(f->err)), STORE_OK);
+    commit(f);
+    struct dump before = take_dump(f);
+
+    begin(f);
+    eng_org_free(&o);
+    make_org(&o, "org", 2, 7);  /* moves partition, changes everything */
+    assert_int_equal(f->ops.org_put(f->ops.ctx, &o, f->err, sizeof(f->err)), ENG_OK);
+    eng_org_free(&o);
+    make_org(&o, "org-new", 2, 8);
+    assert_int_equal(f->ops.org_put(f->ops.ctx, &o, f->err, sizeof(f->err)), ENG_OK);
+    assert_int_equal(f->ops.dedupe_put(f->ops.ctx, key, sizeof(key), &dd, f->err, sizeof(f->err)), ENG_OK);
+    assert_int_equal(f->ops.clock_put(f->ops.ctx, 1, 99, f->err, sizeof(f->err)), ENG_OK);
+    assert_int_equal(emit(f, ENG_OUT_LEDGER, NULL, "{\"l\":1}"), ENG_OK);
+    assert_int_equal(store_outbox_delete_upto(f->s, 1, f->err, sizeof(f->err)), STORE_OK);
+    assert_int_equal(store_offset_put(f->s, "in", 0, 6, f->err, sizeof(f->err)), STORE_OK);
+    assert_int_equal(store_counters_add(f->s, &d, f->err, sizeof(f->err)), STORE_OK);
+    assert_int_equal(store_meta_put(f->s, "x", "y", f->err, sizeof(f->err)), STORE_OK);
+    struct dump during = take_dump(f);  /* inside the txn: changed */
+    assert_true(during.len != before.len || memcmp(during.buf, before.buf, before.len) != 0);
+    store_abort(f->s);
+    struct dump after = take_dump(f);
+    assert_dump_equal(&before, &after);
+
+    /* the same batch committed is visible */
+    begin(f);
+    assert_int_equal(f->ops.org_put(f->ops.ctx, &o, f->err, sizeof(f->err)), ENG_OK);
+    commit(f);
+    struct dump committed = take_dump(f);
+    assert_true(committed.records > after.records);
+    free(before.buf);
+    free(during.buf);
+    free(after.buf);
+    free(committed.buf);
+    eng_org_free(&o);
+}
+
+/* One batch of n big orgs (64 offerings of 200 bytes each) + outbox entries. */
+static void make_big(struct eng_org *o, int i) {
+    char id[32];
+    snprintf(id, sizeof(id), "big-%03d", i);
+    make_org(o, id, i % 4, i);
+    o->noff = ENG_MAX_OFFERINGS;
+    for (int j = 0; j < ENG_MAX_OFFERINGS; j++) {
+        char tag[32];
+        int n = snprintf(tag, sizeof(tag), "%d-%d-", i, j);  /* unique prefix */
+        memset(o->off[j], 'a' + j % 26, ENG_ID_MAX);
+        memcpy(o->off[j], tag, (size_t)n);
+        o->off[j][ENG_ID_MAX] = 0;
+    }
+}
+
+static int big_batch(struct fx *f, int n, struct eng_org *o) {
+    int rc = store_begin(f->s, f->err, sizeof(f->err));
+    assert_int_equal(rc, STORE_OK);
+    for (int i = 0; i < n && rc == ENG_OK; i++) {
+        eng_org_free(o);
+        make_big(o, i);
+        rc = f->ops.org_put(f->ops.ctx, o, f->err, sizeof(f->err));
+        if (rc == ENG_OK) rc = emit(f, ENG_OUT_LEDGER, o->id, "{\"big\":true}");
+    }
+    if (rc != ENG_OK) {
+        assert_int_equal(rc, ENG_ESTORE);
+        assert_true(store_map_full(f->s));
+        assert_non_null(strstr(f->err, "map full"));
+        store_abort(f->s);
+        return STORE_EMAPFULL;
+    }
+    return store_commit(f->s, f->err, sizeof(f->err));
+}
+
+static void test_map_full(void **state) {
+    struct fx *f = *state;
+    struct eng_org o, got;
+    struct store_stats st;
+    eng_org_init(&o);
+    eng_org_init(&got);
+    put_simple(f, "existing", 0);
+    struct dump before = take_dump(f);
+    int rc, attempts = 0;
+    do {
+        rc = big_batch(f, 60, &o);
+        attempts++;
+        if (rc == STORE_EMAPFULL) {  /* nothing of the failed batch is there */
+            struct dump now = take_dump(f);
+            assert_dump_equal(&before, &now);
+            free(now.buf);
+        }
+    } while (rc == STORE_EMAPFULL && attempts < 10);
+    assert_int_equal(rc, STORE_OK);
+    assert_true(attempts >= 2);
+    assert_int_equal(store_stats(f->s, &st, f->err, sizeof(f->err)), STORE_OK);
+    assert_true(st.map_size >= 512 * 1024);
+    assert_int_equal(st.db[1].entries, 61);
+    assert_int_equal(st.db[9].entries, 60);
+    for (int i = 0; i < 60; i++) {
+        struct eng_org want;
+        make_big(&want, i);
+        assert_int_equal(store_get_org(f->s, want.id, &got, f->err, sizeof(f->err)), STORE_OK);
+        assert_org_equal(&got, &want);
+        eng_org_free(&want);
+    }
+    /* fill the grown map with dedupe keys: the op fails, commit says
+     * EMAPFULL (not half-committed), the map grows again */
+    free(before.buf);
+    before = take_dump(f);
+    uint64_t before_map = st.map_size;
+    begin(f);
+    int puts = 0;
+    for (int i = 0; i < 100000; i++, puts++) {
+        struct eng_dedupe d = { (uint64_t)i, 0, 0 };
+        uint8_t k[400];
+        fill_key(k, sizeof(k), 0);
+        memcpy(k, &i, sizeof(i));
+        if (f->ops.dedupe_put(f->ops.ctx, k, sizeof(k), &d, f->err, sizeof(f->err)) != ENG_OK) break;
+    }
+    assert_true(store_map_full(f->s));
+    assert_true(puts > 0 && puts < 100000);
+    assert_int_equal(store_commit(f->s, f->err, sizeof(f->err)), STORE_EMAPFULL);
+    assert_true(store_map_full(f->s));
+    struct dump now = take_dump(f);
+    assert_dump_equal(&before, &now);
+    free(now.buf);
+    assert_int_equal(store_stats(f->s, &st, f->err, sizeof(f->err)), STORE_OK);
+    assert_true(st.map_size == 2 * before_map);
+    begin(f);
+    assert_false(store_map_full(f->s));
+    store_abort(f->s);
+    assert_int_equal(store_stats(f->s, &st, f->err, sizeof(f->err)), STORE_OK);
+    assert_true(st.map_size == 2 * before_map);  /* a clean abort does not grow */
+    free(before.buf);
+    eng_org_free(&o);
+    eng_org_free(&got);
+}
+
+/* ---- open / meta ------------------------------------------------------------- */
+
+static void test_meta_mismatch(void **state) {
+    struct fx *f = *state;
+    struct store *s2 = NULL;
+    store_close(f->s);
+    f->s = NULL;
+    assert_int_equal(open_store(f, 0, 86400, CUR, 0, &s2), STORE_EMISMATCH);
+    assert_null(s2);
+    char want[256];
+    snprintf(want, sizeof(want), "store %s was created with close_after=0, config says 86400", f->path);
+    assert_string_equal(f->err, want);
+    assert_int_equal(open_store(f, 0, 0, "USD", 0, &s2), STORE_EMISMATCH);
+    assert_non_null(strstr(f->err, "currency=EUR, config says USD"));
+    /* readonly checks the config too, unless currency is NULL */
+    assert_int_equal(open_store(f, 0, 86400, CUR, 1, &s2), STORE_EMISMATCH);
+    assert_int_equal(open_store(f, 0, 86400, NULL, 1, &s2), STORE_OK);
+    store_close(s2);
+    assert_int_equal(open_store(f, 0, 0, CUR, 0, &f->s), STORE_OK);
+    store_engine_ops(f->s, &f->ops);
+    /* a fresh store in a nested, missing dir records its own config */
+    snprintf(f->path, sizeof(f->path), "%s/x/y", f->dir);
+    assert_int_equal(open_store(f, 0, 3600, "USD", 0, &s2), STORE_OK);
+    store_close(s2);
+    assert_int_equal(open_store(f, 0, 3600, "USD", 0, &s2), STORE_OK);
+    struct store_stats st;
+    assert_int_equal(store_stats(s2, &st, f->err, sizeof(f->err)), STORE_OK);
+    assert_int_equal(st.close_after_s, 3600);
+    assert_string_equal(st.currency, "USD");
+    store_close(s2);
+}
+
+static void test_readonly_missing(void **state) {
+    struct fx *f = *state;
+    struct store *ro = NULL;
+    snprintf(f->path, sizeof(f->path), "%s/empty", f->dir);
+    assert_int_equal(mkdir(f->path, 0700), 0);
+    assert_int_equal(open_store(f, 0, 0, NULL, 1, &ro), STORE_ERR);
+    assert_null(ro);
+    assert_non_null(strstr(f->err, "no store"));
+    snprintf(f->path, sizeof(f->path), "%s/missing", f->dir);
+    assert_int_equal(open_store(f, 0, 0, NULL, 1, &ro), STORE_ERR);
+    assert_non_null(strstr(f->err, "no store"));
+    struct stat st;
+    assert_int_not_equal(stat(f->path, &st), 0);  /* readonly creates nothing */
+}
+
+/* Child process: readonly open while the parent holds a write txn. */
+static int readonly_child(struct fx *f) {
+    struct store *ro;
+    struct eng_org o;
+    char err[512];
+    struct store_opts opts = { .path = f->path, .readonly = 1 };
+    alarm(20);  /* must never block on the writer */
+    if (store_open(&ro, &opts, err, sizeof(err)) != STORE_OK) return 10;
+    eng_org_init(&o);
+    if (store_get_org(ro, "committed", &o, err, sizeof(err)) != STORE_OK) return 11;
+    if (o.watermark != 100 || o.partition != 7) return 12;
+    if (store_get_org(ro, "uncommitted", &o, err, sizeof(err)) != STORE_NOTFOUND) return 13;
+    if (store_begin(ro, err, sizeof(err)) != STORE_ERR) return 14;
+    struct store_stats st;
+    if (store_stats(ro, &st, err, sizeof(err)) != STORE_OK || st.db[1].entries != 1) return 15;
+    eng_org_free(&o);
+    store_close(ro);
+    return 0;
+}
+
+static void test_readonly_concurrent(void **state) {
+    struct fx *f = *state;
+    put_simple(f, "committed", 7);
+    begin(f);  /* writer holds the write lock with an uncommitted org */
+    struct eng_org o;
+    eng_org_init(&o);
+    strcpy(o.id, "uncommitted");
+    o.partition = 1;
+    o.dirty = ENG_DIRTY_META;
+    assert_int_equal(f->ops.org_put(f->ops.ctx, &o, f->err, sizeof(f->err)), ENG_OK);
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) _exit(readonly_child(f));
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    commit(f);
+    /* readonly in this process too, after the writer committed */
+    struct store *ro;
+    assert_int_equal(open_store(f, 0, 0, NULL, 1, &ro), STORE_OK);
+    assert_int_equal(store_get_org(ro, "uncommitted", &o, f->err, sizeof(f->err)), STORE_OK);
+    assert_int_equal(store_begin(ro, f->err, sizeof(f->err)), STORE_ERR);
+    assert_non_null(strstr(f->err, "readonly"));
+    store_close(ro);
+}
+
+/* ---- views ------------------------------------------------------------------- */
+
+struct scanned { char ids[8][16]; size_t nproj[8]; int n, stop; };
+
+static int scan_cb(void *arg, const struct eng_org *o) {
+    struct scanned *s = arg;
+    assert_true(s->n < 8);
+    strcpy(s->ids[s->n], o->id);
+    s->nproj[s->n] = o->nproj;
+    s->n++;
+    return s->n == s->stop ? 9 : 0;
+}
+
+static void test_scan_orgs(void **state) {
+    struct fx *f = *state;
+    struct eng_org o;
+    const char *ids[] = { "m", "b", "z", "ba" };
+    struct scanned s = { .stop = -1 };
+    assert_int_equal(store_scan_orgs(f->s, scan_cb, &s, f->err, sizeof(f->err)), STORE_OK);
+    assert_int_equal(s.n, 0);
+    for (int i = 0; i < 4; i++) {
+        make_org(&o, ids[i], i, i);
+        if (i == 2) o.nproj = 0;
+        put_org(f, &o);
+        eng_org_free(&o);
+    }
+    assert_int_equal(store_scan_orgs(f->s, scan_cb, &s, f->err, sizeof(f->err)), STORE_OK);
+    assert_int_equal(s.n, 4);
+    const char *want[] = { "b", "ba", "m", "z" };
+    for (int i = 0; i < 4; i++) assert_string_equal(s.ids[i], want[i]);
+    assert_int_equal(s.nproj[0], 3);
+    assert_int_equal(s.nproj[3], 0);
+    struct scanned stop = { .stop = 2 };
+    assert_int_equal(store_scan_orgs(f->s, scan_cb, &stop, f->err, sizeof(f->err)), 9);
+    assert_int_equal(stop.n, 2);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_roundtrip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_prefix_orgs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dirty_only, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_deletes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_orgs_on_partition, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_clock, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dedupe, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dedupe_collision, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_outbox, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_offsets, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_counters_stats_meta, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_abort_restores, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_map_full, setup_small, teardown),
+        cmocka_unit_test_setup_teardown(test_meta_mismatch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_readonly_missing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_readonly_concurrent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_scan_orgs, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
