@@ -1,0 +1,239 @@
+#!/bin/sh
+# Scenario tests of creditctl, the read-only views of a creditd store.
+# Run from the repository root after `make build/credit-replay build/creditctl`
+# (builds nothing itself).  Prints a closing "creditctl: N passed, N failed"
+# line and exits non-zero on any failure.
+set -u
+B=${B:-build}
+S=tests/scenarios
+PY=/usr/bin/python3
+CTL="$B/creditctl"
+tmp=$(mktemp -d /tmp/creditctl-scen.XXXXXX)
+writer_pid=""
+feeder_pid=""
+cleanup() {
+    exec 3>&- 2>/dev/null
+    [ -n "$feeder_pid" ] && kill "$feeder_pid" 2>/dev/null
+    [ -n "$writer_pid" ] && kill "$writer_pid" 2>/dev/null
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 2' INT TERM
+pass=0; fail=0
+ok()  { pass=$((pass+1)); }
+bad() { fail=$((fail+1)); echo "FAIL: $*" >&2; }
+# check NAME COMMAND...: one assertion.
+check() { n=$1; shift; if "$@"; then ok; else bad "$n"; fi; }
+replay() { "$B/credit-replay" "$@" 2>>"$tmp/replay.log"; }
+# ctl ARGS...: creditctl bounded in time (a reader must never block).
+ctl() { timeout 20 "$CTL" "$@"; }
+# stat_of DB NAME: one value of `creditctl stats`.
+stat_of() { ctl --db "$1" stats 2>/dev/null | awk -v k="$2" '$1 == k { print $2 }'; }
+# wait_for SECONDS COMMAND...: poll a condition every 0.05 s, at most SECONDS.
+wait_for() {
+    w_tries=$(($1 * 20)); shift
+    while ! "$@"; do
+        w_tries=$((w_tries - 1))
+        [ "$w_tries" -le 0 ] && return 1
+        sleep 0.05
+    done
+}
+alive() { kill -0 "$1" 2>/dev/null; }
+dead()  { ! kill -0 "$1" 2>/dev/null; }
+# rc_is WANT COMMAND...: the command's exit status is WANT (output discarded).
+rc_is() { want=$1; shift; "$@" >/dev/null 2>&1; [ $? -eq "$want" ]; }
+
+for f in "$CTL" "$B/credit-replay"; do
+    [ -x "$f" ] || { echo "creditctl.sh: $f missing: run make build/credit-replay build/creditctl" >&2; exit 2; }
+done
+
+# ---- 1. Example C (semantics §9): exact balances --json ---------------------
+db="$tmp/c"
+check "replay ex_C" replay --db "$db" --out "$tmp/c.out" "$S/ex_C.jsonl"
+cat > "$tmp/c.want" <<'EOF'
+{"org":"o3","value":"0.000000","free":"0.000000","open_month":"2026-03","consumed":"500.000000","minimum":"0.000000","expected":"0.000000","end_date":null,"consumption_logic":"fixed","grace_coefficient":0,"apply_as_minimal_consumption":true,"reserve_allocations":true,"offerings":["hpc"]}
+{"org":"o3","project":"pA","value":"0.000000","consumed":"200.000000","minimum":"0.000000","expected":"0.000000","end_date":null,"consumption_logic":"fixed","grace_coefficient":0,"apply_as_minimal_consumption":true,"use_org_credit":false,"mark_unused_as_spent_on_termination":false}
+{"org":"o3","project":"pB","value":"0.000000","consumed":"100.000000","minimum":"0.000000","expected":"0.000000","end_date":null,"consumption_logic":"fixed","grace_coefficient":0,"apply_as_minimal_consumption":true,"use_org_credit":true,"mark_unused_as_spent_on_termination":false}
+EOF
+ctl --db "$db" balances --json > "$tmp/c.bal"; rc=$?
+check "balances --json exits 0" [ "$rc" -eq 0 ]
+if cmp -s "$tmp/c.want" "$tmp/c.bal"; then ok; else
+    bad "balances --json of example C differs:"; diff "$tmp/c.want" "$tmp/c.bal" >&2
+fi
+ctl --db "$db" balances --json > "$tmp/c.bal2"
+check "balances --json is deterministic (same store)" cmp -s "$tmp/c.bal" "$tmp/c.bal2"
+replay --db "$tmp/c2" --out /dev/null "$S/ex_C.jsonl"
+ctl --db "$tmp/c2" balances --json > "$tmp/c2.bal"
+check "balances --json is deterministic (identical store)" cmp -s "$tmp/c.bal" "$tmp/c2.bal"
+
+# The readable table: header, the org and its two project credits.
+ctl --db "$db" balances > "$tmp/c.tab"; rc=$?
+check "balances exits 0" [ "$rc" -eq 0 ]
+check "balances table has header + 3 rows" [ "$(wc -l < "$tmp/c.tab")" -eq 4 ]
+check "balances table header" grep -q '^ORG  *PROJECT  *VALUE  *FREE  *OPEN  *CONSUMED  *MINIMUM  *END  *LOGIC$' "$tmp/c.tab"
+check "balances table o3 row" grep -q '^o3  *-  *0\.000000  *0\.000000  *2026-03  *500\.000000  *0\.000000  *-  *fixed$' "$tmp/c.tab"
+check "balances table pB row" grep -q '^o3  *pB  *0\.000000  .*100\.000000' "$tmp/c.tab"
+
+# ---- 2. show ----------------------------------------------------------------
+ctl --db "$db" show o3 > "$tmp/show.txt"; rc=$?
+check "show o3 exits 0" [ "$rc" -eq 0 ]
+check "show o3 names the watermark" grep -q '^watermark  *2026-03-05T10:00:00Z$' "$tmp/show.txt"
+check "show o3 lists projects pA and pB" [ "$(grep -c '^project p[AB]$' "$tmp/show.txt")" -eq 2 ]
+ctl --db "$db" show o3 --json > "$tmp/show.json"; rc=$?
+check "show o3 --json exits 0" [ "$rc" -eq 0 ]
+check "show o3 --json content" $PY - "$tmp/show.json" <<'EOF'
+import json, sys
+lines = open(sys.argv[1]).read().splitlines()
+o = json.loads(lines[0])
+ok = (len(lines) == 1 and o["org"] == "o3" and o["partition"] == 0
+      and o["watermark"] == "2026-03-05T10:00:00Z" and o["open_month"] == "2026-03"
+      and o["sequences"] == {"overage": 3, "ledger": 10}
+      and o["credit"]["value"] == "0.000000" and o["credit"]["offerings"] == ["hpc"]
+      and o["consumption"] == [{"month": "2026-03", "consumed": "500.000000"}]
+      and [p["project"] for p in o["projects"]] == ["pA", "pB"]
+      and [p["credit"]["value"] for p in o["projects"]] == ["0.000000", "0.000000"]
+      and [p["consumption"][0]["consumed"] for p in o["projects"]] == ["200.000000", "100.000000"])
+if not ok:
+    print(o)
+sys.exit(0 if ok else 1)
+EOF
+ctl --db "$db" show nosuch > /dev/null 2> "$tmp/err"; rc=$?
+check "show nosuch exits 1" [ "$rc" -eq 1 ]
+check "show nosuch message" grep -qx "creditctl: no organisation nosuch in $db" "$tmp/err"
+
+# ---- 3. stats and the dedupe count ------------------------------------------
+check "stats exits 0" rc_is 0 ctl --db "$db" stats
+check "stats: dedupe holds the 7 keys" [ "$(stat_of "$db" dedupe)" = 7 ]
+check "stats: 7 applied" [ "$(stat_of "$db" applied)" = 7 ]
+check "stats: currency" [ "$(stat_of "$db" currency)" = EUR ]
+# Replaying the same log again: 7 duplicates, no new keys, same balances.
+replay --db "$db" --out "$tmp/again.out" "$S/ex_C.jsonl"
+check "stats: 7 duplicates after a re-replay" [ "$(stat_of "$db" duplicates)" = 7 ]
+check "stats: dedupe still 7 after a re-replay" [ "$(stat_of "$db" dedupe)" = 7 ]
+ctl --db "$db" balances --json > "$tmp/c.bal3"
+check "re-replay leaves balances unchanged" cmp -s "$tmp/c.want" "$tmp/c.bal3"
+ctl --db "$db" outbox > "$tmp/outbox.txt"; rc=$?
+check "outbox of a drained store is empty" eval '[ "$rc" -eq 0 ] && [ ! -s "$tmp/outbox.txt" ]'
+
+# ---- 4. ids that need escaping (quote, backslash, control, UTF-8) -----------
+$PY - > "$tmp/odd.jsonl" <<'EOF'
+import json
+org, proj = 'q"\\\x01\t\u00e9\u20ac', 'p\n1'
+def ev(i, t, data):
+    return json.dumps({"specversion": "1.0", "id": i, "source": "s", "type": t,
+                       "time": "2026-03-01T10:00:00Z", "data": dict(org=org, **data)},
+                      ensure_ascii=False)
+print(ev("w1", "org_credit.set", {"value": "12.5", "offerings": ['h"pc'], "end_date": "2026-06-01",
+                                  "consumption_logic": "linear", "grace_coefficient": 20}))
+print(ev("w2", "project_credit.set", {"project": proj, "value": "2"}))
+print(ev("w3", "usage", {"project": proj, "resource": "r", "offering": 'h"pc',
+                         "component": "c", "amount": "1"}))
+EOF
+replay --db "$tmp/odd" --out /dev/null "$tmp/odd.jsonl"
+ctl --db "$tmp/odd" balances --json > "$tmp/odd.bal"
+check "odd ids: valid JSON, ids round-trip, linear minimum" $PY - "$tmp/odd.bal" <<'EOF'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1], encoding="utf-8")]
+org = 'q"\\\x01\t\u00e9\u20ac'
+want = [(org, None, "11.500000"), (org, "p\n1", "1.000000")]
+got = [(r["org"], r.get("project"), r["value"]) for r in rows]
+# linear: expected = 12.5 / 3 months = 4.166667; minimum = 80 % = 3.333334 (half-even)
+ok = got == want and rows[0]["expected"] == "4.166667" and rows[0]["minimum"] == "3.333334" \
+    and rows[0]["free"] == "10.500000" and rows[0]["offerings"] == ['h"pc']
+if not ok:
+    print(got, rows[0])
+sys.exit(0 if ok else 1)
+EOF
+check "odd ids: table stays one line per row" [ "$(ctl --db "$tmp/odd" balances | wc -l)" -eq 3 ]
+
+# ---- 5. usage and store errors ----------------------------------------------
+check "--help exits 0" rc_is 0 "$CTL" --help
+check "--help prints usage" sh -c "'$CTL' --help | grep -q '^usage: creditctl --db DIR COMMAND'"
+check "missing --db exits 1" rc_is 1 "$CTL" balances
+check "missing command exits 1" rc_is 1 "$CTL" --db "$db"
+"$CTL" --db "$db" frobnicate 2> "$tmp/err"; rc=$?
+check "unknown command exits 1 and says so" eval '[ "$rc" -eq 1 ] && grep -q "unknown command: frobnicate" "$tmp/err"'
+check "show without ORG exits 1" rc_is 1 "$CTL" --db "$db" show
+check "stats --json exits 1" rc_is 1 "$CTL" --db "$db" stats --json
+check "bad --limit exits 1" rc_is 1 "$CTL" --db "$db" outbox --limit -3
+"$CTL" --db "$tmp/none" balances 2> "$tmp/err"; rc=$?
+check "missing store exits 2" [ "$rc" -eq 2 ]
+check "missing store message" grep -q "^creditctl: $tmp/none: no creditd store (" "$tmp/err"
+check "a missing store is not created" [ ! -e "$tmp/none" ]
+
+# ---- 6. reading while another process writes --------------------------------
+# credit-replay reads stdin from a fifo and commits every line (--batch 1);
+# creditctl reads while it runs.  Chunk 0 is example C; chunk k (1..5) gives
+# org gk a credit of 1000 and draws 1 on it 199 times.
+w="$tmp/w"
+for k in 1 2 3 4 5; do
+    awk -v k="$k" 'BEGIN {
+        h = "{\"specversion\":\"1.0\",\"source\":\"gen\",\"time\":\"2026-03-02T00:00:00Z\",";
+        printf "%s\"id\":\"g%d-set\",\"type\":\"org_credit.set\",\"data\":{\"org\":\"g%d\",\"value\":\"1000\"}}\n", h, k, k;
+        for (i = 1; i < 200; i++)
+            printf "%s\"id\":\"g%d-%d\",\"type\":\"usage\",\"data\":{\"org\":\"g%d\",\"project\":\"p\",\"resource\":\"r\",\"offering\":\"o\",\"component\":\"c\",\"amount\":\"1\"}}\n", h, k, i, k;
+    }' > "$tmp/chunk$k"
+done
+mkfifo "$tmp/fifo"
+"$B/credit-replay" --db "$w" --batch 1 --out "$tmp/w.out" - < "$tmp/fifo" 2> "$tmp/w.log" &
+writer_pid=$!
+exec 3<>"$tmp/fifo"   # read-write: never blocks, even if the writer failed to start
+applied_at_least() { a=$(stat_of "$w" applied); [ -n "$a" ] && [ "$a" -ge "$1" ]; }
+cat "$S/ex_C.jsonl" >&3
+check "writer applied example C" wait_for 30 applied_at_least 7
+check "writer still running" alive "$writer_pid"
+ctl --db "$w" balances --json > "$tmp/w.bal"; rc=$?
+check "balances while a writer holds the store" eval '[ "$rc" -eq 0 ] && cmp -s "$tmp/c.want" "$tmp/w.bal"'
+ctl --db "$w" outbox > "$tmp/w.outbox"; rc=$?
+# The writer deletes delivered outputs at its next batch: the last line's
+# overage is still pending.
+check "outbox while a writer holds the store" eval '[ "$rc" -eq 0 ] &&
+    grep -q "^[0-9][0-9]*	overage	o3	{.*\"reason\":\"offering_not_eligible\"" "$tmp/w.outbox"'
+check "outbox --limit 0 prints nothing" [ -z "$(ctl --db "$w" outbox --limit 0)" ]
+# Now read continuously while the writer commits 1000 more lines (the gk
+# orgs sort before o3, whose three lines stay the last ones).
+(cat "$tmp/chunk1" "$tmp/chunk2" "$tmp/chunk3" "$tmp/chunk4" "$tmp/chunk5" >&3) &
+feeder_pid=$!
+reads=0; read_fail=0; prev=7; went_back=0
+while ! applied_at_least 1007 && alive "$writer_pid" && [ "$reads" -lt 2000 ]; do
+    ctl --db "$w" balances --json > "$tmp/w.mid" 2>>"$tmp/w.readerr" || { read_fail=$((read_fail + 1)); echo "read rc=$?" >> "$tmp/w.readerr"; }
+    tail -n 3 "$tmp/w.mid" | cmp -s - "$tmp/c.want" || { read_fail=$((read_fail + 1)); cat "$tmp/w.mid" >> "$tmp/w.readerr"; }
+    a=$(stat_of "$w" applied); [ -n "$a" ] && [ "$a" -lt "$prev" ] && went_back=1
+    [ -n "$a" ] && prev=$a
+    reads=$((reads + 1))
+done
+check "1000 more lines applied while reading" wait_for 60 applied_at_least 1007
+check "every concurrent read succeeded ($reads reads)" eval '[ "$read_fail" -eq 0 ] && [ "$reads" -gt 0 ]'
+[ "$read_fail" -eq 0 ] || head -n 20 "$tmp/w.readerr" >&2
+check "counters never went backwards" [ "$went_back" -eq 0 ]
+check "balances --json of a live store is valid JSON" $PY -c '
+import json, sys
+for l in open(sys.argv[1]): json.loads(l)' "$tmp/w.mid"
+check "writer still running before EOF" alive "$writer_pid"
+check "feeder done" wait_for 30 dead "$feeder_pid"
+feeder_pid=""
+exec 3>&-             # EOF: the writer finishes and exits
+check "writer exits after EOF" wait_for 30 dead "$writer_pid"
+wait "$writer_pid"; rc=$?
+writer_pid=""
+check "writer exit status 0" [ "$rc" -eq 0 ]
+ctl --db "$w" balances --json > "$tmp/w.final"
+check "final balances: o3 and g1..g5 at 801" $PY - "$tmp/w.final" <<'EOF'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+got = [(r["org"], r.get("project"), r["value"]) for r in rows]
+want = [("g%d" % k, None, "801.000000") for k in range(1, 6)] + \
+       [("o3", None, "0.000000"), ("o3", "pA", "0.000000"), ("o3", "pB", "0.000000")]
+if got != want:
+    print(got)
+sys.exit(0 if got == want else 1)
+EOF
+# Same log from a file, in one batch: byte-identical view.
+cat "$S/ex_C.jsonl" "$tmp/chunk1" "$tmp/chunk2" "$tmp/chunk3" "$tmp/chunk4" "$tmp/chunk5" > "$tmp/all.jsonl"
+replay --db "$tmp/w2" --out /dev/null "$tmp/all.jsonl"
+ctl --db "$tmp/w2" balances --json > "$tmp/w2.final"
+check "fifo replay and file replay give identical balances" cmp -s "$tmp/w.final" "$tmp/w2.final"
+check "outbox empty after the writer finished" [ -z "$(ctl --db "$w" outbox)" ]
+
+echo "creditctl: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]

@@ -1,0 +1,638 @@
+/* creditctl -- read-only views of a creditd store (semantics §10).
+ *
+ *   creditctl --db DIR balances [--json]
+ *   creditctl --db DIR show ORG [--json]
+ *   creditctl --db DIR outbox [--limit N]
+ *   creditctl --db DIR stats
+ *
+ * The store is opened read-only (LMDB MDB_RDONLY): every view runs in its own
+ * read transaction, sees one committed state, and never blocks a writer.
+ * Output is a function of the store's contents only (no wall clock, no
+ * locale), so identical stores print byte-identical views.
+ * Exit 0 ok, 1 bad usage or unknown organisation, 2 store or output error. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "engine/jsonw.h"
+#include "engine/money.h"
+#include "engine/state.h"
+#include "engine/timeutil.h"
+#include "store/store.h"
+
+#define ERRLEN     512
+#define EXIT_USAGE 1
+#define EXIT_STORE 2
+#define CB_FAIL    1000          /* a callback's own failure (message in its context) */
+#define CB_STOP    1001          /* a callback asked to stop early (outbox --limit) */
+#define ID_TEXT_MAX (4 * ENG_ID_MAX + 1) /* an id with every byte escaped as \xNN */
+
+struct opts {
+    const char *db, *cmd, *org;
+    int json, help, has_limit;
+    uint64_t limit;
+};
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: creditctl --db DIR COMMAND [ARGS]\n"
+            "Read-only views of a creditd store (safe while a writer runs).\n"
+            "commands:\n"
+            "  balances [--json]    organisations with a credit and their project credits:\n"
+            "                       value, free, open month, its consumption and minimum, terms\n"
+            "  show ORG [--json]    everything about one organisation\n"
+            "  outbox [--limit N]   pending outputs in order: seq, kind, key, json\n"
+            "  stats                entries per database, sizes, counters, configuration\n"
+            "  --help               this text\n"
+            "exit status: 0 ok, 1 usage or unknown organisation, 2 store or output error\n");
+}
+
+/* ---- values of the open month (semantics §4, §6) ------------------------- */
+
+static int64_t consumed_in(const struct eng_acct *a, int n, int32_t month) {
+    for (int i = 0; i < n; i++)
+        if (a[i].month == month) return a[i].consumed;
+    return 0;
+}
+
+/* The minimum consumption of month m, as the engine computes it at close. */
+static int64_t minimum_of(const struct eng_terms *t, int32_t m) {
+    if (!t->apply_min) return 0;
+    if (t->end_month != ENG_NO_MONTH) {
+        if (m >= t->end_month) return 0;
+        if (m == t->end_month - 1) return t->expected;
+    }
+    int64_t r;
+    int grace = t->grace > 100 ? 100 : t->grace;
+    if (money_muldiv(t->expected, 100 - grace, 100, &r) != MONEY_OK) return t->expected;
+    return r;
+}
+
+/* free = max(0, V - sum of project values) when allocations are reserved, else V. */
+static int64_t org_free(const struct eng_org *o) {
+    if (!o->terms.reserve) return o->value;
+    int64_t sum = 0;
+    for (size_t i = 0; i < o->nproj; i++) {
+        if (!o->proj[i].has_credit) continue;
+        if (money_add(sum, o->proj[i].value, &sum) != MONEY_OK) return 0; /* sum > V */
+    }
+    return sum >= o->value ? 0 : o->value - sum;
+}
+
+static const char *logic_name(uint8_t logic) { return logic == ENG_LINEAR ? "linear" : "fixed"; }
+
+static const char *kind_name(enum eng_out_kind k) {
+    switch (k) {
+    case ENG_OUT_OVERAGE:  return "overage";
+    case ENG_OUT_LEDGER:   return "ledger";
+    case ENG_OUT_REJECTED: return "rejected";
+    }
+    return "unknown";
+}
+
+/* ---- text helpers -------------------------------------------------------- */
+
+/* An id for text output: control bytes, DEL and backslash as \xNN, so that
+ * an id can neither break a line nor be mistaken for another. */
+static void text_id(const char *in, char out[ID_TEXT_MAX]) {
+    static const char hex[] = "0123456789abcdef";
+    size_t n = 0;
+    for (const unsigned char *p = (const unsigned char *)in; *p && n + 5 <= ID_TEXT_MAX; p++) {
+        if (*p >= 0x20 && *p != 0x7f && *p != '\\') { out[n++] = (char)*p; continue; }
+        out[n++] = '\\';
+        out[n++] = 'x';
+        out[n++] = hex[*p >> 4];
+        out[n++] = hex[*p & 15];
+    }
+    out[n] = 0;
+}
+
+static const char *money_text(int64_t v, char buf[MONEY_FMT_MAX]) {
+    money_format(v, MONEY_DIGITS, buf);
+    return buf;
+}
+
+static const char *month_text(int32_t m, char buf[8]) {
+    if (m == ENG_NO_MONTH) return "-";
+    time_format_month(m, buf);
+    return buf;
+}
+
+static const char *date_text(int32_t m, char buf[11]) {
+    if (m == ENG_NO_MONTH) return "-";
+    time_format_month_date(m, buf);
+    return buf;
+}
+
+/* Display width of UTF-8 text: code points, not bytes. */
+static int text_width(const char *s) {
+    int w = 0;
+    for (; *s; s++)
+        if (((unsigned char)*s & 0xc0) != 0x80) w++;
+    return w;
+}
+
+/* ---- JSON helpers -------------------------------------------------------- */
+
+static void json_month(struct jsonw *w, const char *k, int32_t m) {
+    char b[8];
+    jsonw_key(w, k);
+    if (m == ENG_NO_MONTH) jsonw_null(w);
+    else { time_format_month(m, b); jsonw_str(w, b); }
+}
+
+static void json_date(struct jsonw *w, const char *k, int32_t m) {
+    char b[11];
+    jsonw_key(w, k);
+    if (m == ENG_NO_MONTH) jsonw_null(w);
+    else { time_format_month_date(m, b); jsonw_str(w, b); }
+}
+
+/* consumed .. apply_as_minimal_consumption: shared by org and project credits. */
+static void json_terms(struct jsonw *w, const struct eng_terms *t, int64_t consumed, int32_t open) {
+    jsonw_kmoney(w, "consumed", consumed);
+    jsonw_kmoney(w, "minimum", minimum_of(t, open));
+    jsonw_kmoney(w, "expected", t->expected);
+    json_date(w, "end_date", t->end_month);
+    jsonw_kstr(w, "consumption_logic", logic_name(t->logic));
+    jsonw_kint(w, "grace_coefficient", t->grace);
+    jsonw_kbool(w, "apply_as_minimal_consumption", t->apply_min);
+}
+
+/* The org credit's fields from "value" on (open_month only in balances). */
+static void json_org_credit(struct jsonw *w, const struct eng_org *o, int with_open) {
+    jsonw_kmoney(w, "value", o->value);
+    jsonw_kmoney(w, "free", org_free(o));
+    if (with_open) json_month(w, "open_month", o->open_month);
+    json_terms(w, &o->terms, consumed_in(o->acct, o->nacct, o->open_month), o->open_month);
+    jsonw_kbool(w, "reserve_allocations", o->terms.reserve);
+    jsonw_key(w, "offerings");
+    jsonw_arr_open(w);
+    for (int i = 0; i < o->noff; i++) jsonw_str(w, o->off[i]);
+    jsonw_arr_close(w);
+}
+
+static void json_project_credit(struct jsonw *w, const struct eng_project *p, int32_t open) {
+    jsonw_kmoney(w, "value", p->value);
+    json_terms(w, &p->terms, consumed_in(p->acct, p->nacct, open), open);
+    jsonw_kbool(w, "use_org_credit", p->terms.use_org_credit);
+    jsonw_kbool(w, "mark_unused_as_spent_on_termination", p->terms.mark_unused);
+}
+
+/* Write the writer's buffer as one line; CB_FAIL with a message on error. */
+static int json_line(struct jsonw *w, char *err, size_t errlen) {
+    if (!jsonw_ok(w)) {
+        snprintf(err, errlen, "out of memory");
+        return CB_FAIL;
+    }
+    if (fwrite(w->buf, 1, w->len, stdout) != w->len || putchar('\n') == EOF) {
+        snprintf(err, errlen, "writing output: %s", strerror(errno));
+        return CB_FAIL;
+    }
+    return 0;
+}
+
+/* ---- balances ------------------------------------------------------------ */
+
+#define NCOL 9
+static const char *const bal_head[NCOL] = {"ORG", "PROJECT", "VALUE", "FREE", "OPEN",
+                                            "CONSUMED", "MINIMUM", "END", "LOGIC"};
+static const int bal_right[NCOL] = {0, 0, 1, 1, 0, 1, 1, 0, 0};
+
+/* Rows of text cells, kept NUL-separated in one buffer until the widths are known. */
+struct table {
+    char *buf;
+    size_t len, cap, nrows;
+    int width[NCOL];
+};
+
+static int table_add(struct table *t, const char *const cells[NCOL]) {
+    for (int c = 0; c < NCOL; c++) {
+        size_t n = strlen(cells[c]) + 1;
+        if (t->len + n > t->cap) {
+            size_t cap = t->cap ? t->cap * 2 : 4096;
+            while (cap < t->len + n) cap *= 2;
+            char *b = realloc(t->buf, cap);
+            if (!b) return -1;
+            t->buf = b;
+            t->cap = cap;
+        }
+        memcpy(t->buf + t->len, cells[c], n);
+        t->len += n;
+        int w = text_width(cells[c]);
+        if (w > t->width[c]) t->width[c] = w;
+    }
+    t->nrows++;
+    return 0;
+}
+
+static void table_print(const struct table *t) {
+    const char *p = t->buf;
+    for (size_t r = 0; r < t->nrows; r++) {
+        for (int c = 0; c < NCOL; c++) {
+            int pad = t->width[c] - text_width(p);
+            if (c) fputs("  ", stdout);
+            if (bal_right[c]) printf("%*s%s", pad, "", p);
+            else if (c + 1 < NCOL) printf("%s%*s", p, pad, "");
+            else fputs(p, stdout);
+            p += strlen(p) + 1;
+        }
+        putchar('\n');
+    }
+}
+
+struct bal_ctx {
+    int json;
+    struct jsonw w;
+    struct table t;
+    char err[ERRLEN];
+};
+
+static int bal_json(struct bal_ctx *b, const struct eng_org *o) {
+    jsonw_reset(&b->w);
+    jsonw_obj_open(&b->w);
+    jsonw_kstr(&b->w, "org", o->id);
+    json_org_credit(&b->w, o, 1);
+    jsonw_obj_close(&b->w);
+    int rc = json_line(&b->w, b->err, sizeof(b->err));
+    for (size_t i = 0; rc == 0 && i < o->nproj; i++) {
+        const struct eng_project *p = &o->proj[i];
+        if (!p->has_credit) continue;
+        jsonw_reset(&b->w);
+        jsonw_obj_open(&b->w);
+        jsonw_kstr(&b->w, "org", o->id);
+        jsonw_kstr(&b->w, "project", p->id);
+        json_project_credit(&b->w, p, o->open_month);
+        jsonw_obj_close(&b->w);
+        rc = json_line(&b->w, b->err, sizeof(b->err));
+    }
+    return rc;
+}
+
+static int bal_table(struct bal_ctx *b, const struct eng_org *o) {
+    char org[ID_TEXT_MAX], proj[ID_TEXT_MAX], v[MONEY_FMT_MAX], f[MONEY_FMT_MAX];
+    char c[MONEY_FMT_MAX], mn[MONEY_FMT_MAX], om[8], end[11];
+    int32_t open = o->open_month;
+    text_id(o->id, org);
+    const char *row[NCOL] = {org, "-", money_text(o->value, v), money_text(org_free(o), f),
+                             month_text(open, om),
+                             money_text(consumed_in(o->acct, o->nacct, open), c),
+                             money_text(minimum_of(&o->terms, open), mn),
+                             date_text(o->terms.end_month, end), logic_name(o->terms.logic)};
+    int rc = table_add(&b->t, row);
+    for (size_t i = 0; rc == 0 && i < o->nproj; i++) {
+        const struct eng_project *p = &o->proj[i];
+        if (!p->has_credit) continue;
+        text_id(p->id, proj);
+        const char *prow[NCOL] = {org, proj, money_text(p->value, v), "-", "-",
+                                  money_text(consumed_in(p->acct, p->nacct, open), c),
+                                  money_text(minimum_of(&p->terms, open), mn),
+                                  date_text(p->terms.end_month, end), logic_name(p->terms.logic)};
+        rc = table_add(&b->t, prow);
+    }
+    if (rc) snprintf(b->err, sizeof(b->err), "out of memory");
+    return rc ? CB_FAIL : 0;
+}
+
+static int bal_cb(void *arg, const struct eng_org *o) {
+    struct bal_ctx *b = arg;
+    if (!o->has_credit) return 0;
+    return b->json ? bal_json(b, o) : bal_table(b, o);
+}
+
+static int cmd_balances(struct store *s, const struct opts *op) {
+    struct bal_ctx b;
+    char err[ERRLEN] = "";
+    memset(&b, 0, sizeof(b));
+    b.json = op->json;
+    jsonw_init(&b.w);
+    int rc = b.json ? 0 : table_add(&b.t, bal_head);
+    if (rc) snprintf(b.err, sizeof(b.err), "out of memory");
+    else rc = store_scan_orgs(s, bal_cb, &b, err, sizeof(err));
+    if (rc == 0 && !b.json) table_print(&b.t);
+    if (rc) fprintf(stderr, "creditctl: balances: %s\n", rc == CB_FAIL || !*err ? b.err : err);
+    jsonw_free(&b.w);
+    free(b.t.buf);
+    return rc ? EXIT_STORE : 0;
+}
+
+/* ---- show ---------------------------------------------------------------- */
+
+/* Months with consumption, ascending (the store keeps no particular order). */
+static int sorted_acct(const struct eng_acct *in, int n, struct eng_acct out[ENG_MAX_MONTHS]) {
+    if (n > ENG_MAX_MONTHS) n = ENG_MAX_MONTHS;
+    for (int i = 0; i < n; i++) {
+        int j = i;
+        for (; j > 0 && out[j - 1].month > in[i].month; j--) out[j] = out[j - 1];
+        out[j] = in[i];
+    }
+    return n;
+}
+
+static void json_acct(struct jsonw *w, const struct eng_acct *a, int n) {
+    struct eng_acct s[ENG_MAX_MONTHS];
+    n = sorted_acct(a, n, s);
+    jsonw_key(w, "consumption");
+    jsonw_arr_open(w);
+    for (int i = 0; i < n; i++) {
+        jsonw_obj_open(w);
+        json_month(w, "month", s[i].month);
+        jsonw_kmoney(w, "consumed", s[i].consumed);
+        jsonw_obj_close(w);
+    }
+    jsonw_arr_close(w);
+}
+
+static void json_show_projects(struct jsonw *w, const struct eng_org *o) {
+    jsonw_key(w, "projects");
+    jsonw_arr_open(w);
+    for (size_t i = 0; i < o->nproj; i++) {
+        const struct eng_project *p = &o->proj[i];
+        jsonw_obj_open(w);
+        jsonw_kstr(w, "project", p->id);
+        jsonw_key(w, "credit");
+        if (!p->has_credit) jsonw_null(w);
+        else {
+            jsonw_obj_open(w);
+            json_project_credit(w, p, o->open_month);
+            jsonw_obj_close(w);
+        }
+        json_acct(w, p->acct, p->nacct);
+        jsonw_obj_close(w);
+    }
+    jsonw_arr_close(w);
+}
+
+static int show_json(const struct eng_org *o) {
+    struct jsonw w;
+    char err[ERRLEN], wm[40];
+    jsonw_init(&w);
+    jsonw_obj_open(&w);
+    jsonw_kstr(&w, "org", o->id);
+    jsonw_kint(&w, "partition", o->partition);
+    jsonw_key(&w, "watermark");
+    if (o->watermark == ENG_NO_TIME) jsonw_null(&w);
+    else { time_format(o->watermark, wm); jsonw_str(&w, wm); }
+    json_month(&w, "open_month", o->open_month);
+    jsonw_key(&w, "sequences");
+    jsonw_obj_open(&w);
+    jsonw_kint(&w, "overage", (int64_t)o->seq[ENG_OUT_OVERAGE]);
+    jsonw_kint(&w, "ledger", (int64_t)o->seq[ENG_OUT_LEDGER]);
+    jsonw_obj_close(&w);
+    jsonw_key(&w, "credit");
+    if (!o->has_credit) jsonw_null(&w);
+    else { jsonw_obj_open(&w); json_org_credit(&w, o, 0); jsonw_obj_close(&w); }
+    json_acct(&w, o->acct, o->nacct);
+    json_show_projects(&w, o);
+    jsonw_obj_close(&w);
+    int rc = json_line(&w, err, sizeof(err));
+    if (rc) fprintf(stderr, "creditctl: show: %s\n", err);
+    jsonw_free(&w);
+    return rc ? EXIT_STORE : 0;
+}
+
+static void text_terms(const struct eng_terms *t, int32_t open) {
+    char e[MONEY_FMT_MAX], m[MONEY_FMT_MAX], end[11];
+    printf("  terms        %s, expected %s, minimum %s, grace %d%%, minimal consumption %s, "
+           "end date %s\n", logic_name(t->logic), money_text(t->expected, e),
+           money_text(minimum_of(t, open), m), (int)t->grace, t->apply_min ? "yes" : "no",
+           date_text(t->end_month, end));
+}
+
+static void text_acct(const struct eng_acct *a, int n) {
+    struct eng_acct s[ENG_MAX_MONTHS];
+    char mb[8], v[MONEY_FMT_MAX];
+    n = sorted_acct(a, n, s);
+    printf("  consumption ");
+    if (n == 0) printf(" -");
+    for (int i = 0; i < n; i++)
+        printf(" %s %s%s", month_text(s[i].month, mb), money_text(s[i].consumed, v),
+               i + 1 < n ? "," : "");
+    putchar('\n');
+}
+
+static void text_org_credit(const struct eng_org *o) {
+    char v[MONEY_FMT_MAX], f[MONEY_FMT_MAX], id[ID_TEXT_MAX];
+    if (!o->has_credit) { printf("credit         none\n"); return; }
+    printf("credit         value %s, free %s, reserve allocations %s\n", money_text(o->value, v),
+           money_text(org_free(o), f), o->terms.reserve ? "yes" : "no");
+    text_terms(&o->terms, o->open_month);
+    printf("  offerings   ");
+    if (o->noff == 0) printf(" all");
+    for (int i = 0; i < o->noff; i++) {
+        text_id(o->off[i], id);
+        printf(" %s%s", id, i + 1 < o->noff ? "," : "");
+    }
+    putchar('\n');
+}
+
+static void text_project(const struct eng_org *o, const struct eng_project *p) {
+    char id[ID_TEXT_MAX], v[MONEY_FMT_MAX], sp[MONEY_FMT_MAX];
+    text_id(p->id, id);
+    printf("project %s\n", id);
+    if (!p->has_credit) printf("  credit       none\n");
+    else {
+        printf("  credit       value %s, spendable %s, use org credit %s, "
+               "mark unused as spent on termination %s\n", money_text(p->value, v),
+               money_text(p->value < o->value ? p->value : o->value, sp),
+               p->terms.use_org_credit ? "yes" : "no", p->terms.mark_unused ? "yes" : "no");
+        text_terms(&p->terms, o->open_month);
+    }
+    text_acct(p->acct, p->nacct);
+}
+
+static int show_text(const struct eng_org *o) {
+    char id[ID_TEXT_MAX], wm[40], om[8];
+    text_id(o->id, id);
+    if (o->watermark == ENG_NO_TIME) strcpy(wm, "-");
+    else time_format(o->watermark, wm);
+    printf("organisation   %s\n", id);
+    printf("partition      %" PRId32 "\n", o->partition);
+    printf("watermark      %s\n", wm);
+    printf("open month     %s\n", month_text(o->open_month, om));
+    printf("sequences      overage %" PRIu64 ", ledger %" PRIu64 "\n",
+           o->seq[ENG_OUT_OVERAGE], o->seq[ENG_OUT_LEDGER]);
+    text_org_credit(o);
+    text_acct(o->acct, o->nacct);
+    for (size_t i = 0; i < o->nproj; i++) text_project(o, &o->proj[i]);
+    return 0;
+}
+
+static int cmd_show(struct store *s, const struct opts *op) {
+    char err[ERRLEN], id[ID_TEXT_MAX];
+    struct eng_org *o = malloc(sizeof(*o));
+    if (!o) { fprintf(stderr, "creditctl: show: out of memory\n"); return EXIT_STORE; }
+    eng_org_init(o);
+    size_t n = strlen(op->org);
+    int rc = n == 0 || n > ENG_ID_MAX ? STORE_NOTFOUND : store_get_org(s, op->org, o, err, sizeof(err));
+    if (rc == STORE_NOTFOUND) {
+        text_id(op->org, id);
+        fprintf(stderr, "creditctl: no organisation %s in %s\n", id, op->db);
+        rc = EXIT_USAGE;
+    } else if (rc) {
+        fprintf(stderr, "creditctl: show %s: %s\n", op->org, err);
+        rc = EXIT_STORE;
+    } else {
+        rc = op->json ? show_json(o) : show_text(o);
+    }
+    eng_org_free(o);
+    free(o);
+    return rc;
+}
+
+/* ---- outbox -------------------------------------------------------------- */
+
+struct outbox_ctx { uint64_t limit, n; int has_limit; char err[ERRLEN]; };
+
+static int outbox_cb(void *arg, uint64_t seq, enum eng_out_kind kind, const char *key,
+                     const char *json, size_t len) {
+    struct outbox_ctx *c = arg;
+    char k[ID_TEXT_MAX];
+    if (c->has_limit && c->n >= c->limit) return CB_STOP;
+    if (key) text_id(key, k);
+    else strcpy(k, "-");
+    printf("%" PRIu64 "\t%s\t%s\t", seq, kind_name(kind), k);
+    if (fwrite(json, 1, len, stdout) != len || putchar('\n') == EOF) {
+        snprintf(c->err, sizeof(c->err), "writing output: %s", strerror(errno));
+        return CB_FAIL;
+    }
+    c->n++;
+    return 0;
+}
+
+static int cmd_outbox(struct store *s, const struct opts *op) {
+    struct outbox_ctx c;
+    char err[ERRLEN] = "";
+    memset(&c, 0, sizeof(c));
+    c.limit = op->limit;
+    c.has_limit = op->has_limit;
+    int rc = store_outbox_scan(s, 0, outbox_cb, &c, err, sizeof(err));
+    if (rc == CB_STOP) rc = 0;
+    if (rc) fprintf(stderr, "creditctl: outbox: %s\n", rc == CB_FAIL ? c.err : err);
+    return rc ? EXIT_STORE : 0;
+}
+
+/* ---- stats --------------------------------------------------------------- */
+
+static int cmd_stats(struct store *s) {
+    struct store_stats st;
+    char err[ERRLEN];
+    if (store_stats(s, &st, err, sizeof(err))) {
+        fprintf(stderr, "creditctl: stats: %s\n", err);
+        return EXIT_STORE;
+    }
+    printf("%-16s %s\n", "database", "entries");
+    for (int i = 0; i < st.ndb; i++)
+        printf("%-16s %" PRIu64 "\n", st.db[i].name ? st.db[i].name : "?", st.db[i].entries);
+    printf("%-16s %" PRIu64 "\n", "map_size", st.map_size);
+    printf("%-16s %" PRIu64 "\n", "used_bytes", st.used_bytes);
+    printf("%-16s %" PRIu64 "\n", "file_bytes", st.file_bytes);
+    printf("%-16s %" PRIu64 "\n", "applied", st.counters.applied);
+    printf("%-16s %" PRIu64 "\n", "duplicates", st.counters.duplicates);
+    printf("%-16s %" PRIu64 "\n", "rejected", st.counters.rejected);
+    printf("%-16s %" PRId64 "\n", "close_after", st.close_after_s);
+    printf("%-16s %s\n", "currency", st.currency);
+    return 0;
+}
+
+/* ---- arguments and main -------------------------------------------------- */
+
+static int parse_u64(const char *s, uint64_t *out) {
+    char *end;
+    if (*s < '0' || *s > '9') return -1;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end) return -1;
+    *out = v;
+    return 0;
+}
+
+static int bad_usage(const char *what, const char *arg) {
+    fprintf(stderr, "creditctl: %s%s%s\n", what, arg ? ": " : "", arg ? arg : "");
+    usage(stderr);
+    return EXIT_USAGE;
+}
+
+/* Options may come before or after the command; "--" ends them. */
+static int parse_args(int argc, char **argv, struct opts *o) {
+    const char *pos[2];
+    int npos = 0, opts_done = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (opts_done || a[0] != '-' || a[1] == 0) {
+            if (npos == 2) return bad_usage("unexpected argument", a);
+            pos[npos++] = a;
+        } else if (strcmp(a, "--") == 0) opts_done = 1;
+        else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) o->help = 1;
+        else if (strcmp(a, "--json") == 0) o->json = 1;
+        else if (strncmp(a, "--db=", 5) == 0) o->db = a + 5;
+        else if (strcmp(a, "--db") == 0 || strcmp(a, "--limit") == 0) {
+            if (i + 1 >= argc) return bad_usage("missing value for", a);
+            if (a[2] == 'd') o->db = argv[++i];
+            else if (parse_u64(argv[++i], &o->limit)) return bad_usage("bad --limit", argv[i]);
+            else o->has_limit = 1;
+        } else return bad_usage("unknown option", a);
+    }
+    if (o->help) return 0;
+    if (!o->db || !*o->db) return bad_usage("missing --db DIR", NULL);
+    if (npos == 0) return bad_usage("missing command", NULL);
+    o->cmd = pos[0];
+    o->org = npos > 1 ? pos[1] : NULL;
+    int show = strcmp(o->cmd, "show") == 0;
+    if (!show && strcmp(o->cmd, "balances") && strcmp(o->cmd, "outbox") && strcmp(o->cmd, "stats"))
+        return bad_usage("unknown command", o->cmd);
+    if (show && !o->org) return bad_usage("show needs an organisation id", NULL);
+    if (!show && o->org) return bad_usage("unexpected argument", o->org);
+    if (o->json && !show && strcmp(o->cmd, "balances"))
+        return bad_usage("--json applies to balances and show only", NULL);
+    if (o->has_limit && strcmp(o->cmd, "outbox"))
+        return bad_usage("--limit applies to outbox only", NULL);
+    return 0;
+}
+
+/* Read-only open; a directory without data.mdb is "no creditd store". */
+static int open_store(const char *dir, struct store **s) {
+    char path[4096], err[ERRLEN];
+    struct stat st;
+    int n = snprintf(path, sizeof(path), "%s/data.mdb", dir);
+    if (n < 0 || (size_t)n >= sizeof(path)) {
+        fprintf(stderr, "creditctl: %s: path too long\n", dir);
+        return EXIT_STORE;
+    }
+    if (stat(path, &st) != 0) {
+        fprintf(stderr, "creditctl: %s: no creditd store (%s: %s)\n", dir, path, strerror(errno));
+        return EXIT_STORE;
+    }
+    struct store_opts so = {0};
+    so.path = dir;
+    so.readonly = 1;
+    so.currency = NULL; /* a view: whatever configuration the store was made with */
+    if (store_open(s, &so, err, sizeof(err))) {
+        fprintf(stderr, "creditctl: %s: cannot open store: %s\n", dir, err);
+        return EXIT_STORE;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    struct opts op;
+    struct store *s;
+    memset(&op, 0, sizeof(op));
+    int rc = parse_args(argc, argv, &op);
+    if (rc) return rc;
+    if (op.help) { usage(stdout); return fflush(stdout) ? EXIT_STORE : 0; }
+    if ((rc = open_store(op.db, &s))) return rc;
+    if (strcmp(op.cmd, "balances") == 0) rc = cmd_balances(s, &op);
+    else if (strcmp(op.cmd, "show") == 0) rc = cmd_show(s, &op);
+    else if (strcmp(op.cmd, "outbox") == 0) rc = cmd_outbox(s, &op);
+    else rc = cmd_stats(s);
+    store_close(s);
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        fprintf(stderr, "creditctl: writing output: %s\n", strerror(errno));
+        if (rc == 0) rc = EXIT_STORE;
+    }
+    return rc;
+}
