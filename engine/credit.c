@@ -449,6 +449,9 @@ static int usage(struct engine *e, struct eng_org *o) {
     int64_t free = free_credit(o);
     if (p && p->has_credit) {
         if (!ended_at(&p->terms, ev->time)) d1 = min64(c, min64(p->value, o->value));
+        /* Reserved: free is unchanged by d1 (V and P_p fall together);
+         * shared: free is V itself, which d1 lowered. */
+        if (!o->terms.reserve) free -= d1;
         if (c - d1 > 0 && p->terms.use_org_credit) d2 = min64(c - d1, free);
         else reason = "project_credit_exhausted";
     } else {
