@@ -54,6 +54,8 @@ struct store {
     int grow_pending;      /* map must be grown before the next txn */
     int out_valid;         /* out_last is loaded for the current txn */
     uint64_t out_last;     /* last outbox seq used (cache; reset on commit/abort) */
+    store_emit_fn emit_fn; /* when set, outputs go here instead of the outbox */
+    void *emit_arg;
     char path[PATH_MAX];
 };
 
@@ -710,6 +712,10 @@ static int op_emit(void *ctx, enum eng_out_kind kind, const char *key, const cha
     uint64_t last = 0;
     struct wbuf b;
     assert(s->txn && (unsigned)kind <= ENG_OUT_REJECTED && json && len <= UINT32_MAX);
+    if (s->emit_fn) {
+        if (s->emit_fn(s->emit_arg, kind, key, json, len) == 0) return 0;
+        return fail(err, errlen, "store %s: output hook failed", s->path);
+    }
     size_t klen = key ? strlen(key) : 0;
     assert(klen < OUT_NOKEY);
     int rc = outbox_last(s, &last, err, errlen);
@@ -1144,6 +1150,11 @@ int store_commit(struct store *s, char *err, size_t errlen) {
 }
 
 int store_map_full(const struct store *s) { return s->map_full; }
+
+void store_set_emit_hook(struct store *s, store_emit_fn fn, void *arg) {
+    s->emit_fn = fn;
+    s->emit_arg = arg;
+}
 
 void store_engine_ops(struct store *s, struct engine_store *ops) {
     ops->ctx = s;

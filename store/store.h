@@ -59,6 +59,14 @@ void store_abort(struct store *s);
  * the map has been grown and the batch can be retried. */
 int  store_map_full(const struct store *s);
 
+/* File replay: send the engine's outputs to fn (called inside the batch
+ * txn, in emission order; non-zero fails the call with ENG_ESTORE) instead
+ * of the outbox.  The caller keeps them until the batch commits, and drops
+ * them if it aborts.  NULL restores the outbox. */
+typedef int (*store_emit_fn)(void *arg, enum eng_out_kind kind, const char *key,
+                             const char *json, size_t len);
+void store_set_emit_hook(struct store *s, store_emit_fn fn, void *arg);
+
 /* The engine's view (state.h) bound to this store's current write txn. */
 void store_engine_ops(struct store *s, struct engine_store *ops);
 

@@ -5,8 +5,9 @@
  *                 [--close-after S] [--currency C] FILE...
  *
  * Lines are applied in order as partition 0 (line numbers count across all
- * files, from 1), committed in batches of N.  Outputs leave the store's
- * outbox only after they were written to --out.  Exit 0 when all input was
+ * files, from 1), committed in batches of N.  A batch's outputs are held in
+ * memory and written to --out once the batch has committed (the store's
+ * outbox is not used: the file is the delivery).  Exit 0 when all input was
  * processed, 1 on bad usage, 2 on I/O or store errors. */
 #include <errno.h>
 #include <stdio.h>
@@ -34,6 +35,9 @@ struct replay {
     int64_t until;
     struct store_counters total;
     uint64_t outputs[3];
+    char *pend;                   /* outputs of the batch being applied */
+    size_t pend_len, pend_cap;
+    uint64_t pend_count[3];
     char err[ERRLEN];
 };
 
@@ -53,7 +57,37 @@ static int write_out(void *arg, uint64_t seq, enum eng_out_kind kind, const char
     return 0;
 }
 
-/* Write the outbox entries committed so far to --out. */
+/* Store hook: keep an output of the current batch in memory. */
+static int hold_out(void *arg, enum eng_out_kind kind, const char *key, const char *json,
+                    size_t len) {
+    struct replay *r = arg;
+    (void)key;
+    if (r->pend_len + len + 1 > r->pend_cap) {
+        size_t cap = r->pend_cap ? r->pend_cap : 1 << 20;
+        while (cap < r->pend_len + len + 1) cap *= 2;
+        char *p = realloc(r->pend, cap);
+        if (!p) return -1;
+        r->pend = p;
+        r->pend_cap = cap;
+    }
+    memcpy(r->pend + r->pend_len, json, len);
+    r->pend[r->pend_len + len] = '\n';
+    r->pend_len += len + 1;
+    r->pend_count[kind]++;
+    return 0;
+}
+
+/* After a commit: write the batch's outputs. */
+static int write_pending(struct replay *r) {
+    if (fwrite(r->pend, 1, r->pend_len, r->out) != r->pend_len || fflush(r->out) != 0) {
+        snprintf(r->err, sizeof(r->err), "writing output: %s", strerror(errno));
+        return -1;
+    }
+    for (int k = 0; k < 3; k++) r->outputs[k] += r->pend_count[k];
+    return 0;
+}
+
+/* Write outbox entries a previous run left undelivered to --out. */
 static int drain(struct replay *r) {
     int rc = store_outbox_scan(r->store, r->drained, write_out, r, r->err, sizeof(r->err));
     if (rc == 1 || fflush(r->out) != 0) {
@@ -69,6 +103,8 @@ static int apply_batch(struct replay *r) {
     for (;;) {
         struct store_counters c = {0, 0, 0};
         struct engine_store ops;
+        r->pend_len = 0;
+        memset(r->pend_count, 0, sizeof(r->pend_count));
         int rc = store_begin(r->store, r->err, sizeof(r->err));
         if (rc) return -1;
         store_engine_ops(r->store, &ops);
@@ -94,7 +130,7 @@ static int apply_batch(struct replay *r) {
     }
     for (size_t i = 0; i < r->n; i++) free(r->batch[i].buf);
     r->n = 0;
-    return drain(r);
+    return write_pending(r);
 }
 
 /* Read one file; 1 when --until stopped the replay. */
@@ -198,6 +234,7 @@ int main(int argc, char **argv) {
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     int rc = drain(&r); /* anything a previous run left undelivered comes first */
+    store_set_emit_hook(r.store, hold_out, &r);
     for (; rc == 0 && i < argc; i++) rc = replay_file(&r, argv[i], (size_t)batch);
     if (rc >= 0 && r.n) rc = apply_batch(&r);
     if (rc >= 0) rc = finish(&r);
@@ -219,6 +256,7 @@ int main(int argc, char **argv) {
             s > 0 ? (double)r.line_no / s : 0.0);
     for (size_t k = 0; k < r.n; k++) free(r.batch[k].buf);
     free(r.batch);
+    free(r.pend);
     engine_free(r.eng);
     store_close(r.store);
     return rc < 0 ? 2 : 0;

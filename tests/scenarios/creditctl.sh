@@ -185,10 +185,9 @@ check "writer still running" alive "$writer_pid"
 ctl --db "$w" balances --json > "$tmp/w.bal"; rc=$?
 check "balances while a writer holds the store" eval '[ "$rc" -eq 0 ] && cmp -s "$tmp/c.want" "$tmp/w.bal"'
 ctl --db "$w" outbox > "$tmp/w.outbox"; rc=$?
-# The writer deletes delivered outputs at its next batch: the last line's
-# overage is still pending.
-check "outbox while a writer holds the store" eval '[ "$rc" -eq 0 ] &&
-    grep -q "^[0-9][0-9]*	overage	o3	{.*\"reason\":\"offering_not_eligible\"" "$tmp/w.outbox"'
+# credit-replay delivers outputs to its --out file, not through the outbox:
+# the outbox view works and is empty.
+check "outbox while a writer holds the store" eval '[ "$rc" -eq 0 ] && [ ! -s "$tmp/w.outbox" ]'
 check "outbox --limit 0 prints nothing" [ -z "$(ctl --db "$w" outbox --limit 0)" ]
 # Now read continuously while the writer commits 1000 more lines (the gk
 # orgs sort before o3, whose three lines stay the last ones).
