@@ -1,0 +1,146 @@
+/* config.h -- creditd's configuration: the creditd.conf file, -X overrides,
+ * defaults, validation and a dump of the effective settings.
+ *
+ * Pure parsing and validation: no librdkafka, no LMDB.  The kafka.* pairs are
+ * kept verbatim, in order, for the consumer to hand to rd_kafka_conf_set()
+ * (librdkafka checks the property names and values itself).
+ *
+ * File format (see creditd.conf.example):
+ *   - one `key = value` per line; key and value are trimmed of whitespace;
+ *   - blank lines and lines whose first non-blank character is '#' are ignored;
+ *   - in an unquoted value, a '#' at its start or after whitespace starts a
+ *     comment (`a#b` stays `a#b`, `a # note` is `a`);
+ *   - a value may be double-quoted ("...") to keep leading/trailing spaces or
+ *     " #"; inside quotes \" is '"' and \\ is '\' (other backslashes are
+ *     literal); only whitespace or a comment may follow the closing quote;
+ *   - every key may appear once per file (a duplicate is an error naming both
+ *     lines); keys other than creditd's and kafka.* are errors.
+ *
+ * Ownership: `struct config` is the caller's (stack or heap).  config_init()
+ * gives defaults without allocating; config_set()/config_load_file() allocate
+ * the kafka list and bookkeeping, released by config_free().  The struct must
+ * not be copied by value once something was set (the copies would share heap
+ * memory).  No function keeps a pointer to its arguments.  Not thread-safe per
+ * struct; separate structs are independent (there is no global state).
+ *
+ * Errors: functions return 0, or -1 with a NUL-terminated message in err
+ * (errlen bytes, truncated if needed) of the form "ORIGIN: KEY: what", e.g.
+ * "creditd.conf:12: batch.max_messages: not an integer".
+ */
+#ifndef CREDITD_CONFIG_H
+#define CREDITD_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define CONFIG_PATH_MAX       4095   /* store.path, bytes                     */
+#define CONFIG_TOPIC_MAX      249    /* Kafka's topic name limit               */
+#define CONFIG_GROUP_MAX      255    /* group.id, bytes                        */
+#define CONFIG_CURRENCY_MAX   16     /* credit.currency (== ENGINE_CURRENCY_MAX) */
+#define CONFIG_PARTITIONS_MAX 1024   /* input.partitions: distinct entries     */
+
+/* One kafka.* property: name without the "kafka." prefix.  Both strings are
+ * owned by the struct config holding them. */
+struct config_kv {
+    char *name;
+    char *value;
+};
+
+/* Where a key was last set (internal bookkeeping for duplicate detection and
+ * messages; owned by the struct config). */
+struct config_origin {
+    char *key;      /* canonical key, e.g. "batch.max_ms", "kafka.acks" */
+    char *origin;   /* "PATH:LINE", "-X", ... */
+};
+
+struct config {
+    /* store.* */
+    char    store_path[CONFIG_PATH_MAX + 1];     /* default "./creditd-data"  */
+    size_t  store_map_size;                      /* bytes, default 1 GiB      */
+    /* topic.* */
+    char    topic_input[CONFIG_TOPIC_MAX + 1];   /* default "credit.events"   */
+    char    topic_overage[CONFIG_TOPIC_MAX + 1]; /* default "credit.overage"  */
+    char    topic_ledger[CONFIG_TOPIC_MAX + 1];  /* default "credit.ledger"   */
+    char    topic_rejected[CONFIG_TOPIC_MAX + 1];/* default "credit.rejected" */
+    /* input.partitions: ascending, distinct; n == 0 means all partitions */
+    int32_t input_partitions[CONFIG_PARTITIONS_MAX];
+    size_t  input_npartitions;
+    char    group_id[CONFIG_GROUP_MAX + 1];      /* default "creditd"         */
+    int64_t batch_max_messages;                  /* 10000, 1..1000000         */
+    int64_t batch_max_ms;                        /* 100, 1..60000             */
+    int64_t outbox_max_pending;                  /* 100000; pause above it    */
+    int64_t shutdown_flush_timeout_ms;           /* 10000                     */
+    int64_t stats_interval_ms;                   /* 10000, 0 = off            */
+    int64_t credit_close_after_s;                /* 0, 0..7776000 (pinned)    */
+    char    credit_currency[CONFIG_CURRENCY_MAX + 1]; /* "EUR"; [A-Za-z0-9_-] */
+
+    /* kafka.* pass-through, in the order the names were first set (a later
+     * override replaces the value in place).  Read-only for callers. */
+    struct config_kv *kafka;
+    size_t  nkafka;
+
+    /* Internal: do not touch. */
+    size_t  kafka_cap;
+    struct config_origin *origins;
+    size_t  norigins, origins_cap;
+};
+
+/* Defaults; allocates nothing.  Call on a fresh struct (or after config_free):
+ * it does not free what a previous use allocated. */
+void config_init(struct config *c);
+
+/* Read a creditd.conf file, calling config_set() for each pair with origin
+ * "PATH:LINE" (PATH as given).  On error c holds the pairs before the failing
+ * line; the caller should report err and config_free(c).  Does not validate
+ * cross-key constraints: call config_validate() after all sources. */
+int config_load_file(struct config *c, const char *path, char *err, size_t errlen);
+
+/* Set one key from `origin` (used in messages and for duplicates).  value is
+ * taken verbatim (the file loader trims and unquotes before calling).
+ *   - "kafka.NAME"      -> kafka property NAME (kafka.group.id is refused:
+ *                          set creditd's group.id);
+ *   - a creditd key     -> parsed and range-checked now;
+ *   - anything else     -> if origin is a file origin ("PATH:LINE"): error
+ *                          "unknown key"; otherwise (command line, e.g. "-X"),
+ *                          like kcat's -X: a librdkafka property, unless its
+ *                          first dot-component is a creditd namespace (store,
+ *                          topic, input, group, batch, outbox, shutdown, stats,
+ *                          credit), which is an error (write kafka.NAME).
+ * Duplicates: a key may be set once per source (origin minus ":LINE"); a
+ * later source overrides an earlier one, so load the file first, then apply
+ * -X.  "-X bootstrap.servers" and "kafka.bootstrap.servers" are the same key.
+ * On error c is unchanged.  origin NULL is reported as "config_set". */
+int config_set(struct config *c, const char *key, const char *value, const char *origin,
+               char *err, size_t errlen);
+
+/* A command-line "-X KEY=VALUE" argument: splits at the first '=' and calls
+ * config_set() with origin "-X".  No '=' is an error. */
+int config_set_arg(struct config *c, const char *arg, char *err, size_t errlen);
+
+/* Whole-config checks, after every source: each field in range (also for
+ * fields the caller assigned directly), the four topics distinct,
+ * outbox.max_pending >= batch.max_messages, and not both
+ * kafka.bootstrap.servers and its alias kafka.metadata.broker.list. */
+int config_validate(const struct config *c, char *err, size_t errlen);
+
+/* The value of kafka property NAME (without "kafka."), or NULL.  Borrowed:
+ * valid until c is next modified or freed. */
+const char *config_kafka_get(const struct config *c, const char *name);
+
+/* 1 when a non-empty kafka.bootstrap.servers (or kafka.metadata.broker.list)
+ * is set, else 0: the daemon then runs an embedded mock cluster. */
+int config_has_bootstrap(const struct config *c);
+
+/* Every effective setting as `key = value` lines sorted by key (kafka.* with
+ * their prefix), values quoted when needed so the output loads back.  Values
+ * of keys containing "password", "secret", "sasl.oauthbearer.config" or
+ * "ssl.key" (any case) are printed as ********. */
+void config_dump(const struct config *c, FILE *out);
+
+/* Free what c owns (zeroing the kafka values first: they may be credentials)
+ * and reset the kafka list to empty; safe to call twice.  Typed fields keep
+ * their values. */
+void config_free(struct config *c);
+
+#endif
