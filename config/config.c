@@ -371,8 +371,7 @@ static int check_string(const struct spec *ks, const char *s, char *msg, size_t 
     }
     if (ks->kind == K_STRING) return 0;
     for (const char *q = s; *q; q++) {
-        if (isalnum((unsigned char)*q) || *q == '_' || *q == '-') continue;
-        if (*q == '.' && ks->kind == K_TOPIC) continue;
+        if (name_char(*q) && (*q != '.' || ks->kind == K_TOPIC)) continue;
         snprintf(msg, msglen, "\"%s\": only letters, digits, %s allowed", s,
                  ks->kind == K_TOPIC ? "'.', '_' and '-' are" : "'_' and '-' are");
         return -1;
