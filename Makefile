@@ -13,9 +13,11 @@ UNIT_HELP= $(filter-out $(UNIT_SRC),$(wildcard tests/unit/*.c))
 UNITS    = $(patsubst tests/unit/%.c,$(B)/%,$(UNIT_SRC))
 UNITS_SAN= $(patsubst tests/unit/%.c,$(B)/asan/%,$(UNIT_SRC))
 TOOLS    = $(B)/credit-replay $(B)/creditctl
+DAEMON_SRC = $(wildcard consumer/*.c)
+DAEMON_OBJ = $(patsubst %.c,$(B)/obj/%.o,$(DAEMON_SRC))
 
 .PHONY: all test unit unit-asan scenarios bench clean deps run
-all: deps $(TOOLS) $(UNITS)
+all: deps $(TOOLS) $(UNITS) $(B)/creditd
 
 # Installs missing Debian packages (no-op when everything is there).
 deps:
@@ -36,6 +38,10 @@ $(B)/asan/libcreditd.a: $(patsubst %.c,$(B)/asan/obj/%.o,$(CORE_SRC))
 $(B)/credit-replay: $(B)/obj/tools/credit_replay.o $(B)/libcreditd.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
 $(B)/creditctl: $(B)/obj/tools/creditctl.o $(B)/libcreditd.a
+	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
+# The daemon: consumer/*.o are linked into it only, not into libcreditd.a.
+$(DAEMON_OBJ): $(wildcard consumer/*.h)
+$(B)/creditd: $(DAEMON_OBJ) $(B)/libcreditd.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
 $(B)/gen-events: $(B)/obj/tools/gen_events.o $(B)/libcreditd.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
@@ -58,6 +64,10 @@ test: unit unit-asan scenarios
 
 bench: deps $(TOOLS) $(B)/gen-events $(B)/bench-parse
 	@sh tools/bench.sh
+
+# Demo on the embedded broker: tools/run-demo.sh (fresh store in build/run-store).
+run: deps $(B)/creditd $(B)/creditctl $(B)/credit-replay
+	@sh tools/run-demo.sh
 
 clean:
 	rm -rf $(B)

@@ -1,0 +1,58 @@
+/* consumer.h -- creditd's input: one librdkafka consumer on the input topic,
+ * manually assigned (no group rebalancing) at the offsets kept in the store.
+ *
+ * The consumer group (group.id) is only used to publish committed offsets
+ * for monitoring, asynchronously and only after the store committed them:
+ * the store is the authority on where to resume.  Never auto-commits, never
+ * resets offsets: an offset out of range (a retention gap) stops creditd. */
+#ifndef CREDITD_CONSUMER_CONSUMER_H
+#define CREDITD_CONSUMER_CONSUMER_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <librdkafka/rdkafka.h>
+
+#include "config/config.h"
+
+#define CONSUMER_PARTITIONS_MAX 100000   /* input partitions creditd accepts */
+#define CONSUMER_NEVER (-1)              /* a partition never consumed */
+
+struct consumer;
+
+/* Create the consumer and read the input topic's partition count and the
+ * cluster id.  bootstrap overrides kafka.bootstrap.servers when not NULL. */
+int consumer_open(struct consumer **out, const struct config *c, const char *bootstrap,
+                  char *err, size_t errlen);
+void consumer_close(struct consumer *k);
+
+int32_t consumer_partition_count(const struct consumer *k);
+const char *consumer_cluster_id(const struct consumer *k);
+
+/* Assign parts[0..n) of the input topic, each from next[i] (the next offset
+ * to apply) or the beginning when next[i] == CONSUMER_NEVER. */
+int consumer_assign(struct consumer *k, const int32_t *parts, const int64_t *next, size_t n,
+                    char *err, size_t errlen);
+
+/* Collect up to max messages, for at most max_ms after the call (less when
+ * *stop becomes set).  Messages are returned in msgs[0..*n) and must be given
+ * back with consumer_release().  0, or -1 with err on a condition that must
+ * stop creditd (offset out of range, topic gone, fatal Kafka error). */
+int consumer_poll_batch(struct consumer *k, rd_kafka_message_t **msgs, size_t max, int max_ms,
+                        volatile sig_atomic_t *stop, size_t *n, char *err, size_t errlen);
+void consumer_release(rd_kafka_message_t **msgs, size_t n);
+
+/* After the store committed a batch: partition's next offset is now next.
+ * consumer_commit_async() publishes the advanced offsets to the group. */
+void consumer_advance(struct consumer *k, int32_t partition, int64_t next);
+void consumer_commit_async(struct consumer *k);
+
+/* Pause (1) or resume (0) every assigned partition; idempotent. */
+int consumer_pause(struct consumer *k, int pause, char *err, size_t errlen);
+int consumer_paused(const struct consumer *k);
+
+/* Messages between the committed offsets and the high watermarks last seen
+ * (cached, no broker round trip); -1 when unknown. */
+int64_t consumer_lag(struct consumer *k);
+
+#endif

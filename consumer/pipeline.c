@@ -1,0 +1,319 @@
+/* pipeline.c -- see pipeline.h. */
+#include "consumer/pipeline.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "consumer/consumer.h"
+#include "consumer/mock.h"
+#include "consumer/relay.h"
+#include "engine/engine.h"
+#include "store/store.h"
+
+#define ERRLEN 1024
+
+struct pipeline {
+    const struct config *c;
+    volatile sig_atomic_t *stop;
+    struct mock *mock;
+    const char *bootstrap;        /* embedded broker's, or NULL (kafka.bootstrap.servers) */
+    struct store *store;
+    struct engine *eng;
+    struct consumer *in;
+    struct relay *relay;
+    rd_kafka_message_t **batch;   /* [batch.max_messages] */
+    size_t n;
+    int32_t *parts;               /* assigned input partitions */
+    size_t nparts;
+    int64_t *bnext;               /* [partition count]: next offset after this batch, or -1 */
+    uint64_t outbox;              /* entries in the store's outbox after the last commit */
+    struct {                      /* since the last stats line */
+        int64_t at_ms;
+        uint64_t events, batches;
+    } st;
+    char err[ERRLEN];
+};
+
+static int64_t now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int refresh_outbox(struct pipeline *p) {
+    struct store_stats st;
+    if (store_stats(p->store, &st, p->err, sizeof(p->err))) return -1;
+    for (int i = 0; i < st.ndb; i++)
+        if (strcmp(st.db[i].name, "outbox") == 0) p->outbox = st.db[i].entries;
+    return 0;
+}
+
+/* Check (or, on a fresh store, record) one meta value the store depends on. */
+static int meta_pin(struct pipeline *p, const char *name, const char *want, const char *what,
+                    char *err, size_t errlen) {
+    char have[256];
+    int rc = store_meta_get(p->store, name, have, sizeof(have), err, errlen);
+    if (rc == STORE_NOTFOUND) return store_meta_put(p->store, name, want, err, errlen) ? -1 : 0;
+    if (rc) return -1;
+    if (strcmp(have, want) == 0) return 0;
+    snprintf(err, errlen, "store %.300s was built from %s %.255s, but now %s is %.255s: refusing to start "
+             "(offsets and org partitions would not match; use a fresh --db to start over)",
+             p->c->store_path, what, have, what, want);
+    return -1;
+}
+
+static int startup_meta(struct pipeline *p, int *fresh, char *err, size_t errlen) {
+    char buf[256], np[16];
+    int rc = store_meta_get(p->store, "kafka.cluster_id", buf, sizeof(buf), err, errlen);
+    if (rc != 0 && rc != STORE_NOTFOUND) return -1;
+    *fresh = rc == STORE_NOTFOUND;
+    snprintf(np, sizeof(np), "%d", (int)consumer_partition_count(p->in));
+    if (meta_pin(p, "kafka.cluster_id", consumer_cluster_id(p->in), "Kafka cluster id", err, errlen) ||
+        meta_pin(p, "input.topic", p->c->topic_input, "input topic", err, errlen) ||
+        meta_pin(p, "input.partitions", np, "the input topic's partition count", err, errlen))
+        return -1;
+    return 0;
+}
+
+/* The partitions to assign: input.partitions, or all of them. */
+static int choose_partitions(struct pipeline *p) {
+    int32_t np = consumer_partition_count(p->in);
+    size_t n = p->c->input_npartitions ? p->c->input_npartitions : (size_t)np;
+    p->parts = malloc(n * sizeof(*p->parts));
+    p->bnext = malloc((size_t)np * sizeof(*p->bnext));
+    if (!p->parts || !p->bnext) {
+        snprintf(p->err, sizeof(p->err), "out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++)
+        p->parts[i] = p->c->input_npartitions ? p->c->input_partitions[i] : (int32_t)i;
+    for (int32_t i = 0; i < np; i++) p->bnext[i] = -1;
+    p->nparts = n;
+    return 0;
+}
+
+/* The start-up transaction: meta checks, relay state, stored offsets. */
+static int startup_txn(struct pipeline *p, int64_t *next) {
+    char *err = p->err;
+    size_t errlen = sizeof(p->err);
+    for (;;) {
+        int fresh = 0, rc = store_begin(p->store, err, errlen);
+        if (rc) return -1;
+        rc = startup_meta(p, &fresh, err, errlen);
+        if (rc == 0) rc = relay_prepare(p->relay, p->store, fresh, err, errlen);
+        for (size_t i = 0; rc == 0 && i < p->nparts; i++) {
+            rc = store_offset_get(p->store, p->c->topic_input, p->parts[i], &next[i], err, errlen);
+            if (rc == STORE_NOTFOUND) { next[i] = CONSUMER_NEVER; rc = 0; }
+        }
+        if (rc == 0) rc = store_commit(p->store, err, errlen);
+        else if (store_map_full(p->store)) { store_abort(p->store); rc = STORE_EMAPFULL; }
+        else store_abort(p->store);
+        if (rc == STORE_EMAPFULL) continue;
+        if (rc == 0 && fresh)
+            fprintf(stderr, "creditd: new store %s for cluster %s, topic %s (%d partitions)\n",
+                    p->c->store_path, consumer_cluster_id(p->in), p->c->topic_input,
+                    (int)consumer_partition_count(p->in));
+        return rc ? -1 : 0;
+    }
+}
+
+static int open_store(struct pipeline *p) {
+    struct store_opts so = {0};
+    struct engine_config ec = {p->c->credit_close_after_s, p->c->credit_currency};
+    so.path = p->c->store_path;
+    so.map_size = p->c->store_map_size;
+    so.close_after_s = p->c->credit_close_after_s;
+    so.currency = p->c->credit_currency;
+    if (store_open(&p->store, &so, p->err, sizeof(p->err))) return -1;
+    return engine_new(&p->eng, &ec, p->err, sizeof(p->err));
+}
+
+static int start(struct pipeline *p) {
+    const struct config *c = p->c;
+    if (strlen(c->topic_input) > PIPELINE_TOPIC_MAX) {
+        snprintf(p->err, sizeof(p->err), "topic.input: longer than %d bytes", PIPELINE_TOPIC_MAX);
+        return -1;
+    }
+    p->batch = malloc((size_t)c->batch_max_messages * sizeof(*p->batch));
+    if (!p->batch) {
+        snprintf(p->err, sizeof(p->err), "out of memory (batch.max_messages)");
+        return -1;
+    }
+    if (!config_has_bootstrap(c)) {
+        if (mock_start(&p->mock, c, p->err, sizeof(p->err))) return -1;
+        p->bootstrap = mock_bootstrap(p->mock);
+        printf("creditd: embedded broker at %s\n", p->bootstrap);
+        fflush(stdout);
+    }
+    if (open_store(p) || consumer_open(&p->in, c, p->bootstrap, p->err, sizeof(p->err)) ||
+        relay_open(&p->relay, c, p->bootstrap, p->err, sizeof(p->err)) || choose_partitions(p))
+        return -1;
+    int64_t *next = malloc(p->nparts * sizeof(*next));
+    if (!next) {
+        snprintf(p->err, sizeof(p->err), "out of memory");
+        return -1;
+    }
+    int rc = startup_txn(p, next);
+    if (rc == 0) rc = relay_recover(p->relay, c, p->bootstrap, p->err, sizeof(p->err));
+    if (rc == 0) rc = consumer_assign(p->in, p->parts, next, p->nparts, p->err, sizeof(p->err));
+    free(next);
+    if (rc == 0) rc = refresh_outbox(p);
+    if (rc == 0)
+        fprintf(stderr, "creditd: consuming %s (%zu of %d partitions), store %s, outbox %llu\n",
+                c->topic_input, p->nparts, (int)consumer_partition_count(p->in), c->store_path,
+                (unsigned long long)p->outbox);
+    p->st.at_ms = now_ms();
+    return rc;
+}
+
+static void stop_all(struct pipeline *p) {
+    consumer_release(p->batch, p->n);
+    p->n = 0;
+    relay_close(p->relay);
+    consumer_close(p->in);
+    engine_free(p->eng);
+    store_close(p->store);
+    mock_stop(p->mock);
+    free(p->batch);
+    free(p->parts);
+    free(p->bnext);
+}
+
+/* Inside the batch txn: every message through the engine, then the next
+ * offset of each partition it touched and the counters. */
+static int apply_messages(struct pipeline *p, struct store_counters *cnt) {
+    struct engine_store ops;
+    store_engine_ops(p->store, &ops);
+    memset(cnt, 0, sizeof(*cnt));
+    for (size_t i = 0; i < p->n; i++) {
+        const rd_kafka_message_t *m = p->batch[i];
+        struct engine_msg em = {m->payload ? m->payload : "", m->len, p->c->topic_input,
+                                m->partition, m->offset};
+        struct engine_result res;
+        if (engine_apply(p->eng, &ops, &em, &res, p->err, sizeof(p->err))) return -1;
+        if (res.outcome == ENG_APPLIED) cnt->applied++;
+        else if (res.outcome == ENG_DUPLICATE) cnt->duplicates++;
+        else cnt->rejected++;
+        p->bnext[m->partition] = m->offset + 1;
+    }
+    for (size_t i = 0; i < p->nparts; i++) {
+        int32_t part = p->parts[i];
+        if (p->bnext[part] >= 0 &&
+            store_offset_put(p->store, p->c->topic_input, part, p->bnext[part], p->err, sizeof(p->err)))
+            return -1;
+    }
+    return store_counters_add(p->store, cnt, p->err, sizeof(p->err));
+}
+
+/* One txn: relay bookkeeping and the batch's messages.  A full map is grown
+ * by the store and the same messages are applied again. */
+static int commit_batch(struct pipeline *p) {
+    struct store_counters cnt;
+    for (;;) {
+        for (size_t i = 0; i < p->nparts; i++) p->bnext[p->parts[i]] = -1;
+        int rc = store_begin(p->store, p->err, sizeof(p->err));
+        if (rc) return -1;
+        rc = relay_txn_write(p->relay, p->store, p->err, sizeof(p->err));
+        if (rc == 0) rc = apply_messages(p, &cnt);
+        if (rc == 0) rc = store_commit(p->store, p->err, sizeof(p->err));
+        else if (store_map_full(p->store)) { store_abort(p->store); rc = STORE_EMAPFULL; }
+        else store_abort(p->store);
+        relay_txn_done(p->relay, rc == 0);
+        if (rc == STORE_EMAPFULL) continue;
+        if (rc) return -1;
+        break;
+    }
+    for (size_t i = 0; i < p->nparts; i++)
+        if (p->bnext[p->parts[i]] >= 0) consumer_advance(p->in, p->parts[i], p->bnext[p->parts[i]]);
+    consumer_commit_async(p->in);
+    p->st.events += p->n;
+    p->st.batches += p->n > 0;
+    consumer_release(p->batch, p->n);
+    p->n = 0;
+    return refresh_outbox(p);
+}
+
+static void stats_line(struct pipeline *p) {
+    int64_t now = now_ms(), dt = now - p->st.at_ms;
+    if (p->c->stats_interval_ms <= 0 || dt < p->c->stats_interval_ms) return;
+    struct store_stats st;
+    char e[ERRLEN];
+    if (store_stats(p->store, &st, e, sizeof(e))) {
+        fprintf(stderr, "creditd: stats: %s\n", e);
+        memset(&st, 0, sizeof(st));
+    }
+    fprintf(stderr, "creditd: stats events/s=%.0f batch=%.0f lag=%lld outbox=%llu "
+            "duplicates=%llu rejects=%llu%s\n",
+            (double)p->st.events * 1000.0 / (double)dt,
+            p->st.batches ? (double)p->st.events / (double)p->st.batches : 0.0,
+            (long long)consumer_lag(p->in), (unsigned long long)p->outbox,
+            (unsigned long long)st.counters.duplicates, (unsigned long long)st.counters.rejected,
+            consumer_paused(p->in) ? " paused" : "");
+    p->st.at_ms = now;
+    p->st.events = p->st.batches = 0;
+}
+
+/* Pause the input while the outbox holds more than outbox.max_pending
+ * entries; resume once it is down to half of that. */
+static int flow_control(struct pipeline *p) {
+    uint64_t max = (uint64_t)p->c->outbox_max_pending;
+    if (!consumer_paused(p->in) && p->outbox > max) {
+        fprintf(stderr, "creditd: outbox holds %llu entries (> outbox.max_pending): pausing input\n",
+                (unsigned long long)p->outbox);
+        return consumer_pause(p->in, 1, p->err, sizeof(p->err));
+    }
+    if (consumer_paused(p->in) && p->outbox <= max / 2) {
+        fprintf(stderr, "creditd: outbox down to %llu entries: resuming input\n",
+                (unsigned long long)p->outbox);
+        return consumer_pause(p->in, 0, p->err, sizeof(p->err));
+    }
+    return 0;
+}
+
+static int step(struct pipeline *p) {
+    char *err = p->err;
+    size_t errlen = sizeof(p->err);
+    if (relay_poll(p->relay, 0, err, errlen) || relay_pump(p->relay, p->store, err, errlen) ||
+        flow_control(p))
+        return -1;
+    if (consumer_paused(p->in)) {
+        if (relay_poll(p->relay, (int)p->c->batch_max_ms, err, errlen)) return -1;
+    } else if (consumer_poll_batch(p->in, p->batch, (size_t)p->c->batch_max_messages,
+                                   (int)p->c->batch_max_ms, p->stop, &p->n, err, errlen)) {
+        return -1;
+    }
+    if (relay_poll(p->relay, 0, err, errlen)) return -1;
+    if ((p->n > 0 || relay_txn_needed(p->relay)) && commit_batch(p)) return -1;
+    stats_line(p);
+    return 0;
+}
+
+/* Stop requested: deliver what the outbox holds within the flush timeout and
+ * record what was confirmed. */
+static int finish(struct pipeline *p) {
+    int rc = relay_drain(p->relay, p->store, (int)p->c->shutdown_flush_timeout_ms, p->err,
+                         sizeof(p->err));
+    if (rc < 0) return -1;
+    if (relay_txn_needed(p->relay) && commit_batch(p)) return -1;
+    consumer_commit_async(p->in);
+    fprintf(stderr, "creditd: stopped; outbox %llu entries%s\n", (unsigned long long)p->outbox,
+            rc ? " (flush timed out: they are sent on the next start)" : "");
+    return 0;
+}
+
+int pipeline_run(const struct config *c, volatile sig_atomic_t *stop, char *err, size_t errlen) {
+    struct pipeline p;
+    memset(&p, 0, sizeof(p));
+    p.c = c;
+    p.stop = stop;
+    int rc = start(&p);
+    while (rc == 0 && !*stop) rc = step(&p);
+    if (rc == 0) rc = finish(&p);
+    if (rc) snprintf(err, errlen, "%s", p.err);
+    stop_all(&p);
+    return rc;
+}

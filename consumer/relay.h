@@ -1,0 +1,74 @@
+/* relay.h -- the outbox relay: delivers the store's outbox, in seq order, to
+ * the output topics with an idempotent producer, and tells the batch loop
+ * what may leave the outbox.
+ *
+ * Every output message is keyed by the entry's key (org) and carries the
+ * headers creditd-outbox-seq (decimal seq) and creditd-instance (the store's
+ * random instance id, so that stores sharing output topics never mistake each
+ * other's messages for their own).
+ *
+ * Exactly-once hand-over (no loss, no duplicate across crashes):
+ *   - an entry leaves the outbox (store_outbox_delete_upto, in the next batch
+ *     transaction) only once it and every lower seq have a successful
+ *     delivery report;
+ *   - the same transaction records, per output partition, the offset after
+ *     the last message confirmed for the deleted entries (meta relay.KIND.P);
+ *   - at start-up, before sending anything, the relay reads every output
+ *     partition from that offset to its end (outscan.h) and treats the seqs
+ *     found there as delivered.
+ * Any failed delivery report stops creditd (the outbox keeps the entry; the
+ * next start finds out whether it was written).
+ *
+ * Single-threaded: delivery reports are served by relay_poll(). */
+#ifndef CREDITD_CONSUMER_RELAY_H
+#define CREDITD_CONSUMER_RELAY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config/config.h"
+#include "store/store.h"
+
+#define RELAY_WINDOW 65536            /* entries in flight at most */
+#define RELAY_SCAN_TIMEOUT_MS 120000  /* start-up read-back of the outputs */
+
+struct relay;
+
+/* Producer and output topic metadata (all three topics must exist). */
+int relay_open(struct relay **out, const struct config *c, const char *bootstrap,
+               char *err, size_t errlen);
+void relay_close(struct relay *r);
+
+/* Inside the start-up write txn: load (or, on a fresh store, create) the
+ * instance id and the per-partition confirmed offsets. */
+int relay_prepare(struct relay *r, struct store *s, int fresh, char *err, size_t errlen);
+
+/* After the start-up txn committed: read the outputs back (see above). */
+int relay_recover(struct relay *r, const struct config *c, const char *bootstrap,
+                  char *err, size_t errlen);
+
+/* Hand committed outbox entries to the producer (own read txn; call outside
+ * a write txn), up to the window.  -1 on a permanent produce error. */
+int relay_pump(struct relay *r, struct store *s, char *err, size_t errlen);
+
+/* Serve delivery reports for up to timeout_ms.  -1 (err) when a delivery
+ * failed or the producer hit a fatal error. */
+int relay_poll(struct relay *r, int timeout_ms, char *err, size_t errlen);
+
+/* Inside a batch txn: delete what was delivered and record the confirmed
+ * offsets.  After the commit, call relay_txn_done(r, committed). */
+int relay_txn_write(struct relay *r, struct store *s, char *err, size_t errlen);
+void relay_txn_done(struct relay *r, int committed);
+/* 1 when relay_txn_write() has something to write. */
+int relay_txn_needed(const struct relay *r);
+
+/* Entries handed to the producer and not yet confirmed. */
+size_t relay_inflight(const struct relay *r);
+
+/* Shutdown: deliver what is in flight within timeout_ms (delivery reports
+ * only; no new entries), then drop the rest from the producer (the outbox
+ * keeps it).  0 when everything loaded was confirmed, 1 on timeout, -1 on a
+ * delivery error. */
+int relay_drain(struct relay *r, struct store *s, int timeout_ms, char *err, size_t errlen);
+
+#endif
