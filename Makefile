@@ -67,7 +67,7 @@ bench: deps $(TOOLS) $(B)/gen-events $(B)/bench-parse
 
 # Demo on the embedded broker: tools/run-demo.sh (fresh store in build/run-store).
 run: deps $(B)/creditd $(B)/creditctl $(B)/credit-replay
-	@sh tools/run-demo.sh
+	@bash tools/run-demo.sh
 
 clean:
 	rm -rf $(B)
