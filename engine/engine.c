@@ -342,7 +342,7 @@ int engine_apply(struct engine *e, const struct engine_store *st, const struct e
     res->outcome = ENG_APPLIED;
     res->reason = ENG_R_NONE;
     json_error_t jerr;
-    json_t *root = json_loadb(m->buf, m->len, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *root = json_loadb(m->buf, m->len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
     if (!root) {
         snprintf(e->msg, sizeof(e->msg), "invalid JSON at line %d, column %d: %s", jerr.line,
                  jerr.column, jerr.text);
