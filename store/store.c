@@ -435,13 +435,15 @@ static int put_org_meta(struct store *s, const struct eng_org *o, size_t olen, c
     struct wbuf b;
     MDB_val old;
     assert(o->partition >= 0);
+    int oldpart_same = 0;
     int rc = db_get(s, s->txn, DB_ORGS, o->id, olen, &old, err, errlen);
     if (rc < 0) return rc;
     if (rc == 0) {
         int32_t oldpart, oldmonth;
         int64_t oldwm;
         dec_org_meta(&old, &oldpart, &oldwm, &oldmonth);
-        if (oldpart != o->partition) {
+        oldpart_same = oldpart == o->partition;
+        if (!oldpart_same) {
             rc = db_del(s, DB_ORGPART, pk, part_key(pk, oldpart, o->id, olen), err, errlen);
             if (rc) return rc;
         }
@@ -450,8 +452,9 @@ static int put_org_meta(struct store *s, const struct eng_org *o, size_t olen, c
     w_i32(&b, o->partition);
     w_i64(&b, o->watermark);
     w_i32(&b, o->open_month);
+    int indexed = rc == 0 && oldpart_same;
     rc = db_put(s, DB_ORGS, o->id, olen, buf, b.n, err, errlen);
-    if (rc) return rc;
+    if (rc || indexed) return rc; /* the watermark moves on most events; the index rarely */
     return db_put(s, DB_ORGPART, pk, part_key(pk, o->partition, o->id, olen), &mark, 1, err, errlen);
 }
 
