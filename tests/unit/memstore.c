@@ -91,6 +91,10 @@ static int clock_get(void *ctx, int32_t p, int64_t *ns, char *err, size_t errlen
 static int clock_put(void *ctx, int32_t p, int64_t ns, char *err, size_t errlen) {
     struct memstore *s = ctx;
     if (failing(s, err, errlen)) return ENG_ESTORE;
+    if (p < 0 || p >= 64) {
+        snprintf(err, errlen, "memstore: partition %d out of range (tests use 0..63)", (int)p);
+        return ENG_ESTORE;
+    }
     s->clock[p] = ns;
     s->has_clock[p] = 1;
     return ENG_OK;
