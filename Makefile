@@ -7,7 +7,7 @@ SAN      = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-re
 B        = build
 
 CORE_SRC = $(wildcard engine/*.c) $(wildcard store/*.c) $(wildcard config/*.c)
-CORE_HDR = $(wildcard engine/*.h) $(wildcard store/*.h) $(wildcard config/*.h)
+CORE_HDR = $(wildcard engine/*.h) $(wildcard store/*.h) $(wildcard config/*.h) $(wildcard consumer/*.h)
 UNIT_SRC = $(wildcard tests/unit/test_*.c)
 UNIT_HELP= $(filter-out $(UNIT_SRC),$(wildcard tests/unit/*.c))
 UNITS    = $(patsubst tests/unit/%.c,$(B)/%,$(UNIT_SRC))
@@ -17,6 +17,8 @@ DAEMON_SRC = $(wildcard consumer/*.c)
 DAEMON_OBJ = $(patsubst %.c,$(B)/obj/%.o,$(DAEMON_SRC))
 
 .PHONY: all test unit unit-asan scenarios bench clean deps run
+# Keep objects: make must not delete them (and print rm lines) after a test run.
+.SECONDARY:
 all: deps $(TOOLS) $(UNITS) $(B)/creditd
 
 # Installs missing Debian packages (no-op when everything is there).
