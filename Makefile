@@ -16,7 +16,7 @@ TOOLS    = $(B)/credit-replay $(B)/creditctl
 DAEMON_SRC = $(wildcard consumer/*.c)
 DAEMON_OBJ = $(patsubst %.c,$(B)/obj/%.o,$(DAEMON_SRC))
 
-.PHONY: all test unit unit-asan scenarios bench clean deps run
+.PHONY: all test unit unit-asan scenarios kafka-test bench clean deps run
 # Keep objects: make must not delete them (and print rm lines) after a test run.
 .SECONDARY:
 all: deps $(TOOLS) $(UNITS) $(B)/creditd
@@ -62,7 +62,11 @@ unit-asan: deps $(UNITS_SAN)
 scenarios: deps $(TOOLS)
 	@sh tests/scenarios/run.sh
 
-test: unit unit-asan scenarios
+# Integration tests on a real Apache Kafka broker that the scripts start themselves.
+kafka-test: deps $(TOOLS) $(B)/creditd
+	@sh tests/kafka/run.sh
+
+test: unit unit-asan scenarios kafka-test
 
 bench: deps $(TOOLS) $(B)/gen-events $(B)/bench-parse
 	@sh tools/bench.sh
