@@ -6,7 +6,7 @@ pass=0; fail=0
 for t in tests/kafka/smoke.sh tests/kafka/it_*.sh; do
     [ -f "$t" ] || continue
     echo "== $t"
-    if sh "$t"; then pass=$((pass+1)); else fail=$((fail+1)); echo "FAILED: $t" >&2; fi
+    if bash "$t"; then pass=$((pass+1)); else fail=$((fail+1)); echo "FAILED: $t" >&2; fi
 done
 echo "kafka: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
