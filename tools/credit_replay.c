@@ -3,6 +3,7 @@
  *
  *   credit-replay --db DIR [--out FILE] [--batch N] [--until TIME]
  *                 [--close-after S] [--currency C] FILE...
+ *   credit-replay --db DIR --from-kafka BOOTSTRAP [--topic T] [-X key=value]... [options]
  *
  * Lines are applied in order as partition 0 (line numbers count across all
  * files, from 1), committed in batches of N.  A batch's outputs are held in
@@ -14,6 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+
+#include <librdkafka/rdkafka.h>
 
 #include "engine/engine.h"
 #include "engine/timeutil.h"
@@ -21,13 +25,14 @@
 
 #define ERRLEN 512
 
-struct line { char *buf; size_t len; int64_t no; };
+struct line { char *buf; size_t len; int32_t partition; int64_t no; /* line, or Kafka offset */ };
 
 struct replay {
     struct store *store;
     struct engine *eng;
     FILE *out;
     struct line *batch;
+    const char *topic;            /* --from-kafka: the input topic; NULL for files */
     size_t n, cap;
     uint64_t drained;             /* outbox entries up to here are written */
     int64_t line_no;
@@ -44,6 +49,8 @@ struct replay {
 static void usage(void) {
     fprintf(stderr, "usage: credit-replay --db DIR [--out FILE] [--batch N] [--until TIME]\n"
                     "                     [--close-after SECONDS] [--currency CODE] FILE...\n"
+                    "       credit-replay --db NEWDIR --from-kafka BOOTSTRAP [--topic T] [-X key=value]...\n"
+                    "                     [--out FILE] [--batch N] [--close-after S] [--currency C]\n"
                     "  FILE is JSON Lines, one CloudEvent per line; - reads stdin.\n");
 }
 
@@ -110,7 +117,8 @@ static int apply_batch(struct replay *r) {
         store_engine_ops(r->store, &ops);
         if (r->drained) rc = store_outbox_delete_upto(r->store, r->drained, r->err, sizeof(r->err));
         for (size_t i = 0; i < r->n && rc == 0; i++) {
-            struct engine_msg m = {r->batch[i].buf, r->batch[i].len, NULL, 0, r->batch[i].no};
+            struct engine_msg m = {r->batch[i].buf, r->batch[i].len, r->topic,
+                                   r->batch[i].partition, r->batch[i].no};
             struct engine_result res;
             rc = engine_apply(r->eng, &ops, &m, &res, r->err, sizeof(r->err));
             if (res.outcome == ENG_APPLIED) c.applied++;
@@ -133,6 +141,26 @@ static int apply_batch(struct replay *r) {
     return write_pending(r);
 }
 
+/* Queue one message for the current batch (copied). */
+static int replay_add(struct replay *r, const char *buf, size_t len, int32_t partition, int64_t no) {
+    if (r->n == r->cap) {
+        size_t cap = r->cap ? r->cap * 2 : 1024;
+        struct line *b = realloc(r->batch, cap * sizeof(*b));
+        if (!b) { snprintf(r->err, sizeof(r->err), "out of memory"); return -1; }
+        r->batch = b;
+        r->cap = cap;
+    }
+    struct line *l = &r->batch[r->n];
+    if (!(l->buf = malloc(len + 1))) { snprintf(r->err, sizeof(r->err), "out of memory"); return -1; }
+    memcpy(l->buf, buf, len);
+    l->buf[len] = 0;
+    l->len = len;
+    l->partition = partition;
+    l->no = no;
+    r->n++;
+    return 0;
+}
+
 /* Read one file; 1 when --until stopped the replay. */
 static int replay_file(struct replay *r, const char *path, size_t batch) {
     FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
@@ -151,19 +179,9 @@ static int replay_file(struct replay *r, const char *path, size_t batch) {
             rc = 1;
             break;
         }
-        if (r->n == r->cap) {
-            r->cap = r->cap ? r->cap * 2 : 1024;
-            r->batch = realloc(r->batch, r->cap * sizeof(*r->batch));
-            if (!r->batch) { snprintf(r->err, sizeof(r->err), "out of memory"); rc = -1; break; }
-        }
-        struct line *l = &r->batch[r->n++];
-        l->buf = malloc((size_t)len + 1);
-        if (!l->buf) { snprintf(r->err, sizeof(r->err), "out of memory"); rc = -1; break; }
-        memcpy(l->buf, buf, (size_t)len);
-        l->buf[len] = 0;
-        l->len = (size_t)len;
-        l->no = ++r->line_no;
-        if (r->n >= batch) rc = apply_batch(r);
+        r->line_no++;
+        if ((rc = replay_add(r, buf, (size_t)len, 0, r->line_no)) == 0 && r->n >= batch)
+            rc = apply_batch(r);
     }
     if (rc == 0 && ferror(f)) {
         snprintf(r->err, sizeof(r->err), "%s: read error: %s", path, strerror(errno));
@@ -171,6 +189,117 @@ static int replay_file(struct replay *r, const char *path, size_t batch) {
     }
     free(buf);
     if (f != stdin) fclose(f);
+    return rc;
+}
+
+/* ---- --from-kafka --------------------------------------------------------- */
+
+#define KAFKA_TIMEOUT_MS 10000
+#define KAFKA_MAX_IDLE_POLLS 60
+
+static rd_kafka_t *kafka_open(struct replay *r, const char *bootstrap, char **xs, int nx) {
+    char errstr[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    const char *fixed[][2] = {
+        {"bootstrap.servers", bootstrap}, {"group.id", "credit-replay"},
+        {"enable.auto.commit", "false"}, {"enable.partition.eof", "true"},
+        {"isolation.level", "read_committed"}, {"auto.offset.reset", "error"},
+    };
+    for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+        if (rd_kafka_conf_set(conf, fixed[i][0], fixed[i][1], errstr, sizeof(errstr))) goto bad;
+    for (int i = 0; i < nx; i++) {
+        char *eq = strchr(xs[i], '=');
+        if (!eq) { snprintf(errstr, sizeof(errstr), "-X %s: expected key=value", xs[i]); goto bad; }
+        *eq = 0;
+        int rc = rd_kafka_conf_set(conf, xs[i], eq + 1, errstr, sizeof(errstr));
+        *eq = '=';
+        if (rc) goto bad;
+    }
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+    if (rk) return rk;
+    snprintf(r->err, sizeof(r->err), "kafka: %s", errstr);
+    return NULL;
+bad:
+    rd_kafka_conf_destroy(conf);
+    snprintf(r->err, sizeof(r->err), "kafka config: %s", errstr);
+    return NULL;
+}
+
+static int kafka_partitions(struct replay *r, rd_kafka_t *rk, const char *topic, int *n) {
+    const struct rd_kafka_metadata *md;
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+    rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, rkt, &md, KAFKA_TIMEOUT_MS);
+    rd_kafka_topic_destroy(rkt);
+    if (err) {
+        snprintf(r->err, sizeof(r->err), "kafka metadata of %s: %s", topic, rd_kafka_err2str(err));
+        return -1;
+    }
+    err = md->topic_cnt == 1 ? md->topics[0].err : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC;
+    *n = md->topic_cnt == 1 ? md->topics[0].partition_cnt : 0;
+    rd_kafka_metadata_destroy(md);
+    if (err || *n == 0) {
+        snprintf(r->err, sizeof(r->err), "kafka topic %s: %s", topic,
+                 err ? rd_kafka_err2str(err) : "no partitions");
+        return -1;
+    }
+    return 0;
+}
+
+/* One partition from its beginning up to the end seen at start. */
+static int kafka_partition(struct replay *r, rd_kafka_t *rk, int32_t p, size_t batch) {
+    int64_t lo, hi;
+    rd_kafka_resp_err_t err =
+        rd_kafka_query_watermark_offsets(rk, r->topic, p, &lo, &hi, KAFKA_TIMEOUT_MS);
+    if (err) {
+        snprintf(r->err, sizeof(r->err), "kafka %s[%d] offsets: %s", r->topic, (int)p,
+                 rd_kafka_err2str(err));
+        return -1;
+    }
+    if (hi <= lo) return 0;
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, r->topic, p)->offset = lo;
+    err = rd_kafka_assign(rk, l);
+    rd_kafka_topic_partition_list_destroy(l);
+    int rc = err ? -1 : 0, idle = 0, done = 0;
+    if (err) snprintf(r->err, sizeof(r->err), "kafka assign: %s", rd_kafka_err2str(err));
+    while (rc == 0 && !done) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 1000);
+        if (!m) {
+            if (++idle < KAFKA_MAX_IDLE_POLLS) continue;
+            snprintf(r->err, sizeof(r->err), "kafka %s[%d]: no message for %d s before offset %lld",
+                     r->topic, (int)p, KAFKA_MAX_IDLE_POLLS, (long long)hi);
+            rc = -1;
+            break;
+        }
+        idle = 0;
+        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            done = 1;
+        } else if (m->err) {
+            snprintf(r->err, sizeof(r->err), "kafka %s[%d]: %s", r->topic, (int)p,
+                     rd_kafka_message_errstr(m));
+            rc = -1;
+        } else {
+            r->line_no++;
+            rc = replay_add(r, m->payload ? m->payload : "", m->len, p, m->offset);
+            if (rc == 0 && r->n >= batch) rc = apply_batch(r);
+            done = m->offset >= hi - 1;
+        }
+        rd_kafka_message_destroy(m);
+    }
+    rd_kafka_assign(rk, NULL);
+    return rc;
+}
+
+/* The audit replay of the live log: every partition, kept apart, in
+ * partition order (outcomes do not depend on how partitions interleave). */
+static int replay_kafka(struct replay *r, const char *bootstrap, char **xs, int nx, size_t batch) {
+    int n = 0, rc;
+    rd_kafka_t *rk = kafka_open(r, bootstrap, xs, nx);
+    if (!rk) return -1;
+    rc = kafka_partitions(r, rk, r->topic, &n);
+    for (int32_t p = 0; rc == 0 && p < n; p++) rc = kafka_partition(r, rk, p, batch);
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
     return rc;
 }
 
@@ -194,40 +323,68 @@ static int parse_long(const char *s, long long lo, long long hi, long long *out)
     return 0;
 }
 
-int main(int argc, char **argv) {
-    struct replay r;
-    memset(&r, 0, sizeof(r));
-    struct store_opts so = {0};
-    struct engine_config ec = {0, "EUR"};
-    const char *out_path = NULL;
-    long long batch = 1000, v;
+struct args {
+    struct store_opts so;
+    struct engine_config ec;
+    const char *out_path, *bootstrap;
+    long long batch;
+    char *xs[64];
+    int nx, first_file;
+};
+
+/* Options; 0, or 1 after printing usage. */
+static int parse_args(int argc, char **argv, struct args *a, struct replay *r) {
+    long long v;
     int i;
-    so.currency = "EUR";
-    for (i = 1; i < argc && strncmp(argv[i], "--", 2) == 0 && argv[i][2]; i++) {
-        const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
+    a->batch = 1000;
+    a->so.currency = a->ec.currency = "EUR";
+    r->topic = NULL;
+    const char *topic = "credit.events";
+    for (i = 1; i < argc && argv[i][0] == '-' && argv[i][1]; i++) {
+        const char *o = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
         if (!val) { usage(); return 1; }
         i++;
-        if (strcmp(a, "--db") == 0) so.path = val;
-        else if (strcmp(a, "--out") == 0) out_path = val;
-        else if (strcmp(a, "--batch") == 0 && parse_long(val, 1, 1000000, &batch) == 0) {}
-        else if (strcmp(a, "--close-after") == 0 && parse_long(val, 0, ENGINE_MAX_CLOSE_AFTER, &v) == 0)
-            so.close_after_s = ec.close_after_s = v;
-        else if (strcmp(a, "--currency") == 0) so.currency = ec.currency = val;
-        else if (strcmp(a, "--until") == 0 && time_parse_rfc3339(val, &r.until) == 0) r.has_until = 1;
+        if (strcmp(o, "--db") == 0) a->so.path = val;
+        else if (strcmp(o, "--out") == 0) a->out_path = val;
+        else if (strcmp(o, "--batch") == 0 && parse_long(val, 1, 1000000, &a->batch) == 0) {}
+        else if (strcmp(o, "--close-after") == 0 && parse_long(val, 0, ENGINE_MAX_CLOSE_AFTER, &v) == 0)
+            a->so.close_after_s = a->ec.close_after_s = v;
+        else if (strcmp(o, "--currency") == 0) a->so.currency = a->ec.currency = val;
+        else if (strcmp(o, "--until") == 0 && time_parse_rfc3339(val, &r->until) == 0) r->has_until = 1;
+        else if (strcmp(o, "--from-kafka") == 0) a->bootstrap = val;
+        else if (strcmp(o, "--topic") == 0) topic = val;
+        else if (strcmp(o, "-X") == 0 && a->nx < 64) a->xs[a->nx++] = argv[i];
         else {
-            fprintf(stderr, "credit-replay: bad option or value: %s %s\n", a, val);
+            fprintf(stderr, "credit-replay: bad option or value: %s %s\n", o, val);
             usage();
             return 1;
         }
     }
-    if (!so.path || i >= argc) { usage(); return 1; }
+    a->first_file = i;
+    if (a->bootstrap) r->topic = topic;
+    if (!a->so.path || (a->bootstrap ? i < argc : i >= argc)) { usage(); return 1; }
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    struct replay r;
+    struct args a;
+    memset(&r, 0, sizeof(r));
+    memset(&a, 0, sizeof(a));
+    if (parse_args(argc, argv, &a, &r)) return 1;
+    char mdb[4200];
+    snprintf(mdb, sizeof(mdb), "%s/data.mdb", a.so.path);
+    if (a.bootstrap && access(mdb, F_OK) == 0) {
+        fprintf(stderr, "credit-replay: --from-kafka replays into a fresh store; %s exists\n", mdb);
+        return 1;
+    }
     r.out = stdout;
-    if (out_path && !(r.out = fopen(out_path, "w"))) {
-        fprintf(stderr, "credit-replay: %s: %s\n", out_path, strerror(errno));
+    if (a.out_path && !(r.out = fopen(a.out_path, "w"))) {
+        fprintf(stderr, "credit-replay: %s: %s\n", a.out_path, strerror(errno));
         return 2;
     }
-    if (engine_new(&r.eng, &ec, r.err, sizeof(r.err)) ||
-        store_open(&r.store, &so, r.err, sizeof(r.err))) {
+    if (engine_new(&r.eng, &a.ec, r.err, sizeof(r.err)) ||
+        store_open(&r.store, &a.so, r.err, sizeof(r.err))) {
         fprintf(stderr, "credit-replay: %s\n", r.err);
         return 2;
     }
@@ -235,13 +392,15 @@ int main(int argc, char **argv) {
     clock_gettime(CLOCK_MONOTONIC, &t0);
     int rc = drain(&r); /* anything a previous run left undelivered comes first */
     store_set_emit_hook(r.store, hold_out, &r);
-    for (; rc == 0 && i < argc; i++) rc = replay_file(&r, argv[i], (size_t)batch);
+    if (rc == 0 && a.bootstrap) rc = replay_kafka(&r, a.bootstrap, a.xs, a.nx, (size_t)a.batch);
+    for (int i = a.first_file; rc == 0 && !a.bootstrap && i < argc; i++)
+        rc = replay_file(&r, argv[i], (size_t)a.batch);
     if (rc >= 0 && r.n) rc = apply_batch(&r);
     if (rc >= 0) rc = finish(&r);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     if (rc < 0) fprintf(stderr, "credit-replay: %s\n", r.err);
-    if (out_path && fclose(r.out) != 0 && rc >= 0) {
-        fprintf(stderr, "credit-replay: %s: %s\n", out_path, strerror(errno));
+    if (a.out_path && fclose(r.out) != 0 && rc >= 0) {
+        fprintf(stderr, "credit-replay: %s: %s\n", a.out_path, strerror(errno));
         rc = -1;
     }
     double s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
