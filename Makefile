@@ -12,7 +12,7 @@ UNIT_SRC = $(wildcard tests/unit/test_*.c)
 UNIT_HELP= $(filter-out $(UNIT_SRC),$(wildcard tests/unit/*.c))
 UNITS    = $(patsubst tests/unit/%.c,$(B)/%,$(UNIT_SRC))
 UNITS_SAN= $(patsubst tests/unit/%.c,$(B)/asan/%,$(UNIT_SRC))
-TOOLS    = $(B)/credit-replay $(B)/creditctl
+TOOLS    = $(B)/credit-replay $(B)/creditctl $(B)/credit-produce $(B)/credit-tick
 DAEMON_SRC = $(wildcard consumer/*.c)
 DAEMON_OBJ = $(patsubst %.c,$(B)/obj/%.o,$(DAEMON_SRC))
 
@@ -40,6 +40,10 @@ $(B)/asan/libcreditd.a: $(patsubst %.c,$(B)/asan/obj/%.o,$(CORE_SRC))
 $(B)/credit-replay: $(B)/obj/tools/credit_replay.o $(B)/libcreditd.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
 $(B)/creditctl: $(B)/obj/tools/creditctl.o $(B)/libcreditd.a
+	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
+$(B)/credit-produce: $(B)/obj/tools/credit_produce.o $(B)/libcreditd.a
+	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
+$(B)/credit-tick: $(B)/obj/tools/credit_tick.o $(B)/libcreditd.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
 # The daemon: consumer/*.o are linked into it only, not into libcreditd.a.
 $(DAEMON_OBJ): $(wildcard consumer/*.h)
