@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# Integration test on a real Kafka 4 broker: bad input through Kafka lands on
+# the dead-letter topic with reason, partition and offset while the stream
+# goes on, and `credit-replay --from-kafka` of the live input equals the live
+# store.  Closing line: "it_replay: N passed, N failed".
+set -uo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$ROOT"
+B=build
+BROKER=tests/kafka/broker.sh
+PY=/usr/bin/python3
+T=$(mktemp -d "${TMPDIR:-/tmp}/it_replay.XXXXXX")
+pass=0 fail=0 pid=""
+ok() { pass=$((pass + 1)); echo "it_replay: ok: $*" >&2; }
+bad() { fail=$((fail + 1)); echo "it_replay: FAIL: $*" >&2; }
+check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
+finish() {
+    [[ -n "$pid" ]] && kill -KILL "$pid" 2>/dev/null
+    bash "$BROKER" stop "$T/kafka" >/dev/null 2>&1 || true
+    if ((fail)); then echo "it_replay: kept $T" >&2; else rm -rf "$T"; fi
+    echo "it_replay: $pass passed, $fail failed"
+}
+trap finish EXIT
+counter() { "$B/creditctl" --db "$1" stats 2>/dev/null | awk -v k="$2" '$1 == k {print $2}'; }
+seen() { echo $(( $(counter "$1" applied || echo 0) + $(counter "$1" duplicates || echo 0) + $(counter "$1" rejected || echo 0) )); }
+
+BS=$(bash "$BROKER" start "$T/kafka") || { bad "broker start"; exit 1; }
+for tp in credit.events:4 credit.overage:1 credit.ledger:1 credit.rejected:1; do
+    bash "$BROKER" create-topic "$T/kafka" "${tp%%:*}" "${tp##*:}" >/dev/null || bad "create topic $tp"
+done
+
+# Produce the worked examples and the bad input keyed by data.org (murmur2),
+# plus an org "ow*" on partition 0 and one of its events sent on purpose to
+# partition 1 (after it: the audit replay reads partitions in order, so the
+# org is pinned to 0 there as in the live run).
+N=$("$PY" - "$BS" tests/scenarios/ex_*.jsonl tests/scenarios/bad_input.jsonl "$T/msg" <<'PYEOF'
+import json, sys
+from confluent_kafka import Producer
+p = Producer({"bootstrap.servers": sys.argv[1], "partitioner": "murmur2_random",
+              "enable.idempotence": True, "compression.type": "none", "acks": "all"})
+def murmur2(data):  # Kafka's (Java) murmur2, as librdkafka's murmur2_random
+    m, r, seed, length = 0x5bd1e995, 24, 0x9747b28c, len(data)
+    h = (seed ^ length) & 0xffffffff
+    for i in range(0, length - length % 4, 4):
+        k = int.from_bytes(data[i:i + 4], "little")
+        k = (k * m) & 0xffffffff; k ^= k >> r; k = (k * m) & 0xffffffff
+        h = (h * m) & 0xffffffff; h ^= k
+    rest = length % 4; tail = data[length - rest:]
+    if rest == 3: h ^= tail[2] << 16
+    if rest >= 2: h ^= tail[1] << 8
+    if rest >= 1: h ^= tail[0]; h = (h * m) & 0xffffffff
+    h ^= h >> 13; h = (h * m) & 0xffffffff; h ^= h >> 15
+    return h
+errors, n = [], 0
+def report(err, msg):
+    if err: errors.append(str(err))
+    elif msg.key() and (murmur2(msg.key()) & 0x7fffffff) % 4 != msg.partition() and msg.value().find(b"wp-1") < 0:
+        errors.append(f"key {msg.key()} on partition {msg.partition()}, murmur2 says otherwise")
+for path in sys.argv[2:-1]:
+    for line in open(path, "rb").read().split(b"\n"):
+        if path.endswith("bad_input.jsonl") and not line: continue
+        if not line: continue
+        try: key = json.loads(line)["data"]["org"].encode()
+        except Exception: key = None
+        p.produce("credit.events", line, key=key, on_delivery=report); n += 1
+p.flush(60)
+ow = next(f"ow{i}" for i in range(100) if (murmur2(f"ow{i}".encode()) & 0x7fffffff) % 4 == 0)
+for i in ("wp-0", "wp-1"):
+    ev = {"specversion": "1.0", "id": i, "source": "test/kafka", "type": "org_credit.set",
+          "time": "2026-03-06T10:00:00Z", "data": {"org": ow, "value": "10"}}
+    if i == "wp-0":
+        p.produce("credit.events", json.dumps(ev).encode(), key=ow.encode(), on_delivery=report); n += 1
+    else:  # sent by the shell once creditd has applied everything else
+        open(sys.argv[-1] + ".wp1", "w").write(ow + "\t" + json.dumps(ev) + "\n")
+p.flush(60)
+if errors: sys.exit("produce failed: " + errors[0])
+print(n)
+PYEOF
+) || { bad "produce"; exit 1; }
+ok "produced $N messages"
+
+"$B/creditd" -X "bootstrap.servers=$BS" --db "$T/live" -X stats.interval_ms=500 >/dev/null 2>"$T/creditd.log" &
+pid=$!
+wait_seen() { # COUNT: applied+duplicates+rejected reach COUNT and the outbox is empty (bounded)
+    local deadline=$((SECONDS + 90))
+    while (( $(seen "$T/live") < $1 )) || [[ "$(counter "$T/live" outbox)" != 0 ]]; do
+        (( SECONDS < deadline )) && kill -0 "$pid" 2>/dev/null || return 1
+        sleep 0.2
+    done
+}
+wait_seen "$N"
+# Now the wrong-partition event, on partition 1 (its org is pinned to 0).
+kcat -P -b "$BS" -t credit.events -p 1 -K $'\t' < "$T/msg.wp1" || bad "produce wrong-partition event"
+N=$((N + 1))
+wait_seen "$N"
+check "creditd applied all $N messages and delivered its outbox" \
+    test "$(seen "$T/live")" -eq "$N" -a "$(counter "$T/live" outbox)" = 0
+kill -TERM "$pid"; rc=0; wait "$pid" || rc=$?; pid=""
+check "creditd exits 0 on SIGTERM" test "$rc" -eq 0
+
+# Dead-letter topic: one record per rejected message, with reason, partition, offset.
+timeout 60 kcat -C -b "$BS" -t credit.rejected -e -q -f '%s\n' > "$T/rejected.jsonl"
+check "dead-letter records carry reason, topic, partition and offset" "$PY" - "$T/rejected.jsonl" <<'PYEOF'
+import json, sys
+recs = [json.loads(l)["data"] for l in open(sys.argv[1])]
+want = {"invalid_json": 2, "invalid_event": 6, "unknown_type": 1, "id_conflict": 2, "overflow": 1,
+        "no_org_credit": 1, "no_project_credit": 1, "allocation_exceeds_org_credit": 1,
+        "value_changed": 1, "insufficient_credit": 1, "wrong_partition": 1}
+got = {}
+for r in recs:
+    got[r["reason"]] = got.get(r["reason"], 0) + 1
+    assert r["topic"] == "credit.events" and isinstance(r["partition"], int) and isinstance(r["offset"], int), r
+    assert r["message"], r
+wp = [r for r in recs if r["reason"] == "wrong_partition"]
+assert wp and wp[0]["event_id"] == "wp-1" and "partition" in wp[0]["message"], wp
+assert got == want, f"reasons {got} != {want}"
+PYEOF
+
+# The audit replay of the live log equals the live store.
+"$B/credit-replay" --db "$T/audit" --from-kafka "$BS" --out "$T/audit.out" 2>"$T/audit.log"
+check "credit-replay --from-kafka exits 0" test $? -eq 0
+"$B/creditctl" --db "$T/live" balances --json > "$T/live.bal"
+"$B/creditctl" --db "$T/audit" balances --json > "$T/audit.bal"
+check "audit replay balances == live balances" cmp -s "$T/live.bal" "$T/audit.bal"
+check "audit replay saw every message" grep -q "credit-replay: $N lines" "$T/audit.log"
+timeout 60 kcat -C -b "$BS" -t credit.overage -e -q -f '%s\n' | sort > "$T/live.overage"
+jq -c 'select(.type == "credit.overage")' "$T/audit.out" | sort > "$T/audit.overage"
+check "audit replay overage events == the invoicing topic" cmp -s "$T/live.overage" "$T/audit.overage"
+if "$B/credit-replay" --db "$T/audit" --from-kafka "$BS" --out /dev/null 2>/dev/null; then
+    bad "--from-kafka into a used store must be refused"
+else ok "--from-kafka refuses a used store"; fi
