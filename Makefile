@@ -67,7 +67,7 @@ scenarios: deps $(TOOLS)
 	@sh tests/scenarios/run.sh
 
 # Integration tests on a real Apache Kafka broker that the scripts start themselves.
-kafka-test: deps $(TOOLS) $(B)/creditd
+kafka-test: deps $(TOOLS) $(B)/creditd $(B)/gen-events
 	@sh tests/kafka/run.sh
 
 test: unit unit-asan scenarios kafka-test
