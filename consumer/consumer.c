@@ -20,7 +20,7 @@ struct consumer {
     int64_t *committed;           /* [npart]: next offset committed to the store */
     int64_t *published;           /* [npart]: next offset committed to the group */
     int64_t *polled;              /* [npart]: next offset handed out by poll */
-    int paused;
+    int paused, ever_paused;
 };
 
 static int64_t now_ms(void) {
@@ -136,8 +136,14 @@ int consumer_open(struct consumer **out, const struct config *c, const char *boo
 void consumer_close(struct consumer *k) {
     if (!k) return;
     if (k->rk) {
+        if (k->assigned && k->paused) rd_kafka_resume_partitions(k->rk, k->assigned);
+        if (k->assigned) rd_kafka_assign(k->rk, NULL);
         rd_kafka_consumer_close(k->rk);
-        rd_kafka_destroy(k->rk);
+        /* librdkafka 2.0 leaks a partition reference on pause/resume (see
+         * confluentinc/librdkafka#4486, #4674): rd_kafka_destroy() then waits
+         * forever for a broker thread.  The handle is only closed at exit,
+         * after the store committed everything, so it is left to the OS. */
+        if (!k->ever_paused) rd_kafka_destroy(k->rk);
     }
     if (k->cluster_id) rd_kafka_mem_free(NULL, k->cluster_id);
     if (k->assigned) rd_kafka_topic_partition_list_destroy(k->assigned);
@@ -265,6 +271,7 @@ int consumer_pause(struct consumer *k, int pause, char *err, size_t errlen) {
         return -1;
     }
     k->paused = pause;
+    k->ever_paused |= pause;
     return 0;
 }
 

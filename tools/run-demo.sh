@@ -7,6 +7,7 @@
 #       embedded broker, feed FILE... (default examples/timeline.jsonl), wait
 #       until every message is applied, show the balances and the overage
 #       events, then stop creditd with SIGTERM. Exit 0 when all went well.
+#       $CREDITD_ARGS: extra creditd options (e.g. "-X outbox.max_pending=2").
 #   tools/run-demo.sh feed BOOTSTRAP TOPIC FILE...
 #       Produce JSON Lines events with kcat the way a real producer must:
 #       keyed by data.org with the murmur2 partitioner; a clock.tick is sent
@@ -89,7 +90,8 @@ demo() {
     rm -rf "$store"
     fifo=$(mktemp -u "${TMPDIR:-/tmp}/creditd-demo.XXXXXX")
     mkfifo "$fifo"
-    "$B/creditd" --db "$store" -X stats.interval_ms=2000 > "$fifo" &
+    # shellcheck disable=SC2086 # CREDITD_ARGS: extra options, word-split on purpose
+    "$B/creditd" --db "$store" -X stats.interval_ms=2000 ${CREDITD_ARGS:-} > "$fifo" &
     pid=$!
     trap 'kill -TERM $pid 2>/dev/null || true; rm -f "$fifo"' EXIT
     exec 3< "$fifo"
