@@ -65,10 +65,12 @@ int relay_txn_needed(const struct relay *r);
 /* Entries handed to the producer and not yet confirmed. */
 size_t relay_inflight(const struct relay *r);
 
-/* Shutdown: deliver what is in flight within timeout_ms (delivery reports
- * only; no new entries), then drop the rest from the producer (the outbox
- * keeps it).  0 when everything loaded was confirmed, 1 on timeout, -1 on a
- * delivery error. */
+/* Shutdown: keep handing outbox entries to the producer and serving
+ * delivery reports for up to timeout_ms, until the outbox is delivered; then
+ * drop what is left from the producer (the outbox keeps it: the next start
+ * reads the outputs back and sends only what is missing).  0 when everything
+ * was confirmed, 1 on timeout, -1 on a delivery error.  Commit the result
+ * with relay_txn_write() afterwards. */
 int relay_drain(struct relay *r, struct store *s, int timeout_ms, char *err, size_t errlen);
 
 #endif
