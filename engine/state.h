@@ -101,8 +101,8 @@ struct eng_dedupe {
     uint8_t  reason;    /* enum eng_reason when rejected */
 };
 
-/* Idempotency key bytes: org events "o" org \0 source \0 id,
- * ticks "t" partition(4 bytes BE) source \0 id.  At most ENG_DKEY_MAX bytes. */
+/* Idempotency key bytes: org events "o" source \0 id \0 org,
+ * ticks "t" source \0 id \0 partition(4 bytes BE).  At most ENG_DKEY_MAX bytes. */
 #define ENG_DKEY_MAX (1 + ENG_ID_MAX + 1 + ENG_KEYPART_MAX + 1 + ENG_KEYPART_MAX)
 
 /* The store interface.  Every call happens inside the store's current write
