@@ -16,7 +16,7 @@ TOOLS    = $(B)/credit-replay $(B)/creditctl $(B)/credit-produce $(B)/credit-tic
 DAEMON_SRC = $(wildcard consumer/*.c)
 DAEMON_OBJ = $(patsubst %.c,$(B)/obj/%.o,$(DAEMON_SRC))
 
-.PHONY: all test unit unit-asan scenarios kafka-test bench clean deps run
+.PHONY: all test unit unit-asan scenarios kafka-test bench bench-kafka clean deps run
 # Keep objects: make must not delete them (and print rm lines) after a test run.
 .SECONDARY:
 all: deps $(TOOLS) $(UNITS) $(B)/creditd
@@ -74,6 +74,10 @@ test: unit unit-asan scenarios kafka-test
 
 bench: deps $(TOOLS) $(B)/gen-events $(B)/bench-parse
 	@sh tools/bench.sh
+
+# creditd on a real Apache Kafka broker against kcat on the same topic, latency, peak RSS.
+bench-kafka: deps $(TOOLS) $(B)/creditd $(B)/gen-events
+	@bash tools/bench-kafka.sh
 
 # Demo on the embedded broker: tools/run-demo.sh (fresh store in build/run-store).
 run: deps $(B)/creditd $(B)/creditctl $(B)/credit-replay
