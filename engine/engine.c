@@ -336,8 +336,13 @@ static int apply_root(struct engine *e, json_t *root, struct engine_result *res)
     return apply_org_event(e, root, res);
 }
 
-int engine_apply(struct engine *e, const struct engine_store *st, const struct engine_msg *m,
-                 struct engine_result *res, char *err, size_t errlen) {
+json_t *engine_parse(const char *buf, size_t len, json_error_t *jerr) {
+    return json_loadb(buf, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, jerr);
+}
+
+int engine_apply_parsed(struct engine *e, const struct engine_store *st,
+                        const struct engine_msg *m, json_t *root, const json_error_t *jerr,
+                        struct engine_result *res, char *err, size_t errlen) {
     e->st = st;
     e->m = m;
     e->err = err;
@@ -346,14 +351,23 @@ int engine_apply(struct engine *e, const struct engine_store *st, const struct e
     e->msg[0] = 0;
     res->outcome = ENG_APPLIED;
     res->reason = ENG_R_NONE;
-    json_error_t jerr;
-    json_t *root = json_loadb(m->buf, m->len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
     if (!root) {
-        snprintf(e->msg, sizeof(e->msg), "invalid JSON at line %d, column %d: %s", jerr.line,
-                 jerr.column, jerr.text);
+        snprintf(e->msg, sizeof(e->msg), "invalid JSON at line %d, column %d: %s", jerr->line,
+                 jerr->column, jerr->text);
         return reject_unkeyed(e, res, ENG_R_INVALID_JSON, NULL, NULL);
     }
-    int rc = apply_root(e, root, res);
+    return apply_root(e, root, res);
+}
+
+int engine_apply(struct engine *e, const struct engine_store *st, const struct engine_msg *m,
+                 struct engine_result *res, char *err, size_t errlen) {
+    json_error_t jerr;
+    json_t *root = engine_parse(m->buf, m->len, &jerr);
+    int rc = engine_apply_parsed(e, st, m, root, &jerr, res, err, errlen);
     json_decref(root);
     return rc;
+}
+
+int engine_time_of(json_t *root, int64_t *ns) {
+    return root && json_is_object(root) && readable_time(root, ns) ? 0 : -1;
 }

@@ -53,6 +53,19 @@ void engine_free(struct engine *e);
 int engine_apply(struct engine *e, const struct engine_store *st, const struct engine_msg *m,
                  struct engine_result *res, char *err, size_t errlen);
 
+/* The same in two steps, so callers can parse on another thread (jansson
+ * is thread-safe for separate values).  engine_parse returns the message's
+ * JSON tree, or NULL with *jerr filled; engine_apply_parsed applies it (root
+ * NULL = invalid JSON, described by jerr).  root is borrowed: the engine
+ * neither keeps nor changes it, so a batch can be applied again from the
+ * same trees after an aborted transaction. */
+json_t *engine_parse(const char *buf, size_t len, json_error_t *jerr);
+int engine_apply_parsed(struct engine *e, const struct engine_store *st,
+                        const struct engine_msg *m, json_t *root, const json_error_t *jerr,
+                        struct engine_result *res, char *err, size_t errlen);
+/* The CloudEvents time of a parsed message: 0 and *ns, or -1 if unreadable. */
+int engine_time_of(json_t *root, int64_t *ns);
+
 /* Peek at an input's CloudEvents time (for replay --until): 0 and *ns, or -1
  * when the message has no readable time. */
 int engine_peek_time(const char *buf, size_t len, int64_t *ns);

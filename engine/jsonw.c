@@ -90,10 +90,10 @@ void jsonw_null(struct jsonw *w) { comma(w); put(w, "null", 4); }
 void jsonw_bool(struct jsonw *w, int b) { comma(w); if (b) put(w, "true", 4); else put(w, "false", 5); }
 
 void jsonw_int(struct jsonw *w, int64_t v) {
-    char b[24];
-    int n = snprintf(b, sizeof(b), "%" PRId64, v);
+    char b[MONEY_FMT_MAX];
+    size_t n = money_format(v, 0, b); /* an integer is money with no fraction */
     comma(w);
-    put(w, b, (size_t)n);
+    put(w, b, n);
 }
 
 void jsonw_money(struct jsonw *w, int64_t micro) {

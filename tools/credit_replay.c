@@ -11,6 +11,7 @@
  * outbox is not used: the file is the delivery).  Exit 0 when all input was
  * processed, 1 on bad usage, 2 on I/O or store errors. */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,7 +26,15 @@
 
 #define ERRLEN 512
 
-struct line { char *buf; size_t len; int32_t partition; int64_t no; /* line, or Kafka offset */ };
+struct line {
+    char *buf;
+    size_t len;
+    int32_t partition;
+    int64_t no;            /* line, or Kafka offset */
+    int parsed;            /* root/jerr hold the parse (file replay parses on the reader thread) */
+    json_t *root;          /* owned */
+    json_error_t *jerr;    /* owned; set when root is NULL */
+};
 
 struct replay {
     struct store *store;
@@ -104,6 +113,12 @@ static int drain(struct replay *r) {
     return rc ? -1 : 0;
 }
 
+static void line_free(struct line *l) {
+    free(l->buf);
+    json_decref(l->root);
+    free(l->jerr);
+}
+
 /* Apply the batch in one transaction; a full map is grown and the batch
  * retried from its first line. */
 static int apply_batch(struct replay *r) {
@@ -117,10 +132,14 @@ static int apply_batch(struct replay *r) {
         store_engine_ops(r->store, &ops);
         if (r->drained) rc = store_outbox_delete_upto(r->store, r->drained, r->err, sizeof(r->err));
         for (size_t i = 0; i < r->n && rc == 0; i++) {
-            struct engine_msg m = {r->batch[i].buf, r->batch[i].len, r->topic,
-                                   r->batch[i].partition, r->batch[i].no};
+            const struct line *l = &r->batch[i];
+            struct engine_msg m = {l->buf, l->len, r->topic, l->partition, l->no};
             struct engine_result res;
-            rc = engine_apply(r->eng, &ops, &m, &res, r->err, sizeof(r->err));
+            if (l->parsed)
+                rc = engine_apply_parsed(r->eng, &ops, &m, l->root, l->jerr, &res, r->err,
+                                         sizeof(r->err));
+            else
+                rc = engine_apply(r->eng, &ops, &m, &res, r->err, sizeof(r->err));
             if (res.outcome == ENG_APPLIED) c.applied++;
             else if (res.outcome == ENG_DUPLICATE) c.duplicates++;
             else c.rejected++;
@@ -136,7 +155,7 @@ static int apply_batch(struct replay *r) {
         r->total.rejected += c.rejected;
         break;
     }
-    for (size_t i = 0; i < r->n; i++) free(r->batch[i].buf);
+    for (size_t i = 0; i < r->n; i++) line_free(&r->batch[i]);
     r->n = 0;
     return write_pending(r);
 }
@@ -151,6 +170,7 @@ static int replay_add(struct replay *r, const char *buf, size_t len, int32_t par
         r->cap = cap;
     }
     struct line *l = &r->batch[r->n];
+    memset(l, 0, sizeof(*l));
     if (!(l->buf = malloc(len + 1))) { snprintf(r->err, sizeof(r->err), "out of memory"); return -1; }
     memcpy(l->buf, buf, len);
     l->buf[len] = 0;
@@ -161,34 +181,174 @@ static int replay_add(struct replay *r, const char *buf, size_t len, int32_t par
     return 0;
 }
 
-/* Read one file; 1 when --until stopped the replay. */
-static int replay_file(struct replay *r, const char *path, size_t batch) {
-    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
-    if (!f) {
-        snprintf(r->err, sizeof(r->err), "%s: %s", path, strerror(errno));
-        return -1;
+/* ---- file replay: a reader thread parses, the main thread applies -------- */
+
+/* The reader reads and parses lines into batches and hands them over one at a
+ * time (a one-slot queue): parsing (jansson) runs on the second core while
+ * the engine and LMDB run on this one.  Order is kept: batches are handed
+ * over in order and lines keep theirs. */
+struct reader {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    char **files;
+    int nfiles;
+    size_t batch;
+    int has_until;
+    int64_t until;
+    struct line *slot;        /* handed-over batch, NULL when empty */
+    size_t slot_n;
+    int done;                 /* no more batches (end, --until, or error) */
+    int stop;                 /* the main thread gave up: stop reading */
+    int failed;
+    char err[ERRLEN];
+};
+
+/* Hand a batch over; waits while the slot is full.  -1 if told to stop. */
+static int reader_put(struct reader *rd, struct line *v, size_t n) {
+    pthread_mutex_lock(&rd->mu);
+    while (rd->slot && !rd->stop) pthread_cond_wait(&rd->cv, &rd->mu);
+    int rc = rd->stop ? -1 : 0;
+    if (!rc) {
+        rd->slot = v;
+        rd->slot_n = n;
+        pthread_cond_broadcast(&rd->cv);
     }
+    pthread_mutex_unlock(&rd->mu);
+    return rc;
+}
+
+static int parse_line(struct line *l, const char *buf, size_t len, int64_t no) {
+    memset(l, 0, sizeof(*l));
+    if (!(l->buf = malloc(len + 1))) return -1;
+    memcpy(l->buf, buf, len);
+    l->buf[len] = 0;
+    l->len = len;
+    l->no = no;
+    l->parsed = 1;
+    json_error_t jerr;
+    l->root = engine_parse(l->buf, len, &jerr);
+    if (!l->root && !(l->jerr = malloc(sizeof(jerr)))) return -1;
+    if (!l->root) *l->jerr = jerr;
+    return 0;
+}
+
+/* Read every file; 1 when --until stopped the replay, -1 on error. */
+static int reader_files(struct reader *rd) {
+    struct line *v = NULL;
+    size_t n = 0;
+    int64_t no = 0;
     char *buf = NULL;
     size_t cap = 0;
-    ssize_t len;
     int rc = 0;
-    while (rc == 0 && (len = getline(&buf, &cap, f)) >= 0) {
-        if (len > 0 && buf[len - 1] == '\n') len--;
-        int64_t t;
-        if (r->has_until && engine_peek_time(buf, (size_t)len, &t) == 0 && t > r->until) {
-            rc = 1;
+    for (int i = 0; rc == 0 && i < rd->nfiles; i++) {
+        const char *path = rd->files[i];
+        FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
+        if (!f) {
+            snprintf(rd->err, sizeof(rd->err), "%s: %s", path, strerror(errno));
+            rc = -1;
             break;
         }
-        r->line_no++;
-        if ((rc = replay_add(r, buf, (size_t)len, 0, r->line_no)) == 0 && r->n >= batch)
-            rc = apply_batch(r);
+        ssize_t len;
+        while (rc == 0 && (len = getline(&buf, &cap, f)) >= 0) {
+            if (len > 0 && buf[len - 1] == '\n') len--;
+            if (!v && !(v = calloc(rd->batch, sizeof(*v)))) { rc = -1; break; }
+            if (parse_line(&v[n], buf, (size_t)len, ++no)) { n++; rc = -1; break; }
+            int64_t t;
+            if (rd->has_until && engine_time_of(v[n].root, &t) == 0 && t > rd->until) {
+                line_free(&v[n]);
+                rc = 1;
+                break;
+            }
+            if (++n == rd->batch) {
+                if (reader_put(rd, v, n)) rc = -1;
+                v = NULL;
+                n = 0;
+            }
+        }
+        if (rc == 0 && ferror(f)) {
+            snprintf(rd->err, sizeof(rd->err), "%s: read error: %s", path, strerror(errno));
+            rc = -1;
+        }
+        if (f != stdin) fclose(f);
     }
-    if (rc == 0 && ferror(f)) {
-        snprintf(r->err, sizeof(r->err), "%s: read error: %s", path, strerror(errno));
-        rc = -1;
+    if (rc < 0 && !rd->err[0]) snprintf(rd->err, sizeof(rd->err), "out of memory reading input");
+    if (rc >= 0 && n && reader_put(rd, v, n) == 0) v = NULL; /* handed over */
+    else if (rc >= 0 && n) rc = -1;                          /* told to stop */
+    if (v) {
+        for (size_t k = 0; k < n; k++) line_free(&v[k]);
+        free(v);
     }
     free(buf);
-    if (f != stdin) fclose(f);
+    return rc;
+}
+
+static void *reader_main(void *arg) {
+    struct reader *rd = arg;
+    int rc = reader_files(rd);
+    pthread_mutex_lock(&rd->mu);
+    rd->done = 1;
+    rd->failed = rc < 0 && !rd->stop;
+    pthread_cond_broadcast(&rd->cv);
+    pthread_mutex_unlock(&rd->mu);
+    return NULL;
+}
+
+/* Take the next batch; NULL at the end (or when the reader failed). */
+static struct line *reader_get(struct reader *rd, size_t *n) {
+    pthread_mutex_lock(&rd->mu);
+    while (!rd->slot && !rd->done) pthread_cond_wait(&rd->cv, &rd->mu);
+    struct line *v = rd->slot;
+    *n = rd->slot_n;
+    rd->slot = NULL;
+    pthread_cond_broadcast(&rd->cv);
+    pthread_mutex_unlock(&rd->mu);
+    return v;
+}
+
+/* Apply every file through the reader thread. */
+static int replay_files(struct replay *r, char **files, int nfiles, size_t batch) {
+    struct reader rd;
+    memset(&rd, 0, sizeof(rd));
+    pthread_mutex_init(&rd.mu, NULL);
+    pthread_cond_init(&rd.cv, NULL);
+    rd.files = files;
+    rd.nfiles = nfiles;
+    rd.batch = batch;
+    rd.has_until = r->has_until;
+    rd.until = r->until;
+    pthread_t th;
+    json_object_seed(0); /* jansson: seed its hash before a second thread parses */
+    if (pthread_create(&th, NULL, reader_main, &rd)) {
+        snprintf(r->err, sizeof(r->err), "cannot start the reader thread");
+        return -1;
+    }
+    int rc = 0;
+    size_t n;
+    struct line *v;
+    while ((v = reader_get(&rd, &n))) {
+        struct line *keep = r->batch;
+        r->batch = v;
+        r->n = n;
+        if (rc == 0) rc = apply_batch(r);
+        for (size_t k = 0; k < r->n; k++) line_free(&v[k]); /* left over on failure */
+        r->line_no = v[n - 1].no;
+        r->n = 0;
+        r->batch = keep;
+        free(v);
+        if (rc) {
+            pthread_mutex_lock(&rd.mu);
+            rd.stop = 1;
+            pthread_cond_broadcast(&rd.cv);
+            pthread_mutex_unlock(&rd.mu);
+        }
+    }
+    pthread_join(th, NULL);
+    if (rc == 0 && rd.failed) {
+        snprintf(r->err, sizeof(r->err), "%s", rd.err);
+        rc = -1;
+    }
+    pthread_mutex_destroy(&rd.mu);
+    pthread_cond_destroy(&rd.cv);
     return rc;
 }
 
@@ -393,8 +553,8 @@ int main(int argc, char **argv) {
     int rc = drain(&r); /* anything a previous run left undelivered comes first */
     store_set_emit_hook(r.store, hold_out, &r);
     if (rc == 0 && a.bootstrap) rc = replay_kafka(&r, a.bootstrap, a.xs, a.nx, (size_t)a.batch);
-    for (int i = a.first_file; rc == 0 && !a.bootstrap && i < argc; i++)
-        rc = replay_file(&r, argv[i], (size_t)a.batch);
+    if (rc == 0 && !a.bootstrap)
+        rc = replay_files(&r, argv + a.first_file, argc - a.first_file, (size_t)a.batch);
     if (rc >= 0 && r.n) rc = apply_batch(&r);
     if (rc >= 0) rc = finish(&r);
     clock_gettime(CLOCK_MONOTONIC, &t1);
