@@ -82,17 +82,37 @@ static int reject_unkeyed(struct engine *e, struct engine_result *res, int reaso
     return out_rejected(e, reason, key, src, id, root ? readable_time(root, NULL) : NULL);
 }
 
-/* Content hash (§7): FNV-1a 64 over a canonical encoding of the parsed
+/* Content hash (§7): a 64-bit MurmurHash3-style hash over a canonical encoding of the parsed
  * message -- object keys in byte order, every value typed and
  * length-prefixed, no whitespace -- so two messages hash alike exactly when
  * their canonical JSON forms are equal.  Walking the tree avoids building
  * the canonical text (json_dumps with JSON_SORT_KEYS was ~15% of replay). */
+static uint64_t rotl64(uint64_t x, int r) { return (x << r) | (x >> (64 - r)); }
+
+/* Mixes 8 bytes at a time (MurmurHash3's 64-bit block step), then the tail
+ * with its length; h_final finishes with MurmurHash3's fmix64. */
 static void h_bytes(uint64_t *h, const void *p, size_t n) {
     const unsigned char *s = p;
-    for (size_t i = 0; i < n; i++) {
-        *h ^= s[i];
-        *h *= UINT64_C(0x100000001b3);
+    uint64_t x = *h, w;
+    for (; n >= 8; s += 8, n -= 8) {
+        memcpy(&w, s, 8);
+        w *= UINT64_C(0x87c37b91114253d5);
+        x ^= rotl64(w, 31) * UINT64_C(0x4cf5ad432745937f);
+        x = rotl64(x, 27) * 5 + UINT64_C(0x52dce729);
     }
+    w = (uint64_t)n << 56;
+    for (size_t i = 0; i < n; i++) w |= (uint64_t)s[i] << (8 * i);
+    w *= UINT64_C(0x87c37b91114253d5);
+    x ^= rotl64(w, 31) * UINT64_C(0x4cf5ad432745937f);
+    *h = rotl64(x, 27) * 5 + UINT64_C(0x52dce729);
+}
+
+static uint64_t h_final(uint64_t x) {
+    x ^= x >> 33;
+    x *= UINT64_C(0xff51afd7ed558ccd);
+    x ^= x >> 33;
+    x *= UINT64_C(0xc4ceb9fe1a85ec53);
+    return x ^ (x >> 33);
 }
 
 static void h_tag(uint64_t *h, char tag, uint64_t n) {
@@ -100,27 +120,34 @@ static void h_tag(uint64_t *h, char tag, uint64_t n) {
     h_bytes(h, &n, sizeof(n));
 }
 
+struct kv { const char *k; json_t *v; };
+
 static int cmp_keys(const void *a, const void *b) {
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
+    return strcmp(((const struct kv *)a)->k, ((const struct kv *)b)->k);
 }
 
 static int h_value(uint64_t *h, json_t *v, int depth);
 
 static int h_object(uint64_t *h, json_t *v, int depth) {
-    const char *stack[32], **keys = stack, *k;
+    struct kv stack[32], *kvs = stack;
+    const char *k;
     size_t n = json_object_size(v), i = 0;
     json_t *x;
-    if (n > 32 && !(keys = malloc(n * sizeof(*keys)))) return -1;
-    json_object_foreach(v, k, x) keys[i++] = k;
-    qsort(keys, n, sizeof(*keys), cmp_keys);
+    if (n > 32 && !(kvs = malloc(n * sizeof(*kvs)))) return -1;
+    json_object_foreach(v, k, x) {
+        kvs[i].k = k;
+        kvs[i++].v = x;
+    }
+    qsort(kvs, n, sizeof(*kvs), cmp_keys);
     h_tag(h, 'o', n);
     int rc = 0;
     for (i = 0; i < n && rc == 0; i++) {
-        h_tag(h, 'k', strlen(keys[i]));
-        h_bytes(h, keys[i], strlen(keys[i]));
-        rc = h_value(h, json_object_get(v, keys[i]), depth + 1);
+        size_t kl = strlen(kvs[i].k);
+        h_tag(h, 'k', kl);
+        h_bytes(h, kvs[i].k, kl);
+        rc = h_value(h, kvs[i].v, depth + 1);
     }
-    if (keys != stack) free(keys);
+    if (kvs != stack) free(kvs);
     return rc;
 }
 
@@ -190,6 +217,7 @@ static int make_key(struct engine *e, json_t *root, struct ikey *k) {
         snprintf(e->err, e->errlen, "out of memory hashing event %s", ev->id);
         return ENG_ESTORE;
     }
+    k->rec.hash = h_final(k->rec.hash);
     return 0;
 }
 

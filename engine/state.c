@@ -2,11 +2,17 @@
 #include "engine/state.h"
 
 #include <assert.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* Zeroes everything but the offerings table (13 KB, read only up to noff):
+ * the engine re-inits an org for every event, and a whole-struct memset was
+ * 18% of replay's main thread. */
 void eng_org_init(struct eng_org *o) {
-    memset(o, 0, sizeof(*o));
+    memset(o, 0, offsetof(struct eng_org, off));
+    memset((char *)o + offsetof(struct eng_org, off) + sizeof(o->off), 0,
+           sizeof(*o) - offsetof(struct eng_org, off) - sizeof(o->off));
     o->watermark = ENG_NO_TIME;
     o->open_month = ENG_NO_MONTH;
     o->partition = -1;

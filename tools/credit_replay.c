@@ -120,7 +120,7 @@ static void line_free(struct line *l) {
 }
 
 /* Apply the batch in one transaction; a full map is grown and the batch
- * retried from its first line. */
+ * retried from its first line.  The lines stay: the caller frees them. */
 static int apply_batch(struct replay *r) {
     for (;;) {
         struct store_counters c = {0, 0, 0};
@@ -155,9 +155,14 @@ static int apply_batch(struct replay *r) {
         r->total.rejected += c.rejected;
         break;
     }
+    return write_pending(r);
+}
+
+static int apply_and_clear(struct replay *r) {
+    int rc = apply_batch(r);
     for (size_t i = 0; i < r->n; i++) line_free(&r->batch[i]);
     r->n = 0;
-    return write_pending(r);
+    return rc;
 }
 
 /* Queue one message for the current batch (copied). */
@@ -197,6 +202,8 @@ struct reader {
     int64_t until;
     struct line *slot;        /* handed-over batch, NULL when empty */
     size_t slot_n;
+    struct line *spent;       /* an applied batch handed back to be freed here */
+    size_t spent_n;
     int done;                 /* no more batches (end, --until, or error) */
     int stop;                 /* the main thread gave up: stop reading */
     int failed;
@@ -204,7 +211,24 @@ struct reader {
 };
 
 /* Hand a batch over; waits while the slot is full.  -1 if told to stop. */
+static void lines_free(struct line *v, size_t n) {
+    for (size_t k = 0; k < n; k++) line_free(&v[k]);
+    free(v);
+}
+
+/* Free the batch the main thread handed back (freeing jansson trees is a
+ * tenth of the work: it belongs on this thread). */
+static void reader_free_spent(struct reader *rd) {
+    pthread_mutex_lock(&rd->mu);
+    struct line *v = rd->spent;
+    size_t n = rd->spent_n;
+    rd->spent = NULL;
+    pthread_mutex_unlock(&rd->mu);
+    if (v) lines_free(v, n);
+}
+
 static int reader_put(struct reader *rd, struct line *v, size_t n) {
+    reader_free_spent(rd);
     pthread_mutex_lock(&rd->mu);
     while (rd->slot && !rd->stop) pthread_cond_wait(&rd->cv, &rd->mu);
     int rc = rd->stop ? -1 : 0;
@@ -330,11 +354,16 @@ static int replay_files(struct replay *r, char **files, int nfiles, size_t batch
         r->batch = v;
         r->n = n;
         if (rc == 0) rc = apply_batch(r);
-        for (size_t k = 0; k < r->n; k++) line_free(&v[k]); /* left over on failure */
         r->line_no = v[n - 1].no;
         r->n = 0;
         r->batch = keep;
-        free(v);
+        pthread_mutex_lock(&rd.mu);
+        struct line *old = rd.spent;
+        size_t old_n = rd.spent_n;
+        rd.spent = v;
+        rd.spent_n = n;
+        pthread_mutex_unlock(&rd.mu);
+        if (old) lines_free(old, old_n); /* the reader had not taken the last one */
         if (rc) {
             pthread_mutex_lock(&rd.mu);
             rd.stop = 1;
@@ -343,6 +372,7 @@ static int replay_files(struct replay *r, char **files, int nfiles, size_t batch
         }
     }
     pthread_join(th, NULL);
+    if (rd.spent) lines_free(rd.spent, rd.spent_n);
     if (rc == 0 && rd.failed) {
         snprintf(r->err, sizeof(r->err), "%s", rd.err);
         rc = -1;
@@ -441,7 +471,7 @@ static int kafka_partition(struct replay *r, rd_kafka_t *rk, int32_t p, size_t b
         } else {
             r->line_no++;
             rc = replay_add(r, m->payload ? m->payload : "", m->len, p, m->offset);
-            if (rc == 0 && r->n >= batch) rc = apply_batch(r);
+            if (rc == 0 && r->n >= batch) rc = apply_and_clear(r);
             done = m->offset >= hi - 1;
         }
         rd_kafka_message_destroy(m);
@@ -555,7 +585,7 @@ int main(int argc, char **argv) {
     if (rc == 0 && a.bootstrap) rc = replay_kafka(&r, a.bootstrap, a.xs, a.nx, (size_t)a.batch);
     if (rc == 0 && !a.bootstrap)
         rc = replay_files(&r, argv + a.first_file, argc - a.first_file, (size_t)a.batch);
-    if (rc >= 0 && r.n) rc = apply_batch(&r);
+    if (rc >= 0 && r.n) rc = apply_and_clear(&r);
     if (rc >= 0) rc = finish(&r);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     if (rc < 0) fprintf(stderr, "credit-replay: %s\n", r.err);
