@@ -13,10 +13,10 @@ void jsonw_free(struct jsonw *w) { free(w->buf); memset(w, 0, sizeof(*w)); }
 void jsonw_reset(struct jsonw *w) { w->len = 0; w->oom = 0; w->need_comma = 0; if (w->buf) w->buf[0] = 0; }
 int  jsonw_ok(const struct jsonw *w) { return !w->oom; }
 
-static int reserve(struct jsonw *w, size_t n) {
+/* Slow path: grow to hold n more bytes and the NUL. */
+static __attribute__((noinline)) int grow(struct jsonw *w, size_t n) {
     if (w->oom) return -1;
-    if (w->len + n + 1 <= w->cap) return 0;
-    size_t cap = w->cap ? w->cap : 256;
+    size_t cap = w->cap ? w->cap : 1024;
     while (cap < w->len + n + 1) cap *= 2;
     char *b = realloc(w->buf, cap);
     if (!b) { w->oom = 1; return -1; }
@@ -25,14 +25,19 @@ static int reserve(struct jsonw *w, size_t n) {
     return 0;
 }
 
-static void put(struct jsonw *w, const char *s, size_t n) {
-    if (reserve(w, n)) return;
+/* Room for n more bytes and the NUL: 0, or -1 after an allocation failure. */
+static inline int room(struct jsonw *w, size_t n) {
+    return w->len + n + 1 <= w->cap ? 0 : grow(w, n);
+}
+
+static inline void put(struct jsonw *w, const char *s, size_t n) {
+    if (room(w, n)) return;
     memcpy(w->buf + w->len, s, n);
     w->len += n;
     w->buf[w->len] = 0;
 }
 
-static void comma(struct jsonw *w) {
+static inline void comma(struct jsonw *w) {
     if (w->need_comma) put(w, ",", 1);
     w->need_comma = 1;
 }
@@ -43,41 +48,49 @@ void jsonw_arr_open(struct jsonw *w) { comma(w); put(w, "[", 1); w->need_comma =
 void jsonw_arr_close(struct jsonw *w) { put(w, "]", 1); w->need_comma = 1; }
 
 void jsonw_key(struct jsonw *w, const char *k) {
-    comma(w);
-    put(w, "\"", 1);
-    put(w, k, strlen(k));
-    put(w, "\":", 2);
+    size_t n = strlen(k);
+    if (room(w, n + 4)) return;
+    char *p = w->buf + w->len;
+    if (w->need_comma) *p++ = ',';
+    *p++ = '"';
+    memcpy(p, k, n);
+    p += n;
+    *p++ = '"';
+    *p++ = ':';
+    *p = 0;
+    w->len = (size_t)(p - w->buf);
     w->need_comma = 0;
 }
 
-/* Escapes '"', '\\' and control characters; other bytes (UTF-8) verbatim. */
+/* Escapes '"', '\\' and control characters; other bytes (UTF-8) verbatim.
+ * Room for the worst case (every byte as \u00XX) is made once. */
 static void escaped(struct jsonw *w, const char *s, size_t n) {
     static const char hex[] = "0123456789abcdef";
-    put(w, "\"", 1);
-    size_t run = 0;
+    if (room(w, 6 * n + 2)) return;
+    char *p = w->buf + w->len;
+    *p++ = '"';
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c != '"' && c != '\\') continue;
-        put(w, s + run, i - run);
-        run = i + 1;
-        char e[6];
+        if (c >= 0x20 && c != '"' && c != '\\') { *p++ = (char)c; continue; }
+        *p++ = '\\';
         switch (c) {
-        case '"':  put(w, "\\\"", 2); break;
-        case '\\': put(w, "\\\\", 2); break;
-        case '\n': put(w, "\\n", 2); break;
-        case '\r': put(w, "\\r", 2); break;
-        case '\t': put(w, "\\t", 2); break;
-        case '\b': put(w, "\\b", 2); break;
-        case '\f': put(w, "\\f", 2); break;
+        case '"':  *p++ = '"'; break;
+        case '\\': *p++ = '\\'; break;
+        case '\n': *p++ = 'n'; break;
+        case '\r': *p++ = 'r'; break;
+        case '\t': *p++ = 't'; break;
+        case '\b': *p++ = 'b'; break;
+        case '\f': *p++ = 'f'; break;
         default:
-            memcpy(e, "\\u00", 4);
-            e[4] = hex[c >> 4];
-            e[5] = hex[c & 15];
-            put(w, e, 6);
+            memcpy(p, "u00", 3);
+            p += 3;
+            *p++ = hex[c >> 4];
+            *p++ = hex[c & 15];
         }
     }
-    put(w, s + run, n - run);
-    put(w, "\"", 1);
+    *p++ = '"';
+    *p = 0;
+    w->len = (size_t)(p - w->buf);
 }
 
 void jsonw_strn(struct jsonw *w, const char *s, size_t n) { comma(w); escaped(w, s, n); }

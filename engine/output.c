@@ -39,6 +39,17 @@ static int finish(struct engine *e, enum eng_out_kind kind, const char *key) {
     return e->st->emit(e->st->ctx, kind, key, w->buf, w->len, e->err, e->errlen);
 }
 
+/* "<kind>/<org>/<seq>" into id (>= ENG_ID_MAX + 48 bytes); no snprintf on
+ * the per-output path. */
+static void output_id(char *id, const char *kind, const char *org, uint64_t seq) {
+    size_t k = strlen(kind), n = strlen(org);
+    assert(n <= ENG_ID_MAX && seq <= INT64_MAX);
+    memcpy(id, kind, k);
+    memcpy(id + k, org, n);
+    id[k + n] = '/';
+    money_format((int64_t)seq, 0, id + k + n + 1);
+}
+
 static void kmonth(struct jsonw *w, const char *k, int32_t month) {
     char b[16];
     time_format_month(month, b);
@@ -79,7 +90,7 @@ int out_ledger(struct engine *e, struct eng_org *o, const struct ledger *l) {
     char id[ENG_ID_MAX + 48];
     uint64_t seq = ++o->seq[ENG_OUT_LEDGER];
     o->dirty |= ENG_DIRTY_SEQ;
-    snprintf(id, sizeof(id), "ledger/%s/%" PRIu64, o->id, seq);
+    output_id(id, "ledger/", o->id, seq);
     envelope(e, "credit.ledger", id, o->id, e->ev.time_str);
     struct jsonw *w = &e->w;
     jsonw_kstr(w, "org", o->id);
@@ -119,7 +130,7 @@ int out_overage(struct engine *e, struct eng_org *o, int64_t covered, int64_t am
     char id[ENG_ID_MAX + 48];
     uint64_t seq = ++o->seq[ENG_OUT_OVERAGE];
     o->dirty |= ENG_DIRTY_SEQ;
-    snprintf(id, sizeof(id), "overage/%s/%" PRIu64, o->id, seq);
+    output_id(id, "overage/", o->id, seq);
     envelope(e, "credit.overage", id, o->id, ev->time_str);
     struct jsonw *w = &e->w;
     jsonw_kstr(w, "org", o->id);
