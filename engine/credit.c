@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/engine.h"
 #include "engine/engine_int.h"
 #include "engine/money.h"
 #include "engine/timeutil.h"
@@ -71,6 +72,14 @@ static int64_t minimum_of(const struct eng_terms *t, int32_t m) {
     assert(rc == 0 && r >= 0 && r <= t->expected);
     (void)rc;
     return r;
+}
+
+int64_t engine_month_minimum(const struct eng_terms *t, int32_t month) {
+    return minimum_of(t, month);
+}
+
+int64_t engine_month_consumed(const struct eng_acct *a, int n, int32_t month) {
+    return acct_get(a, n, month);
 }
 
 static int expired_by(const struct eng_terms *t, int32_t m) {
@@ -409,7 +418,7 @@ static int ended_at(const struct eng_terms *t, int64_t time) {
 }
 
 /* Free credit (§4): V - sum(P) when allocations are reserved, else V. */
-static int64_t free_credit(const struct eng_org *o) {
+int64_t engine_free_credit(const struct eng_org *o) {
     if (!o->terms.reserve) return o->value;
     int64_t sum = 0;
     for (size_t i = 0; i < o->nproj; i++)
@@ -446,7 +455,7 @@ static int usage(struct engine *e, struct eng_org *o) {
         return out_overage(e, o, 0, c, "offering_not_eligible", bm, late);
     struct eng_project *p = eng_org_find_project(o, ev->project);
     const char *reason = "org_credit_exhausted";
-    int64_t free = free_credit(o);
+    int64_t free = engine_free_credit(o);
     if (p && p->has_credit) {
         if (!ended_at(&p->terms, ev->time)) d1 = min64(c, min64(p->value, o->value));
         /* Reserved: free is unchanged by d1 (V and P_p fall together);

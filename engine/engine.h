@@ -66,6 +66,14 @@ int engine_apply_parsed(struct engine *e, const struct engine_store *st,
 /* The CloudEvents time of a parsed message: 0 and *ns, or -1 if unreadable. */
 int engine_time_of(json_t *root, int64_t *ns);
 
+/* Views of the rules for tools (creditctl shows what the engine will do). */
+/* Minimum consumption of month m under terms t (semantics §6). */
+int64_t engine_month_minimum(const struct eng_terms *t, int32_t month);
+/* Consumption counted for `month` in an account's month list. */
+int64_t engine_month_consumed(const struct eng_acct *a, int n, int32_t month);
+/* Free credit of an org (§4): V - sum(P) when reserved, else V. */
+int64_t engine_free_credit(const struct eng_org *o);
+
 /* Peek at an input's CloudEvents time (for replay --until): 0 and *ns, or -1
  * when the message has no readable time. */
 int engine_peek_time(const char *buf, size_t len, int64_t *ns);

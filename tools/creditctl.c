@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "engine/engine.h"
 #include "engine/jsonw.h"
 #include "engine/money.h"
 #include "engine/state.h"
@@ -51,36 +52,6 @@ static void usage(FILE *f) {
 }
 
 /* ---- values of the open month (semantics §4, §6) ------------------------- */
-
-static int64_t consumed_in(const struct eng_acct *a, int n, int32_t month) {
-    for (int i = 0; i < n; i++)
-        if (a[i].month == month) return a[i].consumed;
-    return 0;
-}
-
-/* The minimum consumption of month m, as the engine computes it at close. */
-static int64_t minimum_of(const struct eng_terms *t, int32_t m) {
-    if (!t->apply_min) return 0;
-    if (t->end_month != ENG_NO_MONTH) {
-        if (m >= t->end_month) return 0;
-        if (m == t->end_month - 1) return t->expected;
-    }
-    int64_t r;
-    int grace = t->grace > 100 ? 100 : t->grace;
-    if (money_muldiv(t->expected, 100 - grace, 100, &r) != MONEY_OK) return t->expected;
-    return r;
-}
-
-/* free = max(0, V - sum of project values) when allocations are reserved, else V. */
-static int64_t org_free(const struct eng_org *o) {
-    if (!o->terms.reserve) return o->value;
-    int64_t sum = 0;
-    for (size_t i = 0; i < o->nproj; i++) {
-        if (!o->proj[i].has_credit) continue;
-        if (money_add(sum, o->proj[i].value, &sum) != MONEY_OK) return 0; /* sum > V */
-    }
-    return sum >= o->value ? 0 : o->value - sum;
-}
 
 static const char *logic_name(uint8_t logic) { return logic == ENG_LINEAR ? "linear" : "fixed"; }
 
@@ -154,7 +125,7 @@ static void json_date(struct jsonw *w, const char *k, int32_t m) {
 /* consumed .. apply_as_minimal_consumption: shared by org and project credits. */
 static void json_terms(struct jsonw *w, const struct eng_terms *t, int64_t consumed, int32_t open) {
     jsonw_kmoney(w, "consumed", consumed);
-    jsonw_kmoney(w, "minimum", minimum_of(t, open));
+    jsonw_kmoney(w, "minimum", engine_month_minimum(t, open));
     jsonw_kmoney(w, "expected", t->expected);
     json_date(w, "end_date", t->end_month);
     jsonw_kstr(w, "consumption_logic", logic_name(t->logic));
@@ -165,9 +136,9 @@ static void json_terms(struct jsonw *w, const struct eng_terms *t, int64_t consu
 /* The org credit's fields from "value" on (open_month only in balances). */
 static void json_org_credit(struct jsonw *w, const struct eng_org *o, int with_open) {
     jsonw_kmoney(w, "value", o->value);
-    jsonw_kmoney(w, "free", org_free(o));
+    jsonw_kmoney(w, "free", engine_free_credit(o));
     if (with_open) json_month(w, "open_month", o->open_month);
-    json_terms(w, &o->terms, consumed_in(o->acct, o->nacct, o->open_month), o->open_month);
+    json_terms(w, &o->terms, engine_month_consumed(o->acct, o->nacct, o->open_month), o->open_month);
     jsonw_kbool(w, "reserve_allocations", o->terms.reserve);
     jsonw_key(w, "offerings");
     jsonw_arr_open(w);
@@ -177,7 +148,7 @@ static void json_org_credit(struct jsonw *w, const struct eng_org *o, int with_o
 
 static void json_project_credit(struct jsonw *w, const struct eng_project *p, int32_t open) {
     jsonw_kmoney(w, "value", p->value);
-    json_terms(w, &p->terms, consumed_in(p->acct, p->nacct, open), open);
+    json_terms(w, &p->terms, engine_month_consumed(p->acct, p->nacct, open), open);
     jsonw_kbool(w, "use_org_credit", p->terms.use_org_credit);
     jsonw_kbool(w, "mark_unused_as_spent_on_termination", p->terms.mark_unused);
 }
@@ -277,10 +248,10 @@ static int bal_table(struct bal_ctx *b, const struct eng_org *o) {
     char c[MONEY_FMT_MAX], mn[MONEY_FMT_MAX], om[8], end[11];
     int32_t open = o->open_month;
     text_id(o->id, org);
-    const char *row[NCOL] = {org, "-", money_text(o->value, v), money_text(org_free(o), f),
+    const char *row[NCOL] = {org, "-", money_text(o->value, v), money_text(engine_free_credit(o), f),
                              month_text(open, om),
-                             money_text(consumed_in(o->acct, o->nacct, open), c),
-                             money_text(minimum_of(&o->terms, open), mn),
+                             money_text(engine_month_consumed(o->acct, o->nacct, open), c),
+                             money_text(engine_month_minimum(&o->terms, open), mn),
                              date_text(o->terms.end_month, end), logic_name(o->terms.logic)};
     int rc = table_add(&b->t, row);
     for (size_t i = 0; rc == 0 && i < o->nproj; i++) {
@@ -288,8 +259,8 @@ static int bal_table(struct bal_ctx *b, const struct eng_org *o) {
         if (!p->has_credit) continue;
         text_id(p->id, proj);
         const char *prow[NCOL] = {org, proj, money_text(p->value, v), "-", "-",
-                                  money_text(consumed_in(p->acct, p->nacct, open), c),
-                                  money_text(minimum_of(&p->terms, open), mn),
+                                  money_text(engine_month_consumed(p->acct, p->nacct, open), c),
+                                  money_text(engine_month_minimum(&p->terms, open), mn),
                                   date_text(p->terms.end_month, end), logic_name(p->terms.logic)};
         rc = table_add(&b->t, prow);
     }
@@ -398,7 +369,7 @@ static void text_terms(const struct eng_terms *t, int32_t open) {
     char e[MONEY_FMT_MAX], m[MONEY_FMT_MAX], end[11];
     printf("  terms        %s, expected %s, minimum %s, grace %d%%, minimal consumption %s, "
            "end date %s\n", logic_name(t->logic), money_text(t->expected, e),
-           money_text(minimum_of(t, open), m), (int)t->grace, t->apply_min ? "yes" : "no",
+           money_text(engine_month_minimum(t, open), m), (int)t->grace, t->apply_min ? "yes" : "no",
            date_text(t->end_month, end));
 }
 
@@ -418,7 +389,7 @@ static void text_org_credit(const struct eng_org *o) {
     char v[MONEY_FMT_MAX], f[MONEY_FMT_MAX], id[ID_TEXT_MAX];
     if (!o->has_credit) { printf("credit         none\n"); return; }
     printf("credit         value %s, free %s, reserve allocations %s\n", money_text(o->value, v),
-           money_text(org_free(o), f), o->terms.reserve ? "yes" : "no");
+           money_text(engine_free_credit(o), f), o->terms.reserve ? "yes" : "no");
     text_terms(&o->terms, o->open_month);
     printf("  offerings   ");
     if (o->noff == 0) printf(" all");
