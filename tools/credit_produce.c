@@ -21,9 +21,10 @@
 #include <jansson.h>
 #include <librdkafka/rdkafka.h>
 
+#include "tools/kprod.h"
+
 #define EXIT_USAGE    1
 #define EXIT_RUNTIME  2
-#define ERRLEN        512
 #define FLUSH_MS      60000
 #define DEFAULT_TOPIC "credit.events"
 
@@ -36,8 +37,8 @@ struct opts {
 };
 
 struct counts {
-    unsigned long produced, delivered, failed;
-    int fatal;
+    unsigned long produced;
+    struct kprod k;   /* delivered, failed, fatal */
 };
 
 static void usage(FILE *f) {
@@ -76,33 +77,11 @@ static int parse_args(int argc, char **argv, struct opts *o) {
     return 0;
 }
 
-static int conf_set(rd_kafka_conf_t *conf, const char *k, const char *v) {
-    char err[ERRLEN];
-    if (rd_kafka_conf_set(conf, k, v, err, sizeof err) == RD_KAFKA_CONF_OK) return 0;
-    fprintf(stderr, "credit-produce: librdkafka property %s=%s: %s\n", k, v, err);
-    return -1;
-}
-
-static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
-    struct counts *c = opaque;
-    (void)rk;
-    if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) { c->delivered++; return; }
-    if (c->failed++ < 10)
-        fprintf(stderr, "credit-produce: delivery failed (partition %d): %s\n",
-                (int)m->partition, rd_kafka_err2str(m->err));
-}
-
-static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
-    struct counts *c = opaque;
-    char buf[ERRLEN];
-    if (err == RD_KAFKA_RESP_ERR__FATAL) {
-        rd_kafka_fatal_error(rk, buf, sizeof buf);
-        fprintf(stderr, "credit-produce: fatal Kafka error: %s\n", buf);
-        c->fatal = 1;
-        return;
-    }
-    fprintf(stderr, "credit-produce: Kafka: %s: %s\n", rd_kafka_err2name((rd_kafka_resp_err_t)err),
-            reason);
+/* The first ten failed deliveries are reported (k->failed counts them all). */
+static void report_failure(const struct kprod *k, const rd_kafka_message_t *m) {
+    if (k->failed <= 10)
+        fprintf(stderr, "%s: delivery failed (partition %d): %s\n", k->prog, (int)m->partition,
+                rd_kafka_err2str(m->err));
 }
 
 /* Defaults first, -X after them: a -X property overrides a default. */
@@ -111,32 +90,8 @@ static rd_kafka_t *make_producer(const struct opts *o, struct counts *c) {
         {"partitioner", "murmur2_random"}, {"enable.idempotence", "true"},
         {"acks", "all"},                   {"compression.type", "none"},
     };
-    char err[ERRLEN];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    int bad = conf_set(conf, "bootstrap.servers", o->bootstrap);
-    for (size_t i = 0; !bad && i < sizeof defs / sizeof defs[0]; i++)
-        bad = conf_set(conf, defs[i][0], defs[i][1]);
-    for (int i = 0; !bad && i < o->nx; i++) {
-        char *kv = strdup(o->xs[i]), *eq = kv ? strchr(kv, '=') : NULL;
-        if (!eq) {
-            fprintf(stderr, "credit-produce: -X %s: expected key=value\n", o->xs[i]);
-            bad = 1;
-        } else {
-            *eq = 0;
-            bad = conf_set(conf, kv, eq + 1);
-        }
-        free(kv);
-    }
-    if (bad) { rd_kafka_conf_destroy(conf); return NULL; }
-    rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
-    rd_kafka_conf_set_error_cb(conf, error_cb);
-    rd_kafka_conf_set_opaque(conf, c);
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
-    if (!rk) {
-        fprintf(stderr, "credit-produce: creating the producer: %s\n", err);
-        rd_kafka_conf_destroy(conf);
-    }
-    return rk;
+    c->k = (struct kprod){.prog = "credit-produce", .on_fail = report_failure};
+    return kprod_new(&c->k, o->bootstrap, defs, sizeof defs / sizeof defs[0], o->xs, o->nx);
 }
 
 /* The line's data.org as the key (a copy in *key), or NULL for no key. */
@@ -163,7 +118,7 @@ static int produce_line(rd_kafka_t *rk, const struct opts *o, struct counts *c, 
         err = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(o->topic), RD_KAFKA_V_VALUE(line, len),
                                 RD_KAFKA_V_KEY(key, key ? klen : 0),
                                 RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
-        if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || c->fatal) break;
+        if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || c->k.fatal) break;
         rd_kafka_poll(rk, 100);
     }
     free(key);
@@ -187,7 +142,7 @@ static int produce_file(rd_kafka_t *rk, const struct opts *o, struct counts *c, 
     size_t cap = 0;
     ssize_t n;
     int rc = 0;
-    while (rc == 0 && !c->fatal && (n = getline(&line, &cap, f)) >= 0) {
+    while (rc == 0 && !c->k.fatal && (n = getline(&line, &cap, f)) >= 0) {
         size_t len = (size_t)n;
         if (len && line[len - 1] == '\n') len--;
         if (len == 0) continue;
@@ -199,7 +154,7 @@ static int produce_file(rd_kafka_t *rk, const struct opts *o, struct counts *c, 
     }
     free(line);
     if (!is_stdin) fclose(f);
-    return rc || c->fatal ? -1 : 0;
+    return rc || c->k.fatal ? -1 : 0;
 }
 
 static int finish(rd_kafka_t *rk, const struct opts *o, struct counts *c) {
@@ -210,13 +165,13 @@ static int finish(rd_kafka_t *rk, const struct opts *o, struct counts *c) {
                 o->topic, rd_kafka_err2str(err), rd_kafka_outq_len(rk), FLUSH_MS / 1000);
         rc = -1;
     }
-    if (c->failed || c->fatal) {
-        fprintf(stderr, "credit-produce: %lu of %lu messages failed delivery to %s\n", c->failed,
+    if (c->k.failed || c->k.fatal) {
+        fprintf(stderr, "credit-produce: %lu of %lu messages failed delivery to %s\n", c->k.failed,
                 c->produced, o->topic);
         rc = -1;
     }
-    if (rc == 0 && c->delivered != c->produced) {
-        fprintf(stderr, "credit-produce: %lu of %lu messages confirmed to %s\n", c->delivered,
+    if (rc == 0 && c->k.delivered != c->produced) {
+        fprintf(stderr, "credit-produce: %lu of %lu messages confirmed to %s\n", c->k.delivered,
                 c->produced, o->topic);
         rc = -1;
     }
@@ -239,6 +194,6 @@ int main(int argc, char **argv) {
     free(o.xs);
     free(o.files);
     if (rc != 0) return EXIT_RUNTIME;
-    fprintf(stderr, "credit-produce: %lu messages produced to %s\n", c.delivered, o.topic);
+    fprintf(stderr, "credit-produce: %lu messages produced to %s\n", c.k.delivered, o.topic);
     return 0;
 }

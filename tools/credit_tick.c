@@ -20,10 +20,10 @@
 #include <librdkafka/rdkafka.h>
 
 #include "engine/timeutil.h"
+#include "tools/kprod.h"
 
 #define EXIT_USAGE    1
 #define EXIT_RUNTIME  2
-#define ERRLEN        512
 #define FLUSH_MS      60000
 #define META_MS       30000
 #define DEFAULT_TOPIC "credit.events"
@@ -32,10 +32,6 @@ struct opts {
     const char *bootstrap, *topic, *time, *source;
     const char **xs;
     int nx;
-};
-
-struct counts {
-    int delivered, failed, fatal;
 };
 
 static void usage(FILE *f) {
@@ -79,67 +75,14 @@ static int parse_args(int argc, char **argv, struct opts *o) {
     return 0;
 }
 
-static int conf_set(rd_kafka_conf_t *conf, const char *k, const char *v) {
-    char err[ERRLEN];
-    if (rd_kafka_conf_set(conf, k, v, err, sizeof err) == RD_KAFKA_CONF_OK) return 0;
-    fprintf(stderr, "credit-tick: librdkafka property %s=%s: %s\n", k, v, err);
-    return -1;
-}
-
-static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
-    struct counts *c = opaque;
-    (void)rk;
-    if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) { c->delivered++; return; }
-    c->failed++;
-    fprintf(stderr, "credit-tick: delivery to partition %d failed: %s\n", (int)m->partition,
-            rd_kafka_err2str(m->err));
-}
-
-static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
-    struct counts *c = opaque;
-    char buf[ERRLEN];
-    if (err == RD_KAFKA_RESP_ERR__FATAL) {
-        rd_kafka_fatal_error(rk, buf, sizeof buf);
-        fprintf(stderr, "credit-tick: fatal Kafka error: %s\n", buf);
-        c->fatal = 1;
-        return;
-    }
-    fprintf(stderr, "credit-tick: Kafka: %s: %s\n", rd_kafka_err2name((rd_kafka_resp_err_t)err),
-            reason);
-}
-
-static rd_kafka_t *make_producer(const struct opts *o, struct counts *c) {
+static rd_kafka_t *make_producer(const struct opts *o, struct kprod *k) {
     static const char *const defs[][2] = {
         {"enable.idempotence", "true"},
         {"acks", "all"},
         {"compression.type", "none"},
     };
-    char err[ERRLEN];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    int bad = conf_set(conf, "bootstrap.servers", o->bootstrap);
-    for (size_t i = 0; !bad && i < sizeof defs / sizeof defs[0]; i++)
-        bad = conf_set(conf, defs[i][0], defs[i][1]);
-    for (int i = 0; !bad && i < o->nx; i++) {
-        char *kv = strdup(o->xs[i]), *eq = kv ? strchr(kv, '=') : NULL;
-        if (!eq) {
-            fprintf(stderr, "credit-tick: -X %s: expected key=value\n", o->xs[i]);
-            bad = 1;
-        } else {
-            *eq = 0;
-            bad = conf_set(conf, kv, eq + 1);
-        }
-        free(kv);
-    }
-    if (bad) { rd_kafka_conf_destroy(conf); return NULL; }
-    rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
-    rd_kafka_conf_set_error_cb(conf, error_cb);
-    rd_kafka_conf_set_opaque(conf, c);
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
-    if (!rk) {
-        fprintf(stderr, "credit-tick: creating the producer: %s\n", err);
-        rd_kafka_conf_destroy(conf);
-    }
-    return rk;
+    *k = (struct kprod){.prog = "credit-tick"};
+    return kprod_new(k, o->bootstrap, defs, sizeof defs / sizeof defs[0], o->xs, o->nx);
 }
 
 /* The topic's partition count, retrying (bounded by META_MS) while the broker
@@ -185,8 +128,8 @@ static char *tick_json(const struct opts *o, int p) {
     return s;
 }
 
-static int produce_ticks(rd_kafka_t *rk, const struct opts *o, struct counts *c, int n) {
-    for (int p = 0; p < n && !c->fatal; p++) {
+static int produce_ticks(rd_kafka_t *rk, const struct opts *o, struct kprod *k, int n) {
+    for (int p = 0; p < n && !k->fatal; p++) {
         char *s = tick_json(o, p);
         if (!s) { fprintf(stderr, "credit-tick: building the tick for partition %d\n", p); return -1; }
         rd_kafka_resp_err_t err;
@@ -208,8 +151,9 @@ static int produce_ticks(rd_kafka_t *rk, const struct opts *o, struct counts *c,
                 rd_kafka_err2str(err), rd_kafka_outq_len(rk));
         return -1;
     }
-    if (c->failed || c->fatal || c->delivered != n) {
-        fprintf(stderr, "credit-tick: %d of %d ticks delivered to %s\n", c->delivered, n, o->topic);
+    if (k->failed || k->fatal || k->delivered != (unsigned long)n) {
+        fprintf(stderr, "credit-tick: %lu of %d ticks delivered to %s\n", k->delivered, n,
+                o->topic);
         return -1;
     }
     return 0;
@@ -217,18 +161,18 @@ static int produce_ticks(rd_kafka_t *rk, const struct opts *o, struct counts *c,
 
 int main(int argc, char **argv) {
     struct opts o = {0};
-    struct counts c = {0};
+    struct kprod k = {0};
     if (parse_args(argc, argv, &o) != 0) {
         usage(stderr);
         free(o.xs);
         return EXIT_USAGE;
     }
-    rd_kafka_t *rk = make_producer(&o, &c);
+    rd_kafka_t *rk = make_producer(&o, &k);
     free(o.xs);
     o.xs = NULL;
     if (!rk) return EXIT_USAGE;
     int n = partition_count(rk, o.topic);
-    int rc = n > 0 ? produce_ticks(rk, &o, &c, n) : -1;
+    int rc = n > 0 ? produce_ticks(rk, &o, &k, n) : -1;
     rd_kafka_destroy(rk);
     if (rc != 0) return EXIT_RUNTIME;
     fprintf(stderr, "credit-tick: %d ticks (time %s) produced to %s\n", n, o.time, o.topic);
