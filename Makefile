@@ -7,7 +7,8 @@ SAN      = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-re
 B        = build
 
 CORE_SRC = $(wildcard engine/*.c) $(wildcard store/*.c) $(wildcard config/*.c)
-CORE_HDR = $(wildcard engine/*.h) $(wildcard store/*.h) $(wildcard config/*.h) $(wildcard consumer/*.h)
+CORE_HDR = $(wildcard engine/*.h) $(wildcard store/*.h) $(wildcard config/*.h) $(wildcard consumer/*.h) \
+           $(wildcard tools/*.h)
 UNIT_SRC = $(wildcard tests/unit/test_*.c)
 UNIT_HELP= $(filter-out $(UNIT_SRC),$(wildcard tests/unit/*.c))
 UNITS    = $(patsubst tests/unit/%.c,$(B)/%,$(UNIT_SRC))
