@@ -11,7 +11,6 @@
  * outbox is not used: the file is the delivery).  Exit 0 when all input was
  * processed, 1 on bad usage, 2 on I/O or store errors. */
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +22,7 @@
 #include "engine/engine.h"
 #include "engine/timeutil.h"
 #include "store/store.h"
+#include "tools/lineq.h"
 
 #define ERRLEN 512
 
@@ -52,12 +52,15 @@ struct replay {
     char *pend;                   /* outputs of the batch being applied */
     size_t pend_len, pend_cap;
     uint64_t pend_count[3];
+    int txn_open;                 /* file replay: a batch transaction is open */
+    struct engine_store ops;      /* bound to it */
+    struct store_counters cnt;    /* its outcomes so far */
     char err[ERRLEN];
 };
 
 static void usage(void) {
     fprintf(stderr, "usage: credit-replay --db DIR [--out FILE] [--batch N] [--until TIME]\n"
-                    "                     [--close-after SECONDS] [--currency CODE] FILE...\n"
+                    "                     [--close-after SECONDS] [--currency CODE] [--map-size BYTES] FILE...\n"
                     "       credit-replay --db NEWDIR --from-kafka BOOTSTRAP [--topic T] [-X key=value]...\n"
                     "                     [--out FILE] [--batch N] [--close-after S] [--currency C]\n"
                     "  FILE is JSON Lines, one CloudEvent per line; - reads stdin.\n");
@@ -186,199 +189,102 @@ static int replay_add(struct replay *r, const char *buf, size_t len, int32_t par
     return 0;
 }
 
-/* ---- file replay: a reader thread parses, the main thread applies -------- */
+/* ---- file replay: lines come parsed from a reader thread (lineq) ----------- */
 
-/* The reader reads and parses lines into batches and hands them over one at a
- * time (a one-slot queue): parsing (jansson) runs on the second core while
- * the engine and LMDB run on this one.  Order is kept: batches are handed
- * over in order and lines keep theirs. */
-struct reader {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    char **files;
-    int nfiles;
-    size_t batch;
-    int has_until;
-    int64_t until;
-    struct line *slot;        /* handed-over batch, NULL when empty */
-    size_t slot_n;
-    struct line *spent;       /* an applied batch handed back to be freed here */
-    size_t spent_n;
-    int done;                 /* no more batches (end, --until, or error) */
-    int stop;                 /* the main thread gave up: stop reading */
-    int failed;
-    char err[ERRLEN];
-};
-
-/* Hand a batch over; waits while the slot is full.  -1 if told to stop. */
-static void lines_free(struct line *v, size_t n) {
-    for (size_t k = 0; k < n; k++) line_free(&v[k]);
-    free(v);
+static void count(struct store_counters *c, const struct engine_result *res) {
+    if (res->outcome == ENG_APPLIED) c->applied++;
+    else if (res->outcome == ENG_DUPLICATE) c->duplicates++;
+    else c->rejected++;
 }
 
-/* Free the batch the main thread handed back (freeing jansson trees is a
- * tenth of the work: it belongs on this thread). */
-static void reader_free_spent(struct reader *rd) {
-    pthread_mutex_lock(&rd->mu);
-    struct line *v = rd->spent;
-    size_t n = rd->spent_n;
-    rd->spent = NULL;
-    pthread_mutex_unlock(&rd->mu);
-    if (v) lines_free(v, n);
-}
-
-static int reader_put(struct reader *rd, struct line *v, size_t n) {
-    reader_free_spent(rd);
-    pthread_mutex_lock(&rd->mu);
-    while (rd->slot && !rd->stop) pthread_cond_wait(&rd->cv, &rd->mu);
-    int rc = rd->stop ? -1 : 0;
-    if (!rc) {
-        rd->slot = v;
-        rd->slot_n = n;
-        pthread_cond_broadcast(&rd->cv);
+static int txn_begin(struct replay *r) {
+    r->pend_len = 0;
+    memset(r->pend_count, 0, sizeof(r->pend_count));
+    memset(&r->cnt, 0, sizeof(r->cnt));
+    if (store_begin(r->store, r->err, sizeof(r->err))) return -1;
+    store_engine_ops(r->store, &r->ops);
+    if (r->drained && store_outbox_delete_upto(r->store, r->drained, r->err, sizeof(r->err))) {
+        store_abort(r->store);
+        return -1;
     }
-    pthread_mutex_unlock(&rd->mu);
-    return rc;
-}
-
-static int parse_line(struct line *l, const char *buf, size_t len, int64_t no) {
-    memset(l, 0, sizeof(*l));
-    if (!(l->buf = malloc(len + 1))) return -1;
-    memcpy(l->buf, buf, len);
-    l->buf[len] = 0;
-    l->len = len;
-    l->no = no;
-    l->parsed = 1;
-    json_error_t jerr;
-    l->root = engine_parse(l->buf, len, &jerr);
-    if (!l->root && !(l->jerr = malloc(sizeof(jerr)))) return -1;
-    if (!l->root) *l->jerr = jerr;
+    r->txn_open = 1;
     return 0;
 }
 
-/* Read every file; 1 when --until stopped the replay, -1 on error. */
-static int reader_files(struct reader *rd) {
-    struct line *v = NULL;
-    size_t n = 0;
-    int64_t no = 0;
-    char *buf = NULL;
-    size_t cap = 0;
-    int rc = 0;
-    for (int i = 0; rc == 0 && i < rd->nfiles; i++) {
-        const char *path = rd->files[i];
-        FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
-        if (!f) {
-            snprintf(rd->err, sizeof(rd->err), "%s: %s", path, strerror(errno));
-            rc = -1;
-            break;
+static void txn_abort(struct replay *r) {
+    if (r->txn_open) store_abort(r->store);
+    r->txn_open = 0;
+}
+
+/* The map was full: the store grew it; apply the batch's lines so far again
+ * (from their text) in a new transaction, left open. */
+static int redo(struct replay *r) {
+    for (;;) {
+        txn_abort(r);
+        if (txn_begin(r)) return -1;
+        int rc = 0;
+        for (size_t i = 0; i < r->n && rc == 0; i++) {
+            struct engine_msg m = {r->batch[i].buf, r->batch[i].len, NULL, 0, r->batch[i].no};
+            struct engine_result res;
+            rc = engine_apply(r->eng, &r->ops, &m, &res, r->err, sizeof(r->err));
+            if (rc == 0) count(&r->cnt, &res);
         }
-        ssize_t len;
-        while (rc == 0 && (len = getline(&buf, &cap, f)) >= 0) {
-            if (len > 0 && buf[len - 1] == '\n') len--;
-            if (!v && !(v = calloc(rd->batch, sizeof(*v)))) { rc = -1; break; }
-            if (parse_line(&v[n], buf, (size_t)len, ++no)) { n++; rc = -1; break; }
-            int64_t t;
-            if (rd->has_until && engine_time_of(v[n].root, &t) == 0 && t > rd->until) {
-                line_free(&v[n]);
-                rc = 1;
-                break;
-            }
-            if (++n == rd->batch) {
-                if (reader_put(rd, v, n)) rc = -1;
-                v = NULL;
-                n = 0;
-            }
-        }
-        if (rc == 0 && ferror(f)) {
-            snprintf(rd->err, sizeof(rd->err), "%s: read error: %s", path, strerror(errno));
-            rc = -1;
-        }
-        if (f != stdin) fclose(f);
+        if (rc == 0) return 0;
+        if (!store_map_full(r->store)) return -1;
     }
-    if (rc < 0 && !rd->err[0]) snprintf(rd->err, sizeof(rd->err), "out of memory reading input");
-    if (rc >= 0 && n && reader_put(rd, v, n) == 0) v = NULL; /* handed over */
-    else if (rc >= 0 && n) rc = -1;                          /* told to stop */
-    if (v) {
-        for (size_t k = 0; k < n; k++) line_free(&v[k]);
-        free(v);
+}
+
+/* Apply one parsed line in the open transaction; its text is kept for a redo. */
+static int stream_line(struct replay *r, const struct lineq_line *ql) {
+    if (replay_add(r, ql->buf, ql->len, 0, ql->no)) return -1;
+    struct engine_msg m = {ql->buf, ql->len, NULL, 0, ql->no};
+    struct engine_result res;
+    int rc = engine_apply_parsed(r->eng, &r->ops, &m, ql->root, ql->jerr, &res, r->err,
+                                 sizeof(r->err));
+    if (rc == 0) {
+        count(&r->cnt, &res);
+        return 0;
     }
-    free(buf);
-    return rc;
+    return store_map_full(r->store) ? redo(r) : -1;
 }
 
-static void *reader_main(void *arg) {
-    struct reader *rd = arg;
-    int rc = reader_files(rd);
-    pthread_mutex_lock(&rd->mu);
-    rd->done = 1;
-    rd->failed = rc < 0 && !rd->stop;
-    pthread_cond_broadcast(&rd->cv);
-    pthread_mutex_unlock(&rd->mu);
-    return NULL;
+/* Commit the open batch (redoing it if the map fills at commit), then write
+ * its outputs and forget its lines. */
+static int stream_commit(struct replay *r) {
+    for (;;) {
+        int rc = store_counters_add(r->store, &r->cnt, r->err, sizeof(r->err));
+        if (rc == 0) {
+            rc = store_commit(r->store, r->err, sizeof(r->err)); /* ends the txn either way */
+            r->txn_open = 0;
+        }
+        if (rc == 0) break;
+        if (rc != STORE_EMAPFULL && !store_map_full(r->store)) return -1;
+        if (redo(r)) return -1;
+    }
+    r->total.applied += r->cnt.applied;
+    r->total.duplicates += r->cnt.duplicates;
+    r->total.rejected += r->cnt.rejected;
+    for (size_t i = 0; i < r->n; i++) line_free(&r->batch[i]);
+    r->n = 0;
+    return write_pending(r);
 }
 
-/* Take the next batch; NULL at the end (or when the reader failed). */
-static struct line *reader_get(struct reader *rd, size_t *n) {
-    pthread_mutex_lock(&rd->mu);
-    while (!rd->slot && !rd->done) pthread_cond_wait(&rd->cv, &rd->mu);
-    struct line *v = rd->slot;
-    *n = rd->slot_n;
-    rd->slot = NULL;
-    pthread_cond_broadcast(&rd->cv);
-    pthread_mutex_unlock(&rd->mu);
-    return v;
-}
-
-/* Apply every file through the reader thread. */
+/* Every file, in batches of `batch` lines per transaction. */
 static int replay_files(struct replay *r, char **files, int nfiles, size_t batch) {
-    struct reader rd;
-    memset(&rd, 0, sizeof(rd));
-    pthread_mutex_init(&rd.mu, NULL);
-    pthread_cond_init(&rd.cv, NULL);
-    rd.files = files;
-    rd.nfiles = nfiles;
-    rd.batch = batch;
-    rd.has_until = r->has_until;
-    rd.until = r->until;
-    pthread_t th;
-    json_object_seed(0); /* jansson: seed its hash before a second thread parses */
-    if (pthread_create(&th, NULL, reader_main, &rd)) {
-        snprintf(r->err, sizeof(r->err), "cannot start the reader thread");
-        return -1;
+    struct lineq *q;
+    struct lineq_line l;
+    int rc = 0, got = 0;
+    if (lineq_start(&q, files, nfiles, r->has_until, r->until, r->err, sizeof(r->err))) return -1;
+    while (rc == 0 && (got = lineq_next(q, &l, r->err, sizeof(r->err))) == 1) {
+        if (!r->txn_open && (rc = txn_begin(r)) != 0) break;
+        rc = stream_line(r, &l);
+        r->line_no = l.no;
+        if (rc == 0 && r->n >= batch) rc = stream_commit(r);
     }
-    int rc = 0;
-    size_t n;
-    struct line *v;
-    while ((v = reader_get(&rd, &n))) {
-        struct line *keep = r->batch;
-        r->batch = v;
-        r->n = n;
-        if (rc == 0) rc = apply_batch(r);
-        r->line_no = v[n - 1].no;
-        r->n = 0;
-        r->batch = keep;
-        pthread_mutex_lock(&rd.mu);
-        struct line *old = rd.spent;
-        size_t old_n = rd.spent_n;
-        rd.spent = v;
-        rd.spent_n = n;
-        pthread_mutex_unlock(&rd.mu);
-        if (old) lines_free(old, old_n); /* the reader had not taken the last one */
-        if (rc) {
-            pthread_mutex_lock(&rd.mu);
-            rd.stop = 1;
-            pthread_cond_broadcast(&rd.cv);
-            pthread_mutex_unlock(&rd.mu);
-        }
-    }
-    pthread_join(th, NULL);
-    if (rd.spent) lines_free(rd.spent, rd.spent_n);
-    if (rc == 0 && rd.failed) {
-        snprintf(r->err, sizeof(r->err), "%s", rd.err);
-        rc = -1;
-    }
-    pthread_mutex_destroy(&rd.mu);
-    pthread_cond_destroy(&rd.cv);
+    if (rc == 0 && got < 0) rc = -1;
+    if (rc == 0 && r->txn_open) rc = stream_commit(r);
+    txn_abort(r);
+    lineq_stop(q);
     return rc;
 }
 
@@ -542,6 +448,8 @@ static int parse_args(int argc, char **argv, struct args *a, struct replay *r) {
         else if (strcmp(o, "--currency") == 0) a->so.currency = a->ec.currency = val;
         else if (strcmp(o, "--until") == 0 && time_parse_rfc3339(val, &r->until) == 0) r->has_until = 1;
         else if (strcmp(o, "--from-kafka") == 0) a->bootstrap = val;
+        else if (strcmp(o, "--map-size") == 0 && parse_long(val, 65536, INT64_MAX, &v) == 0)
+            a->so.map_size = (size_t)v;
         else if (strcmp(o, "--topic") == 0) topic = val;
         else if (strcmp(o, "-X") == 0 && a->nx < 64) a->xs[a->nx++] = argv[i];
         else {

@@ -69,6 +69,13 @@ for d in g1 g2; do "$B/creditctl" --db "$tmp/$d" balances --json > "$tmp/$d.bal"
 [ "$(wc -l < "$tmp/g1.out")" -gt 20000 ] && cmp -s "$tmp/g1.out" "$tmp/g2.out" \
     && cmp -s "$tmp/g1.bal" "$tmp/g2.bal" && ok || bad "generated stream: batch 7 vs 5000 differ"
 
+# 3c. A store that starts tiny: the map fills again and again; every batch is
+#     grown and redone, nothing lost or applied twice.
+replay --db "$tmp/g3" --out "$tmp/g3.out" --batch 5000 --map-size 65536 "$tmp/gen.jsonl"
+"$B/creditctl" --db "$tmp/g3" balances --json > "$tmp/g3.bal"
+cmp -s "$tmp/g1.out" "$tmp/g3.out" && cmp -s "$tmp/g1.bal" "$tmp/g3.bal" \
+    && ok || bad "map-full growth changed the outcome"
+
 # 4. Replaying the same file into the same store applies nothing new: only the
 #    lines without a readable key are rejected again.
 replay --db "$tmp/d1" --out "$tmp/again.out" "$tmp/all.jsonl"
