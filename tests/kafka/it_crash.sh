@@ -1,0 +1,332 @@
+#!/usr/bin/env bash
+# Crash test of creditd against a real Kafka 4 broker (tests/kafka/broker.sh):
+# creditd is SIGKILLed at random moments, again and again, while it applies a
+# large stream and relays its outputs; every run after a kill must resume
+# exactly where the store's last commit left off.
+#
+#   tests/kafka/it_crash.sh
+#
+# Environment (all optional):
+#   IT_CRASH_SEED    seed of the kill schedule and of gen-events (default:
+#                    random, printed; set it to replay a failing schedule)
+#   IT_CRASH_EVENTS  events generated (default 200000)
+#   IT_CRASH_ORGS    organisations (default 2000)
+#   IT_CRASH_KILLS   SIGKILLs (default 12)
+#
+# 1. gen-events writes EVENTS lines; they are produced in the background while
+#    creditd runs: each stretch between two clock.ticks with credit-produce
+#    (murmur2, keyed by data.org) to a 4-partition input topic, each tick with
+#    credit-tick (one copy per partition, id tick-TIME-pP), so that on every
+#    partition each organisation sees its events and the ticks in file order.
+# 2. KILLS times: creditd starts (batch.max_messages and outbox.max_pending
+#    drawn from the seeded RNG), the test waits until the store counts a
+#    randomly drawn number of new messages (so the kill lands mid-stream),
+#    waits a random 0-499 ms more, then SIGKILLs it. After each kill the store
+#    must still have work left (messages not applied or an outbox not empty).
+#    Before every 4th of them, an extra kill 0-999 ms after a start (while
+#    creditd connects and reads its outputs back).
+#    Every run starts with store.map_size=1 MiB: the ~50 MiB store grows by
+#    "map full, double it, retry the batch" while the kills go on.
+# 3. A last run finishes: every message applied exactly once
+#    (applied+duplicates+rejected == messages produced, duplicates == the
+#    generator's own re-sends, no rejects), outbox empty, SIGTERM exits 0.
+# 4. The reference is credit-replay of the same file (ticks renamed to the
+#    tick-TIME-p0 of credit-tick; a file is partition 0): balances
+#    (creditctl balances --json) byte-identical; the overage and ledger topics
+#    hold exactly credit-replay's outputs as multisets of whole messages (ids
+#    included: they are per organisation; a tick's -pP suffix removed from
+#    event_id on both sides); no output id twice in either topic; the
+#    dead-letter topic is empty. Whether creditd's group offsets (for lag
+#    tools) reached the end of the input is only reported (see below).
+# Needs make all build/gen-events; kcat, jq, python3-confluent-kafka.
+# Closing line: "it_crash: N passed, N failed".
+set -uo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$ROOT"
+B=build
+BROKER=tests/kafka/broker.sh
+NAME=it_crash
+T=$(mktemp -d "${TMPDIR:-/tmp}/$NAME.XXXXXX")
+PARTS=4
+EVENTS=${IT_CRASH_EVENTS:-200000}
+ORGS=${IT_CRASH_ORGS:-2000}
+KILLS=${IT_CRASH_KILLS:-12}
+SEED=${IT_CRASH_SEED:-$(( ${SRANDOM:-$$} % 1000000 + 1 ))}
+RANDOM=$SEED
+pass=0 fail=0 pid="" prod_pid="" ref_pid="" t0=$SECONDS
+
+ok() { pass=$((pass + 1)); echo "$NAME: ok: $*" >&2; }
+bad() { fail=$((fail + 1)); echo "$NAME: FAIL: $*" >&2; }
+check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; return 1; fi; }
+note() { echo "$NAME: [$((SECONDS - t0))s] $*" >&2; }
+
+finish() {
+    local p
+    for p in "$pid" "$prod_pid" "$ref_pid"; do
+        [[ -n "$p" ]] && kill -KILL "$p" 2>/dev/null && wait "$p" 2>/dev/null
+    done
+    "$BROKER" stop "$T/kafka" >/dev/null 2>&1 || true
+    if ((fail)); then
+        echo "$NAME: seed $SEED; kept $T for inspection" >&2
+    else
+        rm -rf "$T"
+    fi
+    echo "$NAME: $pass passed, $fail failed"
+    ((fail == 0)) || exit 1
+    exit 0
+}
+trap finish EXIT
+
+# ---- store counters ----------------------------------------------------------
+# One creditctl call: sets APPLIED DUPS REJECTED OUTBOX SEEN (0 before the
+# store exists).
+read_stats() { # STORE
+    local out
+    out=$("$B/creditctl" --db "$1" stats 2>/dev/null) || out=""
+    read -r APPLIED DUPS REJECTED OUTBOX < <(awk '
+        $1 == "applied" {a = $2} $1 == "duplicates" {d = $2} $1 == "rejected" {r = $2}
+        $1 == "outbox" {o = $2}
+        END {print a + 0, d + 0, r + 0, o + 0}' <<<"$out")
+    SEEN=$((APPLIED + DUPS + REJECTED))
+}
+
+alive() { [[ -n "$1" ]] && kill -0 "$1" 2>/dev/null; }
+
+start_creditd() { # LOG [creditd args...]
+    local log=$1
+    shift
+    "$B/creditd" -X "bootstrap.servers=$BS" --db "$T/store" -X stats.interval_ms=1000 \
+        -X store.map_size=1048576 "$@" >/dev/null 2>>"$log" &
+    pid=$!
+}
+
+# Wait until the store has seen at least WANT messages (and, with DRAIN, its
+# outbox is empty), creditd staying alive; bounded by SECONDS.
+wait_seen() { # WANT SECONDS [drain]
+    local deadline=$((SECONDS + $2))
+    while :; do
+        read_stats "$T/store"
+        ((SEEN >= $1)) && { [[ "${3:-}" != drain ]] || ((OUTBOX == 0)); } && return 0
+        if ! alive "$pid"; then echo "$NAME: creditd exited by itself (seen $SEEN of $1)" >&2; return 1; fi
+        ((SECONDS < deadline)) || { echo "$NAME: timeout: seen $SEEN of $1, outbox $OUTBOX" >&2; return 1; }
+        sleep 0.02
+    done
+}
+
+# Wait until the outbox shrank below N (a run that has nothing left to apply
+# still makes progress by delivering).
+wait_outbox_below() { # N SECONDS
+    local deadline=$((SECONDS + $2))
+    while :; do
+        read_stats "$T/store"
+        ((OUTBOX < $1)) && return 0
+        alive "$pid" || { echo "$NAME: creditd exited by itself" >&2; return 1; }
+        ((SECONDS < deadline)) || { echo "$NAME: timeout: outbox $OUTBOX" >&2; return 1; }
+        sleep 0.02
+    done
+}
+
+topic_dump() { # TOPIC FILE: every message value, one per line
+    timeout 120 kcat -C -b "$BS" -t "$1" -e -q -f '%s\n' -X isolation.level=read_committed > "$2"
+}
+# Whole output messages, comparable across partitionings: a tick's copy on
+# partition P is tick-TIME-pP in Kafka (tick-TIME-p0 in the reference).
+norm() { sed -E 's/("event_id":"tick-[^"]*)-p[0-9]+"/\1"/' "$1" | LC_ALL=C sort; }
+dup_ids() { jq -r .id "$1" | LC_ALL=C sort | uniq -d | head -n 5; }
+
+# The offsets creditd published for its group (for lag tools) are the end of
+# every input partition.
+group_at_end() { # TOPIC PARTITIONS GROUP
+    timeout 60 /usr/bin/python3 - "$BS" "$@" <<'PY'
+import sys
+from confluent_kafka import Consumer, TopicPartition
+bs, topic, n, group = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+c = Consumer({"bootstrap.servers": bs, "group.id": group, "enable.auto.commit": False})
+rc = 0
+for tp in c.committed([TopicPartition(topic, p) for p in range(n)], timeout=30):
+    lo, hi = c.get_watermark_offsets(TopicPartition(topic, tp.partition), timeout=30)
+    if tp.offset != hi:
+        print(f"group {group} {topic} [{tp.partition}]: committed {tp.offset}, end {hi}", file=sys.stderr)
+        rc = 1
+c.close()
+sys.exit(rc)
+PY
+}
+
+# ---- the stream --------------------------------------------------------------
+note "seed $SEED: $EVENTS events, $ORGS organisations, $KILLS kills"
+"$B/gen-events" --orgs "$ORGS" --events "$EVENTS" --seed "$SEED" --out "$T/events.jsonl" 2>/dev/null \
+    || { bad "gen-events"; exit 1; }
+# Split at the ticks: seg.N holds the lines before tick N; ticks.txt the times.
+awk -v dir="$T" '
+    BEGIN { n = 0; f = dir "/seg.0"; printf "" > f }
+    /"type":"clock\.tick"/ {
+        if (!match($0, /"time":"[^"]*"/)) { print "tick without time" > "/dev/stderr"; exit 1 }
+        print substr($0, RSTART + 8, RLENGTH - 9) > (dir "/ticks.txt")
+        close(f); n++; f = dir "/seg." n; printf "" > f; next
+    }
+    { print > f }' "$T/events.jsonl" || { bad "splitting the stream"; exit 1; }
+touch "$T/ticks.txt"
+nticks=$(wc -l < "$T/ticks.txt")
+nlines=$(wc -l < "$T/events.jsonl")
+want=$(( nlines - nticks + nticks * PARTS ))
+gen_dups=$(awk '$0 == prev {n++} {prev = $0} END {print n + 0}' "$T/events.jsonl")
+# The reference input: the same file with each tick's id as credit-tick's copy
+# on partition 0 (month_closed entries name it in event_id).
+awk '/"type":"clock\.tick"/ && match($0, /"time":"[^"]*"/) {
+        t = substr($0, RSTART + 8, RLENGTH - 9)
+        sub(/"id":"[^"]*"/, "\"id\":\"tick-" t "-p0\"")
+     } { print }' "$T/events.jsonl" > "$T/ref.jsonl"
+note "$nlines lines, $nticks ticks ($(tr '\n' ' ' < "$T/ticks.txt")), $gen_dups re-sends: $want messages on $PARTS partitions"
+
+# The reference replay runs while the broker starts and creditd works.
+"$B/credit-replay" --db "$T/ref" --out "$T/ref.out" "$T/ref.jsonl" 2>"$T/ref.log" &
+ref_pid=$!
+
+# ---- broker and topics ----------------------------------------------------------
+BS=$("$BROKER" start "$T/kafka") || { bad "broker start"; exit 1; }
+note "broker at $BS"
+for tp in credit.events:$PARTS:retention.ms=-1 credit.overage:3: credit.ledger:3:retention.ms=-1 \
+          credit.rejected:1:; do
+    IFS=: read -r name np cfg <<<"$tp"
+    "$BROKER" create-topic "$T/kafka" "$name" "$np" ${cfg:+"$cfg"} >/dev/null \
+        || { bad "create topic $name"; exit 1; }
+done
+
+produce_all() { # segments and ticks in file order; each step waits for its acks
+    local i=0 tick
+    while :; do
+        if [[ -s "$T/seg.$i" ]]; then
+            "$B/credit-produce" -b "$BS" -t credit.events "$T/seg.$i" || return 1
+        fi
+        tick=$(sed -n "$((i + 1))p" "$T/ticks.txt")
+        [[ -n "$tick" ]] || return 0
+        "$B/credit-tick" -b "$BS" -t credit.events --time "$tick" || return 1
+        i=$((i + 1))
+    done
+}
+produce_all > "$T/produce.log" 2>&1 &
+prod_pid=$!
+
+# ---- kills ------------------------------------------------------------------------
+kills=0 mid=0 early=0
+for ((k = 1; k <= KILLS; k++)); do
+    if ((k % 4 == 0)); then
+        # An extra kill during start-up (connecting, reading the outputs back,
+        # maybe the first batch): no progress wait, 0-999 ms after the start.
+        delay=$((RANDOM % 1000))
+        read_stats "$T/store"
+        s0=$SEEN o0=$OUTBOX
+        start_creditd "$T/creditd.log"
+        sleep "$(printf '%d.%03d' $((delay / 1000)) $((delay % 1000)))"
+        if ! alive "$pid"; then
+            bad "early kill before $k: creditd exited by itself"
+            tail -n 20 "$T/creditd.log" >&2
+            wait "$pid"; pid=""
+            break
+        fi
+        kill -KILL "$pid"; wait "$pid" 2>/dev/null; pid=""
+        early=$((early + 1))
+        read_stats "$T/store"
+        note "early kill (+${delay} ms after the start): seen $s0 -> $SEEN, outbox $o0 -> $OUTBOX"
+    fi
+    read_stats "$T/store"
+    s0=$SEEN o0=$OUTBOX
+    case $((RANDOM % 3)) in 0) batch=500 ;; 1) batch=2000 ;; *) batch=10000 ;; esac
+    case $((RANDOM % 2)) in 0) pending=$((batch * 2)) ;; *) pending=100000 ;; esac
+    left=$((want - s0))
+    if ((left > 0)); then
+        # Leave a share of what is left for the kills still to come and the last run.
+        slice=$((left / (KILLS - k + 2)))
+        ((slice > 0)) || slice=1
+        target=$((s0 + 1 + (RANDOM * 32768 + RANDOM) % slice))
+    else
+        target=$want
+    fi
+    delay=$((RANDOM % 500))
+    start_creditd "$T/creditd.log" -X batch.max_messages=$batch -X outbox.max_pending=$pending
+    if ((left > 0)); then
+        wait_seen "$target" 120 || { bad "kill $k: no progress (batch $batch)"; tail -n 20 "$T/creditd.log" >&2; break; }
+    elif ((o0 > 0)); then
+        wait_outbox_below "$o0" 120 || { bad "kill $k: outbox not draining"; tail -n 20 "$T/creditd.log" >&2; break; }
+    else
+        note "kill $k: nothing left to interrupt"
+        kill -TERM "$pid"; wait "$pid"; pid=""
+        break
+    fi
+    sleep "$(printf '0.%03d' "$delay")"
+    if ! alive "$pid"; then
+        bad "kill $k: creditd exited by itself"
+        tail -n 20 "$T/creditd.log" >&2
+        wait "$pid"; pid=""
+        break
+    fi
+    kill -KILL "$pid"
+    wait "$pid" 2>/dev/null
+    pid=""
+    kills=$((kills + 1))
+    read_stats "$T/store"
+    ((SEEN < want || OUTBOX > 0)) && mid=$((mid + 1))
+    note "kill $k (batch $batch, max_pending $pending, +${delay} ms after $target): seen $s0 -> $SEEN of $want, outbox $o0 -> $OUTBOX"
+done
+check "$kills SIGKILLs after progress, $mid of them with work left (>= 10); $early more during start-up" \
+    test "$kills" = "$KILLS" -a "$mid" -ge 10
+
+# ---- the last run finishes the stream ------------------------------------------------
+start_creditd "$T/creditd.log"
+prc=0
+wait "$prod_pid" || prc=$?
+prod_pid=""
+check "producer: all $want messages acknowledged" test "$prc" = 0
+((prc == 0)) || cat "$T/produce.log" >&2
+check "last run: every message applied, outbox delivered" wait_seen "$want" 240 drain
+note "last run done"
+rc=0
+kill -TERM "$pid"; wait "$pid" || rc=$?
+pid=""
+check "last run: SIGTERM exit 0" test "$rc" = 0
+read_stats "$T/store"
+check "applied+duplicates+rejected == messages ($APPLIED+$DUPS+$REJECTED == $want)" test "$SEEN" = "$want"
+check "duplicates == the generator's re-sends ($DUPS == $gen_dups), no rejects ($REJECTED)" \
+    test "$DUPS" = "$gen_dups" -a "$REJECTED" = 0
+check "outbox empty ($OUTBOX)" test "$OUTBOX" = 0
+grep -h "read back" "$T/creditd.log" | sed "s/^/$NAME: /" >&2
+grep -hi "warning\|fatal\|error" "$T/creditd.log" | sort | uniq -c | head -n 20 | sed "s/^/$NAME: log: /" >&2
+
+# ---- compare with credit-replay ---------------------------------------------------------
+rrc=0
+wait "$ref_pid" || rrc=$?
+ref_pid=""
+check "credit-replay of the same events" test "$rrc" = 0
+read_stats "$T/ref"
+check "credit-replay: $DUPS duplicates, as generated" test "$DUPS" = "$gen_dups"
+"$B/creditctl" --db "$T/ref" balances --json > "$T/ref.balances"
+"$B/creditctl" --db "$T/store" balances --json > "$T/balances"
+check "balances byte-identical to credit-replay's ($(wc -l < "$T/balances") lines)" \
+    cmp -s "$T/ref.balances" "$T/balances"
+grep -F '"type":"credit.overage"' "$T/ref.out" > "$T/ref.overage.raw"
+grep -F '"type":"credit.ledger"' "$T/ref.out" > "$T/ref.ledger.raw"
+check "credit-replay printed only overage and ledger events" \
+    test "$(wc -l < "$T/ref.out")" = "$(( $(wc -l < "$T/ref.overage.raw") + $(wc -l < "$T/ref.ledger.raw") ))"
+for kind in overage ledger; do
+    topic_dump "credit.$kind" "$T/$kind.raw" || bad "reading credit.$kind"
+    norm "$T/ref.$kind.raw" > "$T/ref.$kind"
+    norm "$T/$kind.raw" > "$T/$kind"
+    check "credit.$kind == credit-replay's ($(wc -l < "$T/$kind") vs $(wc -l < "$T/ref.$kind") messages)" \
+        cmp -s "$T/ref.$kind" "$T/$kind"
+    dup_ids "$T/$kind.raw" > "$T/$kind.dups"
+    check "credit.$kind: no output id twice $(head -n 3 "$T/$kind.dups" | tr '\n' ' ')" test ! -s "$T/$kind.dups"
+done
+topic_dump credit.rejected "$T/rejected.raw" || bad "reading credit.rejected"
+check "credit.rejected is empty" test ! -s "$T/rejected.raw"
+# Informational only: a partition whose last batch was committed just before
+# a SIGKILL can keep a stale group offset (creditd marks offsets published
+# when it sends the async commit and does not publish the stored offsets at
+# start-up), which no test should fail on until creditd republishes them.
+if group_at_end credit.events "$PARTS" creditd; then
+    note "group offsets of creditd at the end of every input partition"
+else
+    note "NOTE: group offsets of creditd lag behind its store (see above; not counted)"
+fi
+note "done"
