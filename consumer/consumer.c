@@ -31,10 +31,12 @@ static int64_t now_ms(void) {
 
 static void on_commit(rd_kafka_t *rk, rd_kafka_resp_err_t e,
                       rd_kafka_topic_partition_list_t *offsets, void *opaque) {
-    (void)rk; (void)offsets; (void)opaque;
+    (void)rk; (void)opaque;
+    for (int i = 0; !e && offsets && i < offsets->cnt; i++)
+        if (offsets->elems[i].err) e = offsets->elems[i].err; /* per-partition errors */
     if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET)
         fprintf(stderr, "creditd: consumer: publishing group offsets failed (the store keeps "
-                        "them; will retry with the next batch): %s\n", rd_kafka_err2str(e));
+                        "them; they are published again shortly): %s\n", rd_kafka_err2str(e));
 }
 
 static int make_handle(struct consumer *k, const struct config *c, const char *bootstrap,
@@ -249,12 +251,13 @@ void consumer_advance(struct consumer *k, int32_t partition, int64_t next) {
     if (partition >= 0 && partition < k->npart) k->committed[partition] = next;
 }
 
-void consumer_commit_async(struct consumer *k) {
+void consumer_commit_async(struct consumer *k, int all) {
     if (!k->assigned) return;
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(k->assigned->cnt);
     for (int i = 0; i < k->assigned->cnt; i++) {
         int32_t p = k->assigned->elems[i].partition;
-        if (k->committed[p] == CONSUMER_NEVER || k->committed[p] == k->published[p]) continue;
+        if (k->committed[p] == CONSUMER_NEVER || (!all && k->committed[p] == k->published[p]))
+            continue;
         rd_kafka_topic_partition_list_add(l, k->topic, p)->offset = k->committed[p];
         k->published[p] = k->committed[p];
     }

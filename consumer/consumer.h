@@ -43,9 +43,11 @@ int consumer_poll_batch(struct consumer *k, rd_kafka_message_t **msgs, size_t ma
 void consumer_release(rd_kafka_message_t **msgs, size_t n);
 
 /* After the store committed a batch: partition's next offset is now next.
- * consumer_commit_async() publishes the advanced offsets to the group. */
+ * consumer_commit_async() publishes the advanced offsets to the group; with
+ * all, also those already sent (a commit can be lost without a callback, e.g.
+ * across a broker restart, and lag tools would show lag that never clears). */
 void consumer_advance(struct consumer *k, int32_t partition, int64_t next);
-void consumer_commit_async(struct consumer *k);
+void consumer_commit_async(struct consumer *k, int all);
 
 /* Pause (1) or resume (0) every assigned partition; idempotent. */
 int consumer_pause(struct consumer *k, int pause, char *err, size_t errlen);

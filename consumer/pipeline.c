@@ -15,6 +15,7 @@
 #include "store/store.h"
 
 #define ERRLEN 1024
+#define PUBLISH_REFRESH_MS 5000   /* re-send every stored offset to the group this often */
 
 struct pipeline {
     const struct config *c;
@@ -31,6 +32,7 @@ struct pipeline {
     size_t nparts;
     int64_t *bnext;               /* [partition count]: next offset after this batch, or -1 */
     uint64_t outbox;              /* entries in the store's outbox after the last commit */
+    int64_t published_ms;         /* last full publish of the group offsets (0: not yet) */
     struct {                      /* since the last stats line */
         int64_t at_ms;
         uint64_t events, batches;
@@ -229,7 +231,7 @@ static int commit_batch(struct pipeline *p) {
     }
     for (size_t i = 0; i < p->nparts; i++)
         if (p->bnext[p->parts[i]] >= 0) consumer_advance(p->in, p->parts[i], p->bnext[p->parts[i]]);
-    consumer_commit_async(p->in);
+    consumer_commit_async(p->in, 0);
     p->st.events += p->n;
     p->st.batches += p->n > 0;
     consumer_release(p->batch, p->n);
@@ -289,6 +291,11 @@ static int step(struct pipeline *p) {
     if (relay_poll(p->relay, 0, err, errlen)) return -1;
     if ((p->n > 0 || relay_txn_needed(p->relay)) && commit_batch(p)) return -1;
     stats_line(p);
+    int64_t now = now_ms();
+    if (now - p->published_ms >= PUBLISH_REFRESH_MS) { /* the first step too: after a restart */
+        consumer_commit_async(p->in, 1);
+        p->published_ms = now;
+    }
     return 0;
 }
 
@@ -299,7 +306,7 @@ static int finish(struct pipeline *p) {
                          sizeof(p->err));
     if (rc < 0) return -1;
     if (relay_txn_needed(p->relay) && commit_batch(p)) return -1;
-    consumer_commit_async(p->in);
+    consumer_commit_async(p->in, 1);
     fprintf(stderr, "creditd: stopped; outbox %llu entries%s\n", (unsigned long long)p->outbox,
             rc ? " (flush timed out: they are sent on the next start)" : "");
     return 0;
