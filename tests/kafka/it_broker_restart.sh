@@ -38,6 +38,9 @@
 set -uo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+# Functions shared with the other stream tests (sourced before the cd: the
+# path may be relative).
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
 B=build
 BROKER=tests/kafka/broker.sh
@@ -50,42 +53,8 @@ OUTAGE=${IT_BR_OUTAGE:-10}
 SEED=${IT_BR_SEED:-$(( ${SRANDOM:-$$} % 1000000 + 1 ))}
 pass=0 fail=0 pid="" prod_pid="" ref_pid="" t0=$SECONDS
 
-ok() { pass=$((pass + 1)); echo "$NAME: ok: $*" >&2; }
-bad() { fail=$((fail + 1)); echo "$NAME: FAIL: $*" >&2; }
-check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; return 1; fi; }
-note() { echo "$NAME: [$((SECONDS - t0))s] $*" >&2; }
-
-finish() {
-    local p
-    for p in "$pid" "$prod_pid" "$ref_pid"; do
-        [[ -n "$p" ]] && kill -KILL "$p" 2>/dev/null && wait "$p" 2>/dev/null
-    done
-    "$BROKER" stop "$T/kafka" >/dev/null 2>&1 || true
-    if ((fail)); then
-        echo "$NAME: seed $SEED; kept $T for inspection" >&2
-    else
-        rm -rf "$T"
-    fi
-    echo "$NAME: $pass passed, $fail failed"
-    ((fail == 0)) || exit 1
-    exit 0
-}
 trap finish EXIT
 
-# ---- store counters ----------------------------------------------------------
-# One creditctl call: sets APPLIED DUPS REJECTED OUTBOX SEEN (0 before the
-# store exists).
-read_stats() { # STORE
-    local out
-    out=$("$B/creditctl" --db "$1" stats 2>/dev/null) || out=""
-    read -r APPLIED DUPS REJECTED OUTBOX < <(awk '
-        $1 == "applied" {a = $2} $1 == "duplicates" {d = $2} $1 == "rejected" {r = $2}
-        $1 == "outbox" {o = $2}
-        END {print a + 0, d + 0, r + 0, o + 0}' <<<"$out")
-    SEEN=$((APPLIED + DUPS + REJECTED))
-}
-
-alive() { [[ -n "$1" ]] && kill -0 "$1" 2>/dev/null; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; } # utime+stime
 
 now_ms() { date +%s%3N; }
@@ -142,84 +111,16 @@ outage() { # N HOW
         test $(( (c1 - c0) * 2 )) -lt $(( OUTAGE * $(getconf CLK_TCK) ))
 }
 
-topic_dump() { # TOPIC FILE: every message value, one per line
-    timeout 120 kcat -C -b "$BS" -t "$1" -e -q -f '%s\n' -X isolation.level=read_committed > "$2"
-}
-# Whole output messages, comparable across partitionings: a tick's copy on
-# partition P is tick-TIME-pP in Kafka (tick-TIME-p0 in the reference).
-norm() { sed -E 's/("event_id":"tick-[^"]*)-p[0-9]+"/\1"/' "$1" | LC_ALL=C sort; }
-dup_ids() { jq -r .id "$1" | LC_ALL=C sort | uniq -d | head -n 5; }
-
-# The offsets creditd published for its group (for lag tools) are the end of
-# every input partition.
-group_at_end() { # TOPIC PARTITIONS GROUP
-    timeout 60 /usr/bin/python3 - "$BS" "$@" <<'PY'
-import sys
-from confluent_kafka import Consumer, TopicPartition
-bs, topic, n, group = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
-c = Consumer({"bootstrap.servers": bs, "group.id": group, "enable.auto.commit": False})
-rc = 0
-for tp in c.committed([TopicPartition(topic, p) for p in range(n)], timeout=30):
-    lo, hi = c.get_watermark_offsets(TopicPartition(topic, tp.partition), timeout=30)
-    if tp.offset != hi:
-        print(f"group {group} {topic} [{tp.partition}]: committed {tp.offset}, end {hi}", file=sys.stderr)
-        rc = 1
-c.close()
-sys.exit(rc)
-PY
-}
-
 # ---- the stream --------------------------------------------------------------
 note "seed $SEED: $EVENTS events, $ORGS organisations, outages observed ${OUTAGE}s"
-"$B/gen-events" --orgs "$ORGS" --events "$EVENTS" --seed "$SEED" --out "$T/events.jsonl" 2>/dev/null \
-    || { bad "gen-events"; exit 1; }
-# Split at the ticks: seg.N holds the lines before tick N; ticks.txt the times.
-awk -v dir="$T" '
-    BEGIN { n = 0; f = dir "/seg.0"; printf "" > f }
-    /"type":"clock\.tick"/ {
-        if (!match($0, /"time":"[^"]*"/)) { print "tick without time" > "/dev/stderr"; exit 1 }
-        print substr($0, RSTART + 8, RLENGTH - 9) > (dir "/ticks.txt")
-        close(f); n++; f = dir "/seg." n; printf "" > f; next
-    }
-    { print > f }' "$T/events.jsonl" || { bad "splitting the stream"; exit 1; }
-touch "$T/ticks.txt"
-nticks=$(wc -l < "$T/ticks.txt")
-nlines=$(wc -l < "$T/events.jsonl")
-want=$(( nlines - nticks + nticks * PARTS ))
-gen_dups=$(awk '$0 == prev {n++} {prev = $0} END {print n + 0}' "$T/events.jsonl")
-awk '/"type":"clock\.tick"/ && match($0, /"time":"[^"]*"/) {
-        t = substr($0, RSTART + 8, RLENGTH - 9)
-        sub(/"id":"[^"]*"/, "\"id\":\"tick-" t "-p0\"")
-     } { print }' "$T/events.jsonl" > "$T/ref.jsonl"
+prepare_stream "$EVENTS" "$ORGS"
 note "$nlines lines, $nticks ticks, $gen_dups re-sends: $want messages on $PARTS partitions"
 
-"$B/credit-replay" --db "$T/ref" --out "$T/ref.out" "$T/ref.jsonl" 2>"$T/ref.log" &
-ref_pid=$!
+start_replay
 
 # ---- broker and topics ----------------------------------------------------------
-BS=$("$BROKER" start "$T/kafka") || { bad "broker start"; exit 1; }
-note "broker at $BS"
-for tp in credit.events:$PARTS:retention.ms=-1 credit.overage:3: credit.ledger:3:retention.ms=-1 \
-          credit.rejected:1:; do
-    IFS=: read -r name np cfg <<<"$tp"
-    "$BROKER" create-topic "$T/kafka" "$name" "$np" ${cfg:+"$cfg"} >/dev/null \
-        || { bad "create topic $name"; exit 1; }
-done
-
-produce_all() { # segments and ticks in file order; each step waits for its acks
-    local i=0 tick
-    while :; do
-        if [[ -s "$T/seg.$i" ]]; then
-            "$B/credit-produce" -b "$BS" -t credit.events "$T/seg.$i" || return 1
-        fi
-        tick=$(sed -n "$((i + 1))p" "$T/ticks.txt")
-        [[ -n "$tick" ]] || return 0
-        "$B/credit-tick" -b "$BS" -t credit.events --time "$tick" || return 1
-        i=$((i + 1))
-    done
-}
-produce_all > "$T/produce.log" 2>&1 &
-prod_pid=$!
+broker_start
+start_producer
 
 # Small batches, a small outbox bound and a small prefetch (librdkafka would
 # otherwise fetch most of the topic ahead): at an outage, input is left in
@@ -266,37 +167,13 @@ rc=0
 kill -TERM "$pid"; wait "$pid" || rc=$?
 pid=""
 check "SIGTERM: exit 0" test "$rc" = 0
-read_stats "$T/store"
-check "applied+duplicates+rejected == messages ($APPLIED+$DUPS+$REJECTED == $want)" test "$SEEN" = "$want"
-check "duplicates == the generator's re-sends ($DUPS == $gen_dups), no rejects ($REJECTED)" \
-    test "$DUPS" = "$gen_dups" -a "$REJECTED" = 0
+check_store_counts
 grep -v -e "creditd: stats" -e "^%[0-9]|" "$T/creditd.log" | sed -E 's/[0-9]+/N/g' | sort | uniq -c | sort -rn | head -n 15 \
     | sed "s/^/$NAME: log: /" >&2
 
 # ---- compare with credit-replay ---------------------------------------------------------
-rrc=0
-wait "$ref_pid" || rrc=$?
-ref_pid=""
-check "credit-replay of the same events" test "$rrc" = 0
-"$B/creditctl" --db "$T/ref" balances --json > "$T/ref.balances"
-"$B/creditctl" --db "$T/store" balances --json > "$T/balances"
-check "balances byte-identical to credit-replay's ($(wc -l < "$T/balances") lines)" \
-    cmp -s "$T/ref.balances" "$T/balances"
-grep -F '"type":"credit.overage"' "$T/ref.out" > "$T/ref.overage.raw"
-grep -F '"type":"credit.ledger"' "$T/ref.out" > "$T/ref.ledger.raw"
-check "credit-replay printed only overage and ledger events" \
-    test "$(wc -l < "$T/ref.out")" = "$(( $(wc -l < "$T/ref.overage.raw") + $(wc -l < "$T/ref.ledger.raw") ))"
-for kind in overage ledger; do
-    topic_dump "credit.$kind" "$T/$kind.raw" || bad "reading credit.$kind"
-    norm "$T/ref.$kind.raw" > "$T/ref.$kind"
-    norm "$T/$kind.raw" > "$T/$kind"
-    check "credit.$kind == credit-replay's ($(wc -l < "$T/$kind") vs $(wc -l < "$T/ref.$kind") messages)" \
-        cmp -s "$T/ref.$kind" "$T/$kind"
-    dup_ids "$T/$kind.raw" > "$T/$kind.dups"
-    check "credit.$kind: no output id twice $(head -n 3 "$T/$kind.dups" | tr '\n' ' ')" test ! -s "$T/$kind.dups"
-done
-topic_dump credit.rejected "$T/rejected.raw" || bad "reading credit.rejected"
-check "credit.rejected is empty" test ! -s "$T/rejected.raw"
+wait_replay
+compare_with_replay
 check "group offsets of creditd (lag tools) at the end of every input partition" \
     group_at_end credit.events "$PARTS" creditd
 note "done"
