@@ -5,24 +5,18 @@
 # left as it was.  Closing line: "it_gap: N passed, N failed".
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+. "$ROOT/tests/kafka/lib.sh"
 cd "$ROOT"
+NAME=it_gap
 B=build
 BROKER=tests/kafka/broker.sh
 PY=/usr/bin/python3
 T=$(mktemp -d "${TMPDIR:-/tmp}/it_gap.XXXXXX")
-pass=0 fail=0 pid=""
-ok() { pass=$((pass + 1)); echo "it_gap: ok: $*" >&2; }
-bad() { fail=$((fail + 1)); echo "it_gap: FAIL: $*" >&2; }
-check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
-finish() {
-    [[ -n "$pid" ]] && kill -KILL "$pid" 2>/dev/null
-    bash "$BROKER" stop "$T/kafka" >/dev/null 2>&1 || true
-    if ((fail)); then echo "it_gap: kept $T" >&2; else rm -rf "$T"; fi
-    echo "it_gap: $pass passed, $fail failed"
-}
-trap finish EXIT
-counter() { "$B/creditctl" --db "$T/store" stats 2>/dev/null | awk -v k="$1" '$1 == k {print $2}'; }
-applied() { echo $(( $(counter applied || echo 0) + $(counter rejected || echo 0) )); }
+SEED=none
+pass=0 fail=0 t0=$SECONDS pid="" prod_pid="" ref_pid=""
+trap finish EXIT   # lib.sh: stops what runs, prints the closing line, exits 1 on any failure
+# Events the store applied or rejected (lib.sh read_stats).
+applied() { read_stats "$T/store"; echo $((APPLIED + REJECTED)); }
 
 BS=$(bash "$BROKER" start "$T/kafka") || { bad "broker start"; exit 1; }
 for tp in credit.events:1 credit.overage:1 credit.ledger:1 credit.rejected:1; do

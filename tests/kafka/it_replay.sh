@@ -5,24 +5,19 @@
 # store.  Closing line: "it_replay: N passed, N failed".
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+. "$ROOT/tests/kafka/lib.sh"
 cd "$ROOT"
+NAME=it_replay
 B=build
 BROKER=tests/kafka/broker.sh
 PY=/usr/bin/python3
 T=$(mktemp -d "${TMPDIR:-/tmp}/it_replay.XXXXXX")
-pass=0 fail=0 pid=""
-ok() { pass=$((pass + 1)); echo "it_replay: ok: $*" >&2; }
-bad() { fail=$((fail + 1)); echo "it_replay: FAIL: $*" >&2; }
-check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
-finish() {
-    [[ -n "$pid" ]] && kill -KILL "$pid" 2>/dev/null
-    bash "$BROKER" stop "$T/kafka" >/dev/null 2>&1 || true
-    if ((fail)); then echo "it_replay: kept $T" >&2; else rm -rf "$T"; fi
-    echo "it_replay: $pass passed, $fail failed"
-}
-trap finish EXIT
-counter() { "$B/creditctl" --db "$1" stats 2>/dev/null | awk -v k="$2" '$1 == k {print $2}'; }
-seen() { echo $(( $(counter "$1" applied || echo 0) + $(counter "$1" duplicates || echo 0) + $(counter "$1" rejected || echo 0) )); }
+SEED=none
+pass=0 fail=0 t0=$SECONDS pid="" prod_pid="" ref_pid=""
+trap finish EXIT   # lib.sh: stops what runs, prints the closing line, exits 1 on any failure
+# STORE: applied + duplicates + rejected, and the outbox (lib.sh read_stats)
+seen() { read_stats "$1"; echo "$SEEN"; }
+outbox() { read_stats "$1"; echo "$OUTBOX"; }
 
 BS=$(bash "$BROKER" start "$T/kafka") || { bad "broker start"; exit 1; }
 for tp in credit.events:4 credit.overage:1 credit.ledger:1 credit.rejected:1; do
@@ -83,7 +78,7 @@ ok "produced $N messages"
 pid=$!
 wait_seen() { # COUNT: applied+duplicates+rejected reach COUNT and the outbox is empty (bounded)
     local deadline=$((SECONDS + 90))
-    while (( $(seen "$T/live") < $1 )) || [[ "$(counter "$T/live" outbox)" != 0 ]]; do
+    while (( $(seen "$T/live") < $1 )) || [[ "$(outbox "$T/live")" != 0 ]]; do
         (( SECONDS < deadline )) && kill -0 "$pid" 2>/dev/null || return 1
         sleep 0.2
     done
@@ -94,7 +89,7 @@ kcat -P -b "$BS" -t credit.events -p 1 -K $'\t' < "$T/msg.wp1" || bad "produce w
 N=$((N + 1))
 wait_seen "$N"
 check "creditd applied all $N messages and delivered its outbox" \
-    test "$(seen "$T/live")" -eq "$N" -a "$(counter "$T/live" outbox)" = 0
+    test "$(seen "$T/live")" -eq "$N" -a "$(outbox "$T/live")" = 0
 kill -TERM "$pid"; rc=0; wait "$pid" || rc=$?; pid=""
 check "creditd exits 0 on SIGTERM" test "$rc" -eq 0
 

@@ -1,5 +1,6 @@
-# Shared by the broker integration tests that check creditd against
-# credit-replay of a generated stream (it_crash.sh, it_broker_restart.sh).
+# Shared by the broker integration tests: reporting and the EXIT trap (all
+# it_* scripts that source it), and for it_crash.sh and it_broker_restart.sh
+# the helpers that check creditd against credit-replay of a generated stream.
 # Sourced, never run (and not named it_* so that run.sh does not run it):
 #
 #   . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
