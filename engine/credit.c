@@ -100,16 +100,23 @@ static int linear_expected(int64_t balance, int64_t consumed, int32_t from, int3
 
 /* ---- closes -------------------------------------------------------------- */
 
-static int ledger_simple(struct engine *e, struct eng_org *o, const char *entry,
-                         struct eng_project *p, int64_t delta, int32_t month, int late) {
+/* An entry on p's account (the org's when p is NULL), balance after. */
+static struct ledger ledger_on(const struct eng_org *o, const struct eng_project *p,
+                               const char *entry, int32_t month, int late) {
     struct ledger l = {0};
     l.entry = entry;
     l.project = p ? p->id : NULL;
     l.account_project = p != NULL;
-    l.delta = delta;
     l.balance = p ? p->value : o->value;
     l.month = month;
     l.late = late;
+    return l;
+}
+
+static int ledger_simple(struct engine *e, struct eng_org *o, const char *entry,
+                         struct eng_project *p, int64_t delta, int32_t month, int late) {
+    struct ledger l = ledger_on(o, p, entry, month, late);
+    l.delta = delta;
     return out_ledger(e, o, &l);
 }
 
@@ -186,12 +193,7 @@ static void close_linear(struct eng_terms *t, int64_t balance, int32_t next, uns
 
 static int month_closed(struct engine *e, struct eng_org *o, struct eng_project *p, int32_t m,
                         int64_t minimum, int64_t draw) {
-    struct ledger l = {0};
-    l.entry = "month_closed";
-    l.project = p ? p->id : NULL;
-    l.account_project = p != NULL;
-    l.balance = p ? p->value : o->value;
-    l.month = m;
+    struct ledger l = ledger_on(o, p, "month_closed", m, 0);
     l.has_close = 1;
     l.consumed = p ? acct_get(p->acct, p->nacct, m) : acct_get(o->acct, o->nacct, m);
     l.minimum = minimum;
@@ -274,13 +276,7 @@ static int check_end_after_open(struct engine *e, const struct eng_org *o) {
 
 static int terms_entry(struct engine *e, struct eng_org *o, struct eng_project *p,
                        int32_t month, int late) {
-    struct ledger l = {0};
-    l.entry = "terms";
-    l.project = p ? p->id : NULL;
-    l.account_project = p != NULL;
-    l.balance = p ? p->value : o->value;
-    l.month = month;
-    l.late = late;
+    struct ledger l = ledger_on(o, p, "terms", month, late);
     l.terms = p ? &p->terms : &o->terms;
     return out_ledger(e, o, &l);
 }

@@ -53,13 +53,6 @@ static const char *readable_time(json_t *root, int64_t *ns) {
     return json_string_value(t);
 }
 
-int engine_peek_time(const char *buf, size_t len, int64_t *ns) {
-    json_t *root = json_loadb(buf, len, 0, NULL);
-    int rc = root && readable_time(root, ns) ? 0 : -1;
-    json_decref(root);
-    return rc;
-}
-
 /* id / source: non-empty strings of at most 256 bytes; NULL if not. */
 static const char *key_part(json_t *root, const char *name) {
     json_t *v = json_object_get(root, name);

@@ -74,8 +74,4 @@ int64_t engine_month_consumed(const struct eng_acct *a, int n, int32_t month);
 /* Free credit of an org (§4): V - sum(P) when reserved, else V. */
 int64_t engine_free_credit(const struct eng_org *o);
 
-/* Peek at an input's CloudEvents time (for replay --until): 0 and *ns, or -1
- * when the message has no readable time. */
-int engine_peek_time(const char *buf, size_t len, int64_t *ns);
-
 #endif
