@@ -122,52 +122,6 @@ static void line_free(struct line *l) {
     free(l->jerr);
 }
 
-/* Apply the batch in one transaction; a full map is grown and the batch
- * retried from its first line.  The lines stay: the caller frees them. */
-static int apply_batch(struct replay *r) {
-    for (;;) {
-        struct store_counters c = {0, 0, 0};
-        struct engine_store ops;
-        r->pend_len = 0;
-        memset(r->pend_count, 0, sizeof(r->pend_count));
-        int rc = store_begin(r->store, r->err, sizeof(r->err));
-        if (rc) return -1;
-        store_engine_ops(r->store, &ops);
-        if (r->drained) rc = store_outbox_delete_upto(r->store, r->drained, r->err, sizeof(r->err));
-        for (size_t i = 0; i < r->n && rc == 0; i++) {
-            const struct line *l = &r->batch[i];
-            struct engine_msg m = {l->buf, l->len, r->topic, l->partition, l->no};
-            struct engine_result res;
-            if (l->parsed)
-                rc = engine_apply_parsed(r->eng, &ops, &m, l->root, l->jerr, &res, r->err,
-                                         sizeof(r->err));
-            else
-                rc = engine_apply(r->eng, &ops, &m, &res, r->err, sizeof(r->err));
-            if (res.outcome == ENG_APPLIED) c.applied++;
-            else if (res.outcome == ENG_DUPLICATE) c.duplicates++;
-            else c.rejected++;
-        }
-        if (rc == 0) rc = store_counters_add(r->store, &c, r->err, sizeof(r->err));
-        if (rc == 0) rc = store_commit(r->store, r->err, sizeof(r->err));
-        else if (store_map_full(r->store)) { store_abort(r->store); rc = STORE_EMAPFULL; }
-        else store_abort(r->store);
-        if (rc == STORE_EMAPFULL) continue;
-        if (rc) return -1;
-        r->total.applied += c.applied;
-        r->total.duplicates += c.duplicates;
-        r->total.rejected += c.rejected;
-        break;
-    }
-    return write_pending(r);
-}
-
-static int apply_and_clear(struct replay *r) {
-    int rc = apply_batch(r);
-    for (size_t i = 0; i < r->n; i++) line_free(&r->batch[i]);
-    r->n = 0;
-    return rc;
-}
-
 /* Queue one message for the current batch (copied). */
 static int replay_add(struct replay *r, const char *buf, size_t len, int32_t partition, int64_t no) {
     if (r->n == r->cap) {
@@ -216,15 +170,17 @@ static void txn_abort(struct replay *r) {
     r->txn_open = 0;
 }
 
-/* The map was full: the store grew it; apply the batch's lines so far again
- * (from their text) in a new transaction, left open. */
+/* Apply the batch's lines (from their text) in a new transaction, left open;
+ * a full map is grown by the store and the lines applied again.  Used for
+ * --from-kafka batches and to redo a file batch after the map filled. */
 static int redo(struct replay *r) {
     for (;;) {
         txn_abort(r);
         if (txn_begin(r)) return -1;
         int rc = 0;
         for (size_t i = 0; i < r->n && rc == 0; i++) {
-            struct engine_msg m = {r->batch[i].buf, r->batch[i].len, NULL, 0, r->batch[i].no};
+            const struct line *l = &r->batch[i];
+            struct engine_msg m = {l->buf, l->len, r->topic, l->partition, l->no};
             struct engine_result res;
             rc = engine_apply(r->eng, &r->ops, &m, &res, r->err, sizeof(r->err));
             if (rc == 0) count(&r->cnt, &res);
@@ -267,6 +223,16 @@ static int stream_commit(struct replay *r) {
     for (size_t i = 0; i < r->n; i++) line_free(&r->batch[i]);
     r->n = 0;
     return write_pending(r);
+}
+
+/* --from-kafka: the queued batch in one transaction, committed. */
+static int apply_and_clear(struct replay *r) {
+    int rc = redo(r);
+    if (rc == 0) rc = stream_commit(r);
+    txn_abort(r);
+    for (size_t i = 0; i < r->n; i++) line_free(&r->batch[i]); /* left after a failure */
+    r->n = 0;
+    return rc;
 }
 
 /* Every file, in batches of `batch` lines per transaction. */
