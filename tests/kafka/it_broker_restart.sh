@@ -164,7 +164,7 @@ note "resumed $(( $(now_ms) - back )) ms after the broker was back: seen $SEEN, 
 check "every message applied, outbox delivered (same creditd process)" wait_done "$want" 240
 note "done applying"
 rc=0
-kill -TERM "$pid"; wait "$pid" || rc=$?
+stop_creditd "$pid" || rc=$?
 pid=""
 check "SIGTERM: exit 0" test "$rc" = 0
 check_store_counts

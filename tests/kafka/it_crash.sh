@@ -150,7 +150,7 @@ for ((k = 1; k <= KILLS; k++)); do
         wait_outbox_below "$o0" 120 || { bad "kill $k: outbox not draining"; tail -n 20 "$T/creditd.log" >&2; break; }
     else
         note "kill $k: nothing left to interrupt"
-        kill -TERM "$pid"; wait "$pid"; pid=""
+        stop_creditd "$pid" || bad "kill $k: creditd did not stop cleanly on SIGTERM"; pid=""
         break
     fi
     sleep "$(printf '0.%03d' "$delay")"
@@ -181,7 +181,7 @@ check "producer: all $want messages acknowledged" test "$prc" = 0
 check "last run: every message applied, outbox delivered" wait_seen "$want" 240 drain
 note "last run done"
 rc=0
-kill -TERM "$pid"; wait "$pid" || rc=$?
+stop_creditd "$pid" || rc=$?
 pid=""
 check "last run: SIGTERM exit 0" test "$rc" = 0
 check_store_counts

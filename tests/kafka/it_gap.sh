@@ -29,7 +29,7 @@ pid=$!
 deadline=$((SECONDS + 60))
 while (( $(applied) < 7 )) && (( SECONDS < deadline )) && kill -0 "$pid" 2>/dev/null; do sleep 0.2; done
 check "first run applied the 7 events" test "$(applied)" -eq 7
-kill -TERM "$pid"; rc=0; wait "$pid" || rc=$?; pid=""
+rc=0; stop_creditd "$pid" || rc=$?; pid=""
 check "first run: SIGTERM exit 0" test "$rc" -eq 0
 "$B/creditctl" --db "$T/store" balances --json > "$T/before.bal"
 

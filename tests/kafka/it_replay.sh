@@ -90,7 +90,7 @@ N=$((N + 1))
 wait_seen "$N"
 check "creditd applied all $N messages and delivered its outbox" \
     test "$(seen "$T/live")" -eq "$N" -a "$(outbox "$T/live")" = 0
-kill -TERM "$pid"; rc=0; wait "$pid" || rc=$?; pid=""
+rc=0; stop_creditd "$pid" || rc=$?; pid=""
 check "creditd exits 0 on SIGTERM" test "$rc" -eq 0
 
 # Dead-letter topic: one record per rejected message, with reason, partition, offset.

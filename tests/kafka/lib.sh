@@ -57,6 +57,31 @@ read_stats() { # STORE
 
 alive() { [[ -n "$1" ]] && kill -0 "$1" 2>/dev/null; }
 
+# ---- stopping creditd ----------------------------------------------------------
+# A SIGTERM sent right after `creditd ... &` can reach the forked shell before
+# it execs creditd and be lost there (creditd then runs on and `wait` hangs).
+# So wait until the process is creditd and catches SIGTERM (bit 14 of SigCgt:
+# its handler is installed), then send it; bound the whole stop.
+running() { local st; st=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null); [[ -n "$st" && "$st" != Z ]]; }
+term_ready() {
+    local m
+    [[ "$(cat "/proc/$1/comm" 2>/dev/null)" == creditd ]] || return 1
+    m=$(awk '/^SigCgt:/ {print $2}' "/proc/$1/status" 2>/dev/null)
+    [[ -n "$m" ]] && (( (16#$m >> 14) & 1 ))
+}
+stop_creditd() { # PID [SECONDS]: SIGTERM, returns creditd's exit status (killed: non-zero)
+    local p=$1 deadline=$((SECONDS + ${2:-60})) rc=0
+    while running "$p" && ! term_ready "$p" && ((SECONDS < deadline)); do sleep 0.05; done
+    kill -TERM "$p" 2>/dev/null
+    while running "$p" && ((SECONDS < deadline)); do sleep 0.05; done
+    if running "$p"; then
+        echo "$NAME: creditd $p did not stop within the bound: killed" >&2
+        kill -KILL "$p" 2>/dev/null
+    fi
+    wait "$p" || rc=$?
+    return $rc
+}
+
 # ---- topics --------------------------------------------------------------------
 topic_dump() { # TOPIC FILE: every message value, one per line
     timeout 120 kcat -C -b "$BS" -t "$1" -e -q -f '%s\n' -X isolation.level=read_committed > "$2"
