@@ -53,12 +53,19 @@ static const char *readable_time(json_t *root, int64_t *ns) {
     return json_string_value(t);
 }
 
-/* id / source: non-empty strings of at most 256 bytes; NULL if not. */
-static const char *key_part(json_t *root, const char *name) {
-    json_t *v = json_object_get(root, name);
+/* A non-empty string of at most max bytes without an embedded NUL; NULL if
+ * not.  (jansson refuses \u0000 in input; the only NULs are engine_parse's
+ * marks of out-of-range numbers, which are not strings to the sender.) */
+static const char *id_string(json_t *v, size_t max) {
     if (!json_is_string(v)) return NULL;
     size_t n = json_string_length(v);
-    return n == 0 || n > ENG_KEYPART_MAX ? NULL : json_string_value(v);
+    const char *s = json_string_value(v);
+    return n == 0 || n > max || memchr(s, 0, n) ? NULL : s;
+}
+
+/* id / source: non-empty strings of at most 256 bytes; NULL if not. */
+static const char *key_part(json_t *root, const char *name) {
+    return id_string(json_object_get(root, name), ENG_KEYPART_MAX);
 }
 
 static void fmt(struct engine *e, const char *f, const char *a, const char *b) {
@@ -71,7 +78,9 @@ static int reject_unkeyed(struct engine *e, struct engine_result *res, int reaso
     res->outcome = ENG_REJECTED;
     res->reason = reason;
     const char *src = root ? key_part(root, "source") : NULL;
-    const char *id = root ? key_part(root, "id") : NULL;
+    /* event_id names a key: null unless both id and source are readable
+     * (v1.3: an id or source over 256 bytes has event_id null). */
+    const char *id = root && src ? key_part(root, "id") : NULL;
     return out_rejected(e, reason, key, src, id, root ? readable_time(root, NULL) : NULL);
 }
 
@@ -178,9 +187,11 @@ struct ikey {
     struct eng_dedupe rec;
 };
 
+/* Appends s (and a NUL separator when nul).  The parts were bounded by
+ * key_part / the data.org check, so the key always fits ENG_DKEY_MAX. */
 static void key_add(struct ikey *k, const char *s, int nul) {
     size_t n = strlen(s);
-    assert(k->n + n + 1 <= sizeof(k->k));
+    assert(k->n + n + (nul ? 1 : 0) <= sizeof(k->k));
     memcpy(k->k + k->n, s, n);
     k->n += n;
     if (nul) k->k[k->n++] = 0;
@@ -343,22 +354,73 @@ static int apply_root(struct engine *e, json_t *root, struct engine_result *res)
     if (json_is_string(type) && strcmp(json_string_value(type), "clock.tick") == 0)
         return apply_tick(e, root, res);
     json_t *org = json_object_get(json_object_get(root, "data"), "org");
-    if (!json_is_string(org) || json_string_length(org) == 0 ||
-        json_string_length(org) > ENG_ID_MAX) {
+    if (!(ev->org = id_string(org, ENG_ID_MAX))) {
         if (json_is_string(type) && event_type_of(json_string_value(type)) == ENG_T_UNKNOWN) {
-            fmt(e, "type: \"%s\" is not an event type creditd knows%s", json_string_value(type), "");
+            event_unknown_type_msg(e->msg, sizeof(e->msg), json_string_value(type));
             return reject_unkeyed(e, res, ENG_R_UNKNOWN_TYPE, root, NULL);
         }
         fmt(e, "data.org: %s%s", org ? "must be a non-empty string of at most 200 bytes"
                                      : "required field is missing", "");
         return reject_unkeyed(e, res, ENG_R_INVALID_EVENT, root, NULL);
     }
-    ev->org = json_string_value(org);
     return apply_org_event(e, root, res);
 }
 
-json_t *engine_parse(const char *buf, size_t len, json_error_t *jerr) {
+static json_t *parse(const char *buf, size_t len, json_error_t *jerr) {
     return json_loadb(buf, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, jerr);
+}
+
+static int is_num_char(char c) {
+    return (c >= '0' && c <= '9') || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E';
+}
+
+/* jansson failed on a number that does not fit (its position is the end of
+ * the lexeme): a copy of buf with that number replaced by the string
+ * EVENT_BIGNUM_MARK + lexeme, or NULL if the error is another one. */
+static char *rewrite_bignum(const char *buf, size_t len, const json_error_t *jerr,
+                            size_t *outlen) {
+    if (!strstr(jerr->text, "too big") && !strstr(jerr->text, "real number overflow")) return NULL;
+    size_t end = jerr->position < 0 ? 0 : (size_t)jerr->position, start;
+    if (end > len) end = len;
+    while (end < len && is_num_char(buf[end])) end++;
+    for (start = end; start > 0 && is_num_char(buf[start - 1]); start--) {}
+    if (start == end || !(buf[start] == '-' || (buf[start] >= '0' && buf[start] <= '9')))
+        return NULL;
+    static const char pre[] = "\"\\u0000bignum:";
+    size_t np = sizeof(pre) - 1, n = len + np + 1;
+    char *out = malloc(n);
+    if (!out) return NULL;
+    memcpy(out, buf, start);
+    memcpy(out + start, pre, np);
+    memcpy(out + start + np, buf + start, end - start);
+    out[start + np + (end - start)] = '"';
+    memcpy(out + start + np + (end - start) + 1, buf + end, len - end);
+    *outlen = n;
+    return out;
+}
+
+/* Parses buf; numbers out of jansson's range are rewritten (rewrite_bignum),
+ * at most 64 of them, so their field can be named (§2).  When the message
+ * still does not parse, *jerr is jansson's first error on the original. */
+json_t *engine_parse(const char *buf, size_t len, json_error_t *jerr) {
+    json_t *root = parse(buf, len, jerr);
+    json_error_t cur = *jerr;
+    char *copy = NULL;
+    /* The copy is parsed with JSON_ALLOW_NUL for the marks; a \u0000 of the
+     * sender's own must stay invalid_json. */
+    if (!root && memmem(buf, len, "\\u0000", 6)) return NULL;
+    for (int i = 0; !root && i < 64; i++) {
+        size_t n;
+        char *next = rewrite_bignum(copy ? copy : buf, len, &cur, &n);
+        if (!next) break;
+        free(copy);
+        copy = next;
+        len = n;
+        root = json_loadb(copy, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY | JSON_ALLOW_NUL,
+                          &cur);
+    }
+    free(copy);
+    return root;
 }
 
 int engine_apply_parsed(struct engine *e, const struct engine_store *st,

@@ -32,6 +32,24 @@ enum eng_type event_type_of(const char *name) {
     return ENG_T_UNKNOWN;
 }
 
+void event_unknown_type_msg(char *msg, size_t msglen, const char *type) {
+    size_t n = strlen(type), max = 64;
+    const char *more = "";
+    if (n > max) {
+        /* Cut at a character boundary: the message must stay valid UTF-8. */
+        n = max;
+        while (n > 0 && ((unsigned char)type[n] & 0xC0) == 0x80) n--;
+        more = "...";
+    }
+    snprintf(msg, msglen, "type: \"%.*s%s\" is not an event type creditd knows", (int)n, type,
+             more);
+}
+
+int event_is_bignum(json_t *v) {
+    return json_is_string(v) && json_string_length(v) > EVENT_BIGNUM_LEN &&
+           memcmp(json_string_value(v), EVENT_BIGNUM_MARK, EVENT_BIGNUM_LEN) == 0;
+}
+
 /* Decoding context: the message buffer and the prefix of field names. */
 struct dec {
     char *msg;
@@ -58,10 +76,11 @@ static int get_str(struct dec *d, json_t *obj, const char *pfx, const char *name
     json_t *v = field(obj, name);
     *out = NULL;
     if (!v) return required ? fail(d, "%s%s: required field is missing", pfx, name) : 0;
-    if (!json_is_string(v)) return fail(d, "%s%s: must be a string", pfx, name);
+    if (!json_is_string(v) || event_is_bignum(v)) return fail(d, "%s%s: must be a string", pfx, name);
     size_t n = json_string_length(v);
     if (n == 0) return fail(d, "%s%s: must not be empty", pfx, name);
     if (n > maxlen) return fail(d, "%s%s: longer than %zu bytes", pfx, name, maxlen);
+    if (memchr(json_string_value(v), 0, n)) return fail(d, "%s%s: must be a string", pfx, name);
     *out = json_string_value(v);
     return 0;
 }
@@ -73,6 +92,8 @@ static int get_amount(struct dec *d, json_t *obj, const char *name, int digits, 
     *present = v != NULL;
     if (!v) return required ? fail(d, "data.%s: required field is missing", name) : 0;
     int rc;
+    if (event_is_bignum(v))
+        return fail(d, "data.%s: out of range (the number does not fit 64 bits)", name);
     if (json_is_string(v))
         rc = money_parse(json_string_value(v), json_string_length(v), digits, out);
     else if (json_is_integer(v))
@@ -164,7 +185,8 @@ static int decode_org_set(struct dec *d, json_t *data, struct eng_event *ev) {
         return fail(d, "data.offerings: more than %d offerings", ENG_MAX_OFFERINGS);
     for (size_t i = 0; i < json_array_size(offs); i++) {
         json_t *o = json_array_get(offs, i);
-        if (!json_is_string(o) || json_string_length(o) == 0 || json_string_length(o) > ENG_ID_MAX)
+        if (!json_is_string(o) || json_string_length(o) == 0 ||
+            json_string_length(o) > ENG_ID_MAX || memchr(json_string_value(o), 0, json_string_length(o)))
             return fail(d, "data.offerings[%zu]: must be a non-empty string of at most %d bytes",
                         i, ENG_ID_MAX);
         ev->off[ev->noff++] = json_string_value(o);
@@ -217,7 +239,7 @@ int event_decode(json_t *root, struct eng_event *ev, char *msg, size_t msglen) {
     if ((rc = get_str(&d, root, "", "type", 1, 64, &type))) return rc;
     ev->type = event_type_of(type);
     if (ev->type == ENG_T_UNKNOWN) {
-        snprintf(msg, msglen, "type: \"%s\" is not an event type creditd knows", type);
+        event_unknown_type_msg(msg, msglen, type);
         return ENG_R_UNKNOWN_TYPE;
     }
     if (ev->type == ENG_T_TICK) return 0;

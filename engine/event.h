@@ -68,6 +68,21 @@ struct eng_event {
     int amount_overflow;          /* quantity * unit_price does not fit */
 };
 
+/* The reject message for an unknown type: the name is quoted up to 64 bytes,
+ * cut at a UTF-8 character boundary. */
+void event_unknown_type_msg(char *msg, size_t msglen, const char *type);
+
+/* A JSON number too large for jansson (an integer beyond 64 bits, a real
+ * that overflows a double) cannot be parsed; engine_parse rewrites its
+ * lexeme into the string EVENT_BIGNUM_MARK + lexeme so the message still
+ * parses and the field that holds it is rejected invalid_event "out of
+ * range" (§2) instead of the whole message invalid_json.  The mark starts
+ * with a NUL, which jansson refuses in input, so no sender can forge it, and
+ * which no id or string field accepts. */
+#define EVENT_BIGNUM_MARK "\0bignum:"
+#define EVENT_BIGNUM_LEN 8
+int event_is_bignum(json_t *v);
+
 /* Validate the envelope and the data of `root` (a JSON object whose id,
  * source and org/tick were already read) into *ev.  Returns 0, or the reason
  * (ENG_R_INVALID_EVENT / ENG_R_UNKNOWN_TYPE) with a message naming the field

@@ -179,6 +179,18 @@ static size_t utf8_valid_prefix(const unsigned char *s, size_t n) {
     return i;
 }
 
+/* Replaces every byte that does not start a valid UTF-8 sequence with '?',
+ * in place: reject messages quote input and jansson's error text, and a cut
+ * (snprintf's bound) can fall inside a character.  Every output must be
+ * valid UTF-8 JSON. */
+static void utf8_sanitize(char *s) {
+    size_t n = strlen(s), i = 0;
+    while (i < n) {
+        i += utf8_valid_prefix((const unsigned char *)s + i, n - i);
+        if (i < n) s[i++] = '?';
+    }
+}
+
 static void kbase64(struct jsonw *w, const char *k, const unsigned char *s, size_t n) {
     static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     char out[4 * (RAW_MAX / 3 + 1) + 1];
@@ -205,6 +217,7 @@ int out_rejected(struct engine *e, int reason, const char *key, const char *sour
     envelope(e, "credit.rejected", oid, key, time_str);
     struct jsonw *w = &e->w;
     jsonw_kstr(w, "reason", event_reason_name(reason));
+    utf8_sanitize(e->msg);
     jsonw_kstr(w, "message", e->msg);
     size_t n = m->len < RAW_MAX ? m->len : RAW_MAX;
     size_t valid = utf8_valid_prefix((const unsigned char *)m->buf, n);
