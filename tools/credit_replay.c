@@ -6,10 +6,14 @@
  *   credit-replay --db DIR --from-kafka BOOTSTRAP [--topic T] [-X key=value]... [options]
  *
  * Lines are applied in order as partition 0 (line numbers count across all
- * files, from 1), committed in batches of N.  A batch's outputs are held in
- * memory and written to --out once the batch has committed (the store's
- * outbox is not used: the file is the delivery).  Exit 0 when all input was
- * processed, 1 on bad usage, 2 on I/O or store errors. */
+ * files, from 1), committed in batches of N.  A batch's outputs are spooled
+ * (tools/spool.h: memory up to a bound, then an unlinked file in the store
+ * directory) and written to --out, flushed and fsync'd, *before* the batch
+ * commits: a commit never happens without its outputs on disk, and a batch
+ * whose outputs could not be written is not committed, so a re-run applies
+ * it again and writes them (the store's outbox is not used: the file is the
+ * delivery).  Exit 0 when all input was processed, 1 on bad usage, 2 on I/O
+ * or store errors. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,8 +27,10 @@
 #include "engine/timeutil.h"
 #include "store/store.h"
 #include "tools/lineq.h"
+#include "tools/spool.h"
 
 #define ERRLEN 512
+#define SPOOL_MEM_MAX (32u << 20) /* a batch's outputs held in memory; the rest spills to a file */
 
 struct line {
     char *buf;
@@ -49,9 +55,10 @@ struct replay {
     int64_t until;
     struct store_counters total;
     uint64_t outputs[3];
-    char *pend;                   /* outputs of the batch being applied */
-    size_t pend_len, pend_cap;
+    struct spool pend;            /* outputs of the batch being applied */
     uint64_t pend_count[3];
+    int pend_delivered;           /* they are on --out already (a commit is being retried) */
+    int write_failed;             /* write_out: an error writing --out (errno kept) */
     int txn_open;                 /* file replay: a batch transaction is open */
     struct engine_store ops;      /* bound to it */
     struct store_counters cnt;    /* its outcomes so far */
@@ -60,57 +67,52 @@ struct replay {
 
 static void usage(void) {
     fprintf(stderr, "usage: credit-replay --db DIR [--out FILE] [--batch N] [--until TIME]\n"
-                    "                     [--close-after SECONDS] [--currency CODE] [--map-size BYTES] FILE...\n"
+                    "                     [--close-after SECONDS] [--currency CODE] [--map-size BYTES]\n"
+                    "                     [--spool-mem BYTES] FILE...\n"
                     "       credit-replay --db NEWDIR --from-kafka BOOTSTRAP [--topic T] [-X key=value]...\n"
                     "                     [--out FILE] [--batch N] [--close-after S] [--currency C]\n"
                     "  FILE is JSON Lines, one CloudEvent per line; - reads stdin.\n");
 }
 
+/* store_outbox_scan callback: non-zero stops the scan; the failure is in
+ * r->write_failed, not in the value, which the scan returns as its own. */
 static int write_out(void *arg, uint64_t seq, enum eng_out_kind kind, const char *key,
                      const char *json, size_t len) {
     struct replay *r = arg;
     (void)key;
-    if (fwrite(json, 1, len, r->out) != len || fputc('\n', r->out) == EOF) return 1;
+    if (fwrite(json, 1, len, r->out) != len || fputc('\n', r->out) == EOF) {
+        r->write_failed = errno ? errno : EIO;
+        return 1;
+    }
     r->drained = seq;
     r->outputs[kind]++;
     return 0;
 }
 
-/* Store hook: keep an output of the current batch in memory. */
+/* Store hook: spool an output of the current batch (memory stays bounded). */
 static int hold_out(void *arg, enum eng_out_kind kind, const char *key, const char *json,
                     size_t len) {
     struct replay *r = arg;
     (void)key;
-    if (r->pend_len + len + 1 > r->pend_cap) {
-        size_t cap = r->pend_cap ? r->pend_cap : 1 << 20;
-        while (cap < r->pend_len + len + 1) cap *= 2;
-        char *p = realloc(r->pend, cap);
-        if (!p) return -1;
-        r->pend = p;
-        r->pend_cap = cap;
-    }
-    memcpy(r->pend + r->pend_len, json, len);
-    r->pend[r->pend_len + len] = '\n';
-    r->pend_len += len + 1;
+    if (spool_add(&r->pend, json, len, r->err, sizeof(r->err))) return -1;
     r->pend_count[kind]++;
     return 0;
 }
 
-/* After a commit: write the batch's outputs. */
-static int write_pending(struct replay *r) {
-    if (fwrite(r->pend, 1, r->pend_len, r->out) != r->pend_len || fflush(r->out) != 0) {
-        snprintf(r->err, sizeof(r->err), "writing output: %s", strerror(errno));
-        return -1;
-    }
-    for (int k = 0; k < 3; k++) r->outputs[k] += r->pend_count[k];
+/* Before a commit: the batch's outputs onto --out, durable. */
+static int deliver_pending(struct replay *r) {
+    if (r->pend_delivered) return 0; /* a commit retried after the map grew: same outputs */
+    if (spool_deliver(&r->pend, r->out, r->err, sizeof(r->err))) return -1;
+    r->pend_delivered = 1;
     return 0;
 }
 
 /* Write outbox entries a previous run left undelivered to --out. */
 static int drain(struct replay *r) {
     int rc = store_outbox_scan(r->store, r->drained, write_out, r, r->err, sizeof(r->err));
-    if (rc == 1 || fflush(r->out) != 0) {
-        snprintf(r->err, sizeof(r->err), "writing output: %s", strerror(errno));
+    if (r->write_failed || fflush(r->out) != 0) {
+        snprintf(r->err, sizeof(r->err), "writing output: %s",
+                 strerror(r->write_failed ? r->write_failed : errno));
         return -1;
     }
     return rc ? -1 : 0;
@@ -152,7 +154,7 @@ static void count(struct store_counters *c, const struct engine_result *res) {
 }
 
 static int txn_begin(struct replay *r) {
-    r->pend_len = 0;
+    spool_reset(&r->pend);
     memset(r->pend_count, 0, sizeof(r->pend_count));
     memset(&r->cnt, 0, sizeof(r->cnt));
     if (store_begin(r->store, r->err, sizeof(r->err))) return -1;
@@ -204,11 +206,13 @@ static int stream_line(struct replay *r, const struct lineq_line *ql) {
     return store_map_full(r->store) ? redo(r) : -1;
 }
 
-/* Commit the open batch (redoing it if the map fills at commit), then write
- * its outputs and forget its lines. */
+/* Write the open batch's outputs, then commit it (redoing it if the map
+ * fills at commit: the engine is deterministic, so the redo's outputs are
+ * the ones already written) and forget its lines. */
 static int stream_commit(struct replay *r) {
     for (;;) {
         int rc = store_counters_add(r->store, &r->cnt, r->err, sizeof(r->err));
+        if (rc == 0 && deliver_pending(r)) return -1;
         if (rc == 0) {
             rc = store_commit(r->store, r->err, sizeof(r->err)); /* ends the txn either way */
             r->txn_open = 0;
@@ -222,7 +226,10 @@ static int stream_commit(struct replay *r) {
     r->total.rejected += r->cnt.rejected;
     for (size_t i = 0; i < r->n; i++) line_free(&r->batch[i]);
     r->n = 0;
-    return write_pending(r);
+    for (int k = 0; k < 3; k++) r->outputs[k] += r->pend_count[k];
+    r->pend_delivered = 0;
+    spool_reset(&r->pend);
+    return 0;
 }
 
 /* --from-kafka: the queued batch in one transaction, committed. */
@@ -389,7 +396,7 @@ struct args {
     struct store_opts so;
     struct engine_config ec;
     const char *out_path, *bootstrap;
-    long long batch;
+    long long batch, spool_mem;
     char *xs[64];
     int nx, first_file;
 };
@@ -399,6 +406,7 @@ static int parse_args(int argc, char **argv, struct args *a, struct replay *r) {
     long long v;
     int i;
     a->batch = 1000;
+    a->spool_mem = SPOOL_MEM_MAX;
     a->so.currency = a->ec.currency = "EUR";
     r->topic = NULL;
     const char *topic = "credit.events";
@@ -417,6 +425,7 @@ static int parse_args(int argc, char **argv, struct args *a, struct replay *r) {
         else if (strcmp(o, "--map-size") == 0 && parse_long(val, 65536, INT64_MAX, &v) == 0)
             a->so.map_size = (size_t)v;
         else if (strcmp(o, "--topic") == 0) topic = val;
+        else if (strcmp(o, "--spool-mem") == 0 && parse_long(val, 0, 1LL << 34, &a->spool_mem) == 0) {}
         else if (strcmp(o, "-X") == 0 && a->nx < 64) a->xs[a->nx++] = argv[i];
         else {
             fprintf(stderr, "credit-replay: bad option or value: %s %s\n", o, val);
@@ -448,7 +457,8 @@ int main(int argc, char **argv) {
         return 2;
     }
     if (engine_new(&r.eng, &a.ec, r.err, sizeof(r.err)) ||
-        store_open(&r.store, &a.so, r.err, sizeof(r.err))) {
+        store_open(&r.store, &a.so, r.err, sizeof(r.err)) ||
+        spool_init(&r.pend, a.so.path, (size_t)a.spool_mem, r.err, sizeof(r.err))) {
         fprintf(stderr, "credit-replay: %s\n", r.err);
         return 2;
     }
@@ -479,7 +489,7 @@ int main(int argc, char **argv) {
             s > 0 ? (double)r.line_no / s : 0.0);
     for (size_t k = 0; k < r.n; k++) free(r.batch[k].buf);
     free(r.batch);
-    free(r.pend);
+    spool_free(&r.pend);
     engine_free(r.eng);
     store_close(r.store);
     return rc < 0 ? 2 : 0;

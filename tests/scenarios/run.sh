@@ -115,7 +115,10 @@ else
     grep -q "missing.jsonl" "$tmp/err" && ok || bad "missing file message"
 fi
 
-# 8. creditctl's own scenarios.
+# 8. Outputs are never lost, memory does not grow with them.
+if sh "$S/replay_output.sh"; then ok; else bad "replay output scenarios"; fi
+
+# 9. creditctl's own scenarios.
 if [ -f "$S/creditctl.sh" ]; then
     if sh "$S/creditctl.sh"; then ok; else bad "creditctl scenarios"; fi
 fi
