@@ -397,16 +397,63 @@ void store_set_emit_hook(struct store *s, store_emit_fn fn, void *arg) {
     s->emit_arg = arg;
 }
 
+/* ---- the engine's view (state.h) ----------------------------------------- */
+
+/* The engine has its own result codes: a STORE_* value never crosses this
+ * boundary as is (STORE_EMAPFULL, 2, would read as a positive "handled"
+ * answer).  NOTFOUND is an answer of the three lookups only; every other
+ * failure, whatever its STORE_* code, is ENG_ESTORE with err set (a full map
+ * is also flagged for store_map_full, which callers use to grow and retry). */
+static int to_eng(int rc, int lookup, char *err, size_t errlen) {
+    if (rc == STORE_OK) return ENG_OK;
+    if (rc == STORE_NOTFOUND && lookup) return ENG_NOTFOUND;
+    if (rc == STORE_NOTFOUND) st_fail(err, errlen, "store: unexpected not-found");
+    return ENG_ESTORE;
+}
+_Static_assert(ENG_OK == 0 && STORE_OK == 0, "success is 0 in both: callers test `if (rc)`");
+_Static_assert(ENG_ESTORE < 0 && ENG_NOTFOUND > 0, "to_eng: ENG_* as state.h defines them");
+
+static int eng_org_get(void *ctx, const char *id, struct eng_org *out, char *err, size_t errlen) {
+    return to_eng(st_org_get(ctx, id, out, err, errlen), 1, err, errlen);
+}
+static int eng_org_put(void *ctx, const struct eng_org *o, char *err, size_t errlen) {
+    return to_eng(st_org_put(ctx, o, err, errlen), 0, err, errlen);
+}
+/* cb is the engine's: its result is already an engine code and passes as is. */
+static int eng_orgs_on_partition(void *ctx, int32_t partition, int (*cb)(void *arg, const char *org),
+                                 void *arg, char *err, size_t errlen) {
+    int cbrc, rc = st_orgs_on_partition(ctx, partition, cb, arg, &cbrc, err, errlen);
+    return rc ? to_eng(rc, 0, err, errlen) : cbrc;
+}
+static int eng_clock_get(void *ctx, int32_t partition, int64_t *ns, char *err, size_t errlen) {
+    return to_eng(st_clock_get(ctx, partition, ns, err, errlen), 1, err, errlen);
+}
+static int eng_clock_put(void *ctx, int32_t partition, int64_t ns, char *err, size_t errlen) {
+    return to_eng(st_clock_put(ctx, partition, ns, err, errlen), 0, err, errlen);
+}
+static int eng_dedupe_get(void *ctx, const uint8_t *key, size_t klen, struct eng_dedupe *out,
+                          char *err, size_t errlen) {
+    return to_eng(st_dedupe_get(ctx, key, klen, out, err, errlen), 1, err, errlen);
+}
+static int eng_dedupe_put(void *ctx, const uint8_t *key, size_t klen, const struct eng_dedupe *rec,
+                          char *err, size_t errlen) {
+    return to_eng(st_dedupe_put(ctx, key, klen, rec, err, errlen), 0, err, errlen);
+}
+static int eng_emit(void *ctx, enum eng_out_kind kind, const char *key, const char *json, size_t len,
+                    char *err, size_t errlen) {
+    return to_eng(st_emit(ctx, kind, key, json, len, err, errlen), 0, err, errlen);
+}
+
 void store_engine_ops(struct store *s, struct engine_store *ops) {
     ops->ctx = s;
-    ops->org_get = st_org_get;
-    ops->org_put = st_org_put;
-    ops->orgs_on_partition = st_orgs_on_partition;
-    ops->clock_get = st_clock_get;
-    ops->clock_put = st_clock_put;
-    ops->dedupe_get = st_dedupe_get;
-    ops->dedupe_put = st_dedupe_put;
-    ops->emit = st_emit;
+    ops->org_get = eng_org_get;
+    ops->org_put = eng_org_put;
+    ops->orgs_on_partition = eng_orgs_on_partition;
+    ops->clock_get = eng_clock_get;
+    ops->clock_put = eng_clock_put;
+    ops->dedupe_get = eng_dedupe_get;
+    ops->dedupe_put = eng_dedupe_put;
+    ops->emit = eng_emit;
 }
 
 /* ---- stats, dump -------------------------------------------------------- */

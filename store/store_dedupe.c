@@ -38,9 +38,8 @@ size_t store_dedupe_dbkey(const uint8_t *key, size_t klen, uint8_t *out) {
     return STORE_DKEY_RAW_MAX;
 }
 
-int st_dedupe_get(void *ctx, const uint8_t *key, size_t klen, struct eng_dedupe *out,
+int st_dedupe_get(struct store *s, const uint8_t *key, size_t klen, struct eng_dedupe *out,
                   char *err, size_t errlen) {
-    struct store *s = ctx;
     uint8_t k[STORE_DKEY_RAW_MAX];
     struct eng_dedupe d;
     const uint8_t *fk;
@@ -60,9 +59,8 @@ int st_dedupe_get(void *ctx, const uint8_t *key, size_t klen, struct eng_dedupe 
     return 0;
 }
 
-int st_dedupe_put(void *ctx, const uint8_t *key, size_t klen, const struct eng_dedupe *rec,
+int st_dedupe_put(struct store *s, const uint8_t *key, size_t klen, const struct eng_dedupe *rec,
                   char *err, size_t errlen) {
-    struct store *s = ctx;
     uint8_t k[STORE_DKEY_RAW_MAX], buf[DEDUPE_MAX];
     assert(s->txn);
     size_t kl = store_dedupe_dbkey(key, klen, k);

@@ -138,22 +138,26 @@ void st_dec_outbox(const MDB_val *v, enum eng_out_kind *kind, const char **key, 
 
 /* ---- org state (store_org.c) --------------------------------------------- */
 
-/* Load org id (whole) in txn t.  ENG_NOTFOUND if there is no orgs record. */
+/* Load org id (whole) in txn t.  STORE_NOTFOUND if there is no orgs record. */
 int st_load_org(struct store *s, MDB_txn *t, const char *id, struct eng_org *o, char *err, size_t errlen);
 
-/* ---- the engine's calls (state.h), in the batch's write txn --------------- */
+/* ---- the engine's calls (state.h), in the batch's write txn ---------------
+ * They return STORE_* codes; store_engine_ops (store.c) maps them to the
+ * engine's ENG_* codes. */
 
-int st_org_get(void *ctx, const char *id, struct eng_org *out, char *err, size_t errlen);
-int st_org_put(void *ctx, const struct eng_org *o, char *err, size_t errlen);
-int st_orgs_on_partition(void *ctx, int32_t partition, int (*cb)(void *arg, const char *org),
-                         void *arg, char *err, size_t errlen);
-int st_clock_get(void *ctx, int32_t partition, int64_t *ns, char *err, size_t errlen);
-int st_clock_put(void *ctx, int32_t partition, int64_t ns, char *err, size_t errlen);
-int st_dedupe_get(void *ctx, const uint8_t *key, size_t klen, struct eng_dedupe *out,
+int st_org_get(struct store *s, const char *id, struct eng_org *out, char *err, size_t errlen);
+int st_org_put(struct store *s, const struct eng_org *o, char *err, size_t errlen);
+/* cb's first non-zero result (an engine code) stops the walk and is left in
+ * *cbrc (0 when every call returned 0); the return value is the store's own. */
+int st_orgs_on_partition(struct store *s, int32_t partition, int (*cb)(void *arg, const char *org),
+                         void *arg, int *cbrc, char *err, size_t errlen);
+int st_clock_get(struct store *s, int32_t partition, int64_t *ns, char *err, size_t errlen);
+int st_clock_put(struct store *s, int32_t partition, int64_t ns, char *err, size_t errlen);
+int st_dedupe_get(struct store *s, const uint8_t *key, size_t klen, struct eng_dedupe *out,
                   char *err, size_t errlen);
-int st_dedupe_put(void *ctx, const uint8_t *key, size_t klen, const struct eng_dedupe *rec,
+int st_dedupe_put(struct store *s, const uint8_t *key, size_t klen, const struct eng_dedupe *rec,
                   char *err, size_t errlen);
-int st_emit(void *ctx, enum eng_out_kind kind, const char *key, const char *json, size_t len,
+int st_emit(struct store *s, enum eng_out_kind kind, const char *key, const char *json, size_t len,
             char *err, size_t errlen);
 
 #endif

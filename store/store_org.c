@@ -75,7 +75,7 @@ static int load_prefixed(struct store *s, MDB_txn *t, int db, struct eng_org *o,
         if (load_one(o, db, (const uint8_t *)key.mv_data + olen + 1, key.mv_size - olen - 1,
                      &v, err, errlen)) {
             mdb_cursor_close(c);
-            return ENG_ESTORE;
+            return STORE_ERR;
         }
         rc = mdb_cursor_get(c, &key, &v, MDB_NEXT);
     }
@@ -94,7 +94,7 @@ int st_load_org(struct store *s, MDB_txn *t, const char *id, struct eng_org *o,
     o->proj = keep;
     o->capproj = cap;
     int rc = st_db_get(s, t, DB_ORGS, id, olen, &v, err, errlen);
-    if (rc) return rc == STORE_NOTFOUND ? ENG_NOTFOUND : rc;
+    if (rc) return rc;
     memcpy(o->id, id, olen + 1);
     st_dec_org_meta(&v, &o->partition, &o->watermark, &o->open_month);
     rc = st_db_get(s, t, DB_SEQ, id, olen, &v, err, errlen);
@@ -108,8 +108,7 @@ int st_load_org(struct store *s, MDB_txn *t, const char *id, struct eng_org *o,
     return rc;
 }
 
-int st_org_get(void *ctx, const char *id, struct eng_org *out, char *err, size_t errlen) {
-    struct store *s = ctx;
+int st_org_get(struct store *s, const char *id, struct eng_org *out, char *err, size_t errlen) {
     assert(s->txn);
     return st_load_org(s, s->txn, id, out, err, errlen);
 }
@@ -171,8 +170,7 @@ static int put_project(struct store *s, const struct eng_org *o, size_t olen,
     return rc;
 }
 
-int st_org_put(void *ctx, const struct eng_org *o, char *err, size_t errlen) {
-    struct store *s = ctx;
+int st_org_put(struct store *s, const struct eng_org *o, char *err, size_t errlen) {
     uint8_t k[PKEY_MAX], buf[OCRED_MAX];
     size_t olen = org_key_len(o->id);
     int rc = 0;
@@ -238,23 +236,22 @@ static int collect_partition(struct store *s, int32_t partition, struct idlist *
     return 0;
 }
 
-int st_orgs_on_partition(void *ctx, int32_t partition, int (*cb)(void *arg, const char *org),
-                         void *arg, char *err, size_t errlen) {
-    struct store *s = ctx;
+int st_orgs_on_partition(struct store *s, int32_t partition, int (*cb)(void *arg, const char *org),
+                         void *arg, int *cbrc, char *err, size_t errlen) {
     struct idlist l = { 0 };
     assert(s->txn && partition >= 0);
+    *cbrc = 0;
     int rc = collect_partition(s, partition, &l, err, errlen);
     const char *id = l.buf;
-    for (size_t i = 0; !rc && i < l.n; i++) {
-        rc = cb(arg, id);
+    for (size_t i = 0; !rc && !*cbrc && i < l.n; i++) {
+        *cbrc = cb(arg, id);
         id += strlen(id) + 1;
     }
     free(l.buf);
     return rc;
 }
 
-int st_clock_get(void *ctx, int32_t partition, int64_t *ns, char *err, size_t errlen) {
-    struct store *s = ctx;
+int st_clock_get(struct store *s, int32_t partition, int64_t *ns, char *err, size_t errlen) {
     uint8_t k[4];
     MDB_val v;
     assert(s->txn && partition >= 0);
@@ -265,8 +262,7 @@ int st_clock_get(void *ctx, int32_t partition, int64_t *ns, char *err, size_t er
     return 0;
 }
 
-int st_clock_put(void *ctx, int32_t partition, int64_t ns, char *err, size_t errlen) {
-    struct store *s = ctx;
+int st_clock_put(struct store *s, int32_t partition, int64_t ns, char *err, size_t errlen) {
     uint8_t k[4], buf[1 + 8];
     assert(s->txn && partition >= 0);
     st_be32(k, (uint32_t)partition);
@@ -298,7 +294,7 @@ static int scan_orgs_txn(struct store *s, MDB_txn *t, struct eng_org *o, store_o
         memcpy(id, k.mv_data, k.mv_size);
         id[k.mv_size] = 0;
         rc = st_load_org(s, t, id, o, err, errlen);
-        assert(rc != ENG_NOTFOUND);
+        assert(rc != STORE_NOTFOUND);
         if (!rc) rc = cb(arg, o);
         if (rc) break;
         mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT);

@@ -31,9 +31,8 @@ static int outbox_last(struct store *s, uint64_t *last, char *err, size_t errlen
     return 0;
 }
 
-int st_emit(void *ctx, enum eng_out_kind kind, const char *key, const char *json, size_t len,
+int st_emit(struct store *s, enum eng_out_kind kind, const char *key, const char *json, size_t len,
             char *err, size_t errlen) {
-    struct store *s = ctx;
     uint8_t k[8], mb[1 + 8];
     uint64_t last = 0;
     assert(s->txn && (unsigned)kind <= ENG_OUT_REJECTED && json && len <= UINT32_MAX);
