@@ -47,6 +47,67 @@ int st_pub_rc(const struct store *s, int rc) {
     return (rc < 0 && s->map_full) ? STORE_EMAPFULL : rc;
 }
 
+#define KEYTEXT_MAX 200
+
+/* kl bytes quoted, printable ASCII as is, other bytes (and " \) as \xNN;
+ * a long key is cut, with its length. */
+static void quote(const uint8_t *k, size_t kl, char *out, size_t cap) {
+    static const char hex[] = "0123456789abcdef";
+    size_t n = 0, i;
+    assert(cap >= 64);
+    out[n++] = '"';
+    for (i = 0; i < kl && n + 4 + 40 < cap; i++) {
+        if (k[i] >= 0x20 && k[i] < 0x7f && k[i] != '"' && k[i] != '\\') {
+            out[n++] = (char)k[i];
+            continue;
+        }
+        out[n++] = '\\';
+        out[n++] = 'x';
+        out[n++] = hex[k[i] >> 4];
+        out[n++] = hex[k[i] & 15];
+    }
+    out[n++] = '"';
+    out[n] = 0;
+    if (i < kl) snprintf(out + n, cap - n, "... (%zu bytes)", kl);
+}
+
+/* Key k of db for error texts: big-endian numbers decoded, the rest quoted. */
+static void key_text(int db, const uint8_t *k, size_t kl, char *out, size_t cap) {
+    size_t n = 0;
+    if (db == DB_OUTBOX && kl == 8) {
+        snprintf(out, cap, "seq %llu", (unsigned long long)st_get_be64(k));
+        return;
+    }
+    if ((db == DB_PARTS && kl == 4) || (db == DB_ORGPART && kl > 4)) {
+        uint32_t p = (uint32_t)k[0] << 24 | (uint32_t)k[1] << 16 | (uint32_t)k[2] << 8 | k[3];
+        n = (size_t)snprintf(out, cap, "partition %u%s", (unsigned)p, kl > 4 ? " org " : "");
+        if (kl == 4) return;
+        k += 4;
+        kl -= 4;
+    }
+    quote(k, kl, out + n, cap - n);
+}
+
+int st_corrupt(const struct store *s, int db, const void *k, size_t kl, const char *why,
+               char *err, size_t errlen) {
+    char kt[KEYTEXT_MAX];
+    key_text(db, k, kl, kt, sizeof(kt));
+    st_fail(err, errlen, "corrupt store %s: db %s key %s: %s", s->path, st_db_names[db], kt, why);
+    return STORE_ECORRUPT;
+}
+
+int st_corrupt_skip(struct store *s, int rc, const char *err) {
+    if (rc != STORE_ECORRUPT || !s->corrupt_fn) return 0;
+    s->corrupt_fn(s->corrupt_arg, err);
+    return 1;
+}
+
+void store_set_corrupt_hook(struct store *s, store_corrupt_fn fn, void *arg) {
+    assert(s->readonly);  /* a writer must never skip what it cannot read */
+    s->corrupt_fn = fn;
+    s->corrupt_arg = arg;
+}
+
 /* ---- LMDB helpers ------------------------------------------------------ */
 
 int st_db_get(struct store *s, MDB_txn *t, int db, const void *k, size_t kl, MDB_val *v,
@@ -105,13 +166,16 @@ static int grow_map(struct store *s) {
 
 /* ---- counters, meta strings -------------------------------------------- */
 
+/* Missing counters are zero. */
 static int counters_read(struct store *s, MDB_txn *t, struct store_counters *c, char *err, size_t errlen) {
+    char why[ST_WHY_MAX];
     MDB_val v;
     memset(c, 0, sizeof(*c));
     int rc = st_db_get(s, t, DB_META, MK_COUNTERS, strlen(MK_COUNTERS), &v, err, errlen);
     if (rc) return rc < 0 ? rc : 0;
-    st_dec_counters(&v, c);
-    return 0;
+    if (st_dec_counters(&v, c, why, sizeof(why)) == 0) return 0;
+    memset(c, 0, sizeof(*c));
+    return st_corrupt(s, DB_META, MK_COUNTERS, strlen(MK_COUNTERS), why, err, errlen);
 }
 
 int store_counters_add(struct store *s, const struct store_counters *delta, char *err, size_t errlen) {
@@ -138,23 +202,23 @@ static size_t user_key(char *k, const char *name) {
 }
 
 int store_meta_get(struct store *s, const char *name, char *val, size_t vallen, char *err, size_t errlen) {
-    char k[sizeof(MK_USER) + NAME_MAX_B];
+    char k[sizeof(MK_USER) + NAME_MAX_B], why[ST_WHY_MAX];
+    const char *p;
+    size_t n, kl = user_key(k, name);
     MDB_txn *t;
     MDB_val v;
     int own;
     int rc = st_rtxn_begin(s, &t, &own, err, errlen);
     if (rc) return rc;
-    rc = st_db_get(s, t, DB_META, k, user_key(k, name), &v, err, errlen);
-    if (rc == 0) {
-        const uint8_t *p = v.mv_data;
-        assert(v.mv_size >= 1 && p[0] == STORE_FORMAT_VERSION && !memchr(p + 1, 0, v.mv_size - 1));
-        if (v.mv_size > vallen)
-            rc = st_fail(err, errlen, "store %s: meta %s: value of %zu bytes does not fit in %zu",
-                         s->path, name, v.mv_size - 1, vallen);
-        else {
-            memcpy(val, p + 1, v.mv_size - 1);
-            val[v.mv_size - 1] = 0;
-        }
+    rc = st_db_get(s, t, DB_META, k, kl, &v, err, errlen);
+    if (rc == 0 && st_dec_text(&v, &p, &n, why, sizeof(why)))
+        rc = st_corrupt(s, DB_META, k, kl, why, err, errlen);
+    else if (rc == 0 && n >= vallen)
+        rc = st_fail(err, errlen, "store %s: meta %s: value of %zu bytes does not fit in %zu",
+                     s->path, name, n, vallen);
+    else if (rc == 0) {
+        memcpy(val, p, n);
+        val[n] = 0;
     }
     st_rtxn_end(t, own);
     return rc;
@@ -237,23 +301,38 @@ static int meta_create(struct store *s, const struct store_opts *o, char *err, s
     return rc;
 }
 
-/* close_after and currency recorded in t; missing records are an error. */
-static int meta_config(struct store *s, MDB_txn *t, int64_t *close_after, char cur[32],
-                       char *err, size_t errlen) {
+/* close_after recorded in t; a missing record is an error. */
+static int meta_close_after(struct store *s, MDB_txn *t, int64_t *close_after, char *err, size_t errlen) {
+    char why[ST_WHY_MAX];
     MDB_val v;
-    size_t n;
+    *close_after = 0;
     int rc = st_db_get(s, t, DB_META, MK_CLOSE, strlen(MK_CLOSE), &v, err, errlen);
     if (rc == STORE_NOTFOUND) return st_fail(err, errlen, "store %s: meta close_after missing", s->path);
     if (rc) return rc;
-    *close_after = st_dec_i64(&v);
-    rc = st_db_get(s, t, DB_META, MK_CURRENCY, strlen(MK_CURRENCY), &v, err, errlen);
+    if (st_dec_i64(&v, close_after, 0, why, sizeof(why)) == 0) return 0;
+    *close_after = 0;
+    return st_corrupt(s, DB_META, MK_CLOSE, strlen(MK_CLOSE), why, err, errlen);
+}
+
+/* currency recorded in t; a missing record is an error. */
+static int meta_currency(struct store *s, MDB_txn *t, char cur[32], char *err, size_t errlen) {
+    char why[ST_WHY_MAX];
+    const char *p;
+    size_t n;
+    MDB_val v;
+    cur[0] = 0;
+    int rc = st_db_get(s, t, DB_META, MK_CURRENCY, strlen(MK_CURRENCY), &v, err, errlen);
     if (rc == STORE_NOTFOUND) return st_fail(err, errlen, "store %s: meta currency missing", s->path);
     if (rc) return rc;
-    const uint8_t *p = st_dec_bytes(&v, &n);
-    assert(n < 32 && !memchr(p, 0, n));
-    memcpy(cur, p, n);
-    cur[n] = 0;
-    return 0;
+    if (st_dec_text(&v, &p, &n, why, sizeof(why)) == 0) {
+        if (n < 32) {
+            memcpy(cur, p, n);
+            cur[n] = 0;
+            return 0;
+        }
+        snprintf(why, sizeof(why), "currency of %zu bytes (at most 31)", n);
+    }
+    return st_corrupt(s, DB_META, MK_CURRENCY, strlen(MK_CURRENCY), why, err, errlen);
 }
 
 static int meta_check(struct store *s, MDB_txn *t, const struct store_opts *o, char *err, size_t errlen) {
@@ -273,7 +352,9 @@ static int meta_check(struct store *s, MDB_txn *t, const struct store_opts *o, c
         return STORE_EMISMATCH;
     }
     if (!o->currency) return 0;
-    if ((rc = meta_config(s, t, &close_after, cur, err, errlen)) != 0) return rc;
+    if ((rc = meta_close_after(s, t, &close_after, err, errlen)) != 0 ||
+        (rc = meta_currency(s, t, cur, err, errlen)) != 0)
+        return rc;
     if (close_after != o->close_after_s) {
         st_fail(err, errlen, "store %s was created with close_after=%lld, config says %lld", s->path,
                 (long long)close_after, (long long)o->close_after_s);
@@ -318,6 +399,8 @@ int store_open(struct store **out, const struct store_opts *o, char *err, size_t
     assert(o && o->path && (o->readonly || o->currency));
     if (o->currency && strlen(o->currency) >= 32)
         return st_fail(err, errlen, "store %s: currency '%s' too long", o->path, o->currency);
+    if (o->currency && o->close_after_s < 0)
+        return st_fail(err, errlen, "store %s: close_after %lld < 0", o->path, (long long)o->close_after_s);
     if (strlen(o->path) == 0 || strlen(o->path) >= PATH_MAX)
         return st_fail(err, errlen, "store: bad path '%s'", o->path);
     struct store *s = calloc(1, sizeof(*s));
@@ -479,7 +562,11 @@ static int stats_txn(struct store *s, MDB_txn *t, struct store_stats *st, char *
         return st_fail(err, errlen, "store %s: stat data.mdb: %s", s->path, strerror(errno));
     st->file_bytes = (uint64_t)fst.st_size;
     rc = counters_read(s, t, &st->counters, err, errlen);
-    if (!rc) rc = meta_config(s, t, &st->close_after_s, st->currency, err, errlen);
+    if (st_corrupt_skip(s, rc, err)) rc = 0;
+    if (!rc) rc = meta_close_after(s, t, &st->close_after_s, err, errlen);
+    if (st_corrupt_skip(s, rc, err)) rc = 0;
+    if (!rc) rc = meta_currency(s, t, st->currency, err, errlen);
+    if (st_corrupt_skip(s, rc, err)) rc = 0;
     return rc;
 }
 

@@ -1,19 +1,27 @@
 /* store_codec.c -- the byte layout of every record the store writes.
  *
  * Every value starts with STORE_FORMAT_VERSION, then fixed little-endian
- * fields (i32/i64/u64), strings as u8/u16 length + bytes.  Data is checked
- * with assertions before it is written and after it is read back.
+ * fields (i32/i64/u64), strings as u8/u16 length + bytes.
+ *
+ * Encoders assert what they are given (the engine's state: a violation is a
+ * programmer error).  Decoders read bytes from the disk and assert nothing:
+ * they check the same rules (version, length, ranges, ids) and return -1
+ * with `why` (why[whylen]) saying what is wrong; the caller names the
+ * database and key (st_corrupt).  To change a record's layout, change its
+ * encoder and decoder pair here (and STORE_FORMAT_VERSION).
  */
 #undef NDEBUG /* the data checks below must stay on in release builds */
 #include "store/store_int.h"
 
 #include <assert.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 /* ---- primitives ---------------------------------------------------------- */
 
 struct wbuf { uint8_t *p; size_t n, cap; };
-struct rbuf { const uint8_t *p; size_t n, pos; };
+struct rbuf { const uint8_t *p; size_t n, pos; int bad; char *why; size_t whylen; };
 
 static void w_bytes(struct wbuf *b, const void *v, size_t n) {
     assert(b->n + n <= b->cap);
@@ -34,9 +42,27 @@ static void w_begin(struct wbuf *b, void *buf, size_t cap) {
     w_u8(b, STORE_FORMAT_VERSION);
 }
 
+/* Reading is checked, never asserted: the bytes come from the disk.  The
+ * first problem found is kept in why (later reads return zeros and change
+ * nothing), and r_end() reports it. */
+static void r_fail(struct rbuf *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void r_fail(struct rbuf *r, const char *fmt, ...) {
+    va_list ap;
+    if (r->bad) return;
+    r->bad = 1;
+    va_start(ap, fmt);
+    vsnprintf(r->why, r->whylen, fmt, ap);
+    va_end(ap);
+}
+static int r_has(struct rbuf *r, size_t n) {
+    if (r->bad) return 0;
+    if (n <= r->n - r->pos) return 1;
+    r_fail(r, "truncated: %zu-byte value, %zu more bytes needed at byte %zu", r->n, n, r->pos);
+    return 0;
+}
 static uint64_t r_uint(struct rbuf *r, int bytes) {
     uint64_t v = 0;
-    assert(r->pos + (size_t)bytes <= r->n);
+    if (!r_has(r, (size_t)bytes)) return 0;
     for (int i = 0; i < bytes; i++) v |= (uint64_t)r->p[r->pos++] << (8 * i);
     return v;
 }
@@ -45,17 +71,38 @@ static unsigned r_u16(struct rbuf *r) { return (unsigned)r_uint(r, 2); }
 static int32_t r_i32(struct rbuf *r)  { return (int32_t)(uint32_t)r_uint(r, 4); }
 static int64_t r_i64(struct rbuf *r)  { return (int64_t)r_uint(r, 8); }
 static uint64_t r_u64(struct rbuf *r) { return r_uint(r, 8); }
+/* n bytes in place; NULL (and r->bad) when the value is shorter. */
 static const uint8_t *r_bytes(struct rbuf *r, size_t n) {
-    assert(r->pos + n <= r->n);
+    if (!r_has(r, n)) return NULL;
     r->pos += n;
     return r->p + r->pos - n;
 }
-static void r_begin(struct rbuf *r, const MDB_val *v) {
-    r->p = v->mv_data; r->n = v->mv_size; r->pos = 0;
-    unsigned ver = r_u8(r);
-    assert(ver == STORE_FORMAT_VERSION);
+/* An id of n bytes (1..ENG_ID_MAX, no NUL) into out[ENG_ID_MAX + 1]. */
+static void r_id(struct rbuf *r, size_t n, char *out, const char *what, int i) {
+    if (n == 0 || n > ENG_ID_MAX) {
+        r_fail(r, "%s %d: id of %zu bytes (1..%d)", what, i, n, ENG_ID_MAX);
+        return;
+    }
+    const uint8_t *p = r_bytes(r, n);
+    if (!p) return;
+    if (memchr(p, 0, n)) r_fail(r, "%s %d: id contains a NUL byte", what, i);
+    memcpy(out, p, n);
+    out[n] = 0;
 }
-static void r_end(const struct rbuf *r) { assert(r->pos == r->n); }
+static void r_begin(struct rbuf *r, const MDB_val *v, char *why, size_t whylen) {
+    r->p = v->mv_data; r->n = v->mv_size; r->pos = 0;
+    r->bad = 0; r->why = why; r->whylen = whylen;
+    if (r->n == 0) { r_fail(r, "empty value (no format version byte)"); return; }
+    unsigned ver = r_u8(r);
+    if (ver != STORE_FORMAT_VERSION)
+        r_fail(r, "record format version %u, this build reads version %d", ver, STORE_FORMAT_VERSION);
+}
+/* 0, or -1 with why set: the first problem, else bytes left over. */
+static int r_end(struct rbuf *r) {
+    if (!r->bad && r->pos != r->n)
+        r_fail(r, "%zu trailing bytes after a %zu-byte record", r->n - r->pos, r->pos);
+    return r->bad ? -1 : 0;
+}
 
 /* ---- single values ------------------------------------------------------- */
 
@@ -65,13 +112,14 @@ size_t st_enc_bytes(uint8_t *buf, size_t cap, const void *p, size_t n) {
     w_bytes(&b, p, n);
     return b.n;
 }
-const uint8_t *st_dec_bytes(const MDB_val *v, size_t *n) {
+/* Text values (currency, user meta): no NUL inside. */
+int st_dec_text(const MDB_val *v, const char **p, size_t *n, char *why, size_t whylen) {
     struct rbuf r;
-    r_begin(&r, v);
-    *n = v->mv_size - 1;
-    const uint8_t *p = r_bytes(&r, *n);
-    r_end(&r);
-    return p;
+    r_begin(&r, v, why, whylen);
+    *n = r.bad ? 0 : v->mv_size - 1;
+    *p = (const char *)r_bytes(&r, *n);
+    if (*p && memchr(*p, 0, *n)) r_fail(&r, "text contains a NUL byte");
+    return r_end(&r);
 }
 
 size_t st_enc_i64(uint8_t *buf, size_t cap, int64_t x) {
@@ -80,12 +128,12 @@ size_t st_enc_i64(uint8_t *buf, size_t cap, int64_t x) {
     w_i64(&b, x);
     return b.n;
 }
-int64_t st_dec_i64(const MDB_val *v) {
+int st_dec_i64(const MDB_val *v, int64_t *x, int64_t min, char *why, size_t whylen) {
     struct rbuf r;
-    r_begin(&r, v);
-    int64_t x = r_i64(&r);
-    r_end(&r);
-    return x;
+    r_begin(&r, v, why, whylen);
+    *x = r_i64(&r);
+    if (*x < min) r_fail(&r, "value %lld < %lld", (long long)*x, (long long)min);
+    return r_end(&r);
 }
 
 size_t st_enc_u64(uint8_t *buf, size_t cap, uint64_t x) {
@@ -94,12 +142,11 @@ size_t st_enc_u64(uint8_t *buf, size_t cap, uint64_t x) {
     w_u64(&b, x);
     return b.n;
 }
-uint64_t st_dec_u64(const MDB_val *v) {
+int st_dec_u64(const MDB_val *v, uint64_t *x, char *why, size_t whylen) {
     struct rbuf r;
-    r_begin(&r, v);
-    uint64_t x = r_u64(&r);
-    r_end(&r);
-    return x;
+    r_begin(&r, v, why, whylen);
+    *x = r_u64(&r);
+    return r_end(&r);
 }
 
 /* counters: applied, duplicates, rejected */
@@ -111,17 +158,18 @@ size_t st_enc_counters(uint8_t *buf, size_t cap, const struct store_counters *c)
     w_u64(&b, c->rejected);
     return b.n;
 }
-void st_dec_counters(const MDB_val *v, struct store_counters *c) {
+int st_dec_counters(const MDB_val *v, struct store_counters *c, char *why, size_t whylen) {
     struct rbuf r;
-    r_begin(&r, v);
+    r_begin(&r, v, why, whylen);
     c->applied = r_u64(&r);
     c->duplicates = r_u64(&r);
     c->rejected = r_u64(&r);
-    r_end(&r);
+    return r_end(&r);
 }
 
 /* ---- org state ----------------------------------------------------------- */
 
+/* terms: logic, grace, flags (apply_min, reserve, use_org_credit, mark_unused), end month, expected */
 static void w_terms(struct wbuf *b, const struct eng_terms *t) {
     assert(t->logic <= ENG_LINEAR && t->grace <= 100);
     assert(t->apply_min <= 1 && t->reserve <= 1 && t->use_org_credit <= 1 && t->mark_unused <= 1);
@@ -133,10 +181,12 @@ static void w_terms(struct wbuf *b, const struct eng_terms *t) {
 }
 static void r_terms(struct rbuf *r, struct eng_terms *t) {
     memset(t, 0, sizeof(*t));
-    t->logic = (uint8_t)r_u8(r);
-    t->grace = (uint8_t)r_u8(r);
-    unsigned f = r_u8(r);
-    assert(t->logic <= ENG_LINEAR && t->grace <= 100 && f <= 0xF);
+    unsigned logic = r_u8(r), grace = r_u8(r), f = r_u8(r);
+    if (logic > ENG_LINEAR) r_fail(r, "terms: consumption logic %u (0..%d)", logic, ENG_LINEAR);
+    if (grace > 100) r_fail(r, "terms: grace coefficient %u (0..100)", grace);
+    if (f > 0xF) r_fail(r, "terms: flags 0x%02x (bits 0x0f only)", f);
+    t->logic = (uint8_t)logic;
+    t->grace = (uint8_t)grace;
     t->apply_min = f & 1;
     t->reserve = (f >> 1) & 1;
     t->use_org_credit = (f >> 2) & 1;
@@ -158,18 +208,19 @@ size_t st_enc_acct(uint8_t *buf, size_t cap, const struct eng_acct *a, int n) {
     }
     return b.n;
 }
-int st_dec_acct(const MDB_val *v, struct eng_acct *a) {
+int st_dec_acct(const MDB_val *v, struct eng_acct *a, int *n, char *why, size_t whylen) {
     struct rbuf r;
-    r_begin(&r, v);
-    int n = (int)r_u8(&r);
-    assert(n > 0 && n <= ENG_MAX_MONTHS);
-    for (int i = 0; i < n; i++) {
+    r_begin(&r, v, why, whylen);
+    unsigned cnt = r_u8(&r);
+    if (!r.bad && (cnt == 0 || cnt > ENG_MAX_MONTHS))
+        r_fail(&r, "months: %u entries (1..%d)", cnt, ENG_MAX_MONTHS);
+    for (unsigned i = 0; !r.bad && i < cnt; i++) {
         a[i].month = r_i32(&r);
         a[i].consumed = r_i64(&r);
-        assert(a[i].month != ENG_NO_MONTH);
+        if (!r.bad && a[i].month == ENG_NO_MONTH) r_fail(&r, "months: entry %u has no month", i);
     }
-    r_end(&r);
-    return n;
+    *n = r.bad ? 0 : (int)cnt;
+    return r_end(&r);
 }
 
 /* orgs record: partition, watermark, open month */
@@ -182,14 +233,15 @@ size_t st_enc_org_meta(uint8_t *buf, size_t cap, const struct eng_org *o) {
     w_i32(&b, o->open_month);
     return b.n;
 }
-void st_dec_org_meta(const MDB_val *v, int32_t *partition, int64_t *watermark, int32_t *open_month) {
+int st_dec_org_meta(const MDB_val *v, int32_t *partition, int64_t *watermark, int32_t *open_month,
+                    char *why, size_t whylen) {
     struct rbuf r;
-    r_begin(&r, v);
+    r_begin(&r, v, why, whylen);
     *partition = r_i32(&r);
     *watermark = r_i64(&r);
     *open_month = r_i32(&r);
-    r_end(&r);
-    assert(*partition >= 0);
+    if (*partition < 0) r_fail(&r, "partition %d < 0", (int)*partition);
+    return r_end(&r);
 }
 
 /* sequences record: last overage seq, last ledger seq */
@@ -200,15 +252,15 @@ size_t st_enc_seq(uint8_t *buf, size_t cap, const uint64_t seq[2]) {
     w_u64(&b, seq[1]);
     return b.n;
 }
-void st_dec_seq(const MDB_val *v, uint64_t seq[2]) {
+int st_dec_seq(const MDB_val *v, uint64_t seq[2], char *why, size_t whylen) {
     struct rbuf r;
-    r_begin(&r, v);
+    r_begin(&r, v, why, whylen);
     seq[0] = r_u64(&r);
     seq[1] = r_u64(&r);
-    r_end(&r);
+    return r_end(&r);
 }
 
-/* org_credits record: V, terms, offerings */
+/* org_credits record: V, terms, n offerings, n * (length, id) */
 size_t st_enc_org_credit(uint8_t *buf, size_t cap, const struct eng_org *o) {
     struct wbuf b;
     assert(o->has_credit == 1 && o->value >= 0);
@@ -225,23 +277,18 @@ size_t st_enc_org_credit(uint8_t *buf, size_t cap, const struct eng_org *o) {
     }
     return b.n;
 }
-void st_dec_org_credit(const MDB_val *v, struct eng_org *o) {
+int st_dec_org_credit(const MDB_val *v, struct eng_org *o, char *why, size_t whylen) {
     struct rbuf r;
-    r_begin(&r, v);
+    r_begin(&r, v, why, whylen);
     o->has_credit = 1;
     o->value = r_i64(&r);
-    assert(o->value >= 0);
+    if (o->value < 0) r_fail(&r, "value %lld < 0", (long long)o->value);
     r_terms(&r, &o->terms);
-    o->noff = (int)r_u8(&r);
-    assert(o->noff <= ENG_MAX_OFFERINGS);
-    for (int i = 0; i < o->noff; i++) {
-        size_t n = r_u8(&r);
-        const uint8_t *p = r_bytes(&r, n);
-        assert(n > 0 && n <= ENG_ID_MAX && !memchr(p, 0, n));
-        memcpy(o->off[i], p, n);
-        o->off[i][n] = 0;
-    }
-    r_end(&r);
+    unsigned noff = r_u8(&r);
+    if (noff > ENG_MAX_OFFERINGS) r_fail(&r, "%u offerings (at most %d)", noff, ENG_MAX_OFFERINGS);
+    for (unsigned i = 0; !r.bad && i < noff; i++) r_id(&r, r_u8(&r), o->off[i], "offering", (int)i);
+    o->noff = r.bad ? 0 : (int)noff;
+    return r_end(&r);
 }
 
 /* project_credits record: P, terms */
@@ -253,14 +300,14 @@ size_t st_enc_proj_credit(uint8_t *buf, size_t cap, const struct eng_project *p)
     w_terms(&b, &p->terms);
     return b.n;
 }
-void st_dec_proj_credit(const MDB_val *v, struct eng_project *p) {
+int st_dec_proj_credit(const MDB_val *v, struct eng_project *p, char *why, size_t whylen) {
     struct rbuf r;
-    r_begin(&r, v);
+    r_begin(&r, v, why, whylen);
     p->has_credit = 1;
     p->value = r_i64(&r);
-    assert(p->value >= 0);
+    if (p->value < 0) r_fail(&r, "value %lld < 0", (long long)p->value);
     r_terms(&r, &p->terms);
-    r_end(&r);
+    return r_end(&r);
 }
 
 /* ---- dedupe -------------------------------------------------------------- */
@@ -270,6 +317,7 @@ size_t st_enc_dedupe(uint8_t *buf, size_t cap, const struct eng_dedupe *rec, con
                      size_t flen) {
     struct wbuf b;
     assert(rec->rejected <= 1);
+    assert(!full || (flen > STORE_DKEY_RAW_MAX && flen <= ENG_DKEY_MAX));
     w_begin(&b, buf, cap);
     w_u64(&b, rec->hash);
     w_u8(&b, rec->rejected);
@@ -278,16 +326,20 @@ size_t st_enc_dedupe(uint8_t *buf, size_t cap, const struct eng_dedupe *rec, con
     if (full) w_bytes(&b, full, flen);
     return b.n;
 }
-void st_dec_dedupe(const MDB_val *v, struct eng_dedupe *d, const uint8_t **full, size_t *flen) {
+int st_dec_dedupe(const MDB_val *v, struct eng_dedupe *d, const uint8_t **full, size_t *flen,
+                  char *why, size_t whylen) {
     struct rbuf r;
-    r_begin(&r, v);
+    r_begin(&r, v, why, whylen);
     d->hash = r_u64(&r);
-    d->rejected = (uint8_t)r_u8(&r);
+    unsigned rej = r_u8(&r);
     d->reason = (uint8_t)r_u8(&r);
     *flen = r_u16(&r);
-    *full = r_bytes(&r, *flen);
-    r_end(&r);
-    assert(d->rejected <= 1 && (*flen == 0 || (*flen > STORE_DKEY_RAW_MAX && *flen <= ENG_DKEY_MAX)));
+    if (rej > 1) r_fail(&r, "rejected flag %u (0..1)", rej);
+    if (*flen != 0 && (*flen <= STORE_DKEY_RAW_MAX || *flen > ENG_DKEY_MAX))
+        r_fail(&r, "full key of %zu bytes (0 or %d..%d)", *flen, STORE_DKEY_RAW_MAX + 1, ENG_DKEY_MAX);
+    d->rejected = (uint8_t)rej;
+    *full = r.bad ? NULL : r_bytes(&r, *flen);
+    return r_end(&r);
 }
 
 /* ---- outbox -------------------------------------------------------------- */
@@ -310,20 +362,23 @@ void st_enc_outbox(uint8_t *buf, size_t vlen, enum eng_out_kind kind, const char
     w_u8(&b, 0);
     assert(b.n == vlen);
 }
-void st_dec_outbox(const MDB_val *v, enum eng_out_kind *kind, const char **key, const char **json,
-                   size_t *len) {
+/* A string of n bytes followed by a NUL, none inside. */
+static const char *r_cstr(struct rbuf *r, size_t n, const char *what) {
+    const char *p = (const char *)r_bytes(r, n + 1);
+    if (!p) return NULL;
+    if (p[n] != 0) r_fail(r, "%s is not NUL-terminated", what);
+    else if (memchr(p, 0, n)) r_fail(r, "%s contains a NUL byte", what);
+    return p;
+}
+int st_dec_outbox(const MDB_val *v, enum eng_out_kind *kind, const char **key, const char **json,
+                  size_t *len, char *why, size_t whylen) {
     struct rbuf r;
-    r_begin(&r, v);
+    r_begin(&r, v, why, whylen);
     unsigned kd = r_u8(&r), kl = r_u16(&r);
-    assert(kd <= ENG_OUT_REJECTED);
+    if (kd > ENG_OUT_REJECTED) r_fail(&r, "output kind %u (0..%d)", kd, ENG_OUT_REJECTED);
     *kind = (enum eng_out_kind)kd;
-    *key = NULL;
-    if (kl != OUT_NOKEY) {
-        *key = (const char *)r_bytes(&r, kl + 1);
-        assert((*key)[kl] == 0 && !memchr(*key, 0, kl));
-    }
+    *key = kl != OUT_NOKEY ? r_cstr(&r, kl, "key") : NULL;
     *len = (size_t)r_uint(&r, 4);
-    *json = (const char *)r_bytes(&r, *len + 1);
-    assert((*json)[*len] == 0);
-    r_end(&r);
+    *json = r_cstr(&r, *len, "json");
+    return r_end(&r);
 }

@@ -43,13 +43,15 @@ int st_dedupe_get(struct store *s, const uint8_t *key, size_t klen, struct eng_d
     uint8_t k[STORE_DKEY_RAW_MAX];
     struct eng_dedupe d;
     const uint8_t *fk;
+    char why[ST_WHY_MAX];
     size_t full;
     MDB_val v;
     assert(s->txn);
     size_t kl = store_dedupe_dbkey(key, klen, k);
     int rc = st_db_get(s, s->txn, DB_DEDUPE, k, kl, &v, err, errlen);
     if (rc) return rc;
-    st_dec_dedupe(&v, &d, &fk, &full);
+    if (st_dec_dedupe(&v, &d, &fk, &full, why, sizeof(why)))
+        return st_corrupt(s, DB_DEDUPE, k, kl, why, err, errlen);
     int same = klen <= STORE_DKEY_RAW_MAX ? full == 0 : (full == klen && !memcmp(fk, key, klen));
     if (!same)
         return st_fail(err, errlen, "store %s: dedupe: the %zu-byte idempotency key collides with a "

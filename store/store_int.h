@@ -56,6 +56,8 @@ struct store {
     uint64_t out_last;     /* last outbox seq used (cache; reset on commit/abort) */
     store_emit_fn emit_fn; /* when set, outputs go here instead of the outbox */
     void *emit_arg;
+    store_corrupt_fn corrupt_fn; /* readonly views: report corrupt records and go on */
+    void *corrupt_arg;
     char path[PATH_MAX];
 };
 
@@ -67,6 +69,14 @@ int st_fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((forma
 int st_lmdb_fail(struct store *s, int rc, const char *what, const char *db, char *err, size_t errlen);
 /* Public store_* calls report a full map as STORE_EMAPFULL. */
 int st_pub_rc(const struct store *s, int rc);
+/* A record (or key) of db failed its checks: "corrupt store PATH: db NAME
+ * key KEY: why", KEY printable (st_key_text); returns STORE_ECORRUPT. */
+int st_corrupt(const struct store *s, int db, const void *k, size_t kl, const char *why,
+               char *err, size_t errlen);
+/* A read-only view met a corrupt record (rc == STORE_ECORRUPT, err says
+ * which): 1 when the store's corrupt hook took the report and the view may
+ * skip the record, else 0 (the view stops with rc). */
+int st_corrupt_skip(struct store *s, int rc, const char *err);
 
 /* ---- LMDB helpers (store.c) ---------------------------------------------- */
 
@@ -100,41 +110,54 @@ static inline uint64_t st_get_be64(const uint8_t *p) {
 
 /* ---- record codecs (store_codec.c) --------------------------------------- */
 /* Every value starts with STORE_FORMAT_VERSION, then fixed little-endian
- * fields.  Encoders write into buf (cap bytes) and return the length. */
+ * fields.  Encoders write into buf (cap bytes) and return the length; they
+ * assert their input (the engine's state).  Decoders check the bytes read
+ * from LMDB and return 0, or -1 with why[whylen] saying what is wrong (the
+ * caller names db and key: st_corrupt). */
+
+#define ST_WHY_MAX 160
 
 /* A value of only the version byte and n raw bytes (format, currency, user meta). */
 size_t st_enc_bytes(uint8_t *buf, size_t cap, const void *p, size_t n);
-const uint8_t *st_dec_bytes(const MDB_val *v, size_t *n);
-/* One i64 (close_after, partition clock, offset) / one u64 (outbox_seq). */
+/* The bytes after the version byte, as text: *p (not NUL-terminated), *n; no NUL inside. */
+int st_dec_text(const MDB_val *v, const char **p, size_t *n, char *why, size_t whylen);
+/* One i64 (close_after, partition clock, offset; decoded: >= min) / one u64 (outbox_seq). */
 size_t st_enc_i64(uint8_t *buf, size_t cap, int64_t x);
-int64_t st_dec_i64(const MDB_val *v);
+int st_dec_i64(const MDB_val *v, int64_t *x, int64_t min, char *why, size_t whylen);
 size_t st_enc_u64(uint8_t *buf, size_t cap, uint64_t x);
-uint64_t st_dec_u64(const MDB_val *v);
+int st_dec_u64(const MDB_val *v, uint64_t *x, char *why, size_t whylen);
 size_t st_enc_counters(uint8_t *buf, size_t cap, const struct store_counters *c);
-void st_dec_counters(const MDB_val *v, struct store_counters *c);
+int st_dec_counters(const MDB_val *v, struct store_counters *c, char *why, size_t whylen);
 
 size_t st_enc_org_meta(uint8_t *buf, size_t cap, const struct eng_org *o);
-void st_dec_org_meta(const MDB_val *v, int32_t *partition, int64_t *watermark, int32_t *open_month);
+int st_dec_org_meta(const MDB_val *v, int32_t *partition, int64_t *watermark, int32_t *open_month,
+                    char *why, size_t whylen);
 size_t st_enc_seq(uint8_t *buf, size_t cap, const uint64_t seq[2]);
-void st_dec_seq(const MDB_val *v, uint64_t seq[2]);
+int st_dec_seq(const MDB_val *v, uint64_t seq[2], char *why, size_t whylen);
+/* Sets has_credit, value, terms, noff, off. */
 size_t st_enc_org_credit(uint8_t *buf, size_t cap, const struct eng_org *o);
-void st_dec_org_credit(const MDB_val *v, struct eng_org *o);
+int st_dec_org_credit(const MDB_val *v, struct eng_org *o, char *why, size_t whylen);
+/* Sets has_credit, value, terms. */
 size_t st_enc_proj_credit(uint8_t *buf, size_t cap, const struct eng_project *p);
-void st_dec_proj_credit(const MDB_val *v, struct eng_project *p);
+int st_dec_proj_credit(const MDB_val *v, struct eng_project *p, char *why, size_t whylen);
+/* months: 1..ENG_MAX_MONTHS entries (*n = 0 on error). */
 size_t st_enc_acct(uint8_t *buf, size_t cap, const struct eng_acct *a, int n);
-int st_dec_acct(const MDB_val *v, struct eng_acct *a);
+int st_dec_acct(const MDB_val *v, struct eng_acct *a, int *n, char *why, size_t whylen);
 
-/* dedupe: full = the whole idempotency key when it is longer than the LMDB key, else NULL. */
+/* dedupe: full = the whole idempotency key when it is longer than the LMDB
+ * key, else NULL (decoded: flen 0). */
 size_t st_enc_dedupe(uint8_t *buf, size_t cap, const struct eng_dedupe *rec, const uint8_t *full,
                      size_t flen);
-void st_dec_dedupe(const MDB_val *v, struct eng_dedupe *d, const uint8_t **full, size_t *flen);
+int st_dec_dedupe(const MDB_val *v, struct eng_dedupe *d, const uint8_t **full, size_t *flen,
+                  char *why, size_t whylen);
 
-/* outbox: the value's length, and the value written into buf (of that length). */
+/* outbox: the value's length, and the value written into buf (of that
+ * length).  Decoded key (NULL = none) and json point into v, NUL-terminated. */
 size_t st_outbox_len(const char *key, size_t len);
 void st_enc_outbox(uint8_t *buf, size_t vlen, enum eng_out_kind kind, const char *key,
                    const char *json, size_t len);
-void st_dec_outbox(const MDB_val *v, enum eng_out_kind *kind, const char **key, const char **json,
-                   size_t *len);
+int st_dec_outbox(const MDB_val *v, enum eng_out_kind *kind, const char **key, const char **json,
+                  size_t *len, char *why, size_t whylen);
 
 /* ---- org state (store_org.c) --------------------------------------------- */
 

@@ -20,16 +20,16 @@ static size_t offset_key(uint8_t *k, const char *topic, int32_t partition) {
 int store_offset_get(struct store *s, const char *topic, int32_t partition, int64_t *next,
                      char *err, size_t errlen) {
     uint8_t k[NAME_MAX_B + 5];
+    char why[ST_WHY_MAX];
+    size_t kl = offset_key(k, topic, partition);
     MDB_txn *t;
     MDB_val v;
     int own;
     int rc = st_rtxn_begin(s, &t, &own, err, errlen);
     if (rc) return rc;
-    rc = st_db_get(s, t, DB_OFFSETS, k, offset_key(k, topic, partition), &v, err, errlen);
-    if (rc == 0) {
-        *next = st_dec_i64(&v);
-        assert(*next >= 0);
-    }
+    rc = st_db_get(s, t, DB_OFFSETS, k, kl, &v, err, errlen);
+    if (rc == 0 && st_dec_i64(&v, next, 0, why, sizeof(why)))
+        rc = st_corrupt(s, DB_OFFSETS, k, kl, why, err, errlen);
     st_rtxn_end(t, own);
     return rc;
 }

@@ -10,6 +10,7 @@
 #include "store/store_int.h"
 
 #include <assert.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,23 +41,42 @@ static size_t part_key(uint8_t *k, int32_t partition, const char *org, size_t ol
 
 /* ---- org_get ----------------------------------------------------------- */
 
-/* One project_credits / months record of org o; pid = project id bytes. */
-static int load_one(struct eng_org *o, int db, const uint8_t *pid, size_t plen,
-                    const MDB_val *v, char *err, size_t errlen) {
-    char id[ENG_ID_MAX + 1];
-    assert(plen <= ENG_ID_MAX && !memchr(pid, 0, plen));
-    if (plen == 0) {
-        assert(db == DB_MONTHS);
-        o->nacct = st_dec_acct(v, o->acct);
+/* The project id in key k (olen bytes of org, \0, the id) of a record of db:
+ * 0, or -1 with why. */
+static int key_project(int db, const uint8_t *k, size_t kl, size_t olen, char id[ENG_ID_MAX + 1],
+                       char *why, size_t whylen) {
+    const uint8_t *pid = k + olen + 1;
+    size_t plen = kl - olen - 1;
+    if (plen > ENG_ID_MAX)
+        snprintf(why, whylen, "project id of %zu bytes (at most %d)", plen, ENG_ID_MAX);
+    else if (memchr(pid, 0, plen))
+        snprintf(why, whylen, "project id contains a NUL byte");
+    else if (plen == 0 && db != DB_MONTHS)
+        snprintf(why, whylen, "a project credit without a project id");
+    else {
+        memcpy(id, pid, plen);
+        id[plen] = 0;
         return 0;
     }
-    memcpy(id, pid, plen);
-    id[plen] = 0;
-    struct eng_project *p = eng_org_add_project(o, id);
-    if (!p) return st_fail(err, errlen, "store: load org %s project %s: out of memory", o->id, id);
-    if (db == DB_MONTHS) p->nacct = st_dec_acct(v, p->acct);
-    else st_dec_proj_credit(v, p);
-    return 0;
+    return -1;
+}
+
+/* One project_credits / months record (key k, value v) of org o. */
+static int load_one(struct store *s, struct eng_org *o, int db, const MDB_val *k, size_t olen,
+                    const MDB_val *v, char *err, size_t errlen) {
+    char id[ENG_ID_MAX + 1], why[ST_WHY_MAX];
+    int bad;
+    if (key_project(db, k->mv_data, k->mv_size, olen, id, why, sizeof(why)))
+        return st_corrupt(s, db, k->mv_data, k->mv_size, why, err, errlen);
+    if (id[0] == 0) {
+        bad = st_dec_acct(v, o->acct, &o->nacct, why, sizeof(why));
+    } else {
+        struct eng_project *p = eng_org_add_project(o, id);
+        if (!p) return st_fail(err, errlen, "store: load org %s project %s: out of memory", o->id, id);
+        if (db == DB_MONTHS) bad = st_dec_acct(v, p->acct, &p->nacct, why, sizeof(why));
+        else bad = st_dec_proj_credit(v, p, why, sizeof(why));
+    }
+    return bad ? st_corrupt(s, db, k->mv_data, k->mv_size, why, err, errlen) : 0;
 }
 
 /* All records of db whose key starts with o->id \0. */
@@ -69,19 +89,34 @@ static int load_prefixed(struct store *s, MDB_txn *t, int db, struct eng_org *o,
     k[olen] = 0;
     int rc = st_cursor_open(s, t, db, &c, err, errlen);
     if (rc) return rc;
-    rc = mdb_cursor_get(c, &key, &v, MDB_SET_RANGE);
-    while (rc == 0) {
+    int mrc = mdb_cursor_get(c, &key, &v, MDB_SET_RANGE);
+    while (mrc == 0) {
         if (key.mv_size < olen + 1 || memcmp(key.mv_data, k, olen + 1) != 0) break;
-        if (load_one(o, db, (const uint8_t *)key.mv_data + olen + 1, key.mv_size - olen - 1,
-                     &v, err, errlen)) {
-            mdb_cursor_close(c);
-            return STORE_ERR;
-        }
-        rc = mdb_cursor_get(c, &key, &v, MDB_NEXT);
+        if ((rc = load_one(s, o, db, &key, olen, &v, err, errlen)) != 0) break;
+        mrc = mdb_cursor_get(c, &key, &v, MDB_NEXT);
     }
     mdb_cursor_close(c);
-    if (rc != 0 && rc != MDB_NOTFOUND) return st_lmdb_fail(s, rc, "read", st_db_names[db], err, errlen);
-    return 0;
+    if (!rc && mrc != 0 && mrc != MDB_NOTFOUND)
+        rc = st_lmdb_fail(s, mrc, "read", st_db_names[db], err, errlen);
+    return rc;
+}
+
+/* The orgs, sequences or org_credits record of org id (olen bytes), decoded
+ * into o: STORE_NOTFOUND when there is none. */
+static int load_rec(struct store *s, MDB_txn *t, int db, const char *id, size_t olen, struct eng_org *o,
+                    char *err, size_t errlen) {
+    char why[ST_WHY_MAX];
+    MDB_val v;
+    int bad = 0;
+    int rc = st_db_get(s, t, db, id, olen, &v, err, errlen);
+    if (rc) return rc;
+    if (db == DB_ORGS)
+        bad = st_dec_org_meta(&v, &o->partition, &o->watermark, &o->open_month, why, sizeof(why));
+    else if (db == DB_SEQ)
+        bad = st_dec_seq(&v, o->seq, why, sizeof(why));
+    else
+        bad = st_dec_org_credit(&v, o, why, sizeof(why));
+    return bad ? st_corrupt(s, db, id, olen, why, err, errlen) : 0;
 }
 
 int st_load_org(struct store *s, MDB_txn *t, const char *id, struct eng_org *o,
@@ -89,21 +124,17 @@ int st_load_org(struct store *s, MDB_txn *t, const char *id, struct eng_org *o,
     size_t olen = org_key_len(id);
     struct eng_project *keep = o->proj;
     size_t cap = o->capproj;
-    MDB_val v;
     eng_org_init(o);
     o->proj = keep;
     o->capproj = cap;
-    int rc = st_db_get(s, t, DB_ORGS, id, olen, &v, err, errlen);
+    int rc = load_rec(s, t, DB_ORGS, id, olen, o, err, errlen);
     if (rc) return rc;
     memcpy(o->id, id, olen + 1);
-    st_dec_org_meta(&v, &o->partition, &o->watermark, &o->open_month);
-    rc = st_db_get(s, t, DB_SEQ, id, olen, &v, err, errlen);
-    if (rc < 0) return rc;
-    if (rc == 0) st_dec_seq(&v, o->seq);
-    rc = st_db_get(s, t, DB_ORGCRED, id, olen, &v, err, errlen);
-    if (rc < 0) return rc;
-    if (rc == 0) st_dec_org_credit(&v, o);
-    rc = load_prefixed(s, t, DB_PROJCRED, o, olen, err, errlen);
+    rc = load_rec(s, t, DB_SEQ, id, olen, o, err, errlen);
+    if (rc == STORE_NOTFOUND) rc = 0;
+    if (!rc) rc = load_rec(s, t, DB_ORGCRED, id, olen, o, err, errlen);
+    if (rc == STORE_NOTFOUND) rc = 0;
+    if (!rc) rc = load_prefixed(s, t, DB_PROJCRED, o, olen, err, errlen);
     if (!rc) rc = load_prefixed(s, t, DB_MONTHS, o, olen, err, errlen);
     return rc;
 }
@@ -119,6 +150,7 @@ int st_org_get(struct store *s, const char *id, struct eng_org *out, char *err, 
 static int put_org_meta(struct store *s, const struct eng_org *o, size_t olen, char *err, size_t errlen) {
     uint8_t buf[1 + 4 + 8 + 4], pk[4 + ENG_ID_MAX];
     const uint8_t mark = STORE_FORMAT_VERSION;
+    char why[ST_WHY_MAX];
     MDB_val old;
     assert(o->partition >= 0);
     int oldpart_same = 0;
@@ -127,7 +159,8 @@ static int put_org_meta(struct store *s, const struct eng_org *o, size_t olen, c
     if (rc == 0) {
         int32_t oldpart, oldmonth;
         int64_t oldwm;
-        st_dec_org_meta(&old, &oldpart, &oldwm, &oldmonth);
+        if (st_dec_org_meta(&old, &oldpart, &oldwm, &oldmonth, why, sizeof(why)))
+            return st_corrupt(s, DB_ORGS, o->id, olen, why, err, errlen);
         oldpart_same = oldpart == o->partition;
         if (!oldpart_same) {
             rc = st_db_del(s, DB_ORGPART, pk, part_key(pk, oldpart, o->id, olen), err, errlen);
@@ -211,6 +244,15 @@ static int idlist_add(struct idlist *l, const void *id, size_t n) {
     return 0;
 }
 
+/* What is wrong with an org_partition entry (org id of n bytes, value v), or NULL. */
+static const char *index_entry_bad(const uint8_t *id, size_t n, const MDB_val *v) {
+    if (n > ENG_ID_MAX) return "org id of more than 200 bytes";
+    if (memchr(id, 0, n)) return "org id contains a NUL byte";
+    if (v->mv_size != 1) return "value is not the single format version byte";
+    if (*(const uint8_t *)v->mv_data != STORE_FORMAT_VERSION) return "value: unknown format version";
+    return NULL;
+}
+
 static int collect_partition(struct store *s, int32_t partition, struct idlist *l,
                              char *err, size_t errlen) {
     uint8_t k[4];
@@ -222,8 +264,11 @@ static int collect_partition(struct store *s, int32_t partition, struct idlist *
     rc = mdb_cursor_get(c, &key, &v, MDB_SET_RANGE);
     while (rc == 0 && key.mv_size > 4 && memcmp(key.mv_data, k, 4) == 0) {
         const uint8_t *id = (const uint8_t *)key.mv_data + 4;
-        assert(key.mv_size - 4 <= ENG_ID_MAX && !memchr(id, 0, key.mv_size - 4));
-        assert(v.mv_size == 1 && *(const uint8_t *)v.mv_data == STORE_FORMAT_VERSION);
+        const char *why = index_entry_bad(id, key.mv_size - 4, &v);
+        if (why) {
+            mdb_cursor_close(c);
+            return st_corrupt(s, DB_ORGPART, key.mv_data, key.mv_size, why, err, errlen);
+        }
         if (idlist_add(l, id, key.mv_size - 4)) {
             mdb_cursor_close(c);
             return st_fail(err, errlen, "store %s: orgs on partition %d: out of memory", s->path,
@@ -256,9 +301,11 @@ int st_clock_get(struct store *s, int32_t partition, int64_t *ns, char *err, siz
     MDB_val v;
     assert(s->txn && partition >= 0);
     st_be32(k, (uint32_t)partition);
+    char why[ST_WHY_MAX];
     int rc = st_db_get(s, s->txn, DB_PARTS, k, sizeof(k), &v, err, errlen);
     if (rc) return rc;
-    *ns = st_dec_i64(&v);
+    if (st_dec_i64(&v, ns, INT64_MIN, why, sizeof(why)))
+        return st_corrupt(s, DB_PARTS, k, sizeof(k), why, err, errlen);
     return 0;
 }
 
@@ -281,6 +328,17 @@ int store_get_org(struct store *s, const char *id, struct eng_org *out, char *er
     return rc;
 }
 
+/* An orgs key: 0 with id set, or STORE_ECORRUPT. */
+static int key_org(struct store *s, const MDB_val *k, char id[ENG_ID_MAX + 1], char *err, size_t errlen) {
+    const char *why = NULL;
+    if (k->mv_size == 0 || k->mv_size > ENG_ID_MAX) why = "org id of 0 or more than 200 bytes";
+    else if (memchr(k->mv_data, 0, k->mv_size)) why = "org id contains a NUL byte";
+    if (why) return st_corrupt(s, DB_ORGS, k->mv_data, k->mv_size, why, err, errlen);
+    memcpy(id, k->mv_data, k->mv_size);
+    id[k->mv_size] = 0;
+    return 0;
+}
+
 static int scan_orgs_txn(struct store *s, MDB_txn *t, struct eng_org *o, store_org_cb cb, void *arg,
                          char *err, size_t errlen) {
     char id[ENG_ID_MAX + 1];
@@ -290,12 +348,12 @@ static int scan_orgs_txn(struct store *s, MDB_txn *t, struct eng_org *o, store_o
     if (rc) return rc;
     int mrc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
     while (mrc == 0) {
-        assert(k.mv_size > 0 && k.mv_size <= ENG_ID_MAX && !memchr(k.mv_data, 0, k.mv_size));
-        memcpy(id, k.mv_data, k.mv_size);
-        id[k.mv_size] = 0;
-        rc = st_load_org(s, t, id, o, err, errlen);
-        assert(rc != STORE_NOTFOUND);
+        rc = key_org(s, &k, id, err, errlen);
+        if (!rc) rc = st_load_org(s, t, id, o, err, errlen);
+        if (rc == STORE_NOTFOUND) /* the cursor just saw the key in this txn */
+            rc = st_fail(err, errlen, "store %s: org %s listed but not found", s->path, id);
         if (!rc) rc = cb(arg, o);
+        else if (st_corrupt_skip(s, rc, err)) rc = 0;
         if (rc) break;
         mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
     }
