@@ -14,7 +14,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 const char *const st_db_names[DB_COUNT] = {
     "meta", "orgs", "sequences", "org_credits", "project_credits", "months",
@@ -263,6 +266,52 @@ static int data_file(const struct store *s, char *buf, size_t len) {
     return n < 0 || (size_t)n >= len ? -1 : 0;
 }
 
+#define LOCK_FILE "writer.lock"
+
+/* The pid a writer wrote into the lock file, as text ("?" if unreadable). */
+static void lock_holder(int fd, char *pid, size_t len) {
+    char buf[32];
+    ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+    long v = 0;
+    int used = 0;
+    if (n > 0) {
+        buf[n] = 0;
+        if (sscanf(buf, "%ld%n", &v, &used) == 1 && v > 0 && (buf[used] == '\n' || buf[used] == 0)) {
+            snprintf(pid, len, "%ld", v);
+            return;
+        }
+    }
+    snprintf(pid, len, "?");
+}
+
+/* One writer per store: an exclusive, non-blocking flock on DIR/writer.lock,
+ * held through s->lock_fd until store_close.  flock locks belong to the open
+ * file description, so a second open in the same process is refused too. */
+static int writer_lock(struct store *s, char *err, size_t errlen) {
+    char f[PATH_MAX + 16], pid[24];
+    int n = snprintf(f, sizeof(f), "%s/" LOCK_FILE, s->path);
+    if (n < 0 || (size_t)n >= sizeof(f)) return st_fail(err, errlen, "store %s: path too long", s->path);
+    int fd = open(f, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) return st_fail(err, errlen, "store %s: open %s: %s", s->path, f, strerror(errno));
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        lock_holder(fd, pid, sizeof(pid));
+        close(fd);
+        if (e != EWOULDBLOCK) return st_fail(err, errlen, "store %s: lock %s: %s", s->path, f, strerror(e));
+        st_fail(err, errlen, "store %s is already open for writing (pid %s holds %s): refusing "
+                "a second writer; read-only tools still work", s->path, pid, f);
+        return STORE_ELOCKED;
+    }
+    n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)n, 0) != n) {
+        int e = errno;
+        close(fd);
+        return st_fail(err, errlen, "store %s: write %s: %s", s->path, f, strerror(e));
+    }
+    s->lock_fd = fd;
+    return 0;
+}
+
 static int env_open(struct store *s, const struct store_opts *o, char *err, size_t errlen) {
     unsigned flags = MDB_NORDAHEAD | (o->readonly ? MDB_RDONLY : 0) | (o->nosync ? MDB_NOSYNC : 0);
     char f[PATH_MAX + 16];
@@ -407,7 +456,9 @@ int store_open(struct store **out, const struct store_opts *o, char *err, size_t
     if (!s) return st_fail(err, errlen, "store %s: out of memory", o->path);
     strcpy(s->path, o->path);
     s->readonly = o->readonly;
+    s->lock_fd = -1;
     int rc = o->readonly ? 0 : mkdir_p(s->path, err, errlen);
+    if (!rc && !o->readonly) rc = writer_lock(s, err, errlen);  /* before LMDB opens anything */
     if (!rc) rc = env_open(s, o, err, errlen);
     if (!rc) rc = dbs_open(s, o, err, errlen);
     if (rc) {
@@ -422,6 +473,7 @@ void store_close(struct store *s) {
     if (!s) return;
     if (s->txn) mdb_txn_abort(s->txn);
     if (s->env) mdb_env_close(s->env);
+    if (s->lock_fd >= 0) close(s->lock_fd);  /* releases the writer lock */
     free(s);
 }
 

@@ -18,8 +18,13 @@
  *
  * Transactions: one write transaction per batch (store_begin .. store_commit
  * or store_abort).  State, dedupe keys, outbox entries, offsets and counters
- * written in a batch commit together or not at all.  Only one writer per
- * store at a time (LMDB's writer lock); readers (creditctl) never block it.
+ * written in a batch commit together or not at all.
+ *
+ * One writer per store: a writing open takes an exclusive flock on
+ * DIR/writer.lock (with the holder's pid in it) for the life of the handle,
+ * so a second creditd or credit-replay is refused (STORE_ELOCKED) instead of
+ * relaying the same outbox twice.  The kernel drops the lock when the holder
+ * dies.  Read-only opens (creditctl) take no lock and never block the writer.
  */
 #ifndef CREDITD_STORE_H
 #define CREDITD_STORE_H
@@ -33,6 +38,7 @@
 #define STORE_NOTFOUND  1
 #define STORE_EMAPFULL  2   /* map was full: it has been grown, retry the whole batch */
 #define STORE_EMISMATCH 3   /* store created with other result-changing config / format */
+#define STORE_ELOCKED   4   /* store_open: another writer holds the store; err names the dir and pid */
 #define STORE_ERR      -1   /* any other failure; err says what */
 /* A stored record (or key) failed its checks: truncated, trailing bytes, an
  * unknown format version, a value out of range.  A failure like STORE_ERR
@@ -56,6 +62,8 @@ struct store_opts {
     const char *currency;     /* readonly only: NULL = don't check close_after/currency */
 };
 
+/* STORE_ELOCKED when another handle (in this or another process) has the
+ * store open for writing. */
 int  store_open(struct store **out, const struct store_opts *o, char *err, size_t errlen);
 void store_close(struct store *s);
 

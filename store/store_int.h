@@ -50,6 +50,7 @@ struct store {
     MDB_dbi dbi[DB_COUNT];
     MDB_txn *txn;          /* the batch's write txn, NULL outside one */
     int readonly;
+    int lock_fd;           /* DIR/writer.lock, flock'd while a writer holds the handle; -1 */
     int map_full;          /* the current/last txn hit MDB_MAP_FULL */
     int grow_pending;      /* map must be grown before the next txn */
     int out_valid;         /* out_last is loaded for the current txn */

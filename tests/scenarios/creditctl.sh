@@ -183,6 +183,13 @@ applied_at_least() { a=$(stat_of "$w" applied); [ -n "$a" ] && [ "$a" -ge "$1" ]
 cat "$S/ex_C.jsonl" >&3
 check "writer applied example C" wait_for 30 applied_at_least 7
 check "writer still running" alive "$writer_pid"
+# One writer per store: a second credit-replay on it is refused (exit 2),
+# naming the store and the holder; it changes nothing and readers go on.
+"$B/credit-replay" --db "$w" --out "$tmp/w.second" "$S/ex_C.jsonl" > /dev/null 2> "$tmp/w.second.err"; rc=$?
+check "a second writer is refused with exit 2" [ "$rc" -eq 2 ]
+check "the refusal names the store and the holder's pid" grep -qF \
+    "credit-replay: store $w is already open for writing (pid $writer_pid holds $w/writer.lock)" "$tmp/w.second.err"
+check "the refused writer applied nothing" [ "$(stat_of "$w" applied)" = 7 ]
 ctl --db "$w" balances --json > "$tmp/w.bal"; rc=$?
 check "balances while a writer holds the store" eval '[ "$rc" -eq 0 ] && cmp -s "$tmp/c.want" "$tmp/w.bal"'
 ctl --db "$w" outbox > "$tmp/w.outbox"; rc=$?
@@ -217,6 +224,8 @@ check "writer exits after EOF" wait_for 30 dead "$writer_pid"
 wait "$writer_pid"; rc=$?
 writer_pid=""
 check "writer exit status 0" [ "$rc" -eq 0 ]
+check "once the writer is gone another can open the store" \
+    replay --db "$w" --out /dev/null "$S/ex_C.jsonl"
 ctl --db "$w" balances --json > "$tmp/w.final"
 check "final balances: o3 and g1..g5 at 801" $PY - "$tmp/w.final" <<'EOF'
 import json, sys

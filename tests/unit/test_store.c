@@ -1434,6 +1434,83 @@ static void test_corrupt_views_go_on(void **state) {
     store_close(ro);
 }
 
+/* ---- one writer per store ---------------------------------------------------- */
+
+static void assert_locked_msg(const struct fx *f, long pid) {
+    char want[512];
+    snprintf(want, sizeof(want), "store %s is already open for writing (pid %ld holds %s/writer.lock)",
+             f->path, pid, f->path);
+    if (!strstr(f->err, want)) fail_msg("error '%s' should say '%s'", f->err, want);
+}
+
+/* flock locks belong to the open file description: a second writing open in
+ * the same process is refused as one from another process would be. */
+static void test_writer_lock(void **state) {
+    struct fx *f = *state;
+    struct store *s2 = NULL, *ro = NULL;
+    put_simple(f, "a", 0);
+    assert_int_equal(open_store(f, 0, 0, CUR, 0, &s2), STORE_ELOCKED);
+    assert_null(s2);
+    assert_locked_msg(f, (long)getpid());
+    /* readers take no lock, and see the writer's data */
+    struct eng_org o;
+    eng_org_init(&o);
+    assert_int_equal(open_store(f, 0, 0, NULL, 1, &ro), STORE_OK);
+    assert_int_equal(store_get_org(ro, "a", &o, f->err, sizeof(f->err)), STORE_OK);
+    store_close(ro);
+    /* the writer still works after the refusal (the refused open touched nothing) */
+    put_simple(f, "b", 0);
+    /* closing releases the lock */
+    store_close(f->s);
+    f->s = NULL;
+    assert_int_equal(open_store(f, 0, 0, CUR, 0, &s2), STORE_OK);
+    assert_int_equal(store_get_org(s2, "b", &o, f->err, sizeof(f->err)), STORE_OK);
+    f->s = s2;
+    store_engine_ops(f->s, &f->ops);
+    eng_org_free(&o);
+}
+
+/* A writer in another process: refused with its pid; its death (no
+ * store_close) releases the lock. */
+static void test_writer_lock_process(void **state) {
+    struct fx *f = *state;
+    int ready[2], hold[2];
+    char c = 0;
+    store_close(f->s);
+    f->s = NULL;
+    assert_int_equal(pipe(ready), 0);
+    assert_int_equal(pipe(hold), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        struct store *s;
+        close(ready[0]);
+        close(hold[1]);
+        alarm(20);
+        if (open_store(f, 0, 0, CUR, 0, &s) != STORE_OK) _exit(10);
+        if (write(ready[1], "r", 1) != 1) _exit(11);
+        (void)!read(hold[0], &c, 1);  /* until the parent has looked (or died) */
+        _exit(0);                     /* no store_close: the kernel drops the lock */
+    }
+    close(ready[1]);
+    close(hold[0]);
+    assert_int_equal(read(ready[0], &c, 1), 1);
+    assert_int_equal(open_store(f, 0, 0, CUR, 0, &f->s), STORE_ELOCKED);
+    assert_locked_msg(f, (long)pid);
+    struct store *ro;
+    assert_int_equal(open_store(f, 0, 0, NULL, 1, &ro), STORE_OK);
+    store_close(ro);
+    close(hold[1]);
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    close(ready[0]);
+    reopen(f, 0);
+    put_simple(f, "after", 1);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_roundtrip, setup, teardown),
@@ -1460,6 +1537,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_corrupt_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_engine, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_views_go_on, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_writer_lock, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_writer_lock_process, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
