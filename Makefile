@@ -54,6 +54,9 @@ $(B)/gen-events: $(B)/obj/tools/gen_events.o $(B)/libcreditd.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
 $(B)/bench-parse: $(B)/obj/tools/bench_parse.o $(B)/libcreditd.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
+# Test helper: raw LMDB record reads/writes, to forge corrupt records.
+$(B)/store-poke: $(B)/obj/tests/scenarios/store_poke.o
+	$(CC) $(CFLAGS) -o $@ $^ -llmdb
 
 $(B)/test_%: $(B)/obj/tests/unit/test_%.o $(patsubst %.c,$(B)/obj/%.o,$(UNIT_HELP)) $(B)/libcreditd.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LIBS) -lcmocka
@@ -64,7 +67,7 @@ unit: deps $(UNITS)
 	@sh tests/run_units.sh $(UNITS)
 unit-asan: deps $(UNITS_SAN)
 	@sh tests/run_units.sh $(UNITS_SAN)
-scenarios: deps $(TOOLS) $(B)/gen-events
+scenarios: deps $(TOOLS) $(B)/gen-events $(B)/store-poke
 	@sh tests/scenarios/run.sh
 
 # Integration tests on a real Apache Kafka broker that the scripts start themselves.

@@ -12,12 +12,19 @@
  *   dedupe          idempotency key -> content hash, outcome
  *   outbox          seq(BE64) -> kind, key, json     (ordered, awaiting delivery)
  *   offsets         topic\0partition(BE32) -> next input offset
- * Every record starts with a format-version byte, checked on read (assert).
+ * Every record starts with a format-version byte.  Every record read back is
+ * checked (version, length, ranges, ids), never asserted: a record that
+ * fails is STORE_ECORRUPT, naming the database and key (store_codec.c).
  *
  * Transactions: one write transaction per batch (store_begin .. store_commit
  * or store_abort).  State, dedupe keys, outbox entries, offsets and counters
- * written in a batch commit together or not at all.  Only one writer per
- * store at a time (LMDB's writer lock); readers (creditctl) never block it.
+ * written in a batch commit together or not at all.
+ *
+ * One writer per store: a writing open takes an exclusive flock on
+ * DIR/writer.lock (with the holder's pid in it) for the life of the handle,
+ * so a second creditd or credit-replay is refused (STORE_ELOCKED) instead of
+ * relaying the same outbox twice.  The kernel drops the lock when the holder
+ * dies.  Read-only opens (creditctl) take no lock and never block the writer.
  */
 #ifndef CREDITD_STORE_H
 #define CREDITD_STORE_H
@@ -31,7 +38,14 @@
 #define STORE_NOTFOUND  1
 #define STORE_EMAPFULL  2   /* map was full: it has been grown, retry the whole batch */
 #define STORE_EMISMATCH 3   /* store created with other result-changing config / format */
+#define STORE_ELOCKED   4   /* store_open: another writer holds the store; err names the dir and pid */
 #define STORE_ERR      -1   /* any other failure; err says what */
+/* A stored record (or key) failed its checks: truncated, trailing bytes, an
+ * unknown format version, a value out of range.  A failure like STORE_ERR
+ * (< 0: abort the batch), with its own code so that read-only tools can
+ * report it and go on.  err: "corrupt store PATH: db NAME key KEY: what",
+ * KEY printable (\xNN escapes) or decoded ("seq 42", "partition 3"). */
+#define STORE_ECORRUPT -2
 
 #define STORE_FORMAT_VERSION 1
 
@@ -48,6 +62,8 @@ struct store_opts {
     const char *currency;     /* readonly only: NULL = don't check close_after/currency */
 };
 
+/* STORE_ELOCKED when another handle (in this or another process) has the
+ * store open for writing. */
 int  store_open(struct store **out, const struct store_opts *o, char *err, size_t errlen);
 void store_close(struct store *s);
 
@@ -99,7 +115,9 @@ int store_outbox_scan(struct store *s, uint64_t after, store_outbox_cb cb, void 
 int store_outbox_delete_upto(struct store *s, uint64_t upto, char *err, size_t errlen);
 
 /* Read-only views for creditctl, each in its own read txn (or in the
- * current write txn when called inside one: they then see the batch). */
+ * current write txn when called inside one: they then see the batch).
+ * A corrupt record stops a view with STORE_ECORRUPT, unless a corrupt hook
+ * is set (below). */
 typedef int (*store_org_cb)(void *arg, const struct eng_org *org); /* org borrowed during cb */
 int store_scan_orgs(struct store *s, store_org_cb cb, void *arg, char *err, size_t errlen); /* ascending id */
 int store_get_org(struct store *s, const char *id, struct eng_org *out, char *err, size_t errlen);
@@ -113,6 +131,16 @@ struct store_stats {
     char currency[32];
 };
 int store_stats(struct store *s, struct store_stats *st, char *err, size_t errlen);
+
+/* Read-only handles only (asserted): let the views go on past corrupt
+ * records.  store_scan_orgs skips an org any of whose records is corrupt,
+ * store_outbox_scan skips a corrupt entry, store_stats leaves a corrupt
+ * counter or config value zero; each calls fn with the error text (borrowed,
+ * valid during fn).  The view then returns 0 unless something else failed.
+ * store_get_org still returns STORE_ECORRUPT (there is no rest to show).
+ * NULL restores stopping. */
+typedef void (*store_corrupt_fn)(void *arg, const char *msg);
+void store_set_corrupt_hook(struct store *s, store_corrupt_fn fn, void *arg);
 
 /* Every record of every named DB (store_stats' db order, keys ascending), raw
  * bytes, for debugging tools and tests.  Inside the write txn if one is

@@ -9,7 +9,12 @@
  * read transaction, sees one committed state, and never blocks a writer.
  * Output is a function of the store's contents only (no wall clock, no
  * locale), so identical stores print byte-identical views.
- * Exit 0 ok, 1 bad usage or unknown organisation, 2 store or output error. */
+ * A corrupt record is reported on stderr (naming its database and key) and
+ * skipped: the view shows the rest (balances without that organisation,
+ * outbox without that entry, stats with that value zero), and the exit
+ * status is then 2 so scripts notice.
+ * Exit 0 ok, 1 bad usage or unknown organisation, 2 store or output error
+ * or a corrupt record. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -48,7 +53,9 @@ static void usage(FILE *f) {
             "  outbox [--limit N]   pending outputs in order: seq, kind, key, json\n"
             "  stats                entries per database, sizes, counters, configuration\n"
             "  --help               this text\n"
-            "exit status: 0 ok, 1 usage or unknown organisation, 2 store or output error\n");
+            "corrupt records are reported on stderr and skipped (exit status 2)\n"
+            "exit status: 0 ok, 1 usage or unknown organisation, 2 store or output error\n"
+            "             or corrupt records\n");
 }
 
 /* ---- values of the open month (semantics §4, §6) ------------------------- */
@@ -588,6 +595,15 @@ static int open_store(const char *dir, struct store **s) {
     return 0;
 }
 
+/* Corrupt records the views skipped, each reported as it is met. */
+struct corrupt_ctx { const char *cmd; unsigned long n; };
+
+static void corrupt_cb(void *arg, const char *msg) {
+    struct corrupt_ctx *c = arg;
+    fprintf(stderr, "creditctl: %s: %s (skipped)\n", c->cmd, msg);
+    c->n++;
+}
+
 int main(int argc, char **argv) {
     struct opts op;
     struct store *s;
@@ -596,11 +612,18 @@ int main(int argc, char **argv) {
     if (rc) return rc;
     if (op.help) { usage(stdout); return fflush(stdout) ? EXIT_STORE : 0; }
     if ((rc = open_store(op.db, &s))) return rc;
+    struct corrupt_ctx cc = { op.cmd, 0 };
+    store_set_corrupt_hook(s, corrupt_cb, &cc);
     if (strcmp(op.cmd, "balances") == 0) rc = cmd_balances(s, &op);
     else if (strcmp(op.cmd, "show") == 0) rc = cmd_show(s, &op);
     else if (strcmp(op.cmd, "outbox") == 0) rc = cmd_outbox(s, &op);
     else rc = cmd_stats(s);
     store_close(s);
+    if (cc.n) {
+        fprintf(stderr, "creditctl: %s: %lu corrupt record%s skipped: the output is incomplete\n",
+                op.cmd, cc.n, cc.n == 1 ? "" : "s");
+        if (rc == 0) rc = EXIT_STORE;
+    }
     if (fflush(stdout) != 0 || ferror(stdout)) {
         fprintf(stderr, "creditctl: writing output: %s\n", strerror(errno));
         if (rc == 0) rc = EXIT_STORE;

@@ -1,6 +1,7 @@
 #!/bin/sh
 # Scenario tests of creditctl, the read-only views of a creditd store.
-# Run from the repository root after `make build/credit-replay build/creditctl`
+# Run from the repository root after `make build/credit-replay build/creditctl
+# build/store-poke`
 # (builds nothing itself).  Prints a closing "creditctl: N passed, N failed"
 # line and exits non-zero on any failure.
 set -u
@@ -43,8 +44,8 @@ dead()  { ! kill -0 "$1" 2>/dev/null; }
 # rc_is WANT COMMAND...: the command's exit status is WANT (output discarded).
 rc_is() { want=$1; shift; "$@" >/dev/null 2>&1; [ $? -eq "$want" ]; }
 
-for f in "$CTL" "$B/credit-replay"; do
-    [ -x "$f" ] || { echo "creditctl.sh: $f missing: run make build/credit-replay build/creditctl" >&2; exit 2; }
+for f in "$CTL" "$B/credit-replay" "$B/store-poke"; do
+    [ -x "$f" ] || { echo "creditctl.sh: $f missing: run make build/credit-replay build/creditctl build/store-poke" >&2; exit 2; }
 done
 
 # ---- 1. Example C (semantics §9): exact balances --json ---------------------
@@ -182,6 +183,13 @@ applied_at_least() { a=$(stat_of "$w" applied); [ -n "$a" ] && [ "$a" -ge "$1" ]
 cat "$S/ex_C.jsonl" >&3
 check "writer applied example C" wait_for 30 applied_at_least 7
 check "writer still running" alive "$writer_pid"
+# One writer per store: a second credit-replay on it is refused (exit 2),
+# naming the store and the holder; it changes nothing and readers go on.
+"$B/credit-replay" --db "$w" --out "$tmp/w.second" "$S/ex_C.jsonl" > /dev/null 2> "$tmp/w.second.err"; rc=$?
+check "a second writer is refused with exit 2" [ "$rc" -eq 2 ]
+check "the refusal names the store and the holder's pid" grep -qF \
+    "credit-replay: store $w is already open for writing (pid $writer_pid holds $w/writer.lock)" "$tmp/w.second.err"
+check "the refused writer applied nothing" [ "$(stat_of "$w" applied)" = 7 ]
 ctl --db "$w" balances --json > "$tmp/w.bal"; rc=$?
 check "balances while a writer holds the store" eval '[ "$rc" -eq 0 ] && cmp -s "$tmp/c.want" "$tmp/w.bal"'
 ctl --db "$w" outbox > "$tmp/w.outbox"; rc=$?
@@ -216,6 +224,8 @@ check "writer exits after EOF" wait_for 30 dead "$writer_pid"
 wait "$writer_pid"; rc=$?
 writer_pid=""
 check "writer exit status 0" [ "$rc" -eq 0 ]
+check "once the writer is gone another can open the store" \
+    replay --db "$w" --out /dev/null "$S/ex_C.jsonl"
 ctl --db "$w" balances --json > "$tmp/w.final"
 check "final balances: o3 and g1..g5 at 801" $PY - "$tmp/w.final" <<'EOF'
 import json, sys
@@ -233,6 +243,59 @@ replay --db "$tmp/w2" --out /dev/null "$tmp/all.jsonl"
 ctl --db "$tmp/w2" balances --json > "$tmp/w2.final"
 check "fifo replay and file replay give identical balances" cmp -s "$tmp/w.final" "$tmp/w2.final"
 check "outbox empty after the writer finished" [ -z "$(ctl --db "$w" outbox)" ]
+
+# ---- 7. corrupt records: reported, skipped, the rest shown, exit 2 ---------
+# store-poke writes raw bytes past the store's checks (what a disk fault or a
+# bug could leave): a record of an unknown format version, an outbox entry
+# of an unknown kind, corrupt counters.
+POKE="$B/store-poke"
+hex() { printf '%s' "$1" | od -An -tx1 | tr -d ' \n'; }
+x="$tmp/x"
+{ cat "$S/ex_C.jsonl"
+  for g in g1 g2; do
+      printf '{"specversion":"1.0","source":"gen","time":"2026-03-02T00:00:00Z","id":"%s-set","type":"org_credit.set","data":{"org":"%s","value":"10"}}\n' "$g" "$g"
+  done; } > "$tmp/x.jsonl"
+check "replay the store to corrupt" replay --db "$x" --out /dev/null "$tmp/x.jsonl"
+v=$("$POKE" "$x" get org_credits "$(hex g1)")
+check "org_credits g1 is there" [ -n "$v" ]
+"$POKE" "$x" put org_credits "$(hex g1)" "07${v#??}"
+ctl --db "$x" balances --json > "$tmp/x.bal" 2> "$tmp/x.err"; rc=$?
+check "balances with a corrupt org exits 2" [ "$rc" -eq 2 ]
+check "balances names the corrupt record (db, key, version)" grep -qxF \
+    "creditctl: balances: corrupt store $x: db org_credits key \"g1\": record format version 7, this build reads version 1 (skipped)" "$tmp/x.err"
+check "balances counts what it skipped" grep -qxF \
+    "creditctl: balances: 1 corrupt record skipped: the output is incomplete" "$tmp/x.err"
+check "balances shows the others: g2 and o3 (3 rows), not g1" eval \
+    '[ "$(cut -d, -f1-2 "$tmp/x.bal" | tr "\n" " ")" = "{\"org\":\"g2\",\"value\":\"10.000000\" {\"org\":\"o3\",\"value\":\"0.000000\" {\"org\":\"o3\",\"project\":\"pA\" {\"org\":\"o3\",\"project\":\"pB\" " ]'
+ctl --db "$x" balances > "$tmp/x.tab" 2>/dev/null; rc=$?
+check "balances table: exit 2, header + g2 + 3 o3 rows" eval '[ "$rc" -eq 2 ] && [ "$(wc -l < "$tmp/x.tab")" -eq 5 ] && ! grep -q "^g1 " "$tmp/x.tab"'
+ctl --db "$x" show g1 > /dev/null 2> "$tmp/x.err"; rc=$?
+check "show of the corrupt org exits 2 naming db and key" eval \
+    '[ "$rc" -eq 2 ] && grep -q "db org_credits key \"g1\": record format version 7" "$tmp/x.err"'
+check "show of another org still works" rc_is 0 ctl --db "$x" show o3
+# outbox: seq 1 a valid ledger entry (key "k", json "{}"), seq 2 of kind 9.
+"$POKE" "$x" put outbox 0000000000000001 010101006b00020000007b7d00
+"$POKE" "$x" put outbox 0000000000000002 010901006b00020000007b7d00
+ctl --db "$x" outbox > "$tmp/x.out" 2> "$tmp/x.err"; rc=$?
+check "outbox with a corrupt entry exits 2" [ "$rc" -eq 2 ]
+check "outbox shows the good entry" eval '[ "$(cat "$tmp/x.out")" = "$(printf "1\tledger\tk\t{}")" ]'
+check "outbox names the corrupt entry" grep -qF \
+    "db outbox key seq 2: output kind 9 (0..2) (skipped)" "$tmp/x.err"
+v=$("$POKE" "$x" get meta "$(hex counters)")
+"$POKE" "$x" put meta "$(hex counters)" "${v%??}"
+ctl --db "$x" stats > "$tmp/x.stats" 2> "$tmp/x.err"; rc=$?
+check "stats with corrupt counters exits 2, shows the rest" eval \
+    '[ "$rc" -eq 2 ] && grep -q "^orgs  *3$" "$tmp/x.stats" && grep -q "^currency  *EUR$" "$tmp/x.stats"'
+check "stats names the corrupt counters" grep -q 'db meta key "counters": truncated' "$tmp/x.err"
+# A writer meeting a corrupt record fails cleanly (exit 2, no abort), naming it.
+"$POKE" "$x" del outbox 0000000000000002
+"$B/credit-replay" --db "$x" --out /dev/null "$tmp/x.jsonl" > /dev/null 2> "$tmp/x.err"; rc=$?
+check "credit-replay on a corrupt outbox entry exits 2" [ "$rc" -eq 2 ]
+"$POKE" "$x" del outbox 0000000000000001
+printf '{"specversion":"1.0","source":"gen","time":"2026-03-03T00:00:00Z","id":"g1-use","type":"usage","data":{"org":"g1","project":"p","resource":"r","offering":"o","component":"c","amount":"1"}}\n' > "$tmp/x2.jsonl"
+"$B/credit-replay" --db "$x" --out /dev/null "$tmp/x2.jsonl" > /dev/null 2> "$tmp/x.err"; rc=$?
+check "credit-replay on a corrupt org exits 2 naming db and key" eval \
+    '[ "$rc" -eq 2 ] && grep -q "corrupt store $x: db org_credits key \"g1\"" "$tmp/x.err"'
 
 echo "creditctl: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -14,6 +14,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <lmdb.h>  /* only to forge corrupt records behind the store's back */
+
+#include "engine/engine.h"
 #include "engine/state.h"
 #include "store/store.h"
 
@@ -1000,6 +1003,514 @@ static void test_scan_orgs(void **state) {
     assert_int_equal(stop.n, 2);
 }
 
+/* ---- corrupt records ---------------------------------------------------------
+ * Records are forged with raw LMDB writes while the store is closed: what a
+ * disk fault, a bug or another version could leave behind.  Every read of
+ * one must fail with STORE_ECORRUPT (ENG_ESTORE through the engine ops)
+ * naming the database and key, and never abort (the ASan build runs these). */
+
+/* Put (or, with v NULL, delete) raw bytes under key k of db; the store is
+ * closed (f->s NULL) until the caller reopens it. */
+static void raw_write(struct fx *f, const char *db, const void *k, size_t kl, const void *v, size_t vl) {
+    MDB_env *env;
+    MDB_txn *t;
+    MDB_dbi dbi;
+    MDB_val key = { kl, (void *)k }, val = { vl, (void *)v };
+    store_close(f->s);
+    f->s = NULL;
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 16), 0);
+    assert_int_equal(mdb_env_open(env, f->path, 0, 0600), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &t), 0);
+    assert_int_equal(mdb_dbi_open(t, db, 0, &dbi), 0);
+    if (v) assert_int_equal(mdb_put(t, dbi, &key, &val, 0), 0);
+    else assert_int_equal(mdb_del(t, dbi, &key, NULL), 0);
+    assert_int_equal(mdb_txn_commit(t), 0);
+    mdb_env_close(env);
+}
+
+/* The same, then reopen the store. */
+static void raw_put(struct fx *f, const char *db, const void *k, size_t kl, const void *v, size_t vl) {
+    raw_write(f, db, k, kl, v, vl);
+    reopen(f, 0);
+}
+
+struct rawrec { const char *db; const void *k; size_t kl; uint8_t v[4096]; size_t vl; int found; };
+
+static int raw_cb(void *arg, const char *db, const void *k, size_t kl, const void *v, size_t vl) {
+    struct rawrec *r = arg;
+    if (strcmp(db, r->db) || kl != r->kl || memcmp(k, r->k, kl)) return 0;
+    assert_true(vl <= sizeof(r->v));
+    memcpy(r->v, v, vl);
+    r->vl = vl;
+    r->found = 1;
+    return 0;
+}
+
+/* The stored bytes of db/k (which must exist) into r. */
+static void raw_get(struct fx *f, const char *db, const void *k, size_t kl, struct rawrec *r) {
+    memset(r, 0, sizeof(*r));
+    r->db = db;
+    r->k = k;
+    r->kl = kl;
+    assert_int_equal(store_dump(f->s, raw_cb, r, f->err, sizeof(f->err)), STORE_OK);
+    assert_true(r->found);
+}
+
+/* err names the database, the key (as printed) and what is wrong. */
+static void assert_corrupt_err(const char *err, const char *db, const char *key, const char *what) {
+    char want[256];
+    snprintf(want, sizeof(want), ": db %s key %s: ", db, key);
+    if (!strstr(err, "corrupt store ") || !strstr(err, want) || !strstr(err, what))
+        fail_msg("error '%s' should name db %s, key %s and '%s'", err, db, key, what);
+}
+
+enum mut { M_TRUNC, M_TRAIL, M_VERSION, M_EMPTY, M_BYTE, M_I32 };
+
+struct ccase {
+    const char *db;
+    const char *key; size_t kl;   /* kl 0: strlen(key) */
+    enum mut m; size_t off; uint32_t val;  /* M_BYTE / M_I32 (little-endian) at off */
+    const char *keytext, *what;
+};
+
+/* Rewrite the record of c as c->m says. */
+static void corrupt_rec(struct fx *f, const struct ccase *c) {
+    struct rawrec r;
+    size_t kl = c->kl ? c->kl : strlen(c->key);
+    raw_get(f, c->db, c->key, kl, &r);
+    switch (c->m) {
+    case M_TRUNC:   r.vl--; break;
+    case M_TRAIL:   r.v[r.vl++] = 0xAB; break;
+    case M_VERSION: r.v[0] = 7; break;
+    case M_EMPTY:   r.vl = 0; break;
+    case M_BYTE:    assert_true(c->off < r.vl); r.v[c->off] = (uint8_t)c->val; break;
+    case M_I32:
+        assert_true(c->off + 4 <= r.vl);
+        for (int i = 0; i < 4; i++) r.v[c->off + (size_t)i] = (uint8_t)(c->val >> (8 * i));
+        break;
+    }
+    raw_put(f, c->db, c->key, kl, r.v, r.vl);
+}
+
+/* Corrupt db/key (kl 0: strlen) as m says, at off with val. */
+static void corrupt(struct fx *f, const char *db, const char *key, size_t kl, enum mut m, size_t off,
+                    uint32_t val) {
+    struct ccase c = { db, key, kl, m, off, val, NULL, NULL };
+    corrupt_rec(f, &c);
+}
+
+#define OK1 "org-1"
+#define P1K "org-1\0p1"   /* project p1 of org-1 */
+#define ORGK "org-1\0"    /* the org's own months record */
+
+/* Every record of an org, each corrupted every way; read by org_get. */
+static const struct ccase org_cases[] = {
+    { "orgs", OK1, 0, M_TRUNC, 0, 0, "\"org-1\"", "truncated: 16-byte value, 4 more bytes needed at byte 13" },
+    { "orgs", OK1, 0, M_TRAIL, 0, 0, "\"org-1\"", "1 trailing bytes after a 17-byte record" },
+    { "orgs", OK1, 0, M_VERSION, 0, 0, "\"org-1\"", "record format version 7, this build reads version 1" },
+    { "orgs", OK1, 0, M_EMPTY, 0, 0, "\"org-1\"", "empty value (no format version byte)" },
+    { "orgs", OK1, 0, M_BYTE, 4, 0x80, "\"org-1\"", "partition -2147483645 < 0" },
+    { "sequences", OK1, 0, M_TRUNC, 0, 0, "\"org-1\"", "truncated" },
+    { "sequences", OK1, 0, M_TRAIL, 0, 0, "\"org-1\"", "trailing bytes" },
+    { "sequences", OK1, 0, M_VERSION, 0, 0, "\"org-1\"", "record format version 7" },
+    { "org_credits", OK1, 0, M_TRUNC, 0, 0, "\"org-1\"", "truncated" },
+    { "org_credits", OK1, 0, M_TRAIL, 0, 0, "\"org-1\"", "1 trailing bytes" },
+    { "org_credits", OK1, 0, M_VERSION, 0, 0, "\"org-1\"", "record format version 7" },
+    { "org_credits", OK1, 0, M_BYTE, 8, 0x80, "\"org-1\"", "value -9223372036784775807 < 0" },
+    { "org_credits", OK1, 0, M_BYTE, 9, 2, "\"org-1\"", "terms: consumption logic 2 (0..1)" },
+    { "org_credits", OK1, 0, M_BYTE, 10, 101, "\"org-1\"", "terms: grace coefficient 101 (0..100)" },
+    { "org_credits", OK1, 0, M_BYTE, 11, 0x10, "\"org-1\"", "terms: flags 0x10 (bits 0x0f only)" },
+    { "org_credits", OK1, 0, M_BYTE, 24, 65, "\"org-1\"", "65 offerings (at most 64)" },
+    { "org_credits", OK1, 0, M_BYTE, 25, 0, "\"org-1\"", "offering 0: id of 0 bytes (1..200)" },
+    { "org_credits", OK1, 0, M_BYTE, 27, 0, "\"org-1\"", "offering 0: id contains a NUL byte" },
+    { "org_credits", OK1, 0, M_BYTE, 25, 250, "\"org-1\"", "offering 0: id of 250 bytes (1..200)" },
+    { "project_credits", P1K, 8, M_TRUNC, 0, 0, "\"org-1\\x00p1\"", "truncated" },
+    { "project_credits", P1K, 8, M_TRAIL, 0, 0, "\"org-1\\x00p1\"", "trailing bytes" },
+    { "project_credits", P1K, 8, M_VERSION, 0, 0, "\"org-1\\x00p1\"", "record format version 7" },
+    { "project_credits", P1K, 8, M_BYTE, 9, 9, "\"org-1\\x00p1\"", "consumption logic 9" },
+    { "project_credits", P1K, 8, M_BYTE, 11, 0xFF, "\"org-1\\x00p1\"", "flags 0xff" },
+    { "months", P1K, 8, M_TRUNC, 0, 0, "\"org-1\\x00p1\"", "truncated" },
+    { "months", P1K, 8, M_TRAIL, 0, 0, "\"org-1\\x00p1\"", "trailing bytes" },
+    { "months", P1K, 8, M_VERSION, 0, 0, "\"org-1\\x00p1\"", "record format version 7" },
+    { "months", P1K, 8, M_BYTE, 1, ENG_MAX_MONTHS + 1, "\"org-1\\x00p1\"", "months: 9 entries (1..8)" },
+    { "months", P1K, 8, M_BYTE, 1, 0, "\"org-1\\x00p1\"", "months: 0 entries (1..8)" },
+    { "months", P1K, 8, M_I32, 2, 0x80000000u, "\"org-1\\x00p1\"", "months: entry 0 has no month" },
+    { "months", ORGK, 6, M_TRUNC, 0, 0, "\"org-1\\x00\"", "truncated" },
+    { "months", ORGK, 6, M_BYTE, 1, 200, "\"org-1\\x00\"", "months: 200 entries (1..8)" },
+};
+
+static void test_corrupt_org_records(void **state) {
+    struct fx *f = *state;
+    struct eng_org o, got;
+    eng_org_init(&got);
+    for (size_t i = 0; i < sizeof(org_cases) / sizeof(org_cases[0]); i++) {
+        const struct ccase *c = &org_cases[i];
+        make_org(&o, "org-1", 3, 1);
+        put_org(f, &o);
+        eng_org_free(&o);
+        assert_int_equal(get_org(f, "org-1", &got), ENG_OK);
+        corrupt_rec(f, c);
+        f->err[0] = 0;
+        /* the engine's view: ENG_ESTORE exactly (mapped), err names it */
+        assert_int_equal(get_org(f, "org-1", &got), ENG_ESTORE);
+        assert_corrupt_err(f->err, c->db, c->keytext, c->what);
+        /* the readonly view */
+        f->err[0] = 0;
+        assert_int_equal(store_get_org(f->s, "org-1", &got, f->err, sizeof(f->err)), STORE_ECORRUPT);
+        assert_corrupt_err(f->err, c->db, c->keytext, c->what);
+        /* other orgs are still readable */
+        assert_int_equal(get_org(f, "other", &got), ENG_NOTFOUND);
+        /* start over: rewrite every record of org-1 */
+        raw_put(f, c->db, c->key, c->kl ? c->kl : strlen(c->key), NULL, 0);
+    }
+    eng_org_free(&got);
+}
+
+static void test_corrupt_clock_dedupe(void **state) {
+    struct fx *f = *state;
+    struct eng_dedupe d;
+    int64_t ns;
+    const uint8_t part3[4] = { 0, 0, 0, 3 };
+    begin(f);
+    assert_int_equal(f->ops.clock_put(f->ops.ctx, 3, 12345, f->err, sizeof(f->err)), ENG_OK);
+    dput(f, (const uint8_t *)"abc", 3, 5, 1);
+    commit(f);
+    corrupt(f, "partitions", (const char *)part3, 4, M_TRUNC, 0, 0);
+    begin(f);
+    assert_int_equal(f->ops.clock_get(f->ops.ctx, 3, &ns, f->err, sizeof(f->err)), ENG_ESTORE);
+    assert_corrupt_err(f->err, "partitions", "partition 3", "truncated: 8-byte value");
+    store_abort(f->s);
+    corrupt(f, "dedupe", "abc", 3, M_BYTE, 9, 2);
+    begin(f);
+    assert_int_equal(dget(f, (const uint8_t *)"abc", 3, &d), ENG_ESTORE);
+    assert_corrupt_err(f->err, "dedupe", "\"abc\"", "rejected flag 2 (0..1)");
+    store_abort(f->s);
+    corrupt(f, "dedupe", "abc", 3, M_BYTE, 9, 1);
+    corrupt(f, "dedupe", "abc", 3, M_BYTE, 11, 5);   /* full key length: 5 */
+    begin(f);
+    assert_int_equal(dget(f, (const uint8_t *)"abc", 3, &d), ENG_ESTORE);
+    assert_corrupt_err(f->err, "dedupe", "\"abc\"", "full key of 5 bytes");
+    store_abort(f->s);
+    corrupt(f, "dedupe", "abc", 3, M_VERSION, 0, 0);
+    begin(f);
+    assert_int_equal(dget(f, (const uint8_t *)"abc", 3, &d), ENG_ESTORE);
+    assert_corrupt_err(f->err, "dedupe", "\"abc\"", "record format version 7");
+    store_abort(f->s);
+}
+
+static void be64_key(uint8_t k[8], uint64_t v) {
+    for (int i = 7; i >= 0; i--) { k[i] = (uint8_t)v; v >>= 8; }
+}
+
+/* Entries: seq 1 key "org-1", seq 2 no key. */
+static void outbox_two(struct fx *f) {
+    begin(f);
+    assert_int_equal(emit(f, ENG_OUT_LEDGER, "org-1", "{\"a\":1}"), ENG_OK);
+    assert_int_equal(emit(f, ENG_OUT_OVERAGE, NULL, "{\"b\":2}"), ENG_OK);
+    commit(f);
+}
+
+static void expect_scan_corrupt(struct fx *f, const char *keytext, const char *what) {
+    struct seen sn = { .stop = 0 };
+    f->err[0] = 0;
+    assert_int_equal(store_outbox_scan(f->s, 0, seen_cb, &sn, f->err, sizeof(f->err)), STORE_ECORRUPT);
+    assert_corrupt_err(f->err, "outbox", keytext, what);
+}
+
+static void test_corrupt_outbox(void **state) {
+    struct fx *f = *state;
+    uint8_t k1[8], k10[8];
+    be64_key(k1, 1);
+    be64_key(k10, 10);
+    outbox_two(f);
+    corrupt(f, "outbox", (const char *)k1, 8, M_BYTE, 1, 3);
+    expect_scan_corrupt(f, "seq 1", "output kind 3 (0..2)");
+    corrupt(f, "outbox", (const char *)k1, 8, M_BYTE, 1, 1);
+    corrupt(f, "outbox", (const char *)k1, 8, M_BYTE, 4, 0);  /* "org-1" -> "\0rg-1" */
+    expect_scan_corrupt(f, "seq 1", "key contains a NUL byte");
+    corrupt(f, "outbox", (const char *)k1, 8, M_BYTE, 4, 'o');
+    corrupt(f, "outbox", (const char *)k1, 8, M_BYTE, 21, 'x');  /* the json's NUL */
+    expect_scan_corrupt(f, "seq 1", "json is not NUL-terminated");
+    corrupt(f, "outbox", (const char *)k1, 8, M_TRUNC, 0, 0);
+    expect_scan_corrupt(f, "seq 1", "truncated");
+    corrupt(f, "outbox", (const char *)k1, 8, M_VERSION, 0, 0);
+    expect_scan_corrupt(f, "seq 1", "record format version 7");
+    /* an entry beyond outbox_seq: the next emit would reuse its seq */
+    struct rawrec r;
+    be64_key(k1, 2);
+    raw_get(f, "outbox", k1, 8, &r);
+    raw_put(f, "outbox", k10, 8, r.v, r.vl);
+    begin(f);
+    assert_int_equal(emit(f, ENG_OUT_LEDGER, "k", "{}"), ENG_ESTORE);
+    assert_corrupt_err(f->err, "outbox", "seq 10",
+                       "beyond the last sequence recorded in meta outbox_seq (2)");
+    store_abort(f->s);
+    /* a key that is no sequence: scan, and the relay's delete */
+    raw_put(f, "outbox", "abc", 3, r.v, r.vl);
+    begin(f);
+    assert_int_equal(store_outbox_delete_upto(f->s, 100, f->err, sizeof(f->err)), STORE_ECORRUPT);
+    assert_corrupt_err(f->err, "outbox", "\"abc\"", "key is not an 8-byte sequence");
+    store_abort(f->s);
+    /* meta outbox_seq itself */
+    corrupt(f, "meta", "outbox_seq", 0, M_TRAIL, 0, 0);
+    begin(f);
+    assert_int_equal(emit(f, ENG_OUT_LEDGER, "k", "{}"), ENG_ESTORE);
+    assert_corrupt_err(f->err, "meta", "\"outbox_seq\"", "1 trailing bytes after a 9-byte record");
+    store_abort(f->s);
+}
+
+static void test_corrupt_meta_offsets(void **state) {
+    struct fx *f = *state;
+    struct store_counters d = { 1, 2, 3 };
+    struct store_stats st;
+    char val[16];
+    int64_t next;
+    const char okey[] = "in\0\0\0\0\0";  /* "in" \0 partition 0 */
+    begin(f);
+    assert_int_equal(store_offset_put(f->s, "in", 0, 10, f->err, sizeof(f->err)), STORE_OK);
+    assert_int_equal(store_counters_add(f->s, &d, f->err, sizeof(f->err)), STORE_OK);
+    assert_int_equal(store_meta_put(f->s, "cluster", "abc", f->err, sizeof(f->err)), STORE_OK);
+    commit(f);
+    corrupt(f, "offsets", okey, 7, M_BYTE, 8, 0x80);
+    assert_int_equal(store_offset_get(f->s, "in", 0, &next, f->err, sizeof(f->err)), STORE_ECORRUPT);
+    assert_corrupt_err(f->err, "offsets", "\"in\\x00\\x00\\x00\\x00\\x00\"",
+                       "value -9223372036854775798 < 0");
+    corrupt(f, "meta", "counters", 0, M_TRUNC, 0, 0);
+    assert_int_equal(store_stats(f->s, &st, f->err, sizeof(f->err)), STORE_ECORRUPT);
+    assert_corrupt_err(f->err, "meta", "\"counters\"", "truncated");
+    begin(f);
+    assert_int_equal(store_counters_add(f->s, &d, f->err, sizeof(f->err)), STORE_ECORRUPT);
+    store_abort(f->s);
+    corrupt(f, "meta", "user:cluster", 0, M_BYTE, 2, 0);
+    assert_int_equal(store_meta_get(f->s, "cluster", val, sizeof(val), f->err, sizeof(f->err)),
+                     STORE_ECORRUPT);
+    assert_corrupt_err(f->err, "meta", "\"user:cluster\"", "text contains a NUL byte");
+    /* the config records are read on open: a writer cannot start */
+    struct rawrec r;
+    raw_get(f, "meta", "close_after", 11, &r);
+    r.v[0] = 9;
+    raw_write(f, "meta", "close_after", 11, r.v, r.vl);
+    assert_int_equal(open_store(f, 0, 0, CUR, 0, &f->s), STORE_ECORRUPT);
+    assert_null(f->s);
+    assert_corrupt_err(f->err, "meta", "\"close_after\"",
+                       "record format version 9, this build reads version 1");
+    r.v[0] = 1;
+    raw_write(f, "meta", "close_after", 11, r.v, r.vl);
+    raw_write(f, "meta", "currency", 8, "\1EUREUREUREUREUREUREUREUREUREUREUR", 34);
+    assert_int_equal(open_store(f, 0, 0, CUR, 0, &f->s), STORE_ECORRUPT);
+    assert_corrupt_err(f->err, "meta", "\"currency\"", "currency of 33 bytes (at most 31)");
+    raw_write(f, "meta", "currency", 8, "\1EUR", 4);
+    reopen(f, 0);
+}
+
+static int on_partition(struct fx *f, int32_t part, struct visit *v) {
+    return f->ops.orgs_on_partition(f->ops.ctx, part, visit_cb, v, f->err, sizeof(f->err));
+}
+
+/* Keys that no writer of this store makes, and the writer's own reads. */
+static void test_corrupt_keys(void **state) {
+    struct fx *f = *state;
+    struct eng_org o, got;
+    struct scanned sc = { .stop = -1 };
+    struct visit v = { .f = f, .stop_at = -1 };
+    const uint8_t orgval[17] = { 1, 3 };            /* partition 3, watermark 0, open month 0 */
+    const char ipk[] = "\0\0\0\3a\0b";               /* org_partition: partition 3, org "a\0b" */
+    make_org(&o, "org-1", 3, 1);
+    put_org(f, &o);
+    eng_org_init(&got);
+    raw_put(f, "orgs", "b\0c", 3, orgval, sizeof(orgval));
+    assert_int_equal(store_scan_orgs(f->s, scan_cb, &sc, f->err, sizeof(f->err)), STORE_ECORRUPT);
+    assert_corrupt_err(f->err, "orgs", "\"b\\x00c\"", "org id contains a NUL byte");
+    raw_put(f, "orgs", "b\0c", 3, NULL, 0);
+    raw_put(f, "project_credits", "org-1\0p\0x", 9, orgval, 1);
+    assert_int_equal(get_org(f, "org-1", &got), ENG_ESTORE);
+    assert_corrupt_err(f->err, "project_credits", "\"org-1\\x00p\\x00x\"", "project id contains a NUL byte");
+    raw_put(f, "project_credits", "org-1\0p\0x", 9, NULL, 0);
+    raw_put(f, "project_credits", "org-1\0", 6, orgval, 1);
+    assert_int_equal(get_org(f, "org-1", &got), ENG_ESTORE);
+    assert_corrupt_err(f->err, "project_credits", "\"org-1\\x00\"", "a project credit without a project id");
+    raw_put(f, "project_credits", "org-1\0", 6, NULL, 0);
+    raw_put(f, "org_partition", ipk, 7, orgval, 1);
+    begin(f);
+    assert_int_equal(on_partition(f, 3, &v), ENG_ESTORE);
+    assert_corrupt_err(f->err, "org_partition", "partition 3 org \"a\\x00b\"", "org id contains a NUL byte");
+    store_abort(f->s);
+    raw_put(f, "org_partition", ipk, 7, NULL, 0);
+    corrupt(f, "org_partition", "\0\0\0\3org-1", 9, M_VERSION, 0, 0);
+    begin(f);
+    assert_int_equal(on_partition(f, 3, &v), ENG_ESTORE);
+    assert_corrupt_err(f->err, "org_partition", "partition 3 org \"org-1\"", "unknown format version");
+    store_abort(f->s);
+    /* org_put reads the old orgs record to move the index */
+    corrupt(f, "orgs", "org-1", 0, M_TRUNC, 0, 0);
+    o.dirty = ENG_DIRTY_META;
+    begin(f);
+    assert_int_equal(f->ops.org_put(f->ops.ctx, &o, f->err, sizeof(f->err)), ENG_ESTORE);
+    assert_corrupt_err(f->err, "orgs", "\"org-1\"", "truncated");
+    store_abort(f->s);
+    eng_org_free(&o);
+    eng_org_free(&got);
+}
+
+/* Through the engine: a corrupt record fails the event with ENG_ESTORE. */
+static void test_corrupt_engine(void **state) {
+    struct fx *f = *state;
+    struct eng_org o;
+    struct engine *e;
+    struct engine_config ec = { .close_after_s = 0, .currency = CUR };
+    struct engine_result res;
+    const char *ev = "{\"specversion\":\"1.0\",\"id\":\"u1\",\"source\":\"s\",\"type\":\"usage\","
+                     "\"time\":\"2026-03-01T10:00:00Z\",\"data\":{\"org\":\"org-1\",\"project\":\"p\","
+                     "\"resource\":\"r\",\"offering\":\"o\",\"component\":\"c\",\"amount\":\"1\"}}";
+    struct engine_msg m = { ev, strlen(ev), NULL, 3, 1 };
+    make_org(&o, "org-1", 3, 1);
+    put_org(f, &o);
+    eng_org_free(&o);
+    corrupt(f, "org_credits", "org-1", 0, M_BYTE, 10, 200);
+    assert_int_equal(engine_new(&e, &ec, f->err, sizeof(f->err)), 0);
+    begin(f);
+    assert_int_equal(engine_apply(e, &f->ops, &m, &res, f->err, sizeof(f->err)), ENG_ESTORE);
+    assert_corrupt_err(f->err, "org_credits", "\"org-1\"", "terms: grace coefficient 200 (0..100)");
+    store_abort(f->s);
+    engine_free(e);
+}
+
+/* A read-only tool with a corrupt hook reports each corrupt record and goes on. */
+struct bad { int n; char first[512]; };
+static void bad_cb(void *arg, const char *msg) {
+    struct bad *b = arg;
+    if (b->n++ == 0) snprintf(b->first, sizeof(b->first), "%s", msg);
+}
+
+static void test_corrupt_views_go_on(void **state) {
+    struct fx *f = *state;
+    struct store_counters d = { 1, 2, 3 };
+    uint8_t k1[8];
+    struct store *ro;
+    be64_key(k1, 1);
+    for (int i = 0; i < 3; i++) put_simple(f, (const char *[]){ "a", "b", "c" }[i], 0);
+    outbox_two(f);
+    begin(f);
+    assert_int_equal(store_counters_add(f->s, &d, f->err, sizeof(f->err)), STORE_OK);
+    commit(f);
+    corrupt(f, "orgs", "b", 0, M_TRAIL, 0, 0);
+    corrupt(f, "outbox", (const char *)k1, 8, M_BYTE, 1, 9);
+    corrupt(f, "meta", "counters", 0, M_VERSION, 0, 0);
+    assert_int_equal(open_store(f, 0, 0, NULL, 1, &ro), STORE_OK);
+    /* without the hook the views stop */
+    struct scanned sc = { .stop = -1 };
+    assert_int_equal(store_scan_orgs(ro, scan_cb, &sc, f->err, sizeof(f->err)), STORE_ECORRUPT);
+    assert_int_equal(sc.n, 1);
+    struct bad b = { 0 };
+    store_set_corrupt_hook(ro, bad_cb, &b);
+    struct scanned sc2 = { .stop = -1 };
+    assert_int_equal(store_scan_orgs(ro, scan_cb, &sc2, f->err, sizeof(f->err)), STORE_OK);
+    assert_int_equal(sc2.n, 2);
+    assert_string_equal(sc2.ids[0], "a");
+    assert_string_equal(sc2.ids[1], "c");
+    assert_int_equal(b.n, 1);
+    assert_corrupt_err(b.first, "orgs", "\"b\"", "1 trailing bytes");
+    struct seen sn = { .stop = 0 };
+    b.n = 0;
+    assert_int_equal(store_outbox_scan(ro, 0, seen_cb, &sn, f->err, sizeof(f->err)), STORE_OK);
+    assert_int_equal(sn.n, 1);
+    assert_int_equal(sn.seq[0], 2);
+    assert_int_equal(b.n, 1);
+    assert_corrupt_err(b.first, "outbox", "seq 1", "output kind 9");
+    struct store_stats st;
+    b.n = 0;
+    assert_int_equal(store_stats(ro, &st, f->err, sizeof(f->err)), STORE_OK);
+    assert_int_equal(b.n, 1);
+    assert_corrupt_err(b.first, "meta", "\"counters\"", "record format version 7");
+    assert_int_equal(st.counters.applied, 0);
+    assert_string_equal(st.currency, CUR);
+    assert_int_equal(st.db[1].entries, 3);
+    struct eng_org o;
+    eng_org_init(&o);
+    assert_int_equal(store_get_org(ro, "b", &o, f->err, sizeof(f->err)), STORE_ECORRUPT);
+    assert_int_equal(store_get_org(ro, "c", &o, f->err, sizeof(f->err)), STORE_OK);
+    eng_org_free(&o);
+    store_close(ro);
+}
+
+/* ---- one writer per store ---------------------------------------------------- */
+
+static void assert_locked_msg(const struct fx *f, long pid) {
+    char want[512];
+    snprintf(want, sizeof(want), "store %s is already open for writing (pid %ld holds %s/writer.lock)",
+             f->path, pid, f->path);
+    if (!strstr(f->err, want)) fail_msg("error '%s' should say '%s'", f->err, want);
+}
+
+/* flock locks belong to the open file description: a second writing open in
+ * the same process is refused as one from another process would be. */
+static void test_writer_lock(void **state) {
+    struct fx *f = *state;
+    struct store *s2 = NULL, *ro = NULL;
+    put_simple(f, "a", 0);
+    assert_int_equal(open_store(f, 0, 0, CUR, 0, &s2), STORE_ELOCKED);
+    assert_null(s2);
+    assert_locked_msg(f, (long)getpid());
+    /* readers take no lock, and see the writer's data */
+    struct eng_org o;
+    eng_org_init(&o);
+    assert_int_equal(open_store(f, 0, 0, NULL, 1, &ro), STORE_OK);
+    assert_int_equal(store_get_org(ro, "a", &o, f->err, sizeof(f->err)), STORE_OK);
+    store_close(ro);
+    /* the writer still works after the refusal (the refused open touched nothing) */
+    put_simple(f, "b", 0);
+    /* closing releases the lock */
+    store_close(f->s);
+    f->s = NULL;
+    assert_int_equal(open_store(f, 0, 0, CUR, 0, &s2), STORE_OK);
+    assert_int_equal(store_get_org(s2, "b", &o, f->err, sizeof(f->err)), STORE_OK);
+    f->s = s2;
+    store_engine_ops(f->s, &f->ops);
+    eng_org_free(&o);
+}
+
+/* A writer in another process: refused with its pid; its death (no
+ * store_close) releases the lock. */
+static void test_writer_lock_process(void **state) {
+    struct fx *f = *state;
+    int ready[2], hold[2];
+    char c = 0;
+    store_close(f->s);
+    f->s = NULL;
+    assert_int_equal(pipe(ready), 0);
+    assert_int_equal(pipe(hold), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        struct store *s;
+        close(ready[0]);
+        close(hold[1]);
+        alarm(20);
+        if (open_store(f, 0, 0, CUR, 0, &s) != STORE_OK) _exit(10);
+        if (write(ready[1], "r", 1) != 1) _exit(11);
+        (void)!read(hold[0], &c, 1);  /* until the parent has looked (or died) */
+        _exit(0);                     /* no store_close: the kernel drops the lock */
+    }
+    close(ready[1]);
+    close(hold[0]);
+    assert_int_equal(read(ready[0], &c, 1), 1);
+    assert_int_equal(open_store(f, 0, 0, CUR, 0, &f->s), STORE_ELOCKED);
+    assert_locked_msg(f, (long)pid);
+    struct store *ro;
+    assert_int_equal(open_store(f, 0, 0, NULL, 1, &ro), STORE_OK);
+    store_close(ro);
+    close(hold[1]);
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    close(ready[0]);
+    reopen(f, 0);
+    put_simple(f, "after", 1);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_roundtrip, setup, teardown),
@@ -1019,6 +1530,15 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_readonly_missing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_readonly_concurrent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scan_orgs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_corrupt_org_records, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_corrupt_clock_dedupe, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_corrupt_outbox, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_corrupt_meta_offsets, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_corrupt_keys, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_corrupt_engine, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_corrupt_views_go_on, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_writer_lock, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_writer_lock_process, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

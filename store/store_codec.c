@@ -1,0 +1,384 @@
+/* store_codec.c -- the byte layout of every record the store writes.
+ *
+ * Every value starts with STORE_FORMAT_VERSION, then fixed little-endian
+ * fields (i32/i64/u64), strings as u8/u16 length + bytes.
+ *
+ * Encoders assert what they are given (the engine's state: a violation is a
+ * programmer error).  Decoders read bytes from the disk and assert nothing:
+ * they check the same rules (version, length, ranges, ids) and return -1
+ * with `why` (why[whylen]) saying what is wrong; the caller names the
+ * database and key (st_corrupt).  To change a record's layout, change its
+ * encoder and decoder pair here (and STORE_FORMAT_VERSION).
+ */
+#undef NDEBUG /* the data checks below must stay on in release builds */
+#include "store/store_int.h"
+
+#include <assert.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+/* ---- primitives ---------------------------------------------------------- */
+
+struct wbuf { uint8_t *p; size_t n, cap; };
+struct rbuf { const uint8_t *p; size_t n, pos; int bad; char *why; size_t whylen; };
+
+static void w_bytes(struct wbuf *b, const void *v, size_t n) {
+    assert(b->n + n <= b->cap);
+    if (n) memcpy(b->p + b->n, v, n);
+    b->n += n;
+}
+static void w_uint(struct wbuf *b, uint64_t v, int bytes) {
+    assert(b->n + (size_t)bytes <= b->cap);
+    for (int i = 0; i < bytes; i++) b->p[b->n++] = (uint8_t)(v >> (8 * i));
+}
+static void w_u8(struct wbuf *b, unsigned v)  { assert(v <= 0xFF); w_uint(b, v, 1); }
+static void w_u16(struct wbuf *b, unsigned v) { assert(v <= 0xFFFF); w_uint(b, v, 2); }
+static void w_i32(struct wbuf *b, int32_t v)  { w_uint(b, (uint32_t)v, 4); }
+static void w_i64(struct wbuf *b, int64_t v)  { w_uint(b, (uint64_t)v, 8); }
+static void w_u64(struct wbuf *b, uint64_t v) { w_uint(b, v, 8); }
+static void w_begin(struct wbuf *b, void *buf, size_t cap) {
+    b->p = buf; b->n = 0; b->cap = cap;
+    w_u8(b, STORE_FORMAT_VERSION);
+}
+
+/* Reading is checked, never asserted: the bytes come from the disk.  The
+ * first problem found is kept in why (later reads return zeros and change
+ * nothing), and r_end() reports it. */
+static void r_fail(struct rbuf *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void r_fail(struct rbuf *r, const char *fmt, ...) {
+    va_list ap;
+    if (r->bad) return;
+    r->bad = 1;
+    va_start(ap, fmt);
+    vsnprintf(r->why, r->whylen, fmt, ap);
+    va_end(ap);
+}
+static int r_has(struct rbuf *r, size_t n) {
+    if (r->bad) return 0;
+    if (n <= r->n - r->pos) return 1;
+    r_fail(r, "truncated: %zu-byte value, %zu more bytes needed at byte %zu", r->n, n, r->pos);
+    return 0;
+}
+static uint64_t r_uint(struct rbuf *r, int bytes) {
+    uint64_t v = 0;
+    if (!r_has(r, (size_t)bytes)) return 0;
+    for (int i = 0; i < bytes; i++) v |= (uint64_t)r->p[r->pos++] << (8 * i);
+    return v;
+}
+static unsigned r_u8(struct rbuf *r)  { return (unsigned)r_uint(r, 1); }
+static unsigned r_u16(struct rbuf *r) { return (unsigned)r_uint(r, 2); }
+static int32_t r_i32(struct rbuf *r)  { return (int32_t)(uint32_t)r_uint(r, 4); }
+static int64_t r_i64(struct rbuf *r)  { return (int64_t)r_uint(r, 8); }
+static uint64_t r_u64(struct rbuf *r) { return r_uint(r, 8); }
+/* n bytes in place; NULL (and r->bad) when the value is shorter. */
+static const uint8_t *r_bytes(struct rbuf *r, size_t n) {
+    if (!r_has(r, n)) return NULL;
+    r->pos += n;
+    return r->p + r->pos - n;
+}
+/* An id of n bytes (1..ENG_ID_MAX, no NUL) into out[ENG_ID_MAX + 1]. */
+static void r_id(struct rbuf *r, size_t n, char *out, const char *what, int i) {
+    if (n == 0 || n > ENG_ID_MAX) {
+        r_fail(r, "%s %d: id of %zu bytes (1..%d)", what, i, n, ENG_ID_MAX);
+        return;
+    }
+    const uint8_t *p = r_bytes(r, n);
+    if (!p) return;
+    if (memchr(p, 0, n)) r_fail(r, "%s %d: id contains a NUL byte", what, i);
+    memcpy(out, p, n);
+    out[n] = 0;
+}
+static void r_begin(struct rbuf *r, const MDB_val *v, char *why, size_t whylen) {
+    r->p = v->mv_data; r->n = v->mv_size; r->pos = 0;
+    r->bad = 0; r->why = why; r->whylen = whylen;
+    if (r->n == 0) { r_fail(r, "empty value (no format version byte)"); return; }
+    unsigned ver = r_u8(r);
+    if (ver != STORE_FORMAT_VERSION)
+        r_fail(r, "record format version %u, this build reads version %d", ver, STORE_FORMAT_VERSION);
+}
+/* 0, or -1 with why set: the first problem, else bytes left over. */
+static int r_end(struct rbuf *r) {
+    if (!r->bad && r->pos != r->n)
+        r_fail(r, "%zu trailing bytes after a %zu-byte record", r->n - r->pos, r->pos);
+    return r->bad ? -1 : 0;
+}
+
+/* ---- single values ------------------------------------------------------- */
+
+size_t st_enc_bytes(uint8_t *buf, size_t cap, const void *p, size_t n) {
+    struct wbuf b;
+    w_begin(&b, buf, cap);
+    w_bytes(&b, p, n);
+    return b.n;
+}
+/* Text values (currency, user meta): no NUL inside. */
+int st_dec_text(const MDB_val *v, const char **p, size_t *n, char *why, size_t whylen) {
+    struct rbuf r;
+    r_begin(&r, v, why, whylen);
+    *n = r.bad ? 0 : v->mv_size - 1;
+    *p = (const char *)r_bytes(&r, *n);
+    if (*p && memchr(*p, 0, *n)) r_fail(&r, "text contains a NUL byte");
+    return r_end(&r);
+}
+
+size_t st_enc_i64(uint8_t *buf, size_t cap, int64_t x) {
+    struct wbuf b;
+    w_begin(&b, buf, cap);
+    w_i64(&b, x);
+    return b.n;
+}
+int st_dec_i64(const MDB_val *v, int64_t *x, int64_t min, char *why, size_t whylen) {
+    struct rbuf r;
+    r_begin(&r, v, why, whylen);
+    *x = r_i64(&r);
+    if (*x < min) r_fail(&r, "value %lld < %lld", (long long)*x, (long long)min);
+    return r_end(&r);
+}
+
+size_t st_enc_u64(uint8_t *buf, size_t cap, uint64_t x) {
+    struct wbuf b;
+    w_begin(&b, buf, cap);
+    w_u64(&b, x);
+    return b.n;
+}
+int st_dec_u64(const MDB_val *v, uint64_t *x, char *why, size_t whylen) {
+    struct rbuf r;
+    r_begin(&r, v, why, whylen);
+    *x = r_u64(&r);
+    return r_end(&r);
+}
+
+/* counters: applied, duplicates, rejected */
+size_t st_enc_counters(uint8_t *buf, size_t cap, const struct store_counters *c) {
+    struct wbuf b;
+    w_begin(&b, buf, cap);
+    w_u64(&b, c->applied);
+    w_u64(&b, c->duplicates);
+    w_u64(&b, c->rejected);
+    return b.n;
+}
+int st_dec_counters(const MDB_val *v, struct store_counters *c, char *why, size_t whylen) {
+    struct rbuf r;
+    r_begin(&r, v, why, whylen);
+    c->applied = r_u64(&r);
+    c->duplicates = r_u64(&r);
+    c->rejected = r_u64(&r);
+    return r_end(&r);
+}
+
+/* ---- org state ----------------------------------------------------------- */
+
+/* terms: logic, grace, flags (apply_min, reserve, use_org_credit, mark_unused), end month, expected */
+static void w_terms(struct wbuf *b, const struct eng_terms *t) {
+    assert(t->logic <= ENG_LINEAR && t->grace <= 100);
+    assert(t->apply_min <= 1 && t->reserve <= 1 && t->use_org_credit <= 1 && t->mark_unused <= 1);
+    w_u8(b, t->logic);
+    w_u8(b, t->grace);
+    w_u8(b, (unsigned)(t->apply_min | t->reserve << 1 | t->use_org_credit << 2 | t->mark_unused << 3));
+    w_i32(b, t->end_month);
+    w_i64(b, t->expected);
+}
+static void r_terms(struct rbuf *r, struct eng_terms *t) {
+    memset(t, 0, sizeof(*t));
+    unsigned logic = r_u8(r), grace = r_u8(r), f = r_u8(r);
+    if (logic > ENG_LINEAR) r_fail(r, "terms: consumption logic %u (0..%d)", logic, ENG_LINEAR);
+    if (grace > 100) r_fail(r, "terms: grace coefficient %u (0..100)", grace);
+    if (f > 0xF) r_fail(r, "terms: flags 0x%02x (bits 0x0f only)", f);
+    t->logic = (uint8_t)logic;
+    t->grace = (uint8_t)grace;
+    t->apply_min = f & 1;
+    t->reserve = (f >> 1) & 1;
+    t->use_org_credit = (f >> 2) & 1;
+    t->mark_unused = (f >> 3) & 1;
+    t->end_month = r_i32(r);
+    t->expected = r_i64(r);
+}
+
+/* months record: n, n * (month, consumed) */
+size_t st_enc_acct(uint8_t *buf, size_t cap, const struct eng_acct *a, int n) {
+    struct wbuf b;
+    assert(n > 0 && n <= ENG_MAX_MONTHS);
+    w_begin(&b, buf, cap);
+    w_u8(&b, (unsigned)n);
+    for (int i = 0; i < n; i++) {
+        assert(a[i].month != ENG_NO_MONTH);
+        w_i32(&b, a[i].month);
+        w_i64(&b, a[i].consumed);
+    }
+    return b.n;
+}
+int st_dec_acct(const MDB_val *v, struct eng_acct *a, int *n, char *why, size_t whylen) {
+    struct rbuf r;
+    r_begin(&r, v, why, whylen);
+    unsigned cnt = r_u8(&r);
+    if (!r.bad && (cnt == 0 || cnt > ENG_MAX_MONTHS))
+        r_fail(&r, "months: %u entries (1..%d)", cnt, ENG_MAX_MONTHS);
+    for (unsigned i = 0; !r.bad && i < cnt; i++) {
+        a[i].month = r_i32(&r);
+        a[i].consumed = r_i64(&r);
+        if (!r.bad && a[i].month == ENG_NO_MONTH) r_fail(&r, "months: entry %u has no month", i);
+    }
+    *n = r.bad ? 0 : (int)cnt;
+    return r_end(&r);
+}
+
+/* orgs record: partition, watermark, open month */
+size_t st_enc_org_meta(uint8_t *buf, size_t cap, const struct eng_org *o) {
+    struct wbuf b;
+    assert(o->partition >= 0);
+    w_begin(&b, buf, cap);
+    w_i32(&b, o->partition);
+    w_i64(&b, o->watermark);
+    w_i32(&b, o->open_month);
+    return b.n;
+}
+int st_dec_org_meta(const MDB_val *v, int32_t *partition, int64_t *watermark, int32_t *open_month,
+                    char *why, size_t whylen) {
+    struct rbuf r;
+    r_begin(&r, v, why, whylen);
+    *partition = r_i32(&r);
+    *watermark = r_i64(&r);
+    *open_month = r_i32(&r);
+    if (*partition < 0) r_fail(&r, "partition %d < 0", (int)*partition);
+    return r_end(&r);
+}
+
+/* sequences record: last overage seq, last ledger seq */
+size_t st_enc_seq(uint8_t *buf, size_t cap, const uint64_t seq[2]) {
+    struct wbuf b;
+    w_begin(&b, buf, cap);
+    w_u64(&b, seq[0]);
+    w_u64(&b, seq[1]);
+    return b.n;
+}
+int st_dec_seq(const MDB_val *v, uint64_t seq[2], char *why, size_t whylen) {
+    struct rbuf r;
+    r_begin(&r, v, why, whylen);
+    seq[0] = r_u64(&r);
+    seq[1] = r_u64(&r);
+    return r_end(&r);
+}
+
+/* org_credits record: V, terms, n offerings, n * (length, id) */
+size_t st_enc_org_credit(uint8_t *buf, size_t cap, const struct eng_org *o) {
+    struct wbuf b;
+    assert(o->has_credit == 1 && o->value >= 0);
+    assert(o->noff >= 0 && o->noff <= ENG_MAX_OFFERINGS);
+    w_begin(&b, buf, cap);
+    w_i64(&b, o->value);
+    w_terms(&b, &o->terms);
+    w_u8(&b, (unsigned)o->noff);
+    for (int i = 0; i < o->noff; i++) {
+        size_t n = strnlen(o->off[i], ENG_ID_MAX + 1);
+        assert(n > 0 && n <= ENG_ID_MAX);
+        w_u8(&b, (unsigned)n);
+        w_bytes(&b, o->off[i], n);
+    }
+    return b.n;
+}
+int st_dec_org_credit(const MDB_val *v, struct eng_org *o, char *why, size_t whylen) {
+    struct rbuf r;
+    r_begin(&r, v, why, whylen);
+    o->has_credit = 1;
+    o->value = r_i64(&r);
+    if (o->value < 0) r_fail(&r, "value %lld < 0", (long long)o->value);
+    r_terms(&r, &o->terms);
+    unsigned noff = r_u8(&r);
+    if (noff > ENG_MAX_OFFERINGS) r_fail(&r, "%u offerings (at most %d)", noff, ENG_MAX_OFFERINGS);
+    for (unsigned i = 0; !r.bad && i < noff; i++) r_id(&r, r_u8(&r), o->off[i], "offering", (int)i);
+    o->noff = r.bad ? 0 : (int)noff;
+    return r_end(&r);
+}
+
+/* project_credits record: P, terms */
+size_t st_enc_proj_credit(uint8_t *buf, size_t cap, const struct eng_project *p) {
+    struct wbuf b;
+    assert(p->value >= 0);
+    w_begin(&b, buf, cap);
+    w_i64(&b, p->value);
+    w_terms(&b, &p->terms);
+    return b.n;
+}
+int st_dec_proj_credit(const MDB_val *v, struct eng_project *p, char *why, size_t whylen) {
+    struct rbuf r;
+    r_begin(&r, v, why, whylen);
+    p->has_credit = 1;
+    p->value = r_i64(&r);
+    if (p->value < 0) r_fail(&r, "value %lld < 0", (long long)p->value);
+    r_terms(&r, &p->terms);
+    return r_end(&r);
+}
+
+/* ---- dedupe -------------------------------------------------------------- */
+
+/* dedupe record: hash, rejected, reason, full key length (0 = key is raw), full key */
+size_t st_enc_dedupe(uint8_t *buf, size_t cap, const struct eng_dedupe *rec, const uint8_t *full,
+                     size_t flen) {
+    struct wbuf b;
+    assert(rec->rejected <= 1);
+    assert(!full || (flen > STORE_DKEY_RAW_MAX && flen <= ENG_DKEY_MAX));
+    w_begin(&b, buf, cap);
+    w_u64(&b, rec->hash);
+    w_u8(&b, rec->rejected);
+    w_u8(&b, rec->reason);
+    w_u16(&b, full ? (unsigned)flen : 0);
+    if (full) w_bytes(&b, full, flen);
+    return b.n;
+}
+int st_dec_dedupe(const MDB_val *v, struct eng_dedupe *d, const uint8_t **full, size_t *flen,
+                  char *why, size_t whylen) {
+    struct rbuf r;
+    r_begin(&r, v, why, whylen);
+    d->hash = r_u64(&r);
+    unsigned rej = r_u8(&r);
+    d->reason = (uint8_t)r_u8(&r);
+    *flen = r_u16(&r);
+    if (rej > 1) r_fail(&r, "rejected flag %u (0..1)", rej);
+    if (*flen != 0 && (*flen <= STORE_DKEY_RAW_MAX || *flen > ENG_DKEY_MAX))
+        r_fail(&r, "full key of %zu bytes (0 or %d..%d)", *flen, STORE_DKEY_RAW_MAX + 1, ENG_DKEY_MAX);
+    d->rejected = (uint8_t)rej;
+    *full = r.bad ? NULL : r_bytes(&r, *flen);
+    return r_end(&r);
+}
+
+/* ---- outbox -------------------------------------------------------------- */
+
+/* outbox record: kind, key length (OUT_NOKEY = none), key \0, json length (u32), json \0 */
+size_t st_outbox_len(const char *key, size_t len) {
+    return 1 + 1 + 2 + (key ? strlen(key) + 1 : 0) + 4 + len + 1;
+}
+void st_enc_outbox(uint8_t *buf, size_t vlen, enum eng_out_kind kind, const char *key,
+                   const char *json, size_t len) {
+    struct wbuf b;
+    size_t klen = key ? strlen(key) : 0;
+    assert((unsigned)kind <= ENG_OUT_REJECTED && klen < OUT_NOKEY && len <= UINT32_MAX);
+    w_begin(&b, buf, vlen);
+    w_u8(&b, (unsigned)kind);
+    w_u16(&b, key ? (unsigned)klen : OUT_NOKEY);
+    if (key) { w_bytes(&b, key, klen); w_u8(&b, 0); }
+    w_uint(&b, len, 4);
+    w_bytes(&b, json, len);
+    w_u8(&b, 0);
+    assert(b.n == vlen);
+}
+/* A string of n bytes followed by a NUL, none inside. */
+static const char *r_cstr(struct rbuf *r, size_t n, const char *what) {
+    const char *p = (const char *)r_bytes(r, n + 1);
+    if (!p) return NULL;
+    if (p[n] != 0) r_fail(r, "%s is not NUL-terminated", what);
+    else if (memchr(p, 0, n)) r_fail(r, "%s contains a NUL byte", what);
+    return p;
+}
+int st_dec_outbox(const MDB_val *v, enum eng_out_kind *kind, const char **key, const char **json,
+                  size_t *len, char *why, size_t whylen) {
+    struct rbuf r;
+    r_begin(&r, v, why, whylen);
+    unsigned kd = r_u8(&r), kl = r_u16(&r);
+    if (kd > ENG_OUT_REJECTED) r_fail(&r, "output kind %u (0..%d)", kd, ENG_OUT_REJECTED);
+    *kind = (enum eng_out_kind)kd;
+    *key = kl != OUT_NOKEY ? r_cstr(&r, kl, "key") : NULL;
+    *len = (size_t)r_uint(&r, 4);
+    *json = r_cstr(&r, *len, "json");
+    return r_end(&r);
+}

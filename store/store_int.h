@@ -1,0 +1,187 @@
+/* store_int.h -- what the files of store/ share.  Not an interface: only
+ * the .c files of store/ include it (the interface is store.h).
+ *
+ *   store.c          LMDB env, open/close, batch transactions, meta records
+ *                    (format, config, counters, user strings), stats, dump,
+ *                    the engine-ops binding
+ *   store_codec.c    record layouts: the encoder and decoder of every value
+ *   store_org.c      org state (orgs, sequences, credits, months), the
+ *                    org_partition index, partition clocks, org views
+ *   store_dedupe.c   idempotency keys
+ *   store_outbox.c   the outbox
+ *   store_offsets.c  input offsets
+ *
+ * Internal names start with st_ (the interface's with store_).
+ */
+#ifndef CREDITD_STORE_INT_H
+#define CREDITD_STORE_INT_H
+
+#include <limits.h>
+#include <lmdb.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/store.h"
+
+enum {
+    DB_META, DB_ORGS, DB_SEQ, DB_ORGCRED, DB_PROJCRED, DB_MONTHS,
+    DB_ORGPART, DB_PARTS, DB_DEDUPE, DB_OUTBOX, DB_OFFSETS, DB_COUNT
+};
+extern const char *const st_db_names[DB_COUNT];
+
+#define PKEY_MAX   (ENG_ID_MAX + 1 + ENG_ID_MAX)   /* org \0 project */
+#define NAME_MAX_B 200                              /* meta names, topics */
+#define TERMS_LEN  (3 + 4 + 8)
+#define ACCT_LEN   (1 + ENG_MAX_MONTHS * 12)
+#define OCRED_MAX  (1 + 8 + TERMS_LEN + 1 + ENG_MAX_OFFERINGS * (1 + ENG_ID_MAX))
+#define DEDUPE_MAX (1 + 8 + 2 + 2 + ENG_DKEY_MAX)
+#define OUT_NOKEY  0xFFFFu
+
+/* meta keys; user names from store_meta_* live under "user:" */
+#define MK_FORMAT   "format"
+#define MK_CLOSE    "close_after"
+#define MK_CURRENCY "currency"
+#define MK_COUNTERS "counters"
+#define MK_OUTSEQ   "outbox_seq"
+#define MK_USER     "user:"
+
+struct store {
+    MDB_env *env;
+    MDB_dbi dbi[DB_COUNT];
+    MDB_txn *txn;          /* the batch's write txn, NULL outside one */
+    int readonly;
+    int lock_fd;           /* DIR/writer.lock, flock'd while a writer holds the handle; -1 */
+    int map_full;          /* the current/last txn hit MDB_MAP_FULL */
+    int grow_pending;      /* map must be grown before the next txn */
+    int out_valid;         /* out_last is loaded for the current txn */
+    uint64_t out_last;     /* last outbox seq used (cache; reset on commit/abort) */
+    store_emit_fn emit_fn; /* when set, outputs go here instead of the outbox */
+    void *emit_arg;
+    store_corrupt_fn corrupt_fn; /* readonly views: report corrupt records and go on */
+    void *corrupt_arg;
+    char path[PATH_MAX];
+};
+
+/* ---- errors (store.c) ---------------------------------------------------- */
+
+/* Format into err; returns STORE_ERR. */
+int st_fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* An LMDB call failed: note map-full, name what failed; returns STORE_ERR. */
+int st_lmdb_fail(struct store *s, int rc, const char *what, const char *db, char *err, size_t errlen);
+/* Public store_* calls report a full map as STORE_EMAPFULL. */
+int st_pub_rc(const struct store *s, int rc);
+/* A record (or key) of db failed its checks: "corrupt store PATH: db NAME
+ * key KEY: why", KEY printable (st_key_text); returns STORE_ECORRUPT. */
+int st_corrupt(const struct store *s, int db, const void *k, size_t kl, const char *why,
+               char *err, size_t errlen);
+/* A read-only view met a corrupt record (rc == STORE_ECORRUPT, err says
+ * which): 1 when the store's corrupt hook took the report and the view may
+ * skip the record, else 0 (the view stops with rc). */
+int st_corrupt_skip(struct store *s, int rc, const char *err);
+
+/* ---- LMDB helpers (store.c) ---------------------------------------------- */
+
+/* STORE_NOTFOUND when missing; *v valid until the txn ends or writes. */
+int st_db_get(struct store *s, MDB_txn *t, int db, const void *k, size_t kl, MDB_val *v,
+              char *err, size_t errlen);
+/* In the batch's write txn. */
+int st_db_put(struct store *s, int db, const void *k, size_t kl, const void *v, size_t vl,
+              char *err, size_t errlen);
+/* Deleting a missing key is not an error. */
+int st_db_del(struct store *s, int db, const void *k, size_t kl, char *err, size_t errlen);
+int st_cursor_open(struct store *s, MDB_txn *t, int db, MDB_cursor **c, char *err, size_t errlen);
+/* A txn for reading: the batch's write txn if one is active, else a new
+ * read txn (*own = 1; end it with st_rtxn_end). */
+int st_rtxn_begin(struct store *s, MDB_txn **t, int *own, char *err, size_t errlen);
+void st_rtxn_end(MDB_txn *t, int own);
+
+/* ---- big-endian keys ----------------------------------------------------- */
+
+static inline void st_be32(uint8_t *p, uint32_t v) {
+    p[0] = (uint8_t)(v >> 24); p[1] = (uint8_t)(v >> 16); p[2] = (uint8_t)(v >> 8); p[3] = (uint8_t)v;
+}
+static inline void st_be64(uint8_t *p, uint64_t v) {
+    for (int i = 7; i >= 0; i--) { p[i] = (uint8_t)v; v >>= 8; }
+}
+static inline uint64_t st_get_be64(const uint8_t *p) {
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++) v = (v << 8) | p[i];
+    return v;
+}
+
+/* ---- record codecs (store_codec.c) --------------------------------------- */
+/* Every value starts with STORE_FORMAT_VERSION, then fixed little-endian
+ * fields.  Encoders write into buf (cap bytes) and return the length; they
+ * assert their input (the engine's state).  Decoders check the bytes read
+ * from LMDB and return 0, or -1 with why[whylen] saying what is wrong (the
+ * caller names db and key: st_corrupt). */
+
+#define ST_WHY_MAX 160
+
+/* A value of only the version byte and n raw bytes (format, currency, user meta). */
+size_t st_enc_bytes(uint8_t *buf, size_t cap, const void *p, size_t n);
+/* The bytes after the version byte, as text: *p (not NUL-terminated), *n; no NUL inside. */
+int st_dec_text(const MDB_val *v, const char **p, size_t *n, char *why, size_t whylen);
+/* One i64 (close_after, partition clock, offset; decoded: >= min) / one u64 (outbox_seq). */
+size_t st_enc_i64(uint8_t *buf, size_t cap, int64_t x);
+int st_dec_i64(const MDB_val *v, int64_t *x, int64_t min, char *why, size_t whylen);
+size_t st_enc_u64(uint8_t *buf, size_t cap, uint64_t x);
+int st_dec_u64(const MDB_val *v, uint64_t *x, char *why, size_t whylen);
+size_t st_enc_counters(uint8_t *buf, size_t cap, const struct store_counters *c);
+int st_dec_counters(const MDB_val *v, struct store_counters *c, char *why, size_t whylen);
+
+size_t st_enc_org_meta(uint8_t *buf, size_t cap, const struct eng_org *o);
+int st_dec_org_meta(const MDB_val *v, int32_t *partition, int64_t *watermark, int32_t *open_month,
+                    char *why, size_t whylen);
+size_t st_enc_seq(uint8_t *buf, size_t cap, const uint64_t seq[2]);
+int st_dec_seq(const MDB_val *v, uint64_t seq[2], char *why, size_t whylen);
+/* Sets has_credit, value, terms, noff, off. */
+size_t st_enc_org_credit(uint8_t *buf, size_t cap, const struct eng_org *o);
+int st_dec_org_credit(const MDB_val *v, struct eng_org *o, char *why, size_t whylen);
+/* Sets has_credit, value, terms. */
+size_t st_enc_proj_credit(uint8_t *buf, size_t cap, const struct eng_project *p);
+int st_dec_proj_credit(const MDB_val *v, struct eng_project *p, char *why, size_t whylen);
+/* months: 1..ENG_MAX_MONTHS entries (*n = 0 on error). */
+size_t st_enc_acct(uint8_t *buf, size_t cap, const struct eng_acct *a, int n);
+int st_dec_acct(const MDB_val *v, struct eng_acct *a, int *n, char *why, size_t whylen);
+
+/* dedupe: full = the whole idempotency key when it is longer than the LMDB
+ * key, else NULL (decoded: flen 0). */
+size_t st_enc_dedupe(uint8_t *buf, size_t cap, const struct eng_dedupe *rec, const uint8_t *full,
+                     size_t flen);
+int st_dec_dedupe(const MDB_val *v, struct eng_dedupe *d, const uint8_t **full, size_t *flen,
+                  char *why, size_t whylen);
+
+/* outbox: the value's length, and the value written into buf (of that
+ * length).  Decoded key (NULL = none) and json point into v, NUL-terminated. */
+size_t st_outbox_len(const char *key, size_t len);
+void st_enc_outbox(uint8_t *buf, size_t vlen, enum eng_out_kind kind, const char *key,
+                   const char *json, size_t len);
+int st_dec_outbox(const MDB_val *v, enum eng_out_kind *kind, const char **key, const char **json,
+                  size_t *len, char *why, size_t whylen);
+
+/* ---- org state (store_org.c) --------------------------------------------- */
+
+/* Load org id (whole) in txn t.  STORE_NOTFOUND if there is no orgs record. */
+int st_load_org(struct store *s, MDB_txn *t, const char *id, struct eng_org *o, char *err, size_t errlen);
+
+/* ---- the engine's calls (state.h), in the batch's write txn ---------------
+ * They return STORE_* codes; store_engine_ops (store.c) maps them to the
+ * engine's ENG_* codes. */
+
+int st_org_get(struct store *s, const char *id, struct eng_org *out, char *err, size_t errlen);
+int st_org_put(struct store *s, const struct eng_org *o, char *err, size_t errlen);
+/* cb's first non-zero result (an engine code) stops the walk and is left in
+ * *cbrc (0 when every call returned 0); the return value is the store's own. */
+int st_orgs_on_partition(struct store *s, int32_t partition, int (*cb)(void *arg, const char *org),
+                         void *arg, int *cbrc, char *err, size_t errlen);
+int st_clock_get(struct store *s, int32_t partition, int64_t *ns, char *err, size_t errlen);
+int st_clock_put(struct store *s, int32_t partition, int64_t ns, char *err, size_t errlen);
+int st_dedupe_get(struct store *s, const uint8_t *key, size_t klen, struct eng_dedupe *out,
+                  char *err, size_t errlen);
+int st_dedupe_put(struct store *s, const uint8_t *key, size_t klen, const struct eng_dedupe *rec,
+                  char *err, size_t errlen);
+int st_emit(struct store *s, enum eng_out_kind kind, const char *key, const char *json, size_t len,
+            char *err, size_t errlen);
+
+#endif
