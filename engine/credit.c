@@ -98,6 +98,69 @@ static int linear_expected(int64_t balance, int64_t consumed, int32_t from, int3
     return 0;
 }
 
+/* ---- projects ------------------------------------------------------------ */
+
+/* Project `id` of o, loaded from the store when o does not hold it yet;
+ * *out NULL when the organisation has no such project. */
+static int find_project(struct engine *e, struct eng_org *o, const char *id,
+                        struct eng_project **out) {
+    const struct engine_store *st = e->st;
+    struct eng_project tmp;
+    *out = eng_org_find_project(o, id);
+    if (*out || o->all_projects) return 0;
+    memset(&tmp, 0, sizeof(tmp));
+    int rc = st->project_get(st->ctx, o->id, id, &tmp, e->err, e->errlen);
+    if (rc == ENG_NOTFOUND) return 0;
+    if (rc) return ENG_ESTORE;
+    struct eng_project *p = eng_org_add_project(o, id);
+    if (!p) {
+        snprintf(e->err, e->errlen, "out of memory loading project %s of %s", id, o->id);
+        return ENG_ESTORE;
+    }
+    *p = tmp;
+    strcpy(p->id, id);
+    p->dirty = 0;
+    *out = p;
+    return 0;
+}
+
+/* Every project of o (a month close or a delete visits them all). */
+static int load_all_projects(struct engine *e, struct eng_org *o) {
+    const struct engine_store *st = e->st;
+    if (o->all_projects) return 0;
+    e->scratch.nproj = 0;
+    if (st->projects_get(st->ctx, o->id, &e->scratch, e->err, e->errlen)) return ENG_ESTORE;
+    if (eng_org_merge_projects(o, &e->scratch)) {
+        snprintf(e->err, e->errlen, "out of memory loading the projects of %s", o->id);
+        return ENG_ESTORE;
+    }
+    o->all_projects = 1;
+    return 0;
+}
+
+/* P of p (a project with credit) becomes v, which is at most P unless the
+ * caller checked the new sum: o->alloc_sum follows.  ENG_ESTORE when the
+ * stored sum is below the project's own value (stored data is checked,
+ * never asserted on). */
+static int project_value(struct engine *e, struct eng_org *o, struct eng_project *p, int64_t v) {
+    assert(p->has_credit && v >= 0 && p->value >= 0);
+    int64_t sum = o->alloc_sum;
+    if (sum < p->value) {
+        snprintf(e->err, e->errlen,
+                 "corrupt store: org %s: allocation sum %lld is below project %s's value %lld",
+                 o->id, (long long)sum, p->id, (long long)p->value);
+        return ENG_ESTORE;
+    }
+    if (money_add(sum - p->value, v, &o->alloc_sum)) {
+        snprintf(e->err, e->errlen, "org %s: allocation sum overflows", o->id);
+        return ENG_ESTORE;
+    }
+    p->value = v;
+    p->dirty |= ENG_DIRTY_CREDIT;
+    o->dirty |= ENG_DIRTY_CREDIT;
+    return 0;
+}
+
 /* ---- closes -------------------------------------------------------------- */
 
 /* An entry on p's account (the org's when p is NULL), balance after. */
@@ -145,8 +208,7 @@ static int close_minimums(struct engine *e, struct eng_org *o, int32_t m, int64_
         mins[i] = minimum_of(&p->terms, m);
         int64_t d = min64(max64(0, mins[i] - acct_get(p->acct, p->nacct, m)), p->value);
         if (d == 0) continue;
-        p->value -= d;
-        p->dirty |= ENG_DIRTY_CREDIT;
+        if ((rc = project_value(e, o, p, p->value - d))) return rc;
         draws[i] = d;
         if ((rc = ledger_simple(e, o, "minimal_draw", p, -d, m, 0))) return rc;
     }
@@ -170,7 +232,7 @@ static int close_expiry(struct engine *e, struct eng_org *o, int32_t m, int32_t 
         p->terms.expected = 0;
         if (p->value == 0) continue;
         int64_t d = p->value;
-        p->value = 0;
+        if ((rc = project_value(e, o, p, 0))) return rc;
         if ((rc = ledger_simple(e, o, "expiry", p, -d, m, 0))) return rc;
     }
     if (!org_expires) return 0;
@@ -205,8 +267,9 @@ static int month_closed(struct engine *e, struct eng_org *o, struct eng_project 
 /* Close the open month of o (§6 steps 1-5), then open the next one. */
 static int close_month(struct engine *e, struct eng_org *o) {
     int32_t m = o->open_month, next = m + 1;
-    size_t n = o->nproj;
     int rc;
+    if ((rc = load_all_projects(e, o))) return rc;
+    size_t n = o->nproj;
     if ((rc = grow_draws(e, 2 * (n + 1)))) return rc;
     int64_t *mins = e->draws, *draws = e->draws + n + 1;
     if ((rc = close_minimums(e, o, m, mins, draws))) return rc;
@@ -329,9 +392,9 @@ static int org_adjust(struct engine *e, struct eng_org *o) {
 static int project_end(struct engine *e, struct eng_org *o, struct eng_project *p, int spend,
                        int32_t month, int late) {
     int64_t d = p->value;
-    p->value = 0;
+    int rc = project_value(e, o, p, 0);
+    if (rc) return rc;
     p->has_credit = 0;
-    p->dirty |= ENG_DIRTY_CREDIT;
     if (d == 0) return 0;
     if (spend) {
         o->value -= min64(d, o->value);
@@ -343,10 +406,12 @@ static int project_end(struct engine *e, struct eng_org *o, struct eng_project *
 static int org_delete(struct engine *e, struct eng_org *o) {
     int rc, late;
     if (!o->has_credit) return reject(e, ENG_R_NO_ORG_CREDIT, "data.org: %s has no credit", o->id);
+    if ((rc = load_all_projects(e, o))) return rc;
     int32_t month = event_month(e, o, &late);
     for (size_t i = 0; i < o->nproj; i++)
         if (o->proj[i].has_credit && (rc = project_end(e, o, &o->proj[i], 0, month, late)))
             return rc;
+    assert(o->alloc_sum == 0);
     int64_t d = o->value;
     o->value = 0;
     o->has_credit = 0;
@@ -362,12 +427,12 @@ static int project_set(struct engine *e, struct eng_org *o) {
     int rc, late;
     if (!o->has_credit) return reject(e, ENG_R_NO_ORG_CREDIT, "data.org: %s has no credit", o->id);
     if ((rc = check_end_after_open(e, o))) return rc;
-    struct eng_project *p = eng_org_find_project(o, ev->project);
-    int64_t old = p && p->has_credit ? p->value : 0, sum = ev->value;
+    struct eng_project *p;
+    if ((rc = find_project(e, o, ev->project, &p))) return rc;
+    int64_t old = p && p->has_credit ? p->value : 0, sum;
     if (ev->value > old) {
-        for (size_t i = 0; i < o->nproj; i++)
-            if (&o->proj[i] != p && o->proj[i].has_credit && money_add(sum, o->proj[i].value, &sum))
-                sum = INT64_MAX;
+        /* alloc_sum >= old: the new sum is alloc_sum - old + value. */
+        if (money_add(o->alloc_sum - old, ev->value, &sum)) sum = INT64_MAX;
         if (sum > o->value)
             return reject(e, ENG_R_ALLOCATION_EXCEEDS, "data.value: %s",
                           "the project allocations would exceed the organisation's credit");
@@ -383,18 +448,19 @@ static int project_set(struct engine *e, struct eng_org *o) {
         return ENG_ESTORE;
     }
     int32_t month = event_month(e, o, &late);
+    if (!p->has_credit) p->value = 0;
     p->has_credit = 1;
-    p->value = ev->value;
+    if ((rc = project_value(e, o, p, ev->value))) return rc;
     p->terms = t;
-    p->dirty |= ENG_DIRTY_CREDIT;
     if (ev->value != old &&
         (rc = ledger_simple(e, o, "allocation", p, ev->value - old, month, late))) return rc;
     return terms_entry(e, o, p, month, late);
 }
 
 static int project_delete(struct engine *e, struct eng_org *o, int terminate) {
-    int late;
-    struct eng_project *p = eng_org_find_project(o, e->ev.project);
+    int late, rc;
+    struct eng_project *p;
+    if ((rc = find_project(e, o, e->ev.project, &p))) return rc;
     if (!p || !p->has_credit)
         return terminate ? 0 : reject(e, ENG_R_NO_PROJECT_CREDIT,
                                       "data.project: %s has no credit", e->ev.project);
@@ -416,10 +482,7 @@ static int ended_at(const struct eng_terms *t, int64_t time) {
 /* Free credit (§4): V - sum(P) when allocations are reserved, else V. */
 int64_t engine_free_credit(const struct eng_org *o) {
     if (!o->terms.reserve) return o->value;
-    int64_t sum = 0;
-    for (size_t i = 0; i < o->nproj; i++)
-        if (o->proj[i].has_credit && money_add(sum, o->proj[i].value, &sum)) return 0;
-    return max64(0, o->value - sum);
+    return max64(0, o->value - o->alloc_sum);
 }
 
 static int compensation(struct engine *e, struct eng_org *o, const char *project,
@@ -449,7 +512,8 @@ static int usage(struct engine *e, struct eng_org *o) {
     if (ended_at(&o->terms, ev->time)) return out_overage(e, o, 0, c, "credit_expired", bm, late);
     if (!eligible(o, ev->offering))
         return out_overage(e, o, 0, c, "offering_not_eligible", bm, late);
-    struct eng_project *p = eng_org_find_project(o, ev->project);
+    struct eng_project *p;
+    if ((rc = find_project(e, o, ev->project, &p))) return rc;
     const char *reason = "org_credit_exhausted";
     int64_t free = engine_free_credit(o);
     if (p && p->has_credit) {
@@ -466,10 +530,10 @@ static int usage(struct engine *e, struct eng_org *o) {
         (d1 && !acct_can_add(p->acct, p->nacct, bm, d1)))
         return reject(e, ENG_R_OVERFLOW, "data.amount: %s", "monthly consumption overflows");
     if (d1) {
-        p->value -= d1;
+        if ((rc = project_value(e, o, p, p->value - d1))) return rc;
         o->value -= d1;
         acct_add(p->acct, &p->nacct, bm, d1);
-        p->dirty |= ENG_DIRTY_CREDIT | ENG_DIRTY_ACCT;
+        p->dirty |= ENG_DIRTY_ACCT;
         if ((rc = compensation(e, o, p->id, 1, d1, bm, late))) return rc;
     }
     if (d2) {

@@ -31,6 +31,7 @@ int engine_new(struct engine **out, const struct engine_config *cfg, char *err, 
     e->close_after_ns = cfg->close_after_s * INT64_C(1000000000);
     strcpy(e->currency, cur);
     eng_org_init(&e->org);
+    eng_org_init(&e->scratch);
     jsonw_init(&e->w);
     *out = e;
     return 0;
@@ -39,6 +40,7 @@ int engine_new(struct engine **out, const struct engine_config *cfg, char *err, 
 void engine_free(struct engine *e) {
     if (!e) return;
     eng_org_free(&e->org);
+    eng_org_free(&e->scratch);
     jsonw_free(&e->w);
     free(e->draws);
     free(e);
@@ -305,6 +307,7 @@ static int load_org(struct engine *e, struct eng_org *o, int *is_new) {
     eng_org_init(o);
     strcpy(o->id, e->ev.org);
     o->partition = e->m->partition;
+    o->all_projects = 1; /* a new organisation has none */
     int64_t clock;
     rc = st->clock_get(st->ctx, e->m->partition, &clock, e->err, e->errlen);
     if (rc < 0) return rc;

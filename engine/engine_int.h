@@ -14,6 +14,7 @@ struct engine {
     int64_t close_after_ns;
     char currency[ENGINE_CURRENCY_MAX + 1];
     struct eng_org org;          /* scratch: the org being worked on */
+    struct eng_org scratch;      /* scratch: projects read by projects_get */
     struct jsonw w;              /* scratch: the output being built */
     int64_t *draws;              /* scratch: per-project minimal draws of a close */
     size_t cap_draws;

@@ -78,3 +78,22 @@ struct eng_project *eng_org_add_project(struct eng_org *o, const char *id) {
     p->terms.end_month = ENG_NO_MONTH;
     return p;
 }
+
+int eng_org_merge_projects(struct eng_org *o, const struct eng_org *from) {
+    size_t n = o->nproj + from->nproj, i = 0, j = 0, k = 0;
+    if (n == 0) return 0;
+    struct eng_project *m = malloc(n * sizeof(*m));
+    if (!m) return -1;
+    /* A merge of two sorted lists; on equal ids o's copy wins. */
+    while (i < o->nproj || j < from->nproj) {
+        int c = i == o->nproj ? 1 : j == from->nproj ? -1 : strcmp(o->proj[i].id, from->proj[j].id);
+        if (c <= 0) m[k++] = o->proj[i++];
+        else m[k++] = from->proj[j++];
+        if (c == 0) j++;
+    }
+    free(o->proj);
+    o->proj = m;
+    o->nproj = k;
+    o->capproj = n;
+    return 0;
+}

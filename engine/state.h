@@ -4,9 +4,13 @@
  * vtable `struct engine_store`, implemented by store/ (LMDB) and by the
  * in-memory store used in tests (tests/unit/memstore.c).
  *
- * Unit of state: one organisation (`struct eng_org`), loaded whole before an
- * event is applied and written back (only its dirty parts) after.  The store
- * maps it onto its named databases:
+ * Unit of state: one organisation (`struct eng_org`), loaded before an event
+ * is applied and written back (only its dirty parts) after.  Its projects
+ * are loaded only as the event needs them (one project for a usage or an
+ * allocation; all of them for a month close or a delete), so the cost of an
+ * event does not grow with the organisation's project count; the sum of the
+ * project allocations is kept with the organisation credit for the same
+ * reason.  The store maps it onto its named databases:
  *   orgs          org            -> partition, watermark, open month
  *   sequences     org            -> next output sequence per output type
  *   org_credits   org            -> V, terms, offerings        (absent = no credit)
@@ -76,13 +80,16 @@ struct eng_org {
     uint64_t seq[2];                     /* last used seq: [ENG_OUT_OVERAGE], [ENG_OUT_LEDGER] */
     uint8_t has_credit;
     int64_t value;                       /* V, >= 0 */
+    int64_t alloc_sum;                   /* sum of P over projects with credit (all of them,
+                                            loaded or not); 0 without credit; with the credit */
     struct eng_terms terms;
     int noff;                            /* 0 = all offerings eligible */
     char off[ENG_MAX_OFFERINGS][ENG_ID_MAX + 1];
     int nacct;
     struct eng_acct acct[ENG_MAX_MONTHS];
-    size_t nproj, capproj;               /* projects sorted by id (byte order) */
+    size_t nproj, capproj;               /* loaded projects, sorted by id (byte order) */
     struct eng_project *proj;            /* owned, malloc'd */
+    uint8_t all_projects;                /* proj holds every project the store has */
     unsigned dirty;
 };
 
@@ -93,6 +100,9 @@ int  eng_org_copy(struct eng_org *dst, const struct eng_org *src); /* deep; dst 
 struct eng_project *eng_org_find_project(struct eng_org *o, const char *id);
 /* Find or insert (sorted) project; NULL on ENOMEM.  New projects have no credit. */
 struct eng_project *eng_org_add_project(struct eng_org *o, const char *id);
+/* Add to o every project of `from` (sorted) that o does not hold yet; o's
+ * own, possibly changed, projects are kept.  0, or -1 on ENOMEM. */
+int eng_org_merge_projects(struct eng_org *o, const struct eng_org *from);
 
 /* A remembered idempotency key. */
 struct eng_dedupe {
@@ -111,9 +121,17 @@ struct eng_dedupe {
  * the store has written a message into err. */
 struct engine_store {
     void *ctx;
-    /* Load org `id` into *out (inited by caller; proj array reused).
-     * ENG_NOTFOUND if the org has never been seen; dirty is 0 on return. */
+    /* Load org `id` into *out (inited by caller; proj array reused) without
+     * its projects (nproj 0, all_projects 0).  ENG_NOTFOUND if the org has
+     * never been seen; dirty is 0 on return. */
     int (*org_get)(void *ctx, const char *id, struct eng_org *out, char *err, size_t errlen);
+    /* Load project `project` of org `org` (credit and months) into *out.
+     * ENG_NOTFOUND when the store has neither record. */
+    int (*project_get)(void *ctx, const char *org, const char *project, struct eng_project *out,
+                       char *err, size_t errlen);
+    /* Load every project of org `org` into out->proj (out inited by the
+     * caller, its proj array reused; only nproj/proj are set), sorted. */
+    int (*projects_get)(void *ctx, const char *org, struct eng_org *out, char *err, size_t errlen);
     /* Write the dirty parts of *o (projects with dirty flags too). */
     int (*org_put)(void *ctx, const struct eng_org *o, char *err, size_t errlen);
     /* Call cb for every org pinned to `partition`, ascending byte order of id.

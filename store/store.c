@@ -396,8 +396,11 @@ static int meta_check(struct store *s, MDB_txn *t, const struct store_opts *o, c
     }
     const uint8_t *p = v.mv_data;
     if (v.mv_size != 1 || p[0] != STORE_FORMAT_VERSION) {
-        st_fail(err, errlen, "store %s has format %u, this build reads format %d", s->path,
-                v.mv_size ? p[0] : 0u, STORE_FORMAT_VERSION);
+        st_fail(err, errlen,
+                "store %s has format %u, this build reads format %d: rebuild it by replaying the "
+                "input into a new store (credit-replay --db NEWDIR FILE..., or --from-kafka), "
+                "then point creditd at NEWDIR",
+                s->path, v.mv_size ? p[0] : 0u, STORE_FORMAT_VERSION);
         return STORE_EMISMATCH;
     }
     if (!o->currency) return 0;
@@ -551,6 +554,14 @@ _Static_assert(ENG_ESTORE < 0 && ENG_NOTFOUND > 0, "to_eng: ENG_* as state.h def
 static int eng_org_get(void *ctx, const char *id, struct eng_org *out, char *err, size_t errlen) {
     return to_eng(st_org_get(ctx, id, out, err, errlen), 1, err, errlen);
 }
+static int eng_project_get(void *ctx, const char *org, const char *project,
+                           struct eng_project *out, char *err, size_t errlen) {
+    return to_eng(st_project_get(ctx, org, project, out, err, errlen), 1, err, errlen);
+}
+static int eng_projects_get(void *ctx, const char *org, struct eng_org *out, char *err,
+                            size_t errlen) {
+    return to_eng(st_projects_get(ctx, org, out, err, errlen), 0, err, errlen);
+}
 static int eng_org_put(void *ctx, const struct eng_org *o, char *err, size_t errlen) {
     return to_eng(st_org_put(ctx, o, err, errlen), 0, err, errlen);
 }
@@ -583,6 +594,8 @@ void store_engine_ops(struct store *s, struct engine_store *ops) {
     ops->ctx = s;
     ops->org_get = eng_org_get;
     ops->org_put = eng_org_put;
+    ops->project_get = eng_project_get;
+    ops->projects_get = eng_projects_get;
     ops->orgs_on_partition = eng_orgs_on_partition;
     ops->clock_get = eng_clock_get;
     ops->clock_put = eng_clock_put;

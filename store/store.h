@@ -47,7 +47,8 @@
  * KEY printable (\xNN escapes) or decoded ("seq 42", "partition 3"). */
 #define STORE_ECORRUPT -2
 
-#define STORE_FORMAT_VERSION 1
+/* 2: org_credits holds the sum of the project allocations (issue 6, point 11). */
+#define STORE_FORMAT_VERSION 2
 
 struct store;
 

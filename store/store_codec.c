@@ -260,13 +260,14 @@ int st_dec_seq(const MDB_val *v, uint64_t seq[2], char *why, size_t whylen) {
     return r_end(&r);
 }
 
-/* org_credits record: V, terms, n offerings, n * (length, id) */
+/* org_credits record: V, sum of P, terms, n offerings, n * (length, id) */
 size_t st_enc_org_credit(uint8_t *buf, size_t cap, const struct eng_org *o) {
     struct wbuf b;
-    assert(o->has_credit == 1 && o->value >= 0);
+    assert(o->has_credit == 1 && o->value >= 0 && o->alloc_sum >= 0);
     assert(o->noff >= 0 && o->noff <= ENG_MAX_OFFERINGS);
     w_begin(&b, buf, cap);
     w_i64(&b, o->value);
+    w_i64(&b, o->alloc_sum);
     w_terms(&b, &o->terms);
     w_u8(&b, (unsigned)o->noff);
     for (int i = 0; i < o->noff; i++) {
@@ -283,6 +284,8 @@ int st_dec_org_credit(const MDB_val *v, struct eng_org *o, char *why, size_t why
     o->has_credit = 1;
     o->value = r_i64(&r);
     if (o->value < 0) r_fail(&r, "value %lld < 0", (long long)o->value);
+    o->alloc_sum = r_i64(&r);
+    if (o->alloc_sum < 0) r_fail(&r, "allocation sum %lld < 0", (long long)o->alloc_sum);
     r_terms(&r, &o->terms);
     unsigned noff = r_u8(&r);
     if (noff > ENG_MAX_OFFERINGS) r_fail(&r, "%u offerings (at most %d)", noff, ENG_MAX_OFFERINGS);

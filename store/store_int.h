@@ -33,7 +33,7 @@ extern const char *const st_db_names[DB_COUNT];
 #define NAME_MAX_B 200                              /* meta names, topics */
 #define TERMS_LEN  (3 + 4 + 8)
 #define ACCT_LEN   (1 + ENG_MAX_MONTHS * 12)
-#define OCRED_MAX  (1 + 8 + TERMS_LEN + 1 + ENG_MAX_OFFERINGS * (1 + ENG_ID_MAX))
+#define OCRED_MAX  (1 + 8 + 8 + TERMS_LEN + 1 + ENG_MAX_OFFERINGS * (1 + ENG_ID_MAX))
 #define DEDUPE_MAX (1 + 8 + 2 + 2 + ENG_DKEY_MAX)
 #define OUT_NOKEY  0xFFFFu
 
@@ -163,13 +163,20 @@ int st_dec_outbox(const MDB_val *v, enum eng_out_kind *kind, const char **key, c
 /* ---- org state (store_org.c) --------------------------------------------- */
 
 /* Load org id (whole) in txn t.  STORE_NOTFOUND if there is no orgs record. */
-int st_load_org(struct store *s, MDB_txn *t, const char *id, struct eng_org *o, char *err, size_t errlen);
+/* with_projects: also every project (all_projects 1), for the views; the
+ * engine's org_get loads none and asks for them (st_project_get /
+ * st_projects_get) as an event needs them. */
+int st_load_org(struct store *s, MDB_txn *t, const char *id, struct eng_org *o, int with_projects,
+                char *err, size_t errlen);
 
 /* ---- the engine's calls (state.h), in the batch's write txn ---------------
  * They return STORE_* codes; store_engine_ops (store.c) maps them to the
  * engine's ENG_* codes. */
 
 int st_org_get(struct store *s, const char *id, struct eng_org *out, char *err, size_t errlen);
+int st_project_get(struct store *s, const char *org, const char *project, struct eng_project *out,
+                   char *err, size_t errlen);
+int st_projects_get(struct store *s, const char *org, struct eng_org *out, char *err, size_t errlen);
 int st_org_put(struct store *s, const struct eng_org *o, char *err, size_t errlen);
 /* cb's first non-zero result (an engine code) stops the walk and is left in
  * *cbrc (0 when every call returned 0); the return value is the store's own. */

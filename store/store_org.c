@@ -119,7 +119,20 @@ static int load_rec(struct store *s, MDB_txn *t, int db, const char *id, size_t 
     return bad ? st_corrupt(s, db, id, olen, why, err, errlen) : 0;
 }
 
-int st_load_org(struct store *s, MDB_txn *t, const char *id, struct eng_org *o,
+/* The org's own months record (key id \0). */
+static int load_own_months(struct store *s, MDB_txn *t, struct eng_org *o, size_t olen,
+                           char *err, size_t errlen) {
+    uint8_t k[PKEY_MAX];
+    char why[ST_WHY_MAX];
+    MDB_val v;
+    size_t kl = proj_key(k, o->id, olen, "");
+    int rc = st_db_get(s, t, DB_MONTHS, k, kl, &v, err, errlen);
+    if (rc) return rc == STORE_NOTFOUND ? 0 : rc;
+    return st_dec_acct(&v, o->acct, &o->nacct, why, sizeof(why))
+               ? st_corrupt(s, DB_MONTHS, k, kl, why, err, errlen) : 0;
+}
+
+int st_load_org(struct store *s, MDB_txn *t, const char *id, struct eng_org *o, int with_projects,
                 char *err, size_t errlen) {
     size_t olen = org_key_len(id);
     struct eng_project *keep = o->proj;
@@ -134,14 +147,50 @@ int st_load_org(struct store *s, MDB_txn *t, const char *id, struct eng_org *o,
     if (rc == STORE_NOTFOUND) rc = 0;
     if (!rc) rc = load_rec(s, t, DB_ORGCRED, id, olen, o, err, errlen);
     if (rc == STORE_NOTFOUND) rc = 0;
-    if (!rc) rc = load_prefixed(s, t, DB_PROJCRED, o, olen, err, errlen);
+    if (!rc) rc = load_own_months(s, t, o, olen, err, errlen);
+    if (rc || !with_projects) return rc;
+    /* project_credits then months: the months of a project already added
+     * by its credit record land on it (load_one finds it). */
+    rc = load_prefixed(s, t, DB_PROJCRED, o, olen, err, errlen);
     if (!rc) rc = load_prefixed(s, t, DB_MONTHS, o, olen, err, errlen);
+    if (!rc) o->all_projects = 1;
     return rc;
 }
 
 int st_org_get(struct store *s, const char *id, struct eng_org *out, char *err, size_t errlen) {
     assert(s->txn);
-    return st_load_org(s, s->txn, id, out, err, errlen);
+    return st_load_org(s, s->txn, id, out, 0, err, errlen);
+}
+
+int st_project_get(struct store *s, const char *org, const char *project, struct eng_project *out,
+                   char *err, size_t errlen) {
+    uint8_t k[PKEY_MAX];
+    char why[ST_WHY_MAX];
+    MDB_val v;
+    assert(s->txn && project[0]);
+    size_t kl = proj_key(k, org, org_key_len(org), project);
+    int found = 0, rc = st_db_get(s, s->txn, DB_PROJCRED, k, kl, &v, err, errlen);
+    if (rc < 0) return rc;
+    if (rc == 0 && (found = 1) && st_dec_proj_credit(&v, out, why, sizeof(why)))
+        return st_corrupt(s, DB_PROJCRED, k, kl, why, err, errlen);
+    rc = st_db_get(s, s->txn, DB_MONTHS, k, kl, &v, err, errlen);
+    if (rc < 0) return rc;
+    if (rc == 0 && (found = 1) && st_dec_acct(&v, out->acct, &out->nacct, why, sizeof(why)))
+        return st_corrupt(s, DB_MONTHS, k, kl, why, err, errlen);
+    if (!found) return STORE_NOTFOUND;
+    strcpy(out->id, project);
+    return 0;
+}
+
+int st_projects_get(struct store *s, const char *org, struct eng_org *out, char *err,
+                    size_t errlen) {
+    size_t olen = org_key_len(org);
+    assert(s->txn);
+    memcpy(out->id, org, olen + 1);
+    out->nproj = 0;
+    int rc = load_prefixed(s, s->txn, DB_PROJCRED, out, olen, err, errlen);
+    if (!rc) rc = load_prefixed(s, s->txn, DB_MONTHS, out, olen, err, errlen);
+    return rc;
 }
 
 /* ---- org_put ----------------------------------------------------------- */
@@ -323,7 +372,7 @@ int store_get_org(struct store *s, const char *id, struct eng_org *out, char *er
     int own;
     int rc = st_rtxn_begin(s, &t, &own, err, errlen);
     if (rc) return rc;
-    rc = st_load_org(s, t, id, out, err, errlen);
+    rc = st_load_org(s, t, id, out, 1, err, errlen);
     st_rtxn_end(t, own);
     return rc;
 }
@@ -349,7 +398,7 @@ static int scan_orgs_txn(struct store *s, MDB_txn *t, struct eng_org *o, store_o
     int mrc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
     while (mrc == 0) {
         rc = key_org(s, &k, id, err, errlen);
-        if (!rc) rc = st_load_org(s, t, id, o, err, errlen);
+        if (!rc) rc = st_load_org(s, t, id, o, 1, err, errlen);
         if (rc == STORE_NOTFOUND) /* the cursor just saw the key in this txn */
             rc = st_fail(err, errlen, "store %s: org %s listed but not found", s->path, id);
         if (!rc) rc = cb(arg, o);

@@ -35,17 +35,55 @@ struct eng_org *memstore_org(struct memstore *s, const char *id) {
     return NULL;
 }
 
+/* Like the LMDB store: the org without its projects (project_get and
+ * projects_get load them). */
 static int org_get(void *ctx, const char *id, struct eng_org *out, char *err, size_t errlen) {
     struct memstore *s = ctx;
     if (failing(s, err, errlen)) return ENG_ESTORE;
     struct eng_org *o = memstore_org(s, id);
     if (!o) return ENG_NOTFOUND;
-    if (eng_org_copy(out, o)) return ENG_ESTORE;
+    struct eng_project *keep = out->proj;
+    size_t cap = out->capproj;
+    memcpy(out, o, sizeof(*out));
+    out->proj = keep;
+    out->capproj = cap;
+    out->nproj = 0;
+    out->all_projects = 0;
     out->dirty = 0;
-    for (size_t i = 0; i < out->nproj; i++) out->proj[i].dirty = 0;
     return ENG_OK;
 }
 
+static int project_get(void *ctx, const char *org, const char *project, struct eng_project *out,
+                       char *err, size_t errlen) {
+    struct memstore *s = ctx;
+    if (failing(s, err, errlen)) return ENG_ESTORE;
+    s->project_gets++;
+    struct eng_org *o = memstore_org(s, org);
+    struct eng_project *p = o ? eng_org_find_project(o, project) : NULL;
+    if (!p) return ENG_NOTFOUND;
+    *out = *p;
+    out->dirty = 0;
+    return ENG_OK;
+}
+
+static int projects_get(void *ctx, const char *org, struct eng_org *out, char *err,
+                        size_t errlen) {
+    struct memstore *s = ctx;
+    if (failing(s, err, errlen)) return ENG_ESTORE;
+    s->projects_gets++;
+    struct eng_org *o = memstore_org(s, org);
+    out->nproj = 0;
+    for (size_t i = 0; o && i < o->nproj; i++) {
+        struct eng_project *p = eng_org_add_project(out, o->proj[i].id);
+        if (!p) return ENG_ESTORE;
+        *p = o->proj[i];
+        p->dirty = 0;
+    }
+    return ENG_OK;
+}
+
+/* Writes the org's own fields and its dirty projects; a project left with
+ * neither credit nor months is gone, as in the LMDB store. */
 static int org_put(void *ctx, const struct eng_org *o, char *err, size_t errlen) {
     struct memstore *s = ctx;
     if (failing(s, err, errlen)) return ENG_ESTORE;
@@ -55,7 +93,27 @@ static int org_put(void *ctx, const struct eng_org *o, char *err, size_t errlen)
         dst = &s->orgs[s->norgs++];
         eng_org_init(dst);
     }
-    return eng_org_copy(dst, o) ? ENG_ESTORE : ENG_OK;
+    struct eng_project *keep = dst->proj;
+    size_t n = dst->nproj, cap = dst->capproj;
+    memcpy(dst, o, sizeof(*dst));
+    dst->proj = keep;
+    dst->nproj = n;
+    dst->capproj = cap;
+    dst->dirty = 0;
+    for (size_t i = 0; i < o->nproj; i++) {
+        const struct eng_project *src = &o->proj[i];
+        if (!src->dirty) continue;
+        struct eng_project *p = eng_org_add_project(dst, src->id);
+        if (!p) return ENG_ESTORE;
+        *p = *src;
+        p->dirty = 0;
+        if (!p->has_credit && p->nacct == 0) {
+            size_t at = (size_t)(p - dst->proj);
+            memmove(p, p + 1, (dst->nproj - at - 1) * sizeof(*p));
+            dst->nproj--;
+        }
+    }
+    return ENG_OK;
 }
 
 static int cmp_str(const void *a, const void *b) {
@@ -140,6 +198,8 @@ void memstore_ops(struct memstore *s, struct engine_store *ops) {
     ops->ctx = s;
     ops->org_get = org_get;
     ops->org_put = org_put;
+    ops->project_get = project_get;
+    ops->projects_get = projects_get;
     ops->orgs_on_partition = orgs_on_partition;
     ops->clock_get = clock_get;
     ops->clock_put = clock_put;

@@ -23,6 +23,7 @@ struct memstore {
     struct memstore_out *out;
     size_t nout;
     long fail_after;   /* >= 0: the call after that many more calls fails with ENG_ESTORE */
+    long project_gets, projects_gets;   /* calls, for tests of what an event loads */
 };
 
 void memstore_init(struct memstore *s);

@@ -338,11 +338,78 @@ static void test_big_numbers(void **state) {
     run_both(big_numbers);
 }
 
+/* ---- 11: an event loads only what it touches ------------------------------ */
+
+/* alloc_sum is the sum of P over the org's projects with credit. */
+static void check_alloc_sum(struct rb *r, const char *org) {
+    struct eng_org *o = memstore_org(&r->ms, org);
+    int64_t sum = 0;
+    for (size_t i = 0; i < o->nproj; i++)
+        if (o->proj[i].has_credit) sum += o->proj[i].value;
+    assert_int_equal(o->alloc_sum, sum);
+}
+
+static void test_project_count(void **state) {
+    (void)state;
+    struct rb r;
+    rb_open(&r, 0);
+    assert_int_equal(feed(&r, evf("{" HDR ",'id':'s','source':'s','type':'org_credit.set',"
+                                  "'data':{'org':'o','value':'1000','expected_consumption':'10'}}")),
+                     ENG_APPLIED);
+    /* 2,000 zero-value allocations pass the allocation check */
+    for (int i = 0; i < 2000; i++)
+        assert_int_equal(feed(&r, evf("{" HDR ",'id':'z%d','source':'s','type':'project_credit.set',"
+                                      "'data':{'org':'o','project':'z%04d','value':'0'}}", i, i)),
+                         ENG_APPLIED);
+    assert_int_equal(feed(&r, evf("{" HDR ",'id':'pa','source':'s','type':'project_credit.set',"
+                                  "'data':{'org':'o','project':'pa','value':'300'}}")), ENG_APPLIED);
+    check_alloc_sum(&r, "o");
+    static const char *const uses[] = {"pa", "px"}; /* allocated, and without allocation */
+    for (int i = 0; i < 2; i++) {
+        r.ms.project_gets = r.ms.projects_gets = 0;
+        assert_int_equal(feed(&r, evf("{" HDR ",'id':'u%d','source':'s','type':'usage','data':{"
+                                      "'org':'o','project':'%s','resource':'r','offering':'f',"
+                                      "'component':'c','amount':'50'}}", i, uses[i])), ENG_APPLIED);
+        assert_int_equal(r.ms.project_gets, 1);
+        assert_int_equal(r.ms.projects_gets, 0);
+    }
+    /* free credit = V - sum(P) without loading the projects: 900 - 250 = 650 */
+    r.ms.project_gets = 0;
+    assert_int_equal(feed(&r, evf("{" HDR ",'id':'u9','source':'s','type':'usage','data':{"
+                                  "'org':'o','project':'py','resource':'r','offering':'f',"
+                                  "'component':'c','amount':'700'}}")), ENG_APPLIED);
+    json_t *ov = json_loads(r.out[r.nout - 1], 0, NULL);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(ov, "data"), "amount")),
+                        "50.000000");
+    json_decref(ov);
+    assert_int_equal(r.ms.project_gets, 1);
+    /* a project allocation loads that project only */
+    r.ms.project_gets = r.ms.projects_gets = 0;
+    assert_int_equal(feed(&r, evf("{" HDR ",'id':'pb','source':'s','type':'project_credit.set',"
+                                  "'data':{'org':'o','project':'pb','value':'0'}}")), ENG_APPLIED);
+    assert_int_equal(r.ms.project_gets, 1);
+    assert_int_equal(r.ms.projects_gets, 0);
+    check_alloc_sum(&r, "o");
+    /* a month close visits every project, once */
+    r.ms.projects_gets = 0;
+    assert_int_equal(feed(&r, evf("{'specversion':'1.0','time':'2026-02-01T00:00:00Z','id':'t',"
+                                  "'source':'clock','type':'clock.tick'}")), ENG_APPLIED);
+    assert_int_equal(r.ms.projects_gets, 1);
+    check_alloc_sum(&r, "o");
+    /* a delete ends every project credit */
+    assert_int_equal(feed(&r, evf("{" HDR ",'id':'d','source':'s','type':'org_credit.delete',"
+                                  "'data':{'org':'o'}}")), ENG_APPLIED);
+    assert_int_equal(memstore_org(&r.ms, "o")->alloc_sum, 0);
+    check_alloc_sum(&r, "o");
+    rb_close(&r);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_max_lengths),
         cmocka_unit_test(test_utf8_messages),
         cmocka_unit_test(test_big_numbers),
+        cmocka_unit_test(test_project_count),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -85,9 +85,20 @@ static void put_org(struct fx *f, const struct eng_org *o) {
 }
 
 /* Load through the engine ops (inside a write txn that is then aborted). */
+/* The org and all its projects, as the engine sees them after a close
+ * (org_get loads no project; projects_get loads them all). */
 static int get_org(struct fx *f, const char *id, struct eng_org *out) {
+    struct eng_org all;
     begin(f);
     int rc = f->ops.org_get(f->ops.ctx, id, out, f->err, sizeof(f->err));
+    if (rc == ENG_OK) assert_int_equal(out->nproj, 0);
+    eng_org_init(&all);
+    if (rc == ENG_OK) rc = f->ops.projects_get(f->ops.ctx, id, &all, f->err, sizeof(f->err));
+    if (rc == ENG_OK) {
+        assert_int_equal(eng_org_merge_projects(out, &all), 0);
+        out->all_projects = 1;
+    }
+    eng_org_free(&all);
     store_abort(f->s);
     return rc;
 }
@@ -141,6 +152,7 @@ static void make_org(struct eng_org *o, const char *id, int32_t part, int k) {
     p->has_credit = 1;
     p->value = 0;
     set_terms(&p->terms, k + 2);
+    o->alloc_sum = 5000000 + k; /* p1 + a0 */
     o->dirty = ENG_DIRTY_META | ENG_DIRTY_SEQ | ENG_DIRTY_CREDIT | ENG_DIRTY_ACCT;
     for (size_t i = 0; i < o->nproj; i++) o->proj[i].dirty = ENG_DIRTY_CREDIT | ENG_DIRTY_ACCT;
 }
@@ -174,6 +186,7 @@ static void assert_org_equal(const struct eng_org *got, const struct eng_org *wa
     assert_int_equal(got->seq[1], want->seq[1]);
     assert_int_equal(got->has_credit, want->has_credit);
     assert_int_equal(got->value, want->value);
+    assert_int_equal(got->alloc_sum, want->has_credit ? want->alloc_sum : 0);
     assert_terms_equal(&got->terms, &want->terms);
     assert_int_equal(got->noff, want->noff);
     for (int i = 0; i < got->noff; i++) assert_string_equal(got->off[i], want->off[i]);
@@ -314,6 +327,7 @@ static void test_dirty_only(void **state) {
     mod.noff = 1;
     put_org(f, &mod);
     want.value = mod.value;
+    want.alloc_sum = mod.alloc_sum;
     want.terms = mod.terms;
     want.noff = 1;
     assert_int_equal(get_org(f, "org", &got), ENG_OK);
@@ -1108,7 +1122,7 @@ static void corrupt(struct fx *f, const char *db, const char *key, size_t kl, en
 static const struct ccase org_cases[] = {
     { "orgs", OK1, 0, M_TRUNC, 0, 0, "\"org-1\"", "truncated: 16-byte value, 4 more bytes needed at byte 13" },
     { "orgs", OK1, 0, M_TRAIL, 0, 0, "\"org-1\"", "1 trailing bytes after a 17-byte record" },
-    { "orgs", OK1, 0, M_VERSION, 0, 0, "\"org-1\"", "record format version 7, this build reads version 1" },
+    { "orgs", OK1, 0, M_VERSION, 0, 0, "\"org-1\"", "record format version 7, this build reads version 2" },
     { "orgs", OK1, 0, M_EMPTY, 0, 0, "\"org-1\"", "empty value (no format version byte)" },
     { "orgs", OK1, 0, M_BYTE, 4, 0x80, "\"org-1\"", "partition -2147483645 < 0" },
     { "sequences", OK1, 0, M_TRUNC, 0, 0, "\"org-1\"", "truncated" },
@@ -1118,13 +1132,14 @@ static const struct ccase org_cases[] = {
     { "org_credits", OK1, 0, M_TRAIL, 0, 0, "\"org-1\"", "1 trailing bytes" },
     { "org_credits", OK1, 0, M_VERSION, 0, 0, "\"org-1\"", "record format version 7" },
     { "org_credits", OK1, 0, M_BYTE, 8, 0x80, "\"org-1\"", "value -9223372036784775807 < 0" },
-    { "org_credits", OK1, 0, M_BYTE, 9, 2, "\"org-1\"", "terms: consumption logic 2 (0..1)" },
-    { "org_credits", OK1, 0, M_BYTE, 10, 101, "\"org-1\"", "terms: grace coefficient 101 (0..100)" },
-    { "org_credits", OK1, 0, M_BYTE, 11, 0x10, "\"org-1\"", "terms: flags 0x10 (bits 0x0f only)" },
-    { "org_credits", OK1, 0, M_BYTE, 24, 65, "\"org-1\"", "65 offerings (at most 64)" },
-    { "org_credits", OK1, 0, M_BYTE, 25, 0, "\"org-1\"", "offering 0: id of 0 bytes (1..200)" },
-    { "org_credits", OK1, 0, M_BYTE, 27, 0, "\"org-1\"", "offering 0: id contains a NUL byte" },
-    { "org_credits", OK1, 0, M_BYTE, 25, 250, "\"org-1\"", "offering 0: id of 250 bytes (1..200)" },
+    { "org_credits", OK1, 0, M_BYTE, 16, 0x80, "\"org-1\"", "allocation sum -92233720368" },
+    { "org_credits", OK1, 0, M_BYTE, 17, 2, "\"org-1\"", "terms: consumption logic 2 (0..1)" },
+    { "org_credits", OK1, 0, M_BYTE, 18, 101, "\"org-1\"", "terms: grace coefficient 101 (0..100)" },
+    { "org_credits", OK1, 0, M_BYTE, 19, 0x10, "\"org-1\"", "terms: flags 0x10 (bits 0x0f only)" },
+    { "org_credits", OK1, 0, M_BYTE, 32, 65, "\"org-1\"", "65 offerings (at most 64)" },
+    { "org_credits", OK1, 0, M_BYTE, 33, 0, "\"org-1\"", "offering 0: id of 0 bytes (1..200)" },
+    { "org_credits", OK1, 0, M_BYTE, 35, 0, "\"org-1\"", "offering 0: id contains a NUL byte" },
+    { "org_credits", OK1, 0, M_BYTE, 33, 250, "\"org-1\"", "offering 0: id of 250 bytes (1..200)" },
     { "project_credits", P1K, 8, M_TRUNC, 0, 0, "\"org-1\\x00p1\"", "truncated" },
     { "project_credits", P1K, 8, M_TRAIL, 0, 0, "\"org-1\\x00p1\"", "trailing bytes" },
     { "project_credits", P1K, 8, M_VERSION, 0, 0, "\"org-1\\x00p1\"", "record format version 7" },
@@ -1294,13 +1309,19 @@ static void test_corrupt_meta_offsets(void **state) {
     assert_int_equal(open_store(f, 0, 0, CUR, 0, &f->s), STORE_ECORRUPT);
     assert_null(f->s);
     assert_corrupt_err(f->err, "meta", "\"close_after\"",
-                       "record format version 9, this build reads version 1");
-    r.v[0] = 1;
+                       "record format version 9, this build reads version 2");
+    r.v[0] = STORE_FORMAT_VERSION;
     raw_write(f, "meta", "close_after", 11, r.v, r.vl);
-    raw_write(f, "meta", "currency", 8, "\1EUREUREUREUREUREUREUREUREUREUREUR", 34);
+    raw_write(f, "meta", "currency", 8, "\2EUREUREUREUREUREUREUREUREUREUREUR", 34);
     assert_int_equal(open_store(f, 0, 0, CUR, 0, &f->s), STORE_ECORRUPT);
     assert_corrupt_err(f->err, "meta", "\"currency\"", "currency of 33 bytes (at most 31)");
-    raw_write(f, "meta", "currency", 8, "\1EUR", 4);
+    raw_write(f, "meta", "currency", 8, "\2EUR", 4);
+    reopen(f, 0);
+    /* a store of the previous format is refused, saying how to rebuild it */
+    raw_write(f, "meta", "format", 6, "\1", 1);
+    assert_int_equal(open_store(f, 0, 0, CUR, 0, &f->s), STORE_EMISMATCH);
+    assert_non_null(strstr(f->err, "has format 1, this build reads format 2: rebuild it by replaying"));
+    raw_write(f, "meta", "format", 6, "\2", 1);
     reopen(f, 0);
 }
 
@@ -1367,7 +1388,7 @@ static void test_corrupt_engine(void **state) {
     make_org(&o, "org-1", 3, 1);
     put_org(f, &o);
     eng_org_free(&o);
-    corrupt(f, "org_credits", "org-1", 0, M_BYTE, 10, 200);
+    corrupt(f, "org_credits", "org-1", 0, M_BYTE, 18, 200);
     assert_int_equal(engine_new(&e, &ec, f->err, sizeof(f->err)), 0);
     begin(f);
     assert_int_equal(engine_apply(e, &f->ops, &m, &res, f->err, sizeof(f->err)), ENG_ESTORE);
