@@ -333,7 +333,8 @@ static int env_open(struct store *s, const struct store_opts *o, char *err, size
     if (rc) return st_fail(err, errlen, "store %s: open LMDB env: %s", s->path, mdb_strerror(rc));
     if (!o->readonly) {
         int dead; /* slots of crashed readers would pin old pages */
-        mdb_reader_check(s->env, &dead);
+        rc = mdb_reader_check(s->env, &dead);
+        if (rc) return st_fail(err, errlen, "store %s: clearing stale readers: %s", s->path, mdb_strerror(rc));
     }
     return 0;
 }

@@ -118,6 +118,19 @@ int store_outbox_scan(struct store *s, uint64_t after, store_outbox_cb cb, void 
     return rc;
 }
 
+int store_outbox_count(struct store *s, uint64_t *n, char *err, size_t errlen) {
+    MDB_txn *t;
+    MDB_stat ms;
+    int own;
+    int rc = st_rtxn_begin(s, &t, &own, err, errlen);
+    if (rc) return rc;
+    int mrc = mdb_stat(t, s->dbi[DB_OUTBOX], &ms);
+    st_rtxn_end(t, own);
+    if (mrc) return st_lmdb_fail(s, mrc, "stat", "outbox", err, errlen);
+    *n = ms.ms_entries;
+    return 0;
+}
+
 int store_outbox_delete_upto(struct store *s, uint64_t upto, char *err, size_t errlen) {
     MDB_cursor *c;
     MDB_val k, v;
