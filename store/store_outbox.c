@@ -4,7 +4,7 @@
  * meta outbox_seq holds the last sequence ever used, so sequences are never
  * reused even when the outbox is emptied.
  */
-#undef NDEBUG /* the data checks below must stay on in release builds */
+#undef NDEBUG /* asserts (programmer errors only, never read data) stay on in release builds */
 #include "store/store_int.h"
 
 #include <assert.h>
