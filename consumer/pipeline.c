@@ -47,11 +47,7 @@ static int64_t now_ms(void) {
 }
 
 static int refresh_outbox(struct pipeline *p) {
-    struct store_stats st;
-    if (store_stats(p->store, &st, p->err, sizeof(p->err))) return -1;
-    for (int i = 0; i < st.ndb; i++)
-        if (strcmp(st.db[i].name, "outbox") == 0) p->outbox = st.db[i].entries;
-    return 0;
+    return store_outbox_count(p->store, &p->outbox, p->err, sizeof(p->err)) ? -1 : 0;
 }
 
 /* Check (or, on a fresh store, record) one meta value the store depends on. */

@@ -1,20 +1,21 @@
 /* store.c -- creditd's durable state on LMDB (see store.h): the environment,
- * open/close, batch transactions, meta records (format, result-changing
- * config, counters, user strings), stats, dump, and the engine-ops binding.
- * The other files of store/ are listed in store_int.h.
+ * open/close and the writer lock, batch transactions, meta records (format,
+ * result-changing config, counters, user strings), stats, dump, and the
+ * engine-ops binding.  The other files of store/ are listed in store_int.h.
  *
- * LMDB failures (map full, I/O) are reported through err.
+ * LMDB failures (map full, I/O) are reported through err; a record that
+ * fails its checks is STORE_ECORRUPT naming db and key (st_corrupt).
  */
-#undef NDEBUG /* the data checks below must stay on in release builds */
+#undef NDEBUG /* asserts (programmer errors only, never read data) stay on in release builds */
 #include "store/store_int.h"
 
 #include <assert.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -333,7 +334,8 @@ static int env_open(struct store *s, const struct store_opts *o, char *err, size
     if (rc) return st_fail(err, errlen, "store %s: open LMDB env: %s", s->path, mdb_strerror(rc));
     if (!o->readonly) {
         int dead; /* slots of crashed readers would pin old pages */
-        mdb_reader_check(s->env, &dead);
+        rc = mdb_reader_check(s->env, &dead);
+        if (rc) return st_fail(err, errlen, "store %s: clearing stale readers: %s", s->path, mdb_strerror(rc));
     }
     return 0;
 }

@@ -114,6 +114,10 @@ int store_outbox_scan(struct store *s, uint64_t after, store_outbox_cb cb, void 
                       char *err, size_t errlen);
 /* Delete entries with seq <= upto (inside the current write txn). */
 int store_outbox_delete_upto(struct store *s, uint64_t upto, char *err, size_t errlen);
+/* Entries in the outbox: one mdb_stat (O(1), no file access), in the write
+ * txn when one is active, else in its own read txn.  For per-batch flow
+ * control; store_stats does much more (every database, the file size). */
+int store_outbox_count(struct store *s, uint64_t *n, char *err, size_t errlen);
 
 /* Read-only views for creditctl, each in its own read txn (or in the
  * current write txn when called inside one: they then see the batch).
@@ -123,6 +127,8 @@ typedef int (*store_org_cb)(void *arg, const struct eng_org *org); /* org borrow
 int store_scan_orgs(struct store *s, store_org_cb cb, void *arg, char *err, size_t errlen); /* ascending id */
 int store_get_org(struct store *s, const char *id, struct eng_org *out, char *err, size_t errlen);
 
+/* Every database's entries, map and file sizes (one stat(2)), counters and
+ * config: for periodic stats and tools, not per batch. */
 struct store_stats {
     struct { const char *name; uint64_t entries; } db[16];
     int ndb;

@@ -10,7 +10,7 @@
  * database and key (st_corrupt).  To change a record's layout, change its
  * encoder and decoder pair here (and STORE_FORMAT_VERSION).
  */
-#undef NDEBUG /* the data checks below must stay on in release builds */
+#undef NDEBUG /* asserts (programmer errors only, never read data) stay on in release builds */
 #include "store/store_int.h"
 
 #include <assert.h>

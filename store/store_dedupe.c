@@ -5,7 +5,7 @@
  * ones are stored under a prefix + hash (store_dedupe_dbkey) with the full
  * key kept in the record and compared on lookup.
  */
-#undef NDEBUG /* the data checks below must stay on in release builds */
+#undef NDEBUG /* asserts (programmer errors only, never read data) stay on in release builds */
 #include "store/store_int.h"
 
 #include <assert.h>

@@ -1,9 +1,10 @@
 /* store_int.h -- what the files of store/ share.  Not an interface: only
  * the .c files of store/ include it (the interface is store.h).
  *
- *   store.c          LMDB env, open/close, batch transactions, meta records
- *                    (format, config, counters, user strings), stats, dump,
- *                    the engine-ops binding
+ *   store.c          LMDB env, open/close, the writer lock, batch
+ *                    transactions, meta records (format, config, counters,
+ *                    user strings), errors (st_corrupt), stats, dump, the
+ *                    engine-ops binding (STORE_* -> ENG_*)
  *   store_codec.c    record layouts: the encoder and decoder of every value
  *   store_org.c      org state (orgs, sequences, credits, months), the
  *                    org_partition index, partition clocks, org views

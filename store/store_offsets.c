@@ -2,7 +2,7 @@
  * of the next message to consume, committed with the batch that applied
  * the messages before it.
  */
-#undef NDEBUG /* the data checks below must stay on in release builds */
+#undef NDEBUG /* asserts (programmer errors only, never read data) stay on in release builds */
 #include "store/store_int.h"
 
 #include <assert.h>

@@ -6,7 +6,7 @@
  * own months record).  org_partition (partition BE32 + id) lists the orgs
  * pinned to a partition, in id order, for ticks.
  */
-#undef NDEBUG /* the data checks below must stay on in release builds */
+#undef NDEBUG /* asserts (programmer errors only, never read data) stay on in release builds */
 #include "store/store_int.h"
 
 #include <assert.h>

@@ -4,7 +4,7 @@
  * meta outbox_seq holds the last sequence ever used, so sequences are never
  * reused even when the outbox is emptied.
  */
-#undef NDEBUG /* the data checks below must stay on in release builds */
+#undef NDEBUG /* asserts (programmer errors only, never read data) stay on in release builds */
 #include "store/store_int.h"
 
 #include <assert.h>
@@ -116,6 +116,19 @@ int store_outbox_scan(struct store *s, uint64_t after, store_outbox_cb cb, void 
     if (!rc && mrc != 0 && mrc != MDB_NOTFOUND) rc = st_lmdb_fail(s, mrc, "read", "outbox", err, errlen);
     st_rtxn_end(t, own);
     return rc;
+}
+
+int store_outbox_count(struct store *s, uint64_t *n, char *err, size_t errlen) {
+    MDB_txn *t;
+    MDB_stat ms;
+    int own;
+    int rc = st_rtxn_begin(s, &t, &own, err, errlen);
+    if (rc) return rc;
+    int mrc = mdb_stat(t, s->dbi[DB_OUTBOX], &ms);
+    st_rtxn_end(t, own);
+    if (mrc) return st_lmdb_fail(s, mrc, "stat", "outbox", err, errlen);
+    *n = ms.ms_entries;
+    return 0;
 }
 
 int store_outbox_delete_upto(struct store *s, uint64_t upto, char *err, size_t errlen) {

@@ -614,6 +614,12 @@ static struct seen scan(struct fx *f, uint64_t after, int stop) {
     return s;
 }
 
+static uint64_t outbox_count(struct fx *f) {
+    uint64_t n = UINT64_MAX;
+    assert_int_equal(store_outbox_count(f->s, &n, f->err, sizeof(f->err)), STORE_OK);
+    return n;
+}
+
 static void test_outbox(void **state) {
     struct fx *f = *state;
     struct seen s = scan(f, 0, 0);
@@ -624,9 +630,11 @@ static void test_outbox(void **state) {
     assert_int_equal(emit(f, ENG_OUT_LEDGER, "", "{}"), ENG_OK);
     s = scan(f, 0, 0);  /* inside the txn: sees its own entries */
     assert_int_equal(s.n, 3);
+    assert_int_equal(outbox_count(f), 3);
     commit(f);
     s = scan(f, 0, 0);
     assert_int_equal(s.n, 3);
+    assert_int_equal(outbox_count(f), 3);  /* outside a txn */
     for (int i = 0; i < 3; i++) assert_int_equal(s.seq[i], (uint64_t)i + 1);
     assert_int_equal(s.kind[0], ENG_OUT_OVERAGE);
     assert_int_equal(s.kind[1], ENG_OUT_REJECTED);
@@ -646,10 +654,12 @@ static void test_outbox(void **state) {
 
     begin(f);
     assert_int_equal(store_outbox_delete_upto(f->s, 2, f->err, sizeof(f->err)), STORE_OK);
+    assert_int_equal(outbox_count(f), 1);  /* the txn's view */
     commit(f);
     s = scan(f, 0, 0);
     assert_int_equal(s.n, 1);
     assert_int_equal(s.seq[0], 3);
+    assert_int_equal(outbox_count(f), 1);  /* its own read txn */
 
     /* an aborted emit does not consume its seq (cache reset on abort) */
     begin(f);
