@@ -451,15 +451,17 @@ int main(int argc, char **argv) {
         fprintf(stderr, "credit-replay: --from-kafka replays into a fresh store; %s exists\n", mdb);
         return 1;
     }
-    r.out = stdout;
-    if (a.out_path && !(r.out = fopen(a.out_path, "w"))) {
-        fprintf(stderr, "credit-replay: %s: %s\n", a.out_path, strerror(errno));
-        return 2;
-    }
+    /* The store first: a second writer refused by its lock must not have
+     * truncated the first one's --out already. */
     if (engine_new(&r.eng, &a.ec, r.err, sizeof(r.err)) ||
         store_open(&r.store, &a.so, r.err, sizeof(r.err)) ||
         spool_init(&r.pend, a.so.path, (size_t)a.spool_mem, r.err, sizeof(r.err))) {
         fprintf(stderr, "credit-replay: %s\n", r.err);
+        return 2;
+    }
+    r.out = stdout;
+    if (a.out_path && !(r.out = fopen(a.out_path, "w"))) {
+        fprintf(stderr, "credit-replay: %s: %s\n", a.out_path, strerror(errno));
         return 2;
     }
     struct timespec t0, t1;

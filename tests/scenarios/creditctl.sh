@@ -185,11 +185,14 @@ check "writer applied example C" wait_for 30 applied_at_least 7
 check "writer still running" alive "$writer_pid"
 # One writer per store: a second credit-replay on it is refused (exit 2),
 # naming the store and the holder; it changes nothing and readers go on.
-"$B/credit-replay" --db "$w" --out "$tmp/w.second" "$S/ex_C.jsonl" > /dev/null 2> "$tmp/w.second.err"; rc=$?
+w_out_before=$(wc -c < "$tmp/w.out")
+"$B/credit-replay" --db "$w" --out "$tmp/w.out" "$S/ex_C.jsonl" > /dev/null 2> "$tmp/w.second.err"; rc=$?
 check "a second writer is refused with exit 2" [ "$rc" -eq 2 ]
 check "the refusal names the store and the holder's pid" grep -qF \
     "credit-replay: store $w is already open for writing (pid $writer_pid holds $w/writer.lock)" "$tmp/w.second.err"
 check "the refused writer applied nothing" [ "$(stat_of "$w" applied)" = 7 ]
+check "the refused writer left the first one's --out alone" eval \
+    '[ "$w_out_before" -gt 0 ] && [ "$(wc -c < "$tmp/w.out")" -ge "$w_out_before" ]'
 ctl --db "$w" balances --json > "$tmp/w.bal"; rc=$?
 check "balances while a writer holds the store" eval '[ "$rc" -eq 0 ] && cmp -s "$tmp/c.want" "$tmp/w.bal"'
 ctl --db "$w" outbox > "$tmp/w.outbox"; rc=$?
