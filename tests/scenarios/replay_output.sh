@@ -32,20 +32,22 @@ fi
 "$B/credit-replay" --db "$tmp/full" --out "$tmp/full.out" --batch 3 "$tmp/all.jsonl" 2>/dev/null
 cmp -s "$tmp/ref.out" "$tmp/full.out" && ok || bad "/dev/full: the re-run did not write every output"
 
-# 2. A write that fails mid-run (a 6 MiB file size limit; the output is
-#    ~10 MiB, the store ~3 MiB): the file holds exactly the committed batches'
-#    outputs, and a re-run writes the rest: together they are the outputs of
-#    one uninterrupted run, no line twice or missing.
-"$B/gen-events" --orgs 200 --events 20000 --seed 7 --out "$tmp/gen.jsonl" 2>/dev/null
+# 2. A write that fails mid-run (a 20 MiB file size limit; the output is
+#    ~27 MiB; the store's file is its 16 MiB map, since writers map it
+#    writable): the file holds exactly the committed batches' outputs, and a
+#    re-run writes the rest: together they are the outputs of one
+#    uninterrupted run, no line twice or missing.
+"$B/gen-events" --orgs 200 --events 60000 --seed 7 --out "$tmp/gen.jsonl" 2>/dev/null
 "$B/credit-replay" --db "$tmp/gref" --out "$tmp/gref.out" "$tmp/gen.jsonl" 2>/dev/null
 bal "$tmp/gref" > "$tmp/gref.bal"
 $PY - "$B/credit-replay" "$tmp" <<'PYEOF' 2>"$tmp/cut.err"
 import resource, signal, subprocess, sys
 def limit():
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (6 << 20, 6 << 20))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (20 << 20, 20 << 20))
 exe, tmp = sys.argv[1], sys.argv[2]
-rc = subprocess.run([exe, "--db", f"{tmp}/cut", "--out", f"{tmp}/cut1.out", f"{tmp}/gen.jsonl"],
+rc = subprocess.run([exe, "--db", f"{tmp}/cut", "--map-size", str(16 << 20), "--out",
+                     f"{tmp}/cut1.out", f"{tmp}/gen.jsonl"],
                     preexec_fn=limit).returncode
 sys.exit(rc)
 PYEOF
@@ -54,7 +56,7 @@ rc=$?
     || bad "size limit: exit $rc: $(cat "$tmp/cut.err")"
 [ -s "$tmp/cut1.out" ] && [ "$(wc -c < "$tmp/cut1.out")" -lt "$(wc -c < "$tmp/gref.out")" ] \
     && ok || bad "size limit: the first run should have written part of the outputs"
-"$B/credit-replay" --db "$tmp/cut" --out "$tmp/cut2.out" "$tmp/gen.jsonl" 2>/dev/null
+"$B/credit-replay" --db "$tmp/cut" --map-size $((16 << 20)) --out "$tmp/cut2.out" "$tmp/gen.jsonl" 2>/dev/null
 cat "$tmp/cut1.out" "$tmp/cut2.out" | cmp -s - "$tmp/gref.out" && ok \
     || bad "size limit: the two runs' outputs are not exactly one run's"
 bal "$tmp/cut" | cmp -s - "$tmp/gref.bal" && ok || bad "size limit: balances differ after the re-run"
