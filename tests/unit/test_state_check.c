@@ -351,7 +351,41 @@ static void test_broken_clock(void **state) {
     }
 }
 
-/* ---- boundaries of valid state -------------------------------------------- */
+/* ---- sequences and boundaries of valid state -------------------------------- */
+
+/* A sequence at INT64_MAX is valid (the last id used), but cannot grow:
+ * the next output is an error, not an id past int64 (an assertion before). */
+static void test_sequence_exhausted(void **state) {
+    (void)state;
+    for (int lmdb = 0; lmdb <= 1; lmdb++) {
+        struct sc r;
+        struct eng_org o;
+        sc_open(&r, lmdb);
+        assert_int_equal(feed(&r, setup_events[0]), 0);
+        /* org q has no credit: its usage is an overage */
+        assert_int_equal(feed(&r, HDR("2026-01-05T10:00:00Z") "'id':'q1','type':'usage','data':{"
+                                  "'org':'q','project':'p','resource':'r','offering':'f',"
+                                  "'component':'c','amount':'1'}}"), 0);
+        eng_org_init(&o);
+        read_org(&r, "o", &o);
+        o.seq[ENG_OUT_LEDGER] = INT64_MAX - 1;
+        plant(&r, &o);
+        read_org(&r, "q", &o);
+        assert_int_equal(o.seq[ENG_OUT_OVERAGE], 1);
+        o.seq[ENG_OUT_OVERAGE] = INT64_MAX;
+        plant(&r, &o);
+        eng_org_free(&o);
+        assert_int_equal(feed(&r, T_ADJUST), 0); /* ledger INT64_MAX */
+        assert_int_equal(feed(&r, HDR("2026-01-06T10:00:00Z") "'id':'a2','type':'org_credit.adjust',"
+                                  "'data':{'org':'o','delta':'5'}}"), ENG_ESTORE);
+        assert_string_equal(r.err, "org o: the ledger sequence is exhausted");
+        assert_int_equal(feed(&r, HDR("2026-01-06T10:00:00Z") "'id':'q2','type':'usage','data':{"
+                                  "'org':'q','project':'p','resource':'r','offering':'f',"
+                                  "'component':'c','amount':'1'}}"), ENG_ESTORE);
+        assert_string_equal(r.err, "org q: the overage sequence is exhausted");
+        sc_close(&r);
+    }
+}
 
 /* The latest instant accepted: every month up to 2261-12 closes, the org
  * stays valid and goes on working (the checks accept the edges). */
@@ -385,6 +419,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_broken_state),
         cmocka_unit_test(test_broken_clock),
+        cmocka_unit_test(test_sequence_exhausted),
         cmocka_unit_test(test_latest_time),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
