@@ -35,8 +35,9 @@ static void acct_add(struct eng_acct *a, int *n, int32_t month, int64_t d) {
     int i;
     for (i = 0; i < *n && a[i].month < month; i++) {}
     if (i == *n || a[i].month != month) {
-        /* Months held are >= the open month and <= the watermark's month:
-         * close_after is bounded, so they always fit. */
+        /* Months held are >= the open month and <= the watermark's month
+         * (stored ones are checked so), and closes ran first: with
+         * close_after <= 90 days that is at most 5 months, so they fit. */
         assert(*n < ENG_MAX_MONTHS);
         memmove(&a[i + 1], &a[i], (size_t)(*n - i) * sizeof(*a));
         (*n)++;
@@ -44,7 +45,7 @@ static void acct_add(struct eng_acct *a, int *n, int32_t month, int64_t d) {
         a[i].consumed = 0;
     }
     int rc = money_add(a[i].consumed, d, &a[i].consumed);
-    assert(rc == 0);
+    assert(rc == 0); /* the caller checked it with acct_can_add */
     (void)rc;
 }
 
@@ -60,7 +61,8 @@ static int acct_drop(struct eng_acct *a, int *n, int32_t m) {
 
 /* ---- terms --------------------------------------------------------------- */
 
-/* Minimum consumption of month m (§6). */
+/* Minimum consumption of month m (§6).  t's expected is >= 0 and its grace
+ * <= 100 (decoded so; stored terms are checked), so 0 <= r <= expected. */
 static int64_t minimum_of(const struct eng_terms *t, int32_t m) {
     if (!t->apply_min) return 0;
     if (t->end_month != ENG_NO_MONTH) {
@@ -86,7 +88,10 @@ static int expired_by(const struct eng_terms *t, int32_t m) {
     return t->end_month != ENG_NO_MONTH && t->end_month <= m;
 }
 
-/* Linear expected for month `from`: (balance + consumed) / months left. */
+/* Linear expected for month `from`: (balance + consumed) / months left.
+ * end > from: org_set and project_set checked the end date is after the
+ * open month (which an org with credit has) and the event's month;
+ * close_linear skips expired terms, and linear terms have an end month. */
 static int linear_expected(int64_t balance, int64_t consumed, int32_t from, int32_t end,
                            int64_t *out) {
     int64_t sum;
@@ -100,6 +105,28 @@ static int linear_expected(int64_t balance, int64_t consumed, int32_t from, int3
 
 /* ---- projects ------------------------------------------------------------ */
 
+/* "corrupt store: org O[ project P]: why"; ids are printed up to their
+ * bound, so an id without its NUL is no overread. */
+static int corrupt(struct engine *e, const struct eng_org *o, const struct eng_project *p,
+                   const char *why) {
+    if (p)
+        snprintf(e->err, e->errlen, "corrupt store: org %.*s project %.*s: %s", ENG_ID_MAX, o->id,
+                 ENG_ID_MAX, p->id, why);
+    else
+        snprintf(e->err, e->errlen, "corrupt store: org %.*s: %s", ENG_ID_MAX, o->id, why);
+    return ENG_ESTORE;
+}
+
+int credit_check_org(struct engine *e, const struct eng_org *o) {
+    char why[256];
+    return eng_org_check(o, why, sizeof(why)) ? corrupt(e, o, NULL, why) : ENG_OK;
+}
+
+static int check_project(struct engine *e, const struct eng_org *o, const struct eng_project *p) {
+    char why[256];
+    return eng_project_check(o, p, why, sizeof(why)) ? corrupt(e, o, p, why) : ENG_OK;
+}
+
 /* Project `id` of o, loaded from the store when o does not hold it yet;
  * *out NULL when the organisation has no such project. */
 static int find_project(struct engine *e, struct eng_org *o, const char *id,
@@ -112,30 +139,46 @@ static int find_project(struct engine *e, struct eng_org *o, const char *id,
     int rc = st->project_get(st->ctx, o->id, id, &tmp, e->err, e->errlen);
     if (rc == ENG_NOTFOUND) return 0;
     if (rc) return ENG_ESTORE;
+    strcpy(tmp.id, id);
+    if ((rc = check_project(e, o, &tmp))) return rc;
     struct eng_project *p = eng_org_add_project(o, id);
     if (!p) {
         snprintf(e->err, e->errlen, "out of memory loading project %s of %s", id, o->id);
         return ENG_ESTORE;
     }
     *p = tmp;
-    strcpy(p->id, id);
     p->dirty = 0;
     *out = p;
     return 0;
 }
 
-/* Every project of o (a month close or a delete visits them all). */
+/* Every project of o (a month close or a delete visits them all).  The
+ * projects o does not hold yet come from the store and are checked; then,
+ * all of them held, so is o's sum of P (org_delete relies on it). */
 static int load_all_projects(struct engine *e, struct eng_org *o) {
     const struct engine_store *st = e->st;
+    struct eng_org *s = &e->scratch;
+    char why[256];
+    int rc;
     if (o->all_projects) return 0;
-    e->scratch.nproj = 0;
-    if (st->projects_get(st->ctx, o->id, &e->scratch, e->err, e->errlen)) return ENG_ESTORE;
-    if (eng_org_merge_projects(o, &e->scratch)) {
+    s->nproj = 0;
+    if (st->projects_get(st->ctx, o->id, s, e->err, e->errlen)) return ENG_ESTORE;
+    for (size_t i = 0; i < s->nproj; i++) {
+        const struct eng_project *p = &s->proj[i];
+        if (strnlen(p->id, ENG_ID_MAX + 1) > ENG_ID_MAX) {
+            snprintf(why, sizeof(why), "id of more than %d bytes", ENG_ID_MAX);
+            return corrupt(e, o, p, why);
+        }
+        if (i > 0 && strcmp(s->proj[i - 1].id, p->id) >= 0)
+            return corrupt(e, o, p, "projects not in ascending order of id");
+        if (!eng_org_find_project(o, p->id) && (rc = check_project(e, o, p))) return rc;
+    }
+    if (eng_org_merge_projects(o, s)) {
         snprintf(e->err, e->errlen, "out of memory loading the projects of %s", o->id);
         return ENG_ESTORE;
     }
     o->all_projects = 1;
-    return 0;
+    return eng_org_check_alloc_sum(o, why, sizeof(why)) ? corrupt(e, o, NULL, why) : 0;
 }
 
 /* P of p (a project with credit) becomes v, which is at most P unless the
@@ -143,6 +186,8 @@ static int load_all_projects(struct engine *e, struct eng_org *o) {
  * stored sum is below the project's own value (stored data is checked,
  * never asserted on). */
 static int project_value(struct engine *e, struct eng_org *o, struct eng_project *p, int64_t v) {
+    /* Stored P is checked >= 0; callers pass 0, a decoded value, or P less
+     * a draw of at most P. */
     assert(p->has_credit && v >= 0 && p->value >= 0);
     int64_t sum = o->alloc_sum;
     if (sum < p->value) {
@@ -411,7 +456,7 @@ static int org_delete(struct engine *e, struct eng_org *o) {
     for (size_t i = 0; i < o->nproj; i++)
         if (o->proj[i].has_credit && (rc = project_end(e, o, &o->proj[i], 0, month, late)))
             return rc;
-    assert(o->alloc_sum == 0);
+    assert(o->alloc_sum == 0); /* load_all_projects checked it is the sum of P */
     int64_t d = o->value;
     o->value = 0;
     o->has_credit = 0;
@@ -544,6 +589,8 @@ static int usage(struct engine *e, struct eng_org *o) {
         acct_add(o->acct, &o->nacct, bm, d1 + d2);
         o->dirty |= ENG_DIRTY_CREDIT | ENG_DIRTY_ACCT;
     }
+    /* d1 <= min(P, V), d2 <= the free credit left (P <= sum of P, all >= 0:
+     * stored values are checked), so V stays >= 0. */
     assert(o->value >= 0 && d1 + d2 <= c);
     return c - d1 - d2 ? out_overage(e, o, d1 + d2, c - d1 - d2, reason, bm, late) : 0;
 }

@@ -271,8 +271,19 @@ static int tick_org(void *arg, const char *id) {
         return ENG_ESTORE;
     }
     if (rc) return rc;
+    if ((rc = credit_check_org(e, &e->org))) return rc;
     if ((rc = credit_advance(e, &e->org, e->ev.time))) return rc;
     return e->org.dirty ? st->org_put(st->ctx, &e->org, e->err, e->errlen) : 0;
+}
+
+/* The partition clock as clock_get read it: a new org's watermark starts
+ * there, so it must be an instant the parser could have accepted. */
+static int check_clock(struct engine *e, int64_t clock) {
+    if (time_ns_in_range(clock)) return 0;
+    snprintf(e->err, e->errlen,
+             "corrupt store: partition %d clock: %lld ns is outside 1970..2261",
+             (int)e->m->partition, (long long)clock);
+    return ENG_ESTORE;
 }
 
 /* clock.tick: moves the clock of every org on the partition (§6). */
@@ -286,6 +297,7 @@ static int apply_tick(struct engine *e, json_t *root, struct engine_result *res)
     int64_t clock;
     rc = st->clock_get(st->ctx, e->m->partition, &clock, e->err, e->errlen);
     if (rc < 0) return rc;
+    if (rc == ENG_OK && (rc = check_clock(e, clock))) return rc;
     if (rc == ENG_NOTFOUND || e->ev.time > clock) {
         /* Every org on the partition has a watermark >= the clock, so only a
          * tick that moves the clock can move anything. */
@@ -302,6 +314,7 @@ static int load_org(struct engine *e, struct eng_org *o, int *is_new) {
     const struct engine_store *st = e->st;
     int rc = st->org_get(st->ctx, e->ev.org, o, e->err, e->errlen);
     *is_new = rc == ENG_NOTFOUND;
+    if (rc == ENG_OK) return credit_check_org(e, o);
     if (rc != ENG_NOTFOUND) return rc;
     eng_org_free(o);
     eng_org_init(o);
@@ -311,6 +324,7 @@ static int load_org(struct engine *e, struct eng_org *o, int *is_new) {
     int64_t clock;
     rc = st->clock_get(st->ctx, e->m->partition, &clock, e->err, e->errlen);
     if (rc < 0) return rc;
+    if (rc == ENG_OK && (rc = check_clock(e, clock))) return rc;
     if (rc == ENG_OK) o->watermark = clock;
     return 0;
 }

@@ -66,7 +66,9 @@ int engine_apply_parsed(struct engine *e, const struct engine_store *st,
 /* The CloudEvents time of a parsed message: 0 and *ns, or -1 if unreadable. */
 int engine_time_of(json_t *root, int64_t *ns);
 
-/* Views of the rules for tools (creditctl shows what the engine will do). */
+/* Views of the rules for tools (creditctl shows what the engine will do).
+ * Their arguments must pass eng_org_check / eng_project_check (state.h):
+ * state read from a store is checked first, as the engine does. */
 /* Minimum consumption of month m under terms t (semantics §6). */
 int64_t engine_month_minimum(const struct eng_terms *t, int32_t month);
 /* Consumption counted for `month` in an account's month list. */

@@ -54,5 +54,8 @@ int out_rejected(struct engine *e, int reason, const char *key, const char *sour
 int credit_advance(struct engine *e, struct eng_org *o, int64_t t); /* watermark + closes */
 int credit_closes(struct engine *e, struct eng_org *o);
 int credit_apply(struct engine *e, struct eng_org *o);              /* e->ev on o */
+/* o as the store returned it: ENG_OK, or ENG_ESTORE with err "corrupt
+ * store: org ID: what" when it breaks an invariant (eng_org_check). */
+int credit_check_org(struct engine *e, const struct eng_org *o);
 
 #endif

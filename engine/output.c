@@ -39,8 +39,22 @@ static int finish(struct engine *e, enum eng_out_kind kind, const char *key) {
     return e->st->emit(e->st->ctx, kind, key, w->buf, w->len, e->err, e->errlen);
 }
 
+/* The next sequence number of o's outputs of `kind`.  Stored sequences are
+ * checked <= INT64_MAX (eng_org_check); one that reached it cannot grow
+ * (ids and "seq" are int64 in the outputs). */
+static int next_seq(struct engine *e, struct eng_org *o, enum eng_out_kind kind, uint64_t *seq) {
+    if (o->seq[kind] >= (uint64_t)INT64_MAX) {
+        snprintf(e->err, e->errlen, "org %s: the %s sequence is exhausted", o->id,
+                 kind == ENG_OUT_OVERAGE ? "overage" : "ledger");
+        return ENG_ESTORE;
+    }
+    *seq = ++o->seq[kind];
+    o->dirty |= ENG_DIRTY_SEQ;
+    return 0;
+}
+
 /* "<kind>/<org>/<seq>" into id (>= ENG_ID_MAX + 48 bytes); no snprintf on
- * the per-output path. */
+ * the per-output path.  org is a checked id, seq comes from next_seq. */
 static void output_id(char *id, const char *kind, const char *org, uint64_t seq) {
     size_t k = strlen(kind), n = strlen(org);
     assert(n <= ENG_ID_MAX && seq <= INT64_MAX);
@@ -86,10 +100,12 @@ static void terms_obj(struct jsonw *w, const struct eng_org *o, const struct led
 }
 
 int out_ledger(struct engine *e, struct eng_org *o, const struct ledger *l) {
+    /* Every caller skips a zero change (org_credit.adjust rejects delta 0). */
     assert(l->delta != 0 || strcmp(l->entry, "terms") == 0 || strcmp(l->entry, "month_closed") == 0);
     char id[ENG_ID_MAX + 48];
-    uint64_t seq = ++o->seq[ENG_OUT_LEDGER];
-    o->dirty |= ENG_DIRTY_SEQ;
+    uint64_t seq;
+    int rc = next_seq(e, o, ENG_OUT_LEDGER, &seq);
+    if (rc) return rc;
     output_id(id, "ledger/", o->id, seq);
     envelope(e, "credit.ledger", id, o->id, e->ev.time_str);
     struct jsonw *w = &e->w;
@@ -125,11 +141,14 @@ static void kqty(struct jsonw *w, const char *k, int has, int64_t v) {
 
 int out_overage(struct engine *e, struct eng_org *o, int64_t covered, int64_t amount,
                 const char *reason, int32_t billing_month, int late) {
+    /* usage() passes the cost (> 0: decoded >= 0, 0 returns early) or its
+     * uncovered rest (draws are >= 0 and at most the cost). */
     assert(amount > 0);
     const struct eng_event *ev = &e->ev;
     char id[ENG_ID_MAX + 48];
-    uint64_t seq = ++o->seq[ENG_OUT_OVERAGE];
-    o->dirty |= ENG_DIRTY_SEQ;
+    uint64_t seq;
+    int rc = next_seq(e, o, ENG_OUT_OVERAGE, &seq);
+    if (rc) return rc;
     output_id(id, "overage/", o->id, seq);
     envelope(e, "credit.overage", id, o->id, ev->time_str);
     struct jsonw *w = &e->w;

@@ -2,9 +2,15 @@
 #include "engine/state.h"
 
 #include <assert.h>
+#include <inttypes.h>
+#include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "engine/money.h"
+#include "engine/timeutil.h"
 
 /* Zeroes everything but the offerings table (13 KB, read only up to noff):
  * the engine re-inits an org for every event, and a whole-struct memset was
@@ -95,5 +101,153 @@ int eng_org_merge_projects(struct eng_org *o, const struct eng_org *from) {
     o->proj = m;
     o->nproj = k;
     o->capproj = n;
+    return 0;
+}
+
+/* ---- checks of state read from the store (see state.h) ------------------- */
+
+static int bad(char *why, size_t whylen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int bad(char *why, size_t whylen, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, whylen, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* "YYYY-MM", or "month index N" when the year does not have 4 digits
+ * (time_format_month asserts on it). */
+static const char *month_text(int32_t m, char buf[32]) {
+    if (m >= 0 && m < 10000 * 12) time_format_month(m, buf);
+    else snprintf(buf, 32, "month index %" PRId32, m);
+    return buf;
+}
+
+static const char *money_text(int64_t v, char buf[MONEY_FMT_MAX]) {
+    money_format(v, MONEY_DIGITS, buf);
+    return buf;
+}
+
+static int id_ok(const char *id) {
+    size_t n = strnlen(id, ENG_ID_MAX + 1);
+    return n > 0 && n <= ENG_ID_MAX;
+}
+
+static int terms_check(const struct eng_terms *t, char *why, size_t whylen) {
+    char b[32];
+    if (t->logic > ENG_LINEAR) return bad(why, whylen, "terms: consumption logic %u", t->logic);
+    if (t->grace > 100) return bad(why, whylen, "terms: grace coefficient %u (0..100)", t->grace);
+    if ((t->apply_min | t->reserve | t->use_org_credit | t->mark_unused) > 1)
+        return bad(why, whylen, "terms: a flag is neither 0 nor 1");
+    if (t->end_month != ENG_NO_MONTH && !time_month_in_range(t->end_month))
+        return bad(why, whylen, "terms: end month %s is outside 1970-01..2261-12",
+                   month_text(t->end_month, b));
+    if (t->logic == ENG_LINEAR && t->end_month == ENG_NO_MONTH)
+        return bad(why, whylen, "terms: linear consumption without an end date");
+    if (t->expected < 0)
+        return bad(why, whylen, "terms: expected consumption %s < 0",
+                   money_text(t->expected, b));
+    return 0;
+}
+
+/* Months are added at the month an event acts in (its own, or the open
+ * month when late), which lies between the open month and the watermark's
+ * month, and dropped when closed: with close_after bounded that is at most
+ * 5 months, so acct_add (credit.c) always finds room. */
+static int acct_check(const struct eng_org *o, const struct eng_acct *a, int n, char *why,
+                      size_t whylen) {
+    char b1[32], b2[32], b3[32];
+    if (n < 0 || n > ENG_MAX_MONTHS)
+        return bad(why, whylen, "months: %d entries (0..%d)", n, ENG_MAX_MONTHS);
+    if (n == 0) return 0;
+    if (o->open_month == ENG_NO_MONTH)
+        return bad(why, whylen, "months: consumption recorded but no month was ever opened");
+    int32_t last = time_month_of(o->watermark); /* o checked: a watermark with the open month */
+    for (int i = 0; i < n; i++) {
+        if (a[i].month < o->open_month || a[i].month > last)
+            return bad(why, whylen, "months: consumption in %s, outside the open month %s .. "
+                       "the watermark's month %s", month_text(a[i].month, b1),
+                       month_text(o->open_month, b2), month_text(last, b3));
+        if (i > 0 && a[i].month <= a[i - 1].month)
+            return bad(why, whylen, "months: %s after %s (not ascending)",
+                       month_text(a[i].month, b1), month_text(a[i - 1].month, b2));
+        if (a[i].consumed < 0)
+            return bad(why, whylen, "months: consumption %s < 0 in %s",
+                       money_text(a[i].consumed, b1), month_text(a[i].month, b2));
+    }
+    return 0;
+}
+
+/* Watermark, open month and sequences. */
+static int meta_check(const struct eng_org *o, char *why, size_t whylen) {
+    char b1[32], b2[32];
+    if (o->partition < 0) return bad(why, whylen, "partition %" PRId32 " < 0", o->partition);
+    if (o->watermark != ENG_NO_TIME && !time_ns_in_range(o->watermark))
+        return bad(why, whylen, "watermark %" PRId64 " ns is outside 1970..2261", o->watermark);
+    if (o->open_month != ENG_NO_MONTH) {
+        if (o->watermark == ENG_NO_TIME)
+            return bad(why, whylen, "open month %s without a watermark",
+                       month_text(o->open_month, b1));
+        int32_t last = time_month_of(o->watermark);
+        if (!time_month_in_range(o->open_month) || o->open_month > last)
+            return bad(why, whylen, "open month %s is outside 1970-01 .. the watermark's month %s",
+                       month_text(o->open_month, b1), month_text(last, b2));
+    }
+    for (int k = 0; k < 2; k++)
+        if (o->seq[k] > (uint64_t)INT64_MAX)
+            return bad(why, whylen, "%s sequence %" PRIu64 " exceeds 2^63-1",
+                       k == ENG_OUT_OVERAGE ? "overage" : "ledger", o->seq[k]);
+    return 0;
+}
+
+int eng_org_check(const struct eng_org *o, char *why, size_t whylen) {
+    char b1[MONEY_FMT_MAX], b2[MONEY_FMT_MAX];
+    if (!id_ok(o->id)) return bad(why, whylen, "id of 0 or more than %d bytes", ENG_ID_MAX);
+    if (meta_check(o, why, whylen)) return -1;
+    if (o->has_credit > 1) return bad(why, whylen, "credit flag %u", o->has_credit);
+    if (o->value < 0) return bad(why, whylen, "value %s < 0", money_text(o->value, b1));
+    if (o->alloc_sum < 0)
+        return bad(why, whylen, "allocation sum %s < 0", money_text(o->alloc_sum, b1));
+    if (o->noff < 0 || o->noff > ENG_MAX_OFFERINGS)
+        return bad(why, whylen, "%d offerings (0..%d)", o->noff, ENG_MAX_OFFERINGS);
+    for (int i = 0; i < o->noff; i++)
+        if (!id_ok(o->off[i])) return bad(why, whylen, "offering %d: id of 0 or more than %d bytes",
+                                          i, ENG_ID_MAX);
+    if (!o->has_credit && (o->value || o->alloc_sum))
+        return bad(why, whylen, "no credit, yet value %s and allocation sum %s",
+                   money_text(o->value, b1), money_text(o->alloc_sum, b2));
+    if (o->has_credit && o->open_month == ENG_NO_MONTH)
+        return bad(why, whylen, "a credit but no open month");
+    if (o->has_credit && terms_check(&o->terms, why, whylen)) return -1;
+    return acct_check(o, o->acct, o->nacct, why, whylen);
+}
+
+int eng_project_check(const struct eng_org *o, const struct eng_project *p, char *why,
+                      size_t whylen) {
+    char b1[MONEY_FMT_MAX], b2[MONEY_FMT_MAX];
+    if (!id_ok(p->id)) return bad(why, whylen, "id of 0 or more than %d bytes", ENG_ID_MAX);
+    if (p->has_credit > 1) return bad(why, whylen, "credit flag %u", p->has_credit);
+    if (p->value < 0) return bad(why, whylen, "value %s < 0", money_text(p->value, b1));
+    if (!p->has_credit && p->value)
+        return bad(why, whylen, "no credit, yet value %s", money_text(p->value, b1));
+    if (p->has_credit) {
+        if (!o->has_credit) return bad(why, whylen, "a credit, but the organisation has none");
+        if (p->value > o->alloc_sum)
+            return bad(why, whylen, "value %s exceeds the organisation's allocation sum %s",
+                       money_text(p->value, b1), money_text(o->alloc_sum, b2));
+        if (terms_check(&p->terms, why, whylen)) return -1;
+    }
+    return acct_check(o, p->acct, p->nacct, why, whylen);
+}
+
+int eng_org_check_alloc_sum(const struct eng_org *o, char *why, size_t whylen) {
+    char b1[MONEY_FMT_MAX], b2[MONEY_FMT_MAX];
+    int64_t sum = 0;
+    for (size_t i = 0; i < o->nproj; i++)
+        if (o->proj[i].has_credit && __builtin_add_overflow(sum, o->proj[i].value, &sum))
+            return bad(why, whylen, "the project credits' sum overflows");
+    if (sum != o->alloc_sum)
+        return bad(why, whylen, "allocation sum %s, but the project credits add up to %s",
+                   money_text(o->alloc_sum, b1), money_text(sum, b2));
     return 0;
 }

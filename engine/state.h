@@ -104,6 +104,29 @@ struct eng_project *eng_org_add_project(struct eng_org *o, const char *id);
  * own, possibly changed, projects are kept.  0, or -1 on ENOMEM. */
 int eng_org_merge_projects(struct eng_org *o, const struct eng_org *from);
 
+/* Checks of state read from the store.  The store checks each record's
+ * bytes (version, length, ranges); these check what a well-formed record
+ * can still get wrong against the invariants the rules rely on, so a wrong
+ * record is an error naming it, never an abort.  Each returns 0, or -1 with
+ * `why` saying what is wrong (the caller names the org and project).
+ *
+ * eng_org_check: o as org_get returns it (its projects are not looked at):
+ * id; partition >= 0; watermark absent or in the time module's range; an
+ * open month in 1970-01 .. the watermark's month (required with a credit);
+ * sequences <= INT64_MAX; V >= 0, sum of P >= 0, both 0 without credit;
+ * valid terms (grace 0..100, flags 0/1, end month in range, linear with an
+ * end month, expected >= 0); offerings.  Month records (org or project):
+ * at most ENG_MAX_MONTHS, months strictly ascending, each within the open
+ * month .. the watermark's month, consumption >= 0. */
+int eng_org_check(const struct eng_org *o, char *why, size_t whylen);
+/* p as project_get / projects_get return it, o its (checked) org: id;
+ * P >= 0 and at most o's sum of P, 0 without credit; a credit only when o
+ * has one; valid terms; month records. */
+int eng_project_check(const struct eng_org *o, const struct eng_project *p, char *why,
+                      size_t whylen);
+/* o holds every project: its sum of P equals the sum of their P. */
+int eng_org_check_alloc_sum(const struct eng_org *o, char *why, size_t whylen);
+
 /* A remembered idempotency key. */
 struct eng_dedupe {
     uint64_t hash;      /* hash of the canonical message content */

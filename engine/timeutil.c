@@ -182,6 +182,14 @@ int64_t time_month_start(int32_t month) {
     return days * NS_PER_DAY;
 }
 
+int time_ns_in_range(int64_t ns) {
+    return ns >= 0 && ns < days_from_civil(YEAR_END, 1, 1) * NS_PER_DAY;
+}
+
+int time_month_in_range(int32_t month) {
+    return month >= MONTH_MIN && month < YEAR_END * 12;
+}
+
 /* Write v as exactly n zero-padded decimal digits (v must fit). */
 static char *put_digits(char *buf, int64_t v, int n) {
     assert(v >= 0);

@@ -41,6 +41,13 @@ int32_t time_month_of(int64_t ns);
  * last month whose start fits int64). */
 int64_t time_month_start(int32_t month);
 
+/* Range checks for values read back from the store, which are checked,
+ * never asserted on: an instant the parsers accept ([1970-01-01T00:00:00Z,
+ * 2262-01-01T00:00:00Z)), and a month that holds one (1970-01..2261-12;
+ * every function here takes such a month). */
+int time_ns_in_range(int64_t ns);
+int time_month_in_range(int32_t month);
+
 /* "YYYY-MM" into buf (>= 8 bytes). */
 void time_format_month(int32_t month, char *buf);
 

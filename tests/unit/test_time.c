@@ -204,6 +204,21 @@ static void test_month_of_boundaries(void **state) {
     assert_int_equal(time_month_of(INT64_MAX), M(2262, 4));
 }
 
+/* The range checks for stored values agree with what the parsers accept. */
+static void test_in_range(void **state) {
+    (void)state;
+    int64_t first, last;
+    assert_int_equal(parse("1970-01-01T00:00:00Z", &first), TIME_OK);
+    assert_int_equal(parse("2261-12-31T23:59:59.999999999Z", &last), TIME_OK);
+    assert_true(time_ns_in_range(first) && time_ns_in_range(last));
+    assert_false(time_ns_in_range(first - 1) || time_ns_in_range(last + 1));
+    assert_false(time_ns_in_range(INT64_MAX) || time_ns_in_range(INT64_MIN));
+    assert_true(time_month_in_range(M(1970, 1)) && time_month_in_range(M(2261, 12)));
+    assert_true(time_month_in_range(time_month_of(first)) && time_month_in_range(time_month_of(last)));
+    assert_false(time_month_in_range(M(1969, 12)) || time_month_in_range(M(2262, 1)));
+    assert_false(time_month_in_range(INT32_MIN) || time_month_in_range(INT32_MAX));
+}
+
 static int days_in(int y, int m) {
     static const int dm[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
     int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
@@ -307,6 +322,7 @@ int main(void) {
         cmocka_unit_test(test_parse_range),
         cmocka_unit_test(test_parse_date),
         cmocka_unit_test(test_month_of_boundaries),
+        cmocka_unit_test(test_in_range),
         cmocka_unit_test(test_month_start_every_month),
         cmocka_unit_test(test_format),
         cmocka_unit_test(test_format_parse_roundtrip),
