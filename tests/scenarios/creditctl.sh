@@ -300,5 +300,26 @@ printf '{"specversion":"1.0","source":"gen","time":"2026-03-03T00:00:00Z","id":"
 check "credit-replay on a corrupt org exits 2 naming db and key" eval \
     '[ "$rc" -eq 2 ] && grep -q "corrupt store $x: db org_credits key \"g1\"" "$tmp/x.err"'
 
+# A record that decodes but breaks the rules' invariants together with the
+# others (o3's stored sum of P no longer the sum of its projects' P): the
+# views report the org as corrupt and go on; a writer stops on it.
+y="$tmp/y"
+check "replay the store to make inconsistent" replay --db "$y" --out /dev/null "$S/ex_C.jsonl"
+v=$("$POKE" "$y" get org_credits "$(hex o3)")
+# bytes: version, V (8, LE), sum of P (8, LE), ...: make the sum 1 micro-unit
+"$POKE" "$y" put org_credits "$(hex o3)" "${v%"${v#??????????????????}"}0100000000000000${v#??????????????????????????????????}"
+ctl --db "$y" balances --json > "$tmp/y.bal" 2> "$tmp/y.err"; rc=$?
+check "balances with an inconsistent org exits 2 naming it" eval \
+    '[ "$rc" -eq 2 ] && grep -q "creditctl: balances: corrupt store $y: org o3: .*sum.*(skipped)" "$tmp/y.err"'
+check "balances leaves the inconsistent org out" eval '! grep -q "\"o3\"" "$tmp/y.bal"'
+ctl --db "$y" show o3 > /dev/null 2> "$tmp/y.err"; rc=$?
+check "show of the inconsistent org exits 2 naming it" eval \
+    '[ "$rc" -eq 2 ] && grep -q "org o3" "$tmp/y.err"'
+# a tick that closes March visits every project of o3, and checks their sum
+printf '{"specversion":"1.0","source":"clock","time":"2026-04-01T00:00:00Z","id":"t-04","type":"clock.tick"}\n' > "$tmp/y2.jsonl"
+"$B/credit-replay" --db "$y" --out /dev/null "$tmp/y2.jsonl" > /dev/null 2> "$tmp/y.err"; rc=$?
+check "credit-replay on the inconsistent org exits 2 naming it" eval \
+    '[ "$rc" -eq 2 ] && grep -q "corrupt store: org o3" "$tmp/y.err"'
+
 echo "creditctl: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
