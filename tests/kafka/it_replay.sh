@@ -28,7 +28,10 @@ done
 # plus an org "ow*" on partition 0 and one of its events sent on purpose to
 # partition 1 (after it: the audit replay reads partitions in order, so the
 # org is pinned to 0 there as in the live run).
-N=$("$PY" - "$BS" tests/scenarios/ex_*.jsonl tests/scenarios/bad_input.jsonl "$T/msg" <<'PYEOF'
+# tests/scenarios/hostile.jsonl: every field at its maximum length (once
+# enough to stop every creditd), numbers beyond 64 bits, a long multi-byte
+# unknown type.
+N=$("$PY" - "$BS" tests/scenarios/ex_*.jsonl tests/scenarios/bad_input.jsonl tests/scenarios/hostile.jsonl "$T/msg" <<'PYEOF'
 import json, sys
 from confluent_kafka import Producer
 p = Producer({"bootstrap.servers": sys.argv[1], "partitioner": "murmur2_random",
@@ -97,8 +100,9 @@ check "creditd exits 0 on SIGTERM" test "$rc" -eq 0
 timeout 60 kcat -C -b "$BS" -t credit.rejected -e -q -f '%s\n' > "$T/rejected.jsonl"
 check "dead-letter records carry reason, topic, partition and offset" "$PY" - "$T/rejected.jsonl" <<'PYEOF'
 import json, sys
-recs = [json.loads(l)["data"] for l in open(sys.argv[1])]
-want = {"invalid_json": 2, "invalid_event": 6, "unknown_type": 1, "id_conflict": 2, "overflow": 1,
+# every record strict UTF-8 JSON (bytes, decoded strictly)
+recs = [json.loads(l.decode("utf-8"))["data"] for l in open(sys.argv[1], "rb").read().splitlines()]
+want = {"invalid_json": 2, "invalid_event": 9, "unknown_type": 2, "id_conflict": 2, "overflow": 1,
         "no_org_credit": 1, "no_project_credit": 1, "allocation_exceeds_org_credit": 1,
         "value_changed": 1, "insufficient_credit": 1, "wrong_partition": 1}
 got = {}
