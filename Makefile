@@ -55,10 +55,13 @@ $(B)/gen-events: $(B)/obj/tools/gen_events.o $(B)/libcreditd.a
 $(B)/bench-parse: $(B)/obj/tools/bench_parse.o $(B)/libcreditd.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
 
+# test_lineq also tests tools/lineq.c (objects are linked before the library).
+$(B)/test_lineq: $(B)/obj/tools/lineq.o
+$(B)/asan/test_lineq: $(B)/asan/obj/tools/lineq.o
 $(B)/test_%: $(B)/obj/tests/unit/test_%.o $(patsubst %.c,$(B)/obj/%.o,$(UNIT_HELP)) $(B)/libcreditd.a
-	$(CC) $(CFLAGS) -o $@ $^ $(LIBS) -lcmocka
+	$(CC) $(CFLAGS) -o $@ $(filter-out %.a,$^) $(filter %.a,$^) $(LIBS) -lcmocka
 $(B)/asan/test_%: $(B)/asan/obj/tests/unit/test_%.o $(patsubst %.c,$(B)/asan/obj/%.o,$(UNIT_HELP)) $(B)/asan/libcreditd.a
-	$(CC) $(SAN) -o $@ $^ $(LIBS) -lcmocka
+	$(CC) $(SAN) -o $@ $(filter-out %.a,$^) $(filter %.a,$^) $(LIBS) -lcmocka
 
 unit: deps $(UNITS)
 	@sh tests/run_units.sh $(UNITS)
