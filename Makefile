@@ -16,11 +16,15 @@ UNITS_SAN= $(patsubst tests/unit/%.c,$(B)/asan/%,$(UNIT_SRC))
 TOOLS    = $(B)/credit-replay $(B)/creditctl $(B)/credit-produce $(B)/credit-tick
 DAEMON_SRC = $(wildcard consumer/*.c)
 DAEMON_OBJ = $(patsubst %.c,$(B)/obj/%.o,$(DAEMON_SRC))
+# The one Kafka client set-up (consumer/kclient.c), linked into the tools that talk to Kafka.
+KCLIENT  = $(B)/obj/consumer/kclient.o
+# Test-only binaries for tests/kafka: the fault-injecting mock broker.
+TEST_BIN = $(B)/kmock
 
 .PHONY: all test unit unit-asan scenarios kafka-test bench bench-kafka clean deps run
 # Keep objects: make must not delete them (and print rm lines) after a test run.
 .SECONDARY:
-all: deps $(TOOLS) $(UNITS) $(B)/creditd
+all: deps $(TOOLS) $(UNITS) $(B)/creditd $(TEST_BIN)
 
 # Installs missing Debian packages (no-op when everything is there).
 deps:
@@ -38,17 +42,19 @@ $(B)/libcreditd.a: $(patsubst %.c,$(B)/obj/%.o,$(CORE_SRC))
 $(B)/asan/libcreditd.a: $(patsubst %.c,$(B)/asan/obj/%.o,$(CORE_SRC))
 	@rm -f $@; ar rcs $@ $^
 
-$(B)/credit-replay: $(B)/obj/tools/credit_replay.o $(B)/obj/tools/lineq.o $(B)/libcreditd.a
+$(B)/credit-replay: $(B)/obj/tools/credit_replay.o $(B)/obj/tools/lineq.o $(KCLIENT) $(B)/libcreditd.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
 $(B)/creditctl: $(B)/obj/tools/creditctl.o $(B)/libcreditd.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
-$(B)/credit-produce: $(B)/obj/tools/credit_produce.o $(B)/obj/tools/kprod.o $(B)/libcreditd.a
+$(B)/credit-produce: $(B)/obj/tools/credit_produce.o $(B)/obj/tools/kprod.o $(KCLIENT) $(B)/libcreditd.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
-$(B)/credit-tick: $(B)/obj/tools/credit_tick.o $(B)/obj/tools/kprod.o $(B)/libcreditd.a
+$(B)/credit-tick: $(B)/obj/tools/credit_tick.o $(B)/obj/tools/kprod.o $(KCLIENT) $(B)/libcreditd.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
 # The daemon: consumer/*.o are linked into it only, not into libcreditd.a.
 $(DAEMON_OBJ): $(wildcard consumer/*.h)
 $(B)/creditd: $(DAEMON_OBJ) $(B)/libcreditd.a
+	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
+$(B)/kmock: $(B)/obj/tests/kafka/kmock.o $(B)/obj/consumer/mock.o $(KCLIENT) $(B)/libcreditd.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
 $(B)/gen-events: $(B)/obj/tools/gen_events.o $(B)/libcreditd.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
@@ -71,7 +77,7 @@ scenarios: deps $(TOOLS) $(B)/gen-events
 	@sh tests/scenarios/run.sh
 
 # Integration tests on a real Apache Kafka broker that the scripts start themselves.
-kafka-test: deps $(TOOLS) $(B)/creditd $(B)/gen-events
+kafka-test: deps $(TOOLS) $(B)/creditd $(TEST_BIN) $(B)/gen-events
 	@sh tests/kafka/run.sh
 
 test: unit unit-asan scenarios kafka-test

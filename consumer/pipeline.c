@@ -4,11 +4,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <librdkafka/rdkafka.h>
 
 #include "consumer/consumer.h"
+#include "consumer/kclient.h"
 #include "consumer/mock.h"
 #include "consumer/relay.h"
 #include "engine/engine.h"
@@ -16,6 +16,13 @@
 
 #define ERRLEN 1024
 #define PUBLISH_REFRESH_MS 5000   /* re-send every stored offset to the group this often */
+
+/* start() passes on the stop of a Kafka wait (KCLIENT_STOPPED) next to -1
+ * from store calls: the codes must not meet. */
+_Static_assert(KCLIENT_STOPPED != STORE_OK && KCLIENT_STOPPED != STORE_NOTFOUND &&
+                   KCLIENT_STOPPED != STORE_EMAPFULL && KCLIENT_STOPPED != STORE_EMISMATCH &&
+                   KCLIENT_STOPPED != STORE_ERR,
+               "KCLIENT_STOPPED must differ from the STORE_* codes");
 
 struct pipeline {
     const struct config *c;
@@ -33,18 +40,13 @@ struct pipeline {
     int64_t *bnext;               /* [partition count]: next offset after this batch, or -1 */
     uint64_t outbox;              /* entries in the store's outbox after the last commit */
     int64_t published_ms;         /* last full publish of the group offsets (0: not yet) */
+    int64_t stop_deadline;        /* after a stop request: shutdown.flush_timeout_ms from then */
     struct {                      /* since the last stats line */
         int64_t at_ms;
         uint64_t events, batches;
     } st;
     char err[ERRLEN];
 };
-
-static int64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static int refresh_outbox(struct pipeline *p) {
     struct store_stats st;
@@ -134,6 +136,8 @@ static int open_store(struct pipeline *p) {
     return engine_new(&p->eng, &ec, p->err, sizeof(p->err));
 }
 
+/* 0, -1 with p->err, or KCLIENT_STOPPED: the stop flag was set while
+ * waiting for Kafka (nothing was sent; the store holds no batch). */
 static int start(struct pipeline *p) {
     const struct config *c = p->c;
     if (strlen(c->topic_input) > PIPELINE_TOPIC_MAX) {
@@ -151,16 +155,22 @@ static int start(struct pipeline *p) {
         printf("creditd: embedded broker at %s\n", p->bootstrap);
         fflush(stdout);
     }
-    if (open_store(p) || consumer_open(&p->in, c, p->bootstrap, p->err, sizeof(p->err)) ||
-        relay_open(&p->relay, c, p->bootstrap, p->err, sizeof(p->err)) || choose_partitions(p))
-        return -1;
+    if (open_store(p)) return -1;
+    int rc = consumer_open(&p->in, c, p->bootstrap, p->stop, p->err, sizeof(p->err));
+    if (rc == 0) rc = relay_open(&p->relay, c, p->bootstrap, p->stop, p->err, sizeof(p->err));
+    if (rc) return rc == KCLIENT_STOPPED ? KCLIENT_STOPPED : -1;
+    if (choose_partitions(p)) return -1;
     int64_t *next = malloc(p->nparts * sizeof(*next));
     if (!next) {
         snprintf(p->err, sizeof(p->err), "out of memory");
         return -1;
     }
-    int rc = startup_txn(p, next);
+    rc = startup_txn(p, next);
     if (rc == 0) rc = relay_recover(p->relay, c, p->bootstrap, p->err, sizeof(p->err));
+    if (rc == KCLIENT_STOPPED) {
+        free(next);
+        return rc;
+    }
     if (rc == 0) rc = consumer_assign(p->in, p->parts, next, p->nparts, p->err, sizeof(p->err));
     free(next);
     if (rc == 0) rc = refresh_outbox(p);
@@ -168,15 +178,18 @@ static int start(struct pipeline *p) {
         fprintf(stderr, "creditd: consuming %s (%zu of %d partitions), store %s, outbox %llu\n",
                 c->topic_input, p->nparts, (int)consumer_partition_count(p->in), c->store_path,
                 (unsigned long long)p->outbox);
-    p->st.at_ms = now_ms();
+    p->st.at_ms = kclient_now_ms();
     return rc;
 }
 
+/* Close everything.  After a stop request the consumer's close (its last
+ * group-offset commits) gets what is left of the shutdown budget. */
 static void stop_all(struct pipeline *p) {
+    int64_t left = p->stop_deadline ? p->stop_deadline - kclient_now_ms() : KCLIENT_CLOSE_MS;
     consumer_release(p->batch, p->n);
     p->n = 0;
     relay_close(p->relay);
-    consumer_close(p->in);
+    consumer_close(p->in, left > KCLIENT_POLL_MS ? (int)left : KCLIENT_POLL_MS);
     engine_free(p->eng);
     store_close(p->store);
     mock_stop(p->mock);
@@ -240,7 +253,7 @@ static int commit_batch(struct pipeline *p) {
 }
 
 static void stats_line(struct pipeline *p) {
-    int64_t now = now_ms(), dt = now - p->st.at_ms;
+    int64_t now = kclient_now_ms(), dt = now - p->st.at_ms;
     if (p->c->stats_interval_ms <= 0 || dt < p->c->stats_interval_ms) return;
     struct store_stats st;
     char e[ERRLEN];
@@ -291,7 +304,7 @@ static int step(struct pipeline *p) {
     if (relay_poll(p->relay, 0, err, errlen)) return -1;
     if ((p->n > 0 || relay_txn_needed(p->relay)) && commit_batch(p)) return -1;
     stats_line(p);
-    int64_t now = now_ms();
+    int64_t now = kclient_now_ms();
     if (now - p->published_ms >= PUBLISH_REFRESH_MS) { /* the first step too: after a restart */
         consumer_commit_async(p->in, 1);
         p->published_ms = now;
@@ -302,6 +315,7 @@ static int step(struct pipeline *p) {
 /* Stop requested: deliver what the outbox holds within the flush timeout and
  * record what was confirmed. */
 static int finish(struct pipeline *p) {
+    p->stop_deadline = kclient_now_ms() + p->c->shutdown_flush_timeout_ms;
     int rc = relay_drain(p->relay, p->store, (int)p->c->shutdown_flush_timeout_ms, p->err,
                          sizeof(p->err));
     if (rc < 0) return -1;
@@ -318,8 +332,13 @@ int pipeline_run(const struct config *c, volatile sig_atomic_t *stop, char *err,
     p.c = c;
     p.stop = stop;
     int rc = start(&p);
-    while (rc == 0 && !*stop) rc = step(&p);
-    if (rc == 0) rc = finish(&p);
+    if (rc == KCLIENT_STOPPED) {
+        fprintf(stderr, "creditd: stopped during start-up\n");
+        rc = 0;
+    } else {
+        while (rc == 0 && !*stop) rc = step(&p);
+        if (rc == 0) rc = finish(&p);
+    }
     if (rc) snprintf(err, errlen, "%s", p.err);
     stop_all(&p);
     return rc;
