@@ -18,8 +18,8 @@ DAEMON_SRC = $(wildcard consumer/*.c)
 DAEMON_OBJ = $(patsubst %.c,$(B)/obj/%.o,$(DAEMON_SRC))
 # The one Kafka client set-up (consumer/kclient.c), linked into the tools that talk to Kafka.
 KCLIENT  = $(B)/obj/consumer/kclient.o
-# Test-only binaries for tests/kafka: the fault-injecting mock broker.
-TEST_BIN = $(B)/kmock
+# Test-only binaries for tests/kafka: creditd with its test hooks, the fault-injecting mock broker.
+TEST_BIN = $(B)/creditd-test $(B)/kmock
 
 .PHONY: all test unit unit-asan scenarios kafka-test bench bench-kafka clean deps run
 # Keep objects: make must not delete them (and print rm lines) after a test run.
@@ -53,6 +53,12 @@ $(B)/credit-tick: $(B)/obj/tools/credit_tick.o $(B)/obj/tools/kprod.o $(KCLIENT)
 # The daemon: consumer/*.o are linked into it only, not into libcreditd.a.
 $(DAEMON_OBJ): $(wildcard consumer/*.h)
 $(B)/creditd: $(DAEMON_OBJ) $(B)/libcreditd.a
+	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
+# creditd built with -DCREDITD_TEST_HOOKS (CREDITD_TEST_FAIL_ON, consumer/pipeline.c): tests only.
+$(B)/testhooks/%.o: %.c $(CORE_HDR)
+	@mkdir -p $(dir $@)
+	$(CC) $(WARN) $(CFLAGS) -DCREDITD_TEST_HOOKS -I. -c $< -o $@
+$(B)/creditd-test: $(patsubst %.c,$(B)/testhooks/%.o,$(DAEMON_SRC)) $(B)/libcreditd.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
 $(B)/kmock: $(B)/obj/tests/kafka/kmock.o $(B)/obj/consumer/mock.o $(KCLIENT) $(B)/libcreditd.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)

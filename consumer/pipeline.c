@@ -16,6 +16,7 @@
 
 #define ERRLEN 1024
 #define PUBLISH_REFRESH_MS 5000   /* re-send every stored offset to the group this often */
+#define DUMP_BYTES 64             /* of a message that made the engine fail */
 
 /* start() passes on the stop of a Kafka wait (KCLIENT_STOPPED) next to -1
  * from store calls: the codes must not meet. */
@@ -39,6 +40,9 @@ struct pipeline {
     size_t nparts;
     int64_t *bnext;               /* [partition count]: next offset after this batch, or -1 */
     uint64_t outbox;              /* entries in the store's outbox after the last commit */
+#ifdef CREDITD_TEST_HOOKS
+    const char *fail_on;          /* CREDITD_TEST_FAIL_ON (test builds only), or NULL */
+#endif
     int64_t published_ms;         /* last full publish of the group offsets (0: not yet) */
     int64_t stop_deadline;        /* after a stop request: shutdown.flush_timeout_ms from then */
     struct {                      /* since the last stats line */
@@ -140,6 +144,12 @@ static int open_store(struct pipeline *p) {
  * waiting for Kafka (nothing was sent; the store holds no batch). */
 static int start(struct pipeline *p) {
     const struct config *c = p->c;
+#ifdef CREDITD_TEST_HOOKS
+    p->fail_on = getenv("CREDITD_TEST_FAIL_ON");
+    if (p->fail_on && !*p->fail_on) p->fail_on = NULL;
+    if (p->fail_on)
+        fprintf(stderr, "creditd: TEST BUILD: a message containing '%s' fails the engine\n", p->fail_on);
+#endif
     if (strlen(c->topic_input) > PIPELINE_TOPIC_MAX) {
         snprintf(p->err, sizeof(p->err), "topic.input: longer than %d bytes", PIPELINE_TOPIC_MAX);
         return -1;
@@ -198,6 +208,41 @@ static void stop_all(struct pipeline *p) {
     free(p->bnext);
 }
 
+#ifdef CREDITD_TEST_HOOKS
+/* Test builds only: a message whose payload contains CREDITD_TEST_FAIL_ON
+ * fails as if the engine had failed, after the engine applied it inside the
+ * batch transaction (so a test sees that the abort undoes its effects). */
+static int test_fault(const struct pipeline *p, const rd_kafka_message_t *m, char *err, size_t errlen) {
+    if (!p->fail_on || !m->payload || !memmem(m->payload, m->len, p->fail_on, strlen(p->fail_on)))
+        return 0;
+    snprintf(err, errlen, "injected engine failure (CREDITD_TEST_FAIL_ON=%s)", p->fail_on);
+    return -1;
+}
+#endif
+
+/* The crash-loop guard.  engine_apply failed on m in a way that is not a
+ * reject (those return 0): unless the map is full (the batch is retried),
+ * the batch is aborted and creditd stops, naming the message so that an
+ * operator can find it (a restart would stop at it again). */
+static int engine_failed(struct pipeline *p, const rd_kafka_message_t *m, const char *why) {
+    char hex[DUMP_BYTES * 3 + 1] = "";
+    const unsigned char *b = m->payload;
+    size_t n = m->len < DUMP_BYTES ? m->len : DUMP_BYTES;
+    if (store_map_full(p->store)) {
+        snprintf(p->err, sizeof(p->err), "%s", why);
+        return -1;
+    }
+    for (size_t i = 0, w = 0; b && i < n; i++)
+        w += (size_t)snprintf(hex + w, sizeof(hex) - w, "%s%02x", i ? " " : "", b[i]);
+    snprintf(p->err, sizeof(p->err),
+             "input %s [%d] offset %lld: the engine failed on this message (not a reject): %.400s; "
+             "the batch is not applied and creditd stops (it stops here again until the cause is "
+             "fixed); message (%zu bytes) starts: %s%s",
+             p->c->topic_input, (int)m->partition, (long long)m->offset, why, m->len, hex,
+             m->len > n ? " ..." : "");
+    return -1;
+}
+
 /* Inside the batch txn: every message through the engine, then the next
  * offset of each partition it touched and the counters. */
 static int apply_messages(struct pipeline *p, struct store_counters *cnt) {
@@ -209,7 +254,12 @@ static int apply_messages(struct pipeline *p, struct store_counters *cnt) {
         struct engine_msg em = {m->payload ? m->payload : "", m->len, p->c->topic_input,
                                 m->partition, m->offset};
         struct engine_result res;
-        if (engine_apply(p->eng, &ops, &em, &res, p->err, sizeof(p->err))) return -1;
+        char why[ERRLEN];
+        int rc = engine_apply(p->eng, &ops, &em, &res, why, sizeof(why));
+#ifdef CREDITD_TEST_HOOKS
+        if (rc == 0) rc = test_fault(p, m, why, sizeof(why));
+#endif
+        if (rc) return engine_failed(p, m, why);
         if (res.outcome == ENG_APPLIED) cnt->applied++;
         else if (res.outcome == ENG_DUPLICATE) cnt->duplicates++;
         else cnt->rejected++;
