@@ -16,11 +16,15 @@ UNITS_SAN= $(patsubst tests/unit/%.c,$(B)/asan/%,$(UNIT_SRC))
 TOOLS    = $(B)/credit-replay $(B)/creditctl $(B)/credit-produce $(B)/credit-tick
 DAEMON_SRC = $(wildcard consumer/*.c)
 DAEMON_OBJ = $(patsubst %.c,$(B)/obj/%.o,$(DAEMON_SRC))
+# The one Kafka client set-up (consumer/kclient.c), linked into the tools that talk to Kafka.
+KCLIENT  = $(B)/obj/consumer/kclient.o
+# Test-only binaries for tests/kafka: creditd with its test hooks, the fault-injecting mock broker.
+TEST_BIN = $(B)/creditd-test $(B)/kmock
 
 .PHONY: all test unit unit-asan scenarios kafka-test bench bench-kafka clean deps run
 # Keep objects: make must not delete them (and print rm lines) after a test run.
 .SECONDARY:
-all: deps $(TOOLS) $(UNITS) $(B)/creditd
+all: deps $(TOOLS) $(UNITS) $(B)/creditd $(TEST_BIN)
 
 # Installs missing Debian packages (no-op when everything is there).
 deps:
@@ -38,17 +42,25 @@ $(B)/libcreditd.a: $(patsubst %.c,$(B)/obj/%.o,$(CORE_SRC))
 $(B)/asan/libcreditd.a: $(patsubst %.c,$(B)/asan/obj/%.o,$(CORE_SRC))
 	@rm -f $@; ar rcs $@ $^
 
-$(B)/credit-replay: $(B)/obj/tools/credit_replay.o $(B)/obj/tools/lineq.o $(B)/obj/tools/spool.o $(B)/libcreditd.a
+$(B)/credit-replay: $(B)/obj/tools/credit_replay.o $(B)/obj/tools/lineq.o $(B)/obj/tools/spool.o $(KCLIENT) $(B)/libcreditd.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
 $(B)/creditctl: $(B)/obj/tools/creditctl.o $(B)/libcreditd.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
-$(B)/credit-produce: $(B)/obj/tools/credit_produce.o $(B)/obj/tools/kprod.o $(B)/libcreditd.a
+$(B)/credit-produce: $(B)/obj/tools/credit_produce.o $(B)/obj/tools/kprod.o $(KCLIENT) $(B)/libcreditd.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
-$(B)/credit-tick: $(B)/obj/tools/credit_tick.o $(B)/obj/tools/kprod.o $(B)/libcreditd.a
+$(B)/credit-tick: $(B)/obj/tools/credit_tick.o $(B)/obj/tools/kprod.o $(KCLIENT) $(B)/libcreditd.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
 # The daemon: consumer/*.o are linked into it only, not into libcreditd.a.
 $(DAEMON_OBJ): $(wildcard consumer/*.h)
 $(B)/creditd: $(DAEMON_OBJ) $(B)/libcreditd.a
+	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
+# creditd built with -DCREDITD_TEST_HOOKS (CREDITD_TEST_FAIL_ON, consumer/pipeline.c): tests only.
+$(B)/testhooks/%.o: %.c $(CORE_HDR)
+	@mkdir -p $(dir $@)
+	$(CC) $(WARN) $(CFLAGS) -DCREDITD_TEST_HOOKS -I. -c $< -o $@
+$(B)/creditd-test: $(patsubst %.c,$(B)/testhooks/%.o,$(DAEMON_SRC)) $(B)/libcreditd.a
+	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
+$(B)/kmock: $(B)/obj/tests/kafka/kmock.o $(B)/obj/consumer/mock.o $(KCLIENT) $(B)/libcreditd.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
 $(B)/gen-events: $(B)/obj/tools/gen_events.o $(B)/libcreditd.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
@@ -58,10 +70,13 @@ $(B)/bench-parse: $(B)/obj/tools/bench_parse.o $(B)/libcreditd.a
 $(B)/store-poke: $(B)/obj/tests/scenarios/store_poke.o
 	$(CC) $(CFLAGS) -o $@ $^ -llmdb
 
+# test_lineq also tests tools/lineq.c (objects are linked before the library).
+$(B)/test_lineq: $(B)/obj/tools/lineq.o
+$(B)/asan/test_lineq: $(B)/asan/obj/tools/lineq.o
 $(B)/test_%: $(B)/obj/tests/unit/test_%.o $(patsubst %.c,$(B)/obj/%.o,$(UNIT_HELP)) $(B)/libcreditd.a
-	$(CC) $(CFLAGS) -o $@ $^ $(LIBS) -lcmocka
+	$(CC) $(CFLAGS) -o $@ $(filter-out %.a,$^) $(filter %.a,$^) $(LIBS) -lcmocka
 $(B)/asan/test_%: $(B)/asan/obj/tests/unit/test_%.o $(patsubst %.c,$(B)/asan/obj/%.o,$(UNIT_HELP)) $(B)/asan/libcreditd.a
-	$(CC) $(SAN) -o $@ $^ $(LIBS) -lcmocka
+	$(CC) $(SAN) -o $@ $(filter-out %.a,$^) $(filter %.a,$^) $(LIBS) -lcmocka
 
 unit: deps $(UNITS)
 	@sh tests/run_units.sh $(UNITS)
@@ -71,7 +86,7 @@ scenarios: deps $(TOOLS) $(B)/gen-events $(B)/store-poke
 	@sh tests/scenarios/run.sh
 
 # Integration tests on a real Apache Kafka broker that the scripts start themselves.
-kafka-test: deps $(TOOLS) $(B)/creditd $(B)/gen-events
+kafka-test: deps $(TOOLS) $(B)/creditd $(TEST_BIN) $(B)/gen-events
 	@sh tests/kafka/run.sh
 
 test: unit unit-asan scenarios kafka-test

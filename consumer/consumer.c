@@ -4,18 +4,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-#include "consumer/kafka.h"
-
-#define META_TIMEOUT_MS 30000   /* start-up: metadata and cluster id */
+#include "consumer/kclient.h"
 
 struct consumer {
-    struct kafka_health health;   /* first member: the error callback's opaque */
-    rd_kafka_t *rk;
+    struct kclient *kc;
+    rd_kafka_t *rk;               /* kclient_rk(kc) */
     char topic[CONFIG_TOPIC_MAX + 1];
     int32_t npart;                /* input topic's partition count */
-    char *cluster_id;             /* rd_kafka_mem_free */
+    char cluster_id[KCLIENT_ID_MAX];
     rd_kafka_topic_partition_list_t *assigned;
     int64_t *committed;           /* [npart]: next offset committed to the store */
     int64_t *published;           /* [npart]: next offset committed to the group */
@@ -23,15 +20,9 @@ struct consumer {
     int paused, ever_paused;
 };
 
-static int64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void on_commit(rd_kafka_t *rk, rd_kafka_resp_err_t e,
-                      rd_kafka_topic_partition_list_t *offsets, void *opaque) {
-    (void)rk; (void)opaque;
+                      rd_kafka_topic_partition_list_t *offsets, void *user) {
+    (void)rk; (void)user;
     for (int i = 0; !e && offsets && i < offsets->cnt; i++)
         if (offsets->elems[i].err) e = offsets->elems[i].err; /* per-partition errors */
     if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET)
@@ -39,82 +30,46 @@ static void on_commit(rd_kafka_t *rk, rd_kafka_resp_err_t e,
                         "them; they are published again shortly): %s\n", rd_kafka_err2str(e));
 }
 
+/* The consumer, with the input topic's partition count and the cluster id.
+ * Its start-up waits end on an authentication failure too; once running,
+ * only a fatal error stops it (librdkafka retries the rest). */
 static int make_handle(struct consumer *k, const struct config *c, const char *bootstrap,
-                       char *err, size_t errlen) {
-    static const struct kafka_prop forced[] = {
-        {"group.id", NULL}, /* filled below */
+                       volatile sig_atomic_t *stop, char *err, size_t errlen) {
+    const struct kclient_prop forced[] = {
+        {"group.id", c->group_id},
         {"enable.auto.commit", "false"},
         {"enable.auto.offset.store", "false"},
         {"auto.offset.reset", "error"},
         {"isolation.level", "read_committed"},
         {"enable.partition.eof", "false"},
         {NULL, NULL}};
-    struct kafka_prop f[sizeof(forced) / sizeof(forced[0])];
-    memcpy(f, forced, sizeof(f));
-    f[0].value = c->group_id;
-    char buf[KAFKA_ERRLEN];
-    rd_kafka_conf_t *conf = kafka_conf_new(c, bootstrap, NULL, f, &k->health, buf, sizeof(buf));
-    if (!conf) {
-        snprintf(err, errlen, "consumer: %s", buf);
-        return -1;
+    struct kclient_spec spec = {.prog = "creditd", .role = "consumer", .type = RD_KAFKA_CONSUMER,
+                                .cfg = c, .bootstrap = bootstrap, .forced = forced, .stop = stop,
+                                .stop_on = KCLIENT_STOP_AUTH, .commit_cb = on_commit};
+    if (kclient_new(&k->kc, &spec, err, errlen)) return -1;
+    k->rk = kclient_rk(k->kc);
+    int rc = kclient_partition_count(k->kc, k->topic, KCLIENT_META_TIMEOUT_MS, &k->npart, err, errlen);
+    if (rc == 0 && k->npart > CONSUMER_PARTITIONS_MAX) {
+        snprintf(err, errlen, "input topic %s: %d partitions (creditd takes at most %d)", k->topic,
+                 (int)k->npart, CONSUMER_PARTITIONS_MAX);
+        rc = -1;
     }
-    rd_kafka_conf_set_offset_commit_cb(conf, on_commit);
-    k->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, buf, sizeof(buf));
-    if (!k->rk) {
-        rd_kafka_conf_destroy(conf);
-        snprintf(err, errlen, "consumer: %s", buf);
-        return -1;
-    }
-    rd_kafka_poll_set_consumer(k->rk);
-    return 0;
-}
-
-/* The input topic's partition count, waiting (bounded) for leaders. */
-static int read_metadata(struct consumer *k, char *err, size_t errlen) {
-    rd_kafka_topic_t *rkt = rd_kafka_topic_new(k->rk, k->topic, NULL);
-    int64_t deadline = now_ms() + META_TIMEOUT_MS;
-    rd_kafka_resp_err_t e;
-    for (;;) {
-        const struct rd_kafka_metadata *md;
-        e = rd_kafka_metadata(k->rk, 0, rkt, &md, 5000);
-        if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
-            e = md->topic_cnt == 1 ? md->topics[0].err : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC;
-            if (e == RD_KAFKA_RESP_ERR_NO_ERROR) k->npart = md->topics[0].partition_cnt;
-            rd_kafka_metadata_destroy(md);
-        }
-        if ((e == RD_KAFKA_RESP_ERR_NO_ERROR && k->npart > 0) || now_ms() > deadline) break;
-        if (e == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) break;
-        struct timespec ts = {0, 200 * 1000000};
-        nanosleep(&ts, NULL);
-    }
-    rd_kafka_topic_destroy(rkt);
-    if (e == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) {
-        snprintf(err, errlen, "input topic %s does not exist (create it first)", k->topic);
-        return -1;
-    }
-    if (e || k->npart <= 0 || k->npart > CONSUMER_PARTITIONS_MAX) {
-        snprintf(err, errlen, "input topic %s: no usable metadata within %d ms: %s (%d partitions)",
-                 k->topic, META_TIMEOUT_MS, rd_kafka_err2str(e), (int)k->npart);
-        return -1;
-    }
-    return 0;
+    if (rc == 0)
+        rc = kclient_cluster_id(k->kc, KCLIENT_META_TIMEOUT_MS, k->cluster_id, sizeof(k->cluster_id),
+                                err, errlen);
+    if (rc == 0) kclient_set_stop_on(k->kc, 0);
+    return rc;
 }
 
 int consumer_open(struct consumer **out, const struct config *c, const char *bootstrap,
-                  char *err, size_t errlen) {
+                  volatile sig_atomic_t *stop, char *err, size_t errlen) {
     struct consumer *k = calloc(1, sizeof(*k));
     if (!k) {
         snprintf(err, errlen, "consumer: out of memory");
         return -1;
     }
-    k->health.who = "consumer";
     snprintf(k->topic, sizeof(k->topic), "%s", c->topic_input);
-    int rc = make_handle(k, c, bootstrap, err, errlen);
-    if (rc == 0) rc = read_metadata(k, err, errlen);
-    if (rc == 0 && !(k->cluster_id = rd_kafka_clusterid(k->rk, META_TIMEOUT_MS))) {
-        snprintf(err, errlen, "could not read the Kafka cluster id within %d ms", META_TIMEOUT_MS);
-        rc = -1;
-    }
+    int rc = make_handle(k, c, bootstrap, stop, err, errlen);
     if (rc == 0) {
         size_t n = (size_t)k->npart;
         k->committed = malloc(n * sizeof(int64_t));
@@ -128,26 +83,29 @@ int consumer_open(struct consumer **out, const struct config *c, const char *boo
             k->committed[i] = k->published[i] = k->polled[i] = CONSUMER_NEVER;
     }
     if (rc) {
-        consumer_close(k);
-        return -1;
+        consumer_close(k, KCLIENT_CLOSE_MS);
+        return rc == KCLIENT_STOPPED ? KCLIENT_STOPPED : -1;
     }
     *out = k;
     return 0;
 }
 
-void consumer_close(struct consumer *k) {
+void consumer_close(struct consumer *k, int timeout_ms) {
     if (!k) return;
-    if (k->rk) {
-        if (k->assigned && k->paused) rd_kafka_resume_partitions(k->rk, k->assigned);
-        if (k->assigned) rd_kafka_assign(k->rk, NULL);
-        rd_kafka_consumer_close(k->rk);
+    if (k->kc) {
+        rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_NO_ERROR;
+        if (k->assigned && k->paused) e = rd_kafka_resume_partitions(k->rk, k->assigned);
+        if (e) fprintf(stderr, "creditd: consumer: resuming before close: %s\n", rd_kafka_err2str(e));
+        e = k->assigned ? rd_kafka_assign(k->rk, NULL) : RD_KAFKA_RESP_ERR_NO_ERROR;
+        if (e) fprintf(stderr, "creditd: consumer: unassigning: %s\n", rd_kafka_err2str(e));
+        kclient_consumer_close(k->kc, timeout_ms);
         /* librdkafka 2.0 leaks a partition reference on pause/resume (see
          * confluentinc/librdkafka#4486, #4674): rd_kafka_destroy() then waits
          * forever for a broker thread.  The handle is only closed at exit,
          * after the store committed everything, so it is left to the OS. */
-        if (!k->ever_paused) rd_kafka_destroy(k->rk);
+        if (k->ever_paused) kclient_abandon(k->kc);
+        else kclient_destroy(k->kc);
     }
-    if (k->cluster_id) rd_kafka_mem_free(NULL, k->cluster_id);
     if (k->assigned) rd_kafka_topic_partition_list_destroy(k->assigned);
     free(k->committed);
     free(k->published);
@@ -206,8 +164,12 @@ static int on_msg_error(struct consumer *k, const rd_kafka_message_t *m, char *e
         snprintf(err, errlen, "input %s [%d]: %s", topic, (int)m->partition,
                  rd_kafka_message_errstr(m));
         return -1;
-    case RD_KAFKA_RESP_ERR__FATAL:
-        return kafka_health_fatal(&k->health, err, errlen) ? -1 : 0;
+    case RD_KAFKA_RESP_ERR__FATAL: {
+        char buf[KCLIENT_ERRLEN / 2];
+        rd_kafka_resp_err_t orig = rd_kafka_fatal_error(k->rk, buf, sizeof(buf));
+        snprintf(err, errlen, "consumer: fatal Kafka error: %s: %s", rd_kafka_err2name(orig), buf);
+        return -1;
+    }
     default:
         fprintf(stderr, "creditd: consumer: %s (transient, retrying)\n", rd_kafka_message_errstr(m));
         return 0;
@@ -216,13 +178,14 @@ static int on_msg_error(struct consumer *k, const rd_kafka_message_t *m, char *e
 
 int consumer_poll_batch(struct consumer *k, rd_kafka_message_t **msgs, size_t max, int max_ms,
                         volatile sig_atomic_t *stop, size_t *n, char *err, size_t errlen) {
-    int64_t deadline = now_ms() + max_ms;
+    int64_t deadline = kclient_now_ms() + max_ms;
     *n = 0;
     while (*n < max && !*stop) {
-        if (kafka_health_fatal(&k->health, err, errlen)) return -1;
-        int64_t left = deadline - now_ms();
+        if (kclient_failed(k->kc, err, errlen)) return -1;
+        int64_t left = deadline - kclient_now_ms();
         if (left < 0) break;
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(k->rk, left > 100 ? 100 : (int)left);
+        rd_kafka_message_t *m =
+            rd_kafka_consumer_poll(k->rk, left > KCLIENT_POLL_MS ? KCLIENT_POLL_MS : (int)left);
         if (!m) continue;
         int rc = 0;
         if (m->err) rc = on_msg_error(k, m, err, errlen);
@@ -233,6 +196,7 @@ int consumer_poll_batch(struct consumer *k, rd_kafka_message_t **msgs, size_t ma
             fprintf(stderr, "creditd: consumer: ignoring re-delivered %s [%d] offset %lld\n",
                     k->topic, (int)m->partition, (long long)m->offset);
         else {
+            kclient_alive(k->kc);
             k->polled[m->partition] = m->offset + 1;
             msgs[(*n)++] = m;
             continue;
@@ -240,7 +204,7 @@ int consumer_poll_batch(struct consumer *k, rd_kafka_message_t **msgs, size_t ma
         rd_kafka_message_destroy(m);
         if (rc) return -1;
     }
-    return kafka_health_fatal(&k->health, err, errlen) ? -1 : 0;
+    return kclient_failed(k->kc, err, errlen) ? -1 : 0;
 }
 
 void consumer_release(rd_kafka_message_t **msgs, size_t n) {
@@ -261,7 +225,9 @@ void consumer_commit_async(struct consumer *k, int all) {
         rd_kafka_topic_partition_list_add(l, k->topic, p)->offset = k->committed[p];
         k->published[p] = k->committed[p];
     }
-    if (l->cnt) rd_kafka_commit(k->rk, l, 1);
+    rd_kafka_resp_err_t e = l->cnt ? rd_kafka_commit(k->rk, l, 1) : RD_KAFKA_RESP_ERR_NO_ERROR;
+    if (e) /* the store keeps the offsets: only the lag tools' view is late */
+        fprintf(stderr, "creditd: consumer: publishing group offsets: %s\n", rd_kafka_err2str(e));
     rd_kafka_topic_partition_list_destroy(l);
 }
 

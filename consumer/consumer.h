@@ -21,10 +21,16 @@
 struct consumer;
 
 /* Create the consumer and read the input topic's partition count and the
- * cluster id.  bootstrap overrides kafka.bootstrap.servers when not NULL. */
+ * cluster id (waiting up to KCLIENT_META_TIMEOUT_MS for a broker; an
+ * authentication failure ends the wait at once).  bootstrap overrides
+ * kafka.bootstrap.servers when not NULL.  0; -1 with err; KCLIENT_STOPPED
+ * when *stop was set while waiting (stop is kept for the consumer's life). */
 int consumer_open(struct consumer **out, const struct config *c, const char *bootstrap,
-                  char *err, size_t errlen);
-void consumer_close(struct consumer *k);
+                  volatile sig_atomic_t *stop, char *err, size_t errlen);
+/* Unassign and close within timeout_ms (offsets not yet published to the
+ * group are given up after it: the store holds them; failures are logged);
+ * NULL is ignored. */
+void consumer_close(struct consumer *k, int timeout_ms);
 
 int32_t consumer_partition_count(const struct consumer *k);
 const char *consumer_cluster_id(const struct consumer *k);

@@ -4,60 +4,59 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include <librdkafka/rdkafka.h>
-#include <librdkafka/rdkafka_mock.h>
+#include "consumer/kclient.h"
 
 struct mock {
-    rd_kafka_t *rk;               /* owner handle of the cluster (idle producer) */
+    struct kclient *owner;        /* hosts the cluster (an idle producer) */
     rd_kafka_mock_cluster_t *mc;
 };
 
-static int create_topic(struct mock *m, const char *topic, char *err, size_t errlen) {
-    rd_kafka_resp_err_t e = rd_kafka_mock_topic_create(m->mc, topic, MOCK_PARTITIONS, 1);
-    if (e == RD_KAFKA_RESP_ERR_NO_ERROR) return 0;
-    snprintf(err, errlen, "embedded broker: creating topic %s: %s", topic, rd_kafka_err2str(e));
-    return -1;
-}
-
-int mock_start(struct mock **out, const struct config *c, char *err, size_t errlen) {
-    char buf[512];
+int mock_start_topics(struct mock **out, const char *prog, const char *const *topics,
+                      const int *partitions, size_t n, char *err, size_t errlen) {
+    static const struct kclient_prop defaults[] = {{"log_level", "3"}, {NULL, NULL}};
+    struct kclient_spec spec = {.prog = prog, .role = "embedded broker", .type = RD_KAFKA_PRODUCER,
+                                .defaults = defaults};
     struct mock *m = calloc(1, sizeof(*m));
     if (!m) {
         snprintf(err, errlen, "embedded broker: out of memory");
         return -1;
     }
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
     /* The owner handle never connects anywhere: it only hosts the cluster. */
-    if (rd_kafka_conf_set(conf, "log_level", "3", buf, sizeof(buf)) != RD_KAFKA_CONF_OK ||
-        !(m->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, buf, sizeof(buf)))) {
-        rd_kafka_conf_destroy(conf);
-        snprintf(err, errlen, "embedded broker: %s", buf);
+    if (kclient_new(&m->owner, &spec, err, errlen)) {
         free(m);
         return -1;
     }
-    m->mc = rd_kafka_mock_cluster_new(m->rk, 1);
+    m->mc = rd_kafka_mock_cluster_new(kclient_rk(m->owner), 1);
     if (!m->mc) {
         snprintf(err, errlen, "embedded broker: rd_kafka_mock_cluster_new failed");
         mock_stop(m);
         return -1;
     }
-    const char *topics[] = {c->topic_input, c->topic_overage, c->topic_ledger, c->topic_rejected};
-    for (size_t i = 0; i < sizeof(topics) / sizeof(topics[0]); i++)
-        if (create_topic(m, topics[i], err, errlen)) {
+    for (size_t i = 0; i < n; i++) {
+        rd_kafka_resp_err_t e = rd_kafka_mock_topic_create(m->mc, topics[i], partitions[i], 1);
+        if (e) {
+            snprintf(err, errlen, "embedded broker: creating topic %s: %s", topics[i], rd_kafka_err2str(e));
             mock_stop(m);
             return -1;
         }
+    }
     *out = m;
     return 0;
 }
 
-const char *mock_bootstrap(const struct mock *m) {
-    return rd_kafka_mock_cluster_bootstraps(m->mc);
+int mock_start(struct mock **out, const struct config *c, char *err, size_t errlen) {
+    const char *topics[] = {c->topic_input, c->topic_overage, c->topic_ledger, c->topic_rejected};
+    const int parts[] = {MOCK_PARTITIONS, MOCK_PARTITIONS, MOCK_PARTITIONS, MOCK_PARTITIONS};
+    return mock_start_topics(out, "creditd", topics, parts, sizeof(topics) / sizeof(topics[0]), err, errlen);
 }
+
+const char *mock_bootstrap(const struct mock *m) { return rd_kafka_mock_cluster_bootstraps(m->mc); }
+
+rd_kafka_mock_cluster_t *mock_cluster(const struct mock *m) { return m->mc; }
 
 void mock_stop(struct mock *m) {
     if (!m) return;
     if (m->mc) rd_kafka_mock_cluster_destroy(m->mc);
-    if (m->rk) rd_kafka_destroy(m->rk);
+    kclient_destroy(m->owner);
     free(m);
 }

@@ -5,11 +5,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <librdkafka/rdkafka.h>
 
-#include "consumer/kafka.h"
+#include "consumer/kclient.h"
 
 struct scan {
     const struct outscan_part *parts;
@@ -20,12 +19,6 @@ struct scan {
     struct outscan_found *found;
     size_t nfound, cap;
 };
-
-static int64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static size_t part_index(const struct scan *s, const char *topic, int32_t partition) {
     for (size_t i = 0; i < s->n; i++)
@@ -96,9 +89,9 @@ static int on_message(struct scan *s, const rd_kafka_message_t *m, char *err, si
     return 0;
 }
 
-static rd_kafka_t *scan_handle(const struct config *c, const char *bootstrap,
-                               struct kafka_health *h, char *err, size_t errlen) {
-    static const struct kafka_prop forced[] = {
+static struct kclient *scan_handle(const struct config *c, const char *bootstrap,
+                                   volatile sig_atomic_t *stop, char *err, size_t errlen) {
+    static const struct kclient_prop forced[] = {
         {"group.id", "creditd-outscan"}, /* never joins: assign only, never commits */
         {"enable.auto.commit", "false"},
         {"enable.auto.offset.store", "false"},
@@ -106,14 +99,11 @@ static rd_kafka_t *scan_handle(const struct config *c, const char *bootstrap,
         {"isolation.level", "read_uncommitted"},
         {"enable.partition.eof", "true"},
         {NULL, NULL}};
-    char buf[KAFKA_ERRLEN];
-    rd_kafka_conf_t *conf = kafka_conf_new(c, bootstrap, NULL, forced, h, buf, sizeof(buf));
-    rd_kafka_t *rk = conf ? rd_kafka_new(RD_KAFKA_CONSUMER, conf, buf, sizeof(buf)) : NULL;
-    if (!rk) {
-        if (conf) rd_kafka_conf_destroy(conf);
-        snprintf(err, errlen, "output scan: %s", buf);
-    }
-    return rk;
+    struct kclient_spec spec = {.prog = "creditd", .role = "output scan", .type = RD_KAFKA_CONSUMER,
+                                .cfg = c, .bootstrap = bootstrap, .forced = forced, .stop = stop,
+                                .stop_on = KCLIENT_STOP_AUTH};
+    struct kclient *kc;
+    return kclient_new(&kc, &spec, err, errlen) ? NULL : kc;
 }
 
 static int cmp_found(const void *a, const void *b) {
@@ -121,17 +111,19 @@ static int cmp_found(const void *a, const void *b) {
     return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
-static int scan_loop(rd_kafka_t *rk, struct scan *s, struct kafka_health *h, int timeout_ms,
+/* Until every partition is read to its end: 0, -1 or KCLIENT_STOPPED. */
+static int scan_loop(struct kclient *kc, struct scan *s, volatile sig_atomic_t *stop, int timeout_ms,
                      char *err, size_t errlen) {
-    int64_t deadline = now_ms() + timeout_ms;
+    int64_t deadline = kclient_now_ms() + timeout_ms;
     while (s->left > 0) {
-        if (kafka_health_fatal(h, err, errlen)) return -1;
-        if (now_ms() > deadline) {
+        if (kclient_failed(kc, err, errlen)) return -1;
+        if (stop && *stop) return KCLIENT_STOPPED;
+        if (kclient_now_ms() > deadline) {
             snprintf(err, errlen, "reading the output topics back did not finish within %d ms "
                      "(%zu partitions left); not re-sending anything", timeout_ms, s->left);
             return -1;
         }
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(kclient_rk(kc), KCLIENT_POLL_MS);
         if (!m) continue;
         int rc = on_message(s, m, err, errlen);
         rd_kafka_message_destroy(m);
@@ -140,11 +132,31 @@ static int scan_loop(rd_kafka_t *rk, struct scan *s, struct kafka_health *h, int
     return 0;
 }
 
-int outscan_run(const struct config *c, const char *bootstrap, const char *instance,
-                const struct outscan_part *parts, size_t n, int timeout_ms,
+/* Read parts listed in l with a short-lived consumer. */
+static int scan(const struct config *c, const char *bootstrap, volatile sig_atomic_t *stop,
+                rd_kafka_topic_partition_list_t *l, struct scan *s, int timeout_ms,
+                char *err, size_t errlen) {
+    struct kclient *kc = scan_handle(c, bootstrap, stop, err, errlen);
+    if (!kc) return -1;
+    int rc = 0;
+    rd_kafka_resp_err_t e = rd_kafka_assign(kclient_rk(kc), l);
+    if (e) {
+        snprintf(err, errlen, "output scan: assign: %s", rd_kafka_err2str(e));
+        rc = -1;
+    } else {
+        rc = scan_loop(kc, s, stop, timeout_ms, err, errlen);
+        e = rd_kafka_assign(kclient_rk(kc), NULL);
+        if (e) fprintf(stderr, "creditd: output scan: unassigning: %s\n", rd_kafka_err2str(e));
+    }
+    kclient_consumer_close(kc, KCLIENT_CLOSE_MS);
+    kclient_destroy(kc);
+    return rc;
+}
+
+int outscan_run(const struct config *c, const char *bootstrap, volatile sig_atomic_t *stop,
+                const char *instance, const struct outscan_part *parts, size_t n, int timeout_ms,
                 struct outscan_found **found, size_t *nfound, char *err, size_t errlen) {
     struct scan s = {parts, n, calloc(n ? n : 1, 1), 0, instance, NULL, 0, 0};
-    struct kafka_health h = {"output scan", 0, ""};
     *found = NULL;
     *nfound = 0;
     if (!s.done) {
@@ -157,25 +169,12 @@ int outscan_run(const struct config *c, const char *bootstrap, const char *insta
         rd_kafka_topic_partition_list_add(l, parts[i].topic, parts[i].partition)->offset = parts[i].from;
         s.left++;
     }
-    int rc = 0;
-    if (s.left > 0) {
-        rd_kafka_t *rk = scan_handle(c, bootstrap, &h, err, errlen);
-        rd_kafka_resp_err_t e = rk ? rd_kafka_assign(rk, l) : RD_KAFKA_RESP_ERR_NO_ERROR;
-        if (!rk) rc = -1;
-        else if (e) {
-            snprintf(err, errlen, "output scan: assign: %s", rd_kafka_err2str(e));
-            rc = -1;
-        } else rc = scan_loop(rk, &s, &h, timeout_ms, err, errlen);
-        if (rk) {
-            rd_kafka_consumer_close(rk);
-            rd_kafka_destroy(rk);
-        }
-    }
+    int rc = s.left > 0 ? scan(c, bootstrap, stop, l, &s, timeout_ms, err, errlen) : 0;
     rd_kafka_topic_partition_list_destroy(l);
     free(s.done);
     if (rc) {
         free(s.found);
-        return -1;
+        return rc == KCLIENT_STOPPED ? KCLIENT_STOPPED : -1;
     }
     if (s.nfound) qsort(s.found, s.nfound, sizeof(*s.found), cmp_found);
     size_t w = 0; /* drop repeats of a seq (keep the first copy) */

@@ -9,6 +9,7 @@
 #ifndef CREDITD_CONSUMER_OUTSCAN_H
 #define CREDITD_CONSUMER_OUTSCAN_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -33,10 +34,11 @@ struct outscan_found {
 };
 
 /* Scan parts[0..n) (only those with from < to) within timeout_ms.  *found is
- * malloc'ed, sorted by seq, without duplicates; free() it.  0, or -1 with
- * err (the scan could not complete: creditd must not start re-sending). */
-int outscan_run(const struct config *c, const char *bootstrap, const char *instance,
-                const struct outscan_part *parts, size_t n, int timeout_ms,
+ * malloc'ed, sorted by seq, without duplicates; free() it.  0; -1 with err
+ * (the scan could not complete: creditd must not start re-sending);
+ * KCLIENT_STOPPED when *stop was set meanwhile (nothing found is returned). */
+int outscan_run(const struct config *c, const char *bootstrap, volatile sig_atomic_t *stop,
+                const char *instance, const struct outscan_part *parts, size_t n, int timeout_ms,
                 struct outscan_found **found, size_t *nfound, char *err, size_t errlen);
 
 #endif

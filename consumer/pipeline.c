@@ -4,11 +4,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <librdkafka/rdkafka.h>
 
 #include "consumer/consumer.h"
+#include "consumer/kclient.h"
 #include "consumer/mock.h"
 #include "consumer/relay.h"
 #include "engine/engine.h"
@@ -16,6 +16,14 @@
 
 #define ERRLEN 1024
 #define PUBLISH_REFRESH_MS 5000   /* re-send every stored offset to the group this often */
+#define DUMP_BYTES 64             /* of a message that made the engine fail */
+
+/* start() passes on the stop of a Kafka wait (KCLIENT_STOPPED) next to -1
+ * from store calls: the codes must not meet. */
+_Static_assert(KCLIENT_STOPPED != STORE_OK && KCLIENT_STOPPED != STORE_NOTFOUND &&
+                   KCLIENT_STOPPED != STORE_EMAPFULL && KCLIENT_STOPPED != STORE_EMISMATCH &&
+                   KCLIENT_STOPPED != STORE_ERR,
+               "KCLIENT_STOPPED must differ from the STORE_* codes");
 
 struct pipeline {
     const struct config *c;
@@ -32,19 +40,17 @@ struct pipeline {
     size_t nparts;
     int64_t *bnext;               /* [partition count]: next offset after this batch, or -1 */
     uint64_t outbox;              /* entries in the store's outbox after the last commit */
+#ifdef CREDITD_TEST_HOOKS
+    const char *fail_on;          /* CREDITD_TEST_FAIL_ON (test builds only), or NULL */
+#endif
     int64_t published_ms;         /* last full publish of the group offsets (0: not yet) */
+    int64_t stop_deadline;        /* after a stop request: shutdown.flush_timeout_ms from then */
     struct {                      /* since the last stats line */
         int64_t at_ms;
         uint64_t events, batches;
     } st;
     char err[ERRLEN];
 };
-
-static int64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static int refresh_outbox(struct pipeline *p) {
     return store_outbox_count(p->store, &p->outbox, p->err, sizeof(p->err)) ? -1 : 0;
@@ -130,8 +136,16 @@ static int open_store(struct pipeline *p) {
     return engine_new(&p->eng, &ec, p->err, sizeof(p->err));
 }
 
+/* 0, -1 with p->err, or KCLIENT_STOPPED: the stop flag was set while
+ * waiting for Kafka (nothing was sent; the store holds no batch). */
 static int start(struct pipeline *p) {
     const struct config *c = p->c;
+#ifdef CREDITD_TEST_HOOKS
+    p->fail_on = getenv("CREDITD_TEST_FAIL_ON");
+    if (p->fail_on && !*p->fail_on) p->fail_on = NULL;
+    if (p->fail_on)
+        fprintf(stderr, "creditd: TEST BUILD: a message containing '%s' fails the engine\n", p->fail_on);
+#endif
     if (strlen(c->topic_input) > PIPELINE_TOPIC_MAX) {
         snprintf(p->err, sizeof(p->err), "topic.input: longer than %d bytes", PIPELINE_TOPIC_MAX);
         return -1;
@@ -147,16 +161,22 @@ static int start(struct pipeline *p) {
         printf("creditd: embedded broker at %s\n", p->bootstrap);
         fflush(stdout);
     }
-    if (open_store(p) || consumer_open(&p->in, c, p->bootstrap, p->err, sizeof(p->err)) ||
-        relay_open(&p->relay, c, p->bootstrap, p->err, sizeof(p->err)) || choose_partitions(p))
-        return -1;
+    if (open_store(p)) return -1;
+    int rc = consumer_open(&p->in, c, p->bootstrap, p->stop, p->err, sizeof(p->err));
+    if (rc == 0) rc = relay_open(&p->relay, c, p->bootstrap, p->stop, p->err, sizeof(p->err));
+    if (rc) return rc == KCLIENT_STOPPED ? KCLIENT_STOPPED : -1;
+    if (choose_partitions(p)) return -1;
     int64_t *next = malloc(p->nparts * sizeof(*next));
     if (!next) {
         snprintf(p->err, sizeof(p->err), "out of memory");
         return -1;
     }
-    int rc = startup_txn(p, next);
+    rc = startup_txn(p, next);
     if (rc == 0) rc = relay_recover(p->relay, c, p->bootstrap, p->err, sizeof(p->err));
+    if (rc == KCLIENT_STOPPED) {
+        free(next);
+        return rc;
+    }
     if (rc == 0) rc = consumer_assign(p->in, p->parts, next, p->nparts, p->err, sizeof(p->err));
     free(next);
     if (rc == 0) rc = refresh_outbox(p);
@@ -164,21 +184,59 @@ static int start(struct pipeline *p) {
         fprintf(stderr, "creditd: consuming %s (%zu of %d partitions), store %s, outbox %llu\n",
                 c->topic_input, p->nparts, (int)consumer_partition_count(p->in), c->store_path,
                 (unsigned long long)p->outbox);
-    p->st.at_ms = now_ms();
+    p->st.at_ms = kclient_now_ms();
     return rc;
 }
 
+/* Close everything.  After a stop request the consumer's close (its last
+ * group-offset commits) gets what is left of the shutdown budget. */
 static void stop_all(struct pipeline *p) {
+    int64_t left = p->stop_deadline ? p->stop_deadline - kclient_now_ms() : KCLIENT_CLOSE_MS;
     consumer_release(p->batch, p->n);
     p->n = 0;
     relay_close(p->relay);
-    consumer_close(p->in);
+    consumer_close(p->in, left > KCLIENT_POLL_MS ? (int)left : KCLIENT_POLL_MS);
     engine_free(p->eng);
     store_close(p->store);
     mock_stop(p->mock);
     free(p->batch);
     free(p->parts);
     free(p->bnext);
+}
+
+#ifdef CREDITD_TEST_HOOKS
+/* Test builds only: a message whose payload contains CREDITD_TEST_FAIL_ON
+ * fails as if the engine had failed, after the engine applied it inside the
+ * batch transaction (so a test sees that the abort undoes its effects). */
+static int test_fault(const struct pipeline *p, const rd_kafka_message_t *m, char *err, size_t errlen) {
+    if (!p->fail_on || !m->payload || !memmem(m->payload, m->len, p->fail_on, strlen(p->fail_on)))
+        return 0;
+    snprintf(err, errlen, "injected engine failure (CREDITD_TEST_FAIL_ON=%s)", p->fail_on);
+    return -1;
+}
+#endif
+
+/* The crash-loop guard.  engine_apply failed on m in a way that is not a
+ * reject (those return 0): unless the map is full (the batch is retried),
+ * the batch is aborted and creditd stops, naming the message so that an
+ * operator can find it (a restart would stop at it again). */
+static int engine_failed(struct pipeline *p, const rd_kafka_message_t *m, const char *why) {
+    char hex[DUMP_BYTES * 3 + 1] = "";
+    const unsigned char *b = m->payload;
+    size_t n = m->len < DUMP_BYTES ? m->len : DUMP_BYTES;
+    if (store_map_full(p->store)) {
+        snprintf(p->err, sizeof(p->err), "%s", why);
+        return -1;
+    }
+    for (size_t i = 0, w = 0; b && i < n; i++)
+        w += (size_t)snprintf(hex + w, sizeof(hex) - w, "%s%02x", i ? " " : "", b[i]);
+    snprintf(p->err, sizeof(p->err),
+             "input %s [%d] offset %lld: the engine failed on this message (not a reject): %.400s; "
+             "the batch is not applied and creditd stops (it stops here again until the cause is "
+             "fixed); message (%zu bytes) starts: %s%s",
+             p->c->topic_input, (int)m->partition, (long long)m->offset, why, m->len, hex,
+             m->len > n ? " ..." : "");
+    return -1;
 }
 
 /* Inside the batch txn: every message through the engine, then the next
@@ -192,7 +250,12 @@ static int apply_messages(struct pipeline *p, struct store_counters *cnt) {
         struct engine_msg em = {m->payload ? m->payload : "", m->len, p->c->topic_input,
                                 m->partition, m->offset};
         struct engine_result res;
-        if (engine_apply(p->eng, &ops, &em, &res, p->err, sizeof(p->err))) return -1;
+        char why[ERRLEN];
+        int rc = engine_apply(p->eng, &ops, &em, &res, why, sizeof(why));
+#ifdef CREDITD_TEST_HOOKS
+        if (rc == 0) rc = test_fault(p, m, why, sizeof(why));
+#endif
+        if (rc) return engine_failed(p, m, why);
         if (res.outcome == ENG_APPLIED) cnt->applied++;
         else if (res.outcome == ENG_DUPLICATE) cnt->duplicates++;
         else cnt->rejected++;
@@ -236,7 +299,7 @@ static int commit_batch(struct pipeline *p) {
 }
 
 static void stats_line(struct pipeline *p) {
-    int64_t now = now_ms(), dt = now - p->st.at_ms;
+    int64_t now = kclient_now_ms(), dt = now - p->st.at_ms;
     if (p->c->stats_interval_ms <= 0 || dt < p->c->stats_interval_ms) return;
     struct store_stats st;
     char e[ERRLEN];
@@ -287,7 +350,7 @@ static int step(struct pipeline *p) {
     if (relay_poll(p->relay, 0, err, errlen)) return -1;
     if ((p->n > 0 || relay_txn_needed(p->relay)) && commit_batch(p)) return -1;
     stats_line(p);
-    int64_t now = now_ms();
+    int64_t now = kclient_now_ms();
     if (now - p->published_ms >= PUBLISH_REFRESH_MS) { /* the first step too: after a restart */
         consumer_commit_async(p->in, 1);
         p->published_ms = now;
@@ -298,6 +361,7 @@ static int step(struct pipeline *p) {
 /* Stop requested: deliver what the outbox holds within the flush timeout and
  * record what was confirmed. */
 static int finish(struct pipeline *p) {
+    p->stop_deadline = kclient_now_ms() + p->c->shutdown_flush_timeout_ms;
     int rc = relay_drain(p->relay, p->store, (int)p->c->shutdown_flush_timeout_ms, p->err,
                          sizeof(p->err));
     if (rc < 0) return -1;
@@ -314,8 +378,13 @@ int pipeline_run(const struct config *c, volatile sig_atomic_t *stop, char *err,
     p.c = c;
     p.stop = stop;
     int rc = start(&p);
-    while (rc == 0 && !*stop) rc = step(&p);
-    if (rc == 0) rc = finish(&p);
+    if (rc == KCLIENT_STOPPED) {
+        fprintf(stderr, "creditd: stopped during start-up\n");
+        rc = 0;
+    } else {
+        while (rc == 0 && !*stop) rc = step(&p);
+        if (rc == 0) rc = finish(&p);
+    }
     if (rc) snprintf(err, errlen, "%s", p.err);
     stop_all(&p);
     return rc;

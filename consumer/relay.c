@@ -7,15 +7,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <librdkafka/rdkafka.h>
 
-#include "consumer/kafka.h"
+#include "consumer/kclient.h"
 #include "consumer/outscan.h"
 
 #define NKIND 3
-#define WM_TIMEOUT_MS 10000
+#define WM_TIMEOUT_MS 10000   /* watermarks of one output partition, transient errors retried */
 #define INSTANCE_HEX 32
 
 struct slot {                 /* one entry handed to the producer */
@@ -29,6 +28,7 @@ struct outpart {              /* next offset to read back from, per partition */
     int64_t confirmed;        /* after the last message of a popped entry */
     int64_t persisted;        /* in the store */
     int64_t written;          /* in the current txn */
+    int64_t end0;             /* high watermark at relay_open (a fresh store starts there) */
 };
 
 struct outtopic {
@@ -38,8 +38,9 @@ struct outtopic {
 };
 
 struct relay {
-    struct kafka_health health;   /* first member: the callbacks' opaque */
-    rd_kafka_t *rk;
+    struct kclient *kc;
+    rd_kafka_t *rk;               /* kclient_rk(kc) */
+    volatile sig_atomic_t *stop;  /* the daemon's stop flag (start-up waits, relay_poll) */
     struct outtopic t[NKIND];
     char instance[INSTANCE_HEX + 1];
     struct slot *ring;            /* [RELAY_WINDOW]; absolute index % RELAY_WINDOW */
@@ -50,7 +51,7 @@ struct relay {
     struct outscan_found *found;  /* delivered by an earlier run (relay_recover) */
     size_t nfound;
     int failed, closing, more;
-    char fail_reason[KAFKA_ERRLEN];
+    char fail_reason[KCLIENT_ERRLEN];
 };
 
 static const char *const kind_names[NKIND] = {"overage", "ledger", "rejected"};
@@ -61,7 +62,7 @@ static struct outpart *outpart_get(struct relay *r, int kind, int32_t partition)
     if (partition >= t->n) {
         struct outpart *p = realloc(t->p, (size_t)(partition + 1) * sizeof(*p));
         if (!p) return NULL;
-        for (int32_t i = t->n; i <= partition; i++) p[i] = (struct outpart){-1, -1, -1};
+        for (int32_t i = t->n; i <= partition; i++) p[i] = (struct outpart){-1, -1, -1, -1};
         t->p = p;
         t->n = partition + 1;
     }
@@ -84,8 +85,8 @@ static void advance(struct relay *r) {
     }
 }
 
-static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
-    struct relay *r = opaque;
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *user) {
+    struct relay *r = user;
     uint64_t idx = (uint64_t)(uintptr_t)m->_private;
     (void)rk;
     if (idx < r->head || idx >= r->tail) return; /* cannot happen: reported once each */
@@ -109,70 +110,54 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
     advance(r);
 }
 
+/* One output topic's partition count and high watermarks. */
 static int topic_partitions(struct relay *r, struct outtopic *t, char *err, size_t errlen) {
-    rd_kafka_topic_t *rkt = rd_kafka_topic_new(r->rk, t->name, NULL);
-    const struct rd_kafka_metadata *md = NULL;
-    rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR__TIMED_OUT;
-    for (int attempt = 0; attempt < 30; attempt++) {
-        e = rd_kafka_metadata(r->rk, 0, rkt, &md, 5000);
-        if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
-            e = md->topic_cnt == 1 ? md->topics[0].err : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC;
-            int32_t n = e ? 0 : md->topics[0].partition_cnt;
-            rd_kafka_metadata_destroy(md);
-            if (e == RD_KAFKA_RESP_ERR_NO_ERROR && n > 0) {
-                rd_kafka_topic_destroy(rkt);
-                return outpart_get(r, (int)(t - r->t), n - 1) ? 0 : -1;
-            }
-            if (e == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) break;
-        }
-        struct timespec ts = {0, 500 * 1000000};
-        nanosleep(&ts, NULL);
+    int32_t n;
+    int rc = kclient_partition_count(r->kc, t->name, KCLIENT_META_TIMEOUT_MS, &n, err, errlen);
+    if (rc) return rc;
+    if (!outpart_get(r, (int)(t - r->t), n - 1)) {
+        snprintf(err, errlen, "relay: out of memory");
+        return -1;
     }
-    rd_kafka_topic_destroy(rkt);
-    snprintf(err, errlen, "output topic %s: %s (create it first)", t->name,
-             e == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ? "does not exist" : rd_kafka_err2str(e));
-    return -1;
+    for (int32_t p = 0; rc == 0 && p < n; p++) {
+        int64_t lo;
+        rc = kclient_watermarks(r->kc, t->name, p, WM_TIMEOUT_MS, &lo, &t->p[p].end0, err, errlen);
+    }
+    return rc;
 }
 
 static int make_producer(struct relay *r, const struct config *c, const char *bootstrap,
                          char *err, size_t errlen) {
-    static const struct kafka_prop defaults[] = {
+    static const struct kclient_prop defaults[] = {
         {"partitioner", "murmur2_random"},   /* same as Java clients and the input */
         {"message.timeout.ms", "0"},         /* retry until delivered or a permanent error */
         {"linger.ms", "5"},
         {"queue.buffering.max.messages", "100000"},
         {NULL, NULL}};
-    static const struct kafka_prop forced[] = {
+    static const struct kclient_prop forced[] = {
         {"enable.idempotence", "true"},
         {"acks", "all"},
         {"compression.type", "none"},  /* Debian's librdkafka 2.0 misdetects it on Kafka 4 */
         {"delivery.report.only.error", "false"},
         {NULL, NULL}};
-    char buf[KAFKA_ERRLEN];
-    rd_kafka_conf_t *conf = kafka_conf_new(c, bootstrap, defaults, forced, &r->health, buf, sizeof(buf));
-    if (!conf) {
-        snprintf(err, errlen, "relay: %s", buf);
-        return -1;
-    }
-    rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
-    r->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, buf, sizeof(buf));
-    if (!r->rk) {
-        rd_kafka_conf_destroy(conf);
-        snprintf(err, errlen, "relay: %s", buf);
-        return -1;
-    }
+    struct kclient_spec spec = {.prog = "creditd", .role = "relay", .type = RD_KAFKA_PRODUCER,
+                                .defaults = defaults, .cfg = c, .bootstrap = bootstrap,
+                                .forced = forced, .stop = r->stop, .stop_on = KCLIENT_STOP_AUTH,
+                                .user = r, .dr_msg_cb = on_delivery};
+    if (kclient_new(&r->kc, &spec, err, errlen)) return -1;
+    r->rk = kclient_rk(r->kc);
     return 0;
 }
 
 int relay_open(struct relay **out, const struct config *c, const char *bootstrap,
-               char *err, size_t errlen) {
+               volatile sig_atomic_t *stop, char *err, size_t errlen) {
     struct relay *r = calloc(1, sizeof(*r));
     if (!r || !(r->ring = calloc(RELAY_WINDOW, sizeof(*r->ring)))) {
         free(r);
         snprintf(err, errlen, "relay: out of memory");
         return -1;
     }
-    r->health.who = "relay";
+    r->stop = stop;
     snprintf(r->t[ENG_OUT_OVERAGE].name, sizeof(r->t[0].name), "%s", c->topic_overage);
     snprintf(r->t[ENG_OUT_LEDGER].name, sizeof(r->t[0].name), "%s", c->topic_ledger);
     snprintf(r->t[ENG_OUT_REJECTED].name, sizeof(r->t[0].name), "%s", c->topic_rejected);
@@ -180,7 +165,7 @@ int relay_open(struct relay **out, const struct config *c, const char *bootstrap
     for (int k = 0; rc == 0 && k < NKIND; k++) rc = topic_partitions(r, &r->t[k], err, errlen);
     if (rc) {
         relay_close(r);
-        return -1;
+        return rc == KCLIENT_STOPPED ? KCLIENT_STOPPED : -1;
     }
     *out = r;
     return 0;
@@ -188,11 +173,13 @@ int relay_open(struct relay **out, const struct config *c, const char *bootstrap
 
 void relay_close(struct relay *r) {
     if (!r) return;
-    if (r->rk) {
+    if (r->kc) {
         r->closing = 1;
-        rd_kafka_purge(r->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
-        rd_kafka_flush(r->rk, 1000);
-        rd_kafka_destroy(r->rk);
+        rd_kafka_resp_err_t e = rd_kafka_purge(r->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+        if (e == RD_KAFKA_RESP_ERR_NO_ERROR) e = rd_kafka_flush(r->rk, 1000); /* purged reports */
+        if (e) /* the outbox keeps whatever was not confirmed */
+            fprintf(stderr, "creditd: relay: dropping unsent outputs at close: %s\n", rd_kafka_err2str(e));
+        kclient_destroy(r->kc);
     }
     for (int k = 0; k < NKIND; k++) free(r->t[k].p);
     free(r->found);
@@ -241,24 +228,19 @@ static int prepare_topic(struct relay *r, struct store *s, int k, int fresh, cha
     char name[64], old[CONFIG_TOPIC_MAX + 1];
     snprintf(name, sizeof(name), "relay.%s.topic", kind_names[k]);
     int rc = store_meta_get(s, name, old, sizeof(old), err, errlen);
-    if (rc == STORE_ERR) return -1;
+    if (rc != 0 && rc != STORE_NOTFOUND) return -1;
     int same = rc == 0 && strcmp(old, t->name) == 0;
     if (!same && store_meta_put(s, name, t->name, err, errlen)) return -1;
     for (int32_t p = 0; p < t->n; p++) {
-        int64_t v = 0, lo, hi;
+        int64_t v = 0;
         snprintf(name, sizeof(name), "relay.%s.%d", kind_names[k], (int)p);
         rc = same ? meta_i64(s, name, &v, err, errlen) : STORE_NOTFOUND;
-        if (rc == STORE_ERR) return -1;
+        if (rc != 0 && rc != STORE_NOTFOUND) return -1;
         if (rc == STORE_NOTFOUND && fresh) {
-            rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(r->rk, t->name, p, &lo, &hi, WM_TIMEOUT_MS);
-            if (e) {
-                snprintf(err, errlen, "output %s [%d]: watermarks: %s", t->name, (int)p, rd_kafka_err2str(e));
-                return -1;
-            }
-            v = hi;
+            v = t->p[p].end0;
             if (meta_put_i64(s, name, v, err, errlen)) return -1;
         }
-        t->p[p] = (struct outpart){v, v, v};
+        t->p[p] = (struct outpart){v, v, v, t->p[p].end0};
     }
     return 0;
 }
@@ -269,12 +251,14 @@ int relay_prepare(struct relay *r, struct store *s, int fresh, char *err, size_t
         if (new_instance(r->instance, err, errlen) ||
             store_meta_put(s, "relay.instance", r->instance, err, errlen))
             return -1;
-    } else if (rc) return -1;
+    } else if (rc != 0) return -1;
     for (int k = 0; k < NKIND; k++)
         if (prepare_topic(r, s, k, fresh, err, errlen)) return -1;
     return 0;
 }
 
+/* What to read back: from the confirmed offset to the end, per partition.
+ * 0, -1 or KCLIENT_STOPPED. */
 static int recover_parts(struct relay *r, struct outscan_part *parts, size_t *n,
                          char *err, size_t errlen) {
     *n = 0;
@@ -282,11 +266,8 @@ static int recover_parts(struct relay *r, struct outscan_part *parts, size_t *n,
         struct outtopic *t = &r->t[k];
         for (int32_t p = 0; p < t->n; p++) {
             int64_t lo, hi, from = t->p[p].confirmed;
-            rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(r->rk, t->name, p, &lo, &hi, WM_TIMEOUT_MS);
-            if (e) {
-                snprintf(err, errlen, "output %s [%d]: watermarks: %s", t->name, (int)p, rd_kafka_err2str(e));
-                return -1;
-            }
+            int rc = kclient_watermarks(r->kc, t->name, p, WM_TIMEOUT_MS, &lo, &hi, err, errlen);
+            if (rc) return rc;
             if (from < lo) {
                 if (from > 0)
                     fprintf(stderr, "creditd: relay: WARNING: output %s [%d] offsets %lld..%lld were "
@@ -313,13 +294,16 @@ int relay_recover(struct relay *r, const struct config *c, const char *bootstrap
     int rc = recover_parts(r, parts, &n, err, errlen);
     int64_t msgs = 0;
     for (size_t i = 0; rc == 0 && i < n; i++) msgs += parts[i].to - parts[i].from;
+    if (rc == 0 && msgs > 0)
+        fprintf(stderr, "creditd: relay: reading back %lld unconfirmed output offsets\n", (long long)msgs);
     if (rc == 0)
-        rc = outscan_run(c, bootstrap, r->instance, parts, n, RELAY_SCAN_TIMEOUT_MS, &r->found,
-                         &r->nfound, err, errlen);
+        rc = outscan_run(c, bootstrap, r->stop, r->instance, parts, n, RELAY_SCAN_TIMEOUT_MS,
+                         &r->found, &r->nfound, err, errlen);
     free(parts);
     if (rc == 0 && msgs > 0)
         fprintf(stderr, "creditd: relay: read back %lld unconfirmed output offsets: %zu outbox "
                 "entries were already delivered\n", (long long)msgs, r->nfound);
+    if (rc == 0) kclient_set_stop_on(r->kc, 0); /* running: only fatal errors stop it */
     return rc;
 }
 
@@ -334,18 +318,30 @@ static const struct outscan_found *found_get(const struct relay *r, uint64_t seq
     return NULL;
 }
 
-struct pump_ctx { struct relay *r; char *err; size_t errlen; };
+/* Why pump_one stopped the outbox scan.  Kept in the context rather than
+ * told by the callback's return value, which store_outbox_scan() passes on
+ * among its own STORE_* codes: any non-zero return just stops the scan. */
+enum pump_stop { PUMP_MORE = 0, PUMP_FULL, PUMP_ERR };
 
-/* store_outbox_scan callback results (distinct from the STORE_* codes). */
-#define PUMP_FULL 10   /* window or producer queue full: continue later */
-#define PUMP_ERR  11   /* permanent produce error, err set */
+struct pump_ctx {
+    struct relay *r;
+    enum pump_stop why;   /* PUMP_FULL: window or producer queue full, continue later;
+                             PUMP_ERR: permanent produce error, err set */
+    char *err;
+    size_t errlen;
+};
+
+static int pump_stop(struct pump_ctx *pc, enum pump_stop why) {
+    pc->why = why;
+    return 1;
+}
 
 static int pump_one(void *arg, uint64_t seq, enum eng_out_kind kind, const char *key,
                     const char *json, size_t len) {
     struct pump_ctx *pc = arg;
     struct relay *r = pc->r;
     assert(kind < NKIND);
-    if (r->tail - r->head >= RELAY_WINDOW) return PUMP_FULL;
+    if (r->tail - r->head >= RELAY_WINDOW) return pump_stop(pc, PUMP_FULL);
     struct slot *sl = &r->ring[r->tail % RELAY_WINDOW];
     *sl = (struct slot){seq, -1, -1, (uint8_t)kind, 0};
     const struct outscan_found *f = found_get(r, seq);
@@ -363,11 +359,11 @@ static int pump_one(void *arg, uint64_t seq, enum eng_out_kind kind, const char 
             RD_KAFKA_V_HEADER(OUTSCAN_HDR_SEQ, sbuf, -1),
             RD_KAFKA_V_HEADER(OUTSCAN_HDR_INSTANCE, r->instance, -1),
             RD_KAFKA_V_OPAQUE((void *)(uintptr_t)r->tail), RD_KAFKA_V_END);
-        if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL) return PUMP_FULL;
+        if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL) return pump_stop(pc, PUMP_FULL);
         if (e) {
             snprintf(pc->err, pc->errlen, "relay: producing outbox entry %" PRIu64 " to %s: %s",
                      seq, r->t[kind].name, rd_kafka_err2str(e));
-            return PUMP_ERR;
+            return pump_stop(pc, PUMP_ERR);
         }
     }
     r->tail++;
@@ -376,26 +372,30 @@ static int pump_one(void *arg, uint64_t seq, enum eng_out_kind kind, const char 
 }
 
 int relay_pump(struct relay *r, struct store *s, char *err, size_t errlen) {
-    struct pump_ctx pc = {r, err, errlen};
+    struct pump_ctx pc = {r, PUMP_MORE, err, errlen};
     int rc = store_outbox_scan(s, r->last_loaded, pump_one, &pc, err, errlen);
-    r->more = rc == PUMP_FULL;
+    r->more = pc.why == PUMP_FULL;
     advance(r);
     if (r->nfound && r->last_loaded >= r->found[r->nfound - 1].seq) { /* all used */
         free(r->found);
         r->found = NULL;
         r->nfound = 0;
     }
-    return rc == 0 || rc == PUMP_FULL ? 0 : -1;
+    return pc.why == PUMP_FULL || (pc.why == PUMP_MORE && rc == 0) ? 0 : -1;
 }
 
 int relay_poll(struct relay *r, int timeout_ms, char *err, size_t errlen) {
-    rd_kafka_poll(r->rk, timeout_ms);
-    if (kafka_health_fatal(&r->health, err, errlen)) return -1;
-    if (r->failed) {
-        snprintf(err, errlen, "%s", r->fail_reason);
-        return -1;
+    int64_t deadline = kclient_now_ms() + timeout_ms;
+    for (;;) {
+        int64_t left = deadline - kclient_now_ms();
+        rd_kafka_poll(r->rk, left <= 0 ? 0 : left < KCLIENT_POLL_MS ? (int)left : KCLIENT_POLL_MS);
+        if (kclient_failed(r->kc, err, errlen)) return -1;
+        if (r->failed) {
+            snprintf(err, errlen, "%s", r->fail_reason);
+            return -1;
+        }
+        if (left <= KCLIENT_POLL_MS || (r->stop && *r->stop)) return 0;
     }
-    return 0;
 }
 
 int relay_txn_needed(const struct relay *r) { return r->delivered_upto > r->deleted_upto; }
@@ -426,22 +426,17 @@ void relay_txn_done(struct relay *r, int committed) {
 
 size_t relay_inflight(const struct relay *r) { return (size_t)(r->tail - r->head); }
 
-static int64_t mono_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int relay_drain(struct relay *r, struct store *s, int timeout_ms, char *err, size_t errlen) {
-    int64_t deadline = mono_ms() + timeout_ms;
+    int64_t deadline = kclient_now_ms() + timeout_ms;
     for (;;) {
         if (relay_pump(r, s, err, errlen) || relay_poll(r, 0, err, errlen)) return -1;
         if (r->head == r->tail && !r->more) return 0;
-        if (mono_ms() >= deadline) break;
+        if (kclient_now_ms() >= deadline) break;
         if (relay_poll(r, 50, err, errlen)) return -1;
     }
     r->closing = 1; /* the outbox keeps what was not confirmed */
-    rd_kafka_purge(r->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    rd_kafka_resp_err_t e = rd_kafka_purge(r->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    if (e) fprintf(stderr, "creditd: relay: purging unsent outputs: %s\n", rd_kafka_err2str(e));
     rd_kafka_poll(r->rk, 0);
     return 1;
 }

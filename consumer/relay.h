@@ -23,6 +23,7 @@
 #ifndef CREDITD_CONSUMER_RELAY_H
 #define CREDITD_CONSUMER_RELAY_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -34,16 +35,21 @@
 
 struct relay;
 
-/* Producer and output topic metadata (all three topics must exist). */
+/* Producer, output topic metadata (all three topics must exist) and their
+ * current ends.  stop is the daemon's stop flag, kept for the relay's life:
+ * the start-up waits end on it (and on an authentication failure).
+ * 0; -1 with err; KCLIENT_STOPPED when *stop was set while waiting. */
 int relay_open(struct relay **out, const struct config *c, const char *bootstrap,
-               char *err, size_t errlen);
+               volatile sig_atomic_t *stop, char *err, size_t errlen);
 void relay_close(struct relay *r);
 
 /* Inside the start-up write txn: load (or, on a fresh store, create) the
- * instance id and the per-partition confirmed offsets. */
+ * instance id and the per-partition confirmed offsets (a fresh store starts
+ * at the ends seen by relay_open).  No network waits. */
 int relay_prepare(struct relay *r, struct store *s, int fresh, char *err, size_t errlen);
 
-/* After the start-up txn committed: read the outputs back (see above). */
+/* After the start-up txn committed: read the outputs back (see above).
+ * 0; -1 with err; KCLIENT_STOPPED when *stop was set meanwhile. */
 int relay_recover(struct relay *r, const struct config *c, const char *bootstrap,
                   char *err, size_t errlen);
 
@@ -51,8 +57,8 @@ int relay_recover(struct relay *r, const struct config *c, const char *bootstrap
  * a write txn), up to the window.  -1 on a permanent produce error. */
 int relay_pump(struct relay *r, struct store *s, char *err, size_t errlen);
 
-/* Serve delivery reports for up to timeout_ms.  -1 (err) when a delivery
- * failed or the producer hit a fatal error. */
+/* Serve delivery reports for up to timeout_ms (less once *stop is set).
+ * -1 (err) when a delivery failed or the producer hit a fatal error. */
 int relay_poll(struct relay *r, int timeout_ms, char *err, size_t errlen);
 
 /* Inside a batch txn: delete what was delivered and record the confirmed

@@ -10,7 +10,9 @@
  * uses partitioner=murmur2_random, the Java client's partitioner, so a key
  * lands on the partition a Java producer would choose.  -X key=value is
  * passed to librdkafka after these defaults (it may override them).
- * The tool waits (bounded) for every delivery report.
+ * The tool waits (bounded) for every delivery report; it gives up early on
+ * a fatal Kafka error, an authentication failure or all brokers down for a
+ * few seconds (tools/kprod.h), naming the cause.
  * Exit 0 when every message was delivered, 1 on bad usage, 2 on I/O, Kafka
  * or delivery errors. */
 #include <errno.h>
@@ -30,7 +32,7 @@
 
 struct opts {
     const char *bootstrap, *topic;
-    const char **xs;   /* -X values, in order */
+    char **xs;         /* -X values, in order */
     int nx;
     char **files;
     int nfiles;
@@ -60,7 +62,7 @@ static int parse_args(int argc, char **argv, struct opts *o) {
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); exit(0); }
         if (!strcmp(a, "-b") || !strcmp(a, "-t") || !strcmp(a, "-X")) {
             if (i + 1 >= argc) { fprintf(stderr, "credit-produce: %s needs a value\n", a); return -1; }
-            const char *v = argv[++i];
+            char *v = argv[++i];
             if (a[1] == 'b') o->bootstrap = v;
             else if (a[1] == 't') o->topic = v;
             else o->xs[o->nx++] = v;
@@ -85,13 +87,13 @@ static void report_failure(const struct kprod *k, const rd_kafka_message_t *m) {
 }
 
 /* Defaults first, -X after them: a -X property overrides a default. */
-static rd_kafka_t *make_producer(const struct opts *o, struct counts *c) {
-    static const char *const defs[][2] = {
+static int make_producer(const struct opts *o, struct counts *c) {
+    static const struct kclient_prop defs[] = {
         {"partitioner", "murmur2_random"}, {"enable.idempotence", "true"},
         {"acks", "all"},                   {"compression.type", "none"},
-    };
+        {NULL, NULL}};
     c->k = (struct kprod){.prog = "credit-produce", .on_fail = report_failure};
-    return kprod_new(&c->k, o->bootstrap, defs, sizeof defs / sizeof defs[0], o->xs, o->nx);
+    return kprod_new(&c->k, o->bootstrap, defs, o->xs, o->nx);
 }
 
 /* The line's data.org as the key (a copy in *key), or NULL for no key. */
@@ -118,8 +120,8 @@ static int produce_line(rd_kafka_t *rk, const struct opts *o, struct counts *c, 
         err = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(o->topic), RD_KAFKA_V_VALUE(line, len),
                                 RD_KAFKA_V_KEY(key, key ? klen : 0),
                                 RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
-        if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || c->k.fatal) break;
-        rd_kafka_poll(rk, 100);
+        if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || kprod_failed(&c->k)) break;
+        rd_kafka_poll(rk, KCLIENT_POLL_MS);
     }
     free(key);
     if (err) {
@@ -142,7 +144,7 @@ static int produce_file(rd_kafka_t *rk, const struct opts *o, struct counts *c, 
     size_t cap = 0;
     ssize_t n;
     int rc = 0;
-    while (rc == 0 && !c->k.fatal && (n = getline(&line, &cap, f)) >= 0) {
+    while (rc == 0 && !kprod_failed(&c->k) && (n = getline(&line, &cap, f)) >= 0) {
         size_t len = (size_t)n;
         if (len && line[len - 1] == '\n') len--;
         if (len == 0) continue;
@@ -154,18 +156,12 @@ static int produce_file(rd_kafka_t *rk, const struct opts *o, struct counts *c, 
     }
     free(line);
     if (!is_stdin) fclose(f);
-    return rc || c->k.fatal ? -1 : 0;
+    return rc || kprod_failed(&c->k) ? -1 : 0;
 }
 
-static int finish(rd_kafka_t *rk, const struct opts *o, struct counts *c) {
-    rd_kafka_resp_err_t err = rd_kafka_flush(rk, FLUSH_MS);
-    int rc = 0;
-    if (err) {
-        fprintf(stderr, "credit-produce: flush to %s: %s (%d messages undelivered after %d s)\n",
-                o->topic, rd_kafka_err2str(err), rd_kafka_outq_len(rk), FLUSH_MS / 1000);
-        rc = -1;
-    }
-    if (c->k.failed || c->k.fatal) {
+static int finish(const struct opts *o, struct counts *c) {
+    int rc = kprod_flush(&c->k, FLUSH_MS);
+    if (c->k.failed || c->k.gave_up) {
         fprintf(stderr, "credit-produce: %lu of %lu messages failed delivery to %s\n", c->k.failed,
                 c->produced, o->topic);
         rc = -1;
@@ -185,12 +181,12 @@ int main(int argc, char **argv) {
         usage(stderr);
         return EXIT_USAGE;
     }
-    rd_kafka_t *rk = make_producer(&o, &c);
-    if (!rk) return EXIT_USAGE;
+    if (make_producer(&o, &c)) return EXIT_USAGE;
+    rd_kafka_t *rk = kprod_rk(&c.k);
     int rc = 0;
     for (int i = 0; rc == 0 && i < o.nfiles; i++) rc = produce_file(rk, &o, &c, o.files[i]);
-    if (finish(rk, &o, &c) != 0) rc = -1;
-    rd_kafka_destroy(rk);
+    if (finish(&o, &c) != 0) rc = -1;
+    kprod_destroy(&c.k);
     free(o.xs);
     free(o.files);
     if (rc != 0) return EXIT_RUNTIME;

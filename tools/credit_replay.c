@@ -23,6 +23,7 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "consumer/kclient.h"
 #include "engine/engine.h"
 #include "engine/timeutil.h"
 #include "store/store.h"
@@ -263,84 +264,42 @@ static int replay_files(struct replay *r, char **files, int nfiles, size_t batch
 
 /* ---- --from-kafka --------------------------------------------------------- */
 
-#define KAFKA_TIMEOUT_MS 10000
-#define KAFKA_MAX_IDLE_POLLS 60
+#define KAFKA_TIMEOUT_MS 10000   /* watermarks of one partition, transient errors retried */
+#define KAFKA_MAX_IDLE_MS 60000  /* no message at all for this long: give up */
 
-static rd_kafka_t *kafka_open(struct replay *r, const char *bootstrap, char **xs, int nx) {
-    char errstr[256];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    const char *fixed[][2] = {
-        {"bootstrap.servers", bootstrap}, {"group.id", "credit-replay"},
-        {"enable.auto.commit", "false"}, {"enable.partition.eof", "true"},
-        {"isolation.level", "read_committed"}, {"auto.offset.reset", "error"},
-    };
-    for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
-        if (rd_kafka_conf_set(conf, fixed[i][0], fixed[i][1], errstr, sizeof(errstr))) goto bad;
-    for (int i = 0; i < nx; i++) {
-        char *eq = strchr(xs[i], '=');
-        if (!eq) { snprintf(errstr, sizeof(errstr), "-X %s: expected key=value", xs[i]); goto bad; }
-        *eq = 0;
-        int rc = rd_kafka_conf_set(conf, xs[i], eq + 1, errstr, sizeof(errstr));
-        *eq = '=';
-        if (rc) goto bad;
-    }
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
-    if (rk) return rk;
-    snprintf(r->err, sizeof(r->err), "kafka: %s", errstr);
-    return NULL;
-bad:
-    rd_kafka_conf_destroy(conf);
-    snprintf(r->err, sizeof(r->err), "kafka config: %s", errstr);
-    return NULL;
+/* The consumer on the shared client set-up (consumer/kclient.h): its waits
+ * end on a fatal error, an authentication failure or all brokers down for a
+ * few seconds, with that cause, instead of running into the idle timeout. */
+static struct kclient *kafka_open(struct replay *r, const char *bootstrap, char **xs, int nx) {
+    static const struct kclient_prop forced[] = {
+        {"group.id", "credit-replay"}, /* assign only: never joins, never commits */
+        {"enable.auto.commit", "false"},
+        {"enable.auto.offset.store", "false"},
+        {"enable.partition.eof", "true"},
+        {"isolation.level", "read_committed"},
+        {"auto.offset.reset", "error"},
+        {NULL, NULL}};
+    struct kclient_spec spec = {.prog = "credit-replay", .role = "kafka consumer",
+                                .type = RD_KAFKA_CONSUMER, .xs = xs, .nx = nx,
+                                .bootstrap = bootstrap, .forced = forced,
+                                .stop_on = KCLIENT_STOP_AUTH | KCLIENT_STOP_DOWN};
+    struct kclient *kc;
+    return kclient_new(&kc, &spec, r->err, sizeof(r->err)) ? NULL : kc;
 }
 
-static int kafka_partitions(struct replay *r, rd_kafka_t *rk, const char *topic, int *n) {
-    const struct rd_kafka_metadata *md;
-    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
-    rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, rkt, &md, KAFKA_TIMEOUT_MS);
-    rd_kafka_topic_destroy(rkt);
-    if (err) {
-        snprintf(r->err, sizeof(r->err), "kafka metadata of %s: %s", topic, rd_kafka_err2str(err));
-        return -1;
-    }
-    err = md->topic_cnt == 1 ? md->topics[0].err : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC;
-    *n = md->topic_cnt == 1 ? md->topics[0].partition_cnt : 0;
-    rd_kafka_metadata_destroy(md);
-    if (err || *n == 0) {
-        snprintf(r->err, sizeof(r->err), "kafka topic %s: %s", topic,
-                 err ? rd_kafka_err2str(err) : "no partitions");
-        return -1;
-    }
-    return 0;
-}
-
-/* One partition from its beginning up to the end seen at start. */
-static int kafka_partition(struct replay *r, rd_kafka_t *rk, int32_t p, size_t batch) {
-    int64_t lo, hi;
-    rd_kafka_resp_err_t err =
-        rd_kafka_query_watermark_offsets(rk, r->topic, p, &lo, &hi, KAFKA_TIMEOUT_MS);
-    if (err) {
-        snprintf(r->err, sizeof(r->err), "kafka %s[%d] offsets: %s", r->topic, (int)p,
-                 rd_kafka_err2str(err));
-        return -1;
-    }
-    if (hi <= lo) return 0;
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(l, r->topic, p)->offset = lo;
-    err = rd_kafka_assign(rk, l);
-    rd_kafka_topic_partition_list_destroy(l);
-    int rc = err ? -1 : 0, idle = 0, done = 0;
-    if (err) snprintf(r->err, sizeof(r->err), "kafka assign: %s", rd_kafka_err2str(err));
+/* Read assigned partition p up to offset hi. */
+static int kafka_read(struct replay *r, struct kclient *kc, int32_t p, int64_t hi, size_t batch) {
+    int64_t last_msg = kclient_now_ms();
+    int rc = 0, done = 0;
     while (rc == 0 && !done) {
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 1000);
+        if (kclient_failed(kc, r->err, sizeof(r->err))) return -1;
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(kclient_rk(kc), KCLIENT_POLL_MS);
         if (!m) {
-            if (++idle < KAFKA_MAX_IDLE_POLLS) continue;
+            if (kclient_now_ms() - last_msg < KAFKA_MAX_IDLE_MS) continue;
             snprintf(r->err, sizeof(r->err), "kafka %s[%d]: no message for %d s before offset %lld",
-                     r->topic, (int)p, KAFKA_MAX_IDLE_POLLS, (long long)hi);
-            rc = -1;
-            break;
+                     r->topic, (int)p, KAFKA_MAX_IDLE_MS / 1000, (long long)hi);
+            return -1;
         }
-        idle = 0;
         if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
             done = 1;
         } else if (m->err) {
@@ -348,6 +307,8 @@ static int kafka_partition(struct replay *r, rd_kafka_t *rk, int32_t p, size_t b
                      rd_kafka_message_errstr(m));
             rc = -1;
         } else {
+            kclient_alive(kc);
+            last_msg = kclient_now_ms();
             r->line_no++;
             rc = replay_add(r, m->payload ? m->payload : "", m->len, p, m->offset);
             if (rc == 0 && r->n >= batch) rc = apply_and_clear(r);
@@ -355,21 +316,43 @@ static int kafka_partition(struct replay *r, rd_kafka_t *rk, int32_t p, size_t b
         }
         rd_kafka_message_destroy(m);
     }
-    rd_kafka_assign(rk, NULL);
+    return rc;
+}
+
+/* One partition from its beginning up to the end seen at start. */
+static int kafka_partition(struct replay *r, struct kclient *kc, int32_t p, size_t batch) {
+    int64_t lo, hi;
+    if (kclient_watermarks(kc, r->topic, p, KAFKA_TIMEOUT_MS, &lo, &hi, r->err, sizeof(r->err)))
+        return -1;
+    if (hi <= lo) return 0;
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, r->topic, p)->offset = lo;
+    rd_kafka_resp_err_t err = rd_kafka_assign(kclient_rk(kc), l);
+    rd_kafka_topic_partition_list_destroy(l);
+    if (err) {
+        snprintf(r->err, sizeof(r->err), "kafka assign %s[%d]: %s", r->topic, (int)p, rd_kafka_err2str(err));
+        return -1;
+    }
+    int rc = kafka_read(r, kc, p, hi, batch);
+    err = rd_kafka_assign(kclient_rk(kc), NULL);
+    if (err && rc == 0) {
+        snprintf(r->err, sizeof(r->err), "kafka unassign %s[%d]: %s", r->topic, (int)p, rd_kafka_err2str(err));
+        rc = -1;
+    }
     return rc;
 }
 
 /* The audit replay of the live log: every partition, kept apart, in
  * partition order (outcomes do not depend on how partitions interleave). */
 static int replay_kafka(struct replay *r, const char *bootstrap, char **xs, int nx, size_t batch) {
-    int n = 0, rc;
-    rd_kafka_t *rk = kafka_open(r, bootstrap, xs, nx);
-    if (!rk) return -1;
-    rc = kafka_partitions(r, rk, r->topic, &n);
-    for (int32_t p = 0; rc == 0 && p < n; p++) rc = kafka_partition(r, rk, p, batch);
-    rd_kafka_consumer_close(rk);
-    rd_kafka_destroy(rk);
-    return rc;
+    int32_t n = 0;
+    struct kclient *kc = kafka_open(r, bootstrap, xs, nx);
+    if (!kc) return -1;
+    int rc = kclient_partition_count(kc, r->topic, KCLIENT_META_TIMEOUT_MS, &n, r->err, sizeof(r->err));
+    for (int32_t p = 0; rc == 0 && p < n; p++) rc = kafka_partition(r, kc, p, batch);
+    kclient_consumer_close(kc, KCLIENT_CLOSE_MS); /* a failure is logged; everything read is committed */
+    kclient_destroy(kc);
+    return rc ? -1 : 0;
 }
 
 /* Final transaction: forget the outbox entries written to --out. */

@@ -1,20 +1,24 @@
-/* kprod -- the librdkafka producer set-up shared by credit-produce and
- * credit-tick: configuration (bootstrap, the tool's defaults, -X key=value
- * overrides), a delivery-report callback that counts delivered and failed
- * messages, and an error callback that prints Kafka errors and flags a fatal
- * one.  Every message is prefixed with k->prog.
+/* kprod -- the producer of credit-produce and credit-tick, on the shared
+ * Kafka client set-up (consumer/kclient.h): the tool's defaults, then -X
+ * key=value overrides; a delivery-report callback that counts delivered and
+ * failed messages.  Messages are prefixed with k->prog.
+ *
+ * The tools have no stop flag: their waits (kprod_flush, the tools' own
+ * queue-full retries) end on a fatal error, an authentication failure, or all
+ * brokers down for KCLIENT_DOWN_GRACE_MS (kprod_failed).
  *
  * Ownership: the caller owns struct kprod and must keep it alive (and at the
- * same address) until rd_kafka_destroy() of the producer, since it is the
- * producer's opaque, updated from rd_kafka_poll()/rd_kafka_flush().  kprod_new
- * keeps no pointer to bootstrap, defs or xs after it returns.  The returned
- * producer belongs to the caller (rd_kafka_destroy). */
+ * same address) until kprod_destroy(), since it is the delivery callback's
+ * opaque, updated from the polls.  kprod_new keeps no pointer to bootstrap,
+ * defs or xs after it returns. */
 #ifndef TOOLS_KPROD_H
 #define TOOLS_KPROD_H
 
 #include <stddef.h>
 
 #include <librdkafka/rdkafka.h>
+
+#include "consumer/kclient.h"
 
 struct kprod;
 
@@ -25,14 +29,25 @@ struct kprod {
     const char *prog;        /* message prefix, e.g. "credit-tick" (not owned) */
     kprod_fail_fn *on_fail;  /* NULL: "PROG: delivery to partition P failed: ERR" */
     unsigned long delivered, failed;
-    int fatal;               /* set by a fatal Kafka error (idempotence) */
+    struct kclient *kc;      /* set by kprod_new */
+    int gave_up;             /* kprod_failed() said so (and printed why) */
 };
 
-/* A producer with bootstrap.servers=bootstrap, then the ndefs defaults
- * defs[i] = {key, value}, then the nx "key=value" strings xs (so -X overrides
- * a default).  On a bad property or failure to create it, prints why and
- * returns NULL. */
-rd_kafka_t *kprod_new(struct kprod *k, const char *bootstrap, const char *const (*defs)[2],
-                      size_t ndefs, const char *const *xs, int nx);
+/* A producer with bootstrap.servers=bootstrap, the defaults defs (NULL-name
+ * terminated), then the nx "key=value" strings xs (so -X overrides a
+ * default).  0, or -1 after printing why (a bad property, no client). */
+int kprod_new(struct kprod *k, const char *bootstrap, const struct kclient_prop *defs,
+              char *const *xs, int nx);
+
+rd_kafka_t *kprod_rk(const struct kprod *k);
+
+/* 1 once the producer must give up (see above); the cause is printed once. */
+int kprod_failed(struct kprod *k);
+
+/* Serve delivery reports until every message has one, for up to timeout_ms.
+ * 0, or -1 after printing why. */
+int kprod_flush(struct kprod *k, int timeout_ms);
+
+void kprod_destroy(struct kprod *k);
 
 #endif

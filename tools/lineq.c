@@ -1,14 +1,28 @@
 /* lineq.c -- see lineq.h.  A ring of LINEQ_SLOTS chunks: the reader fills a
  * FREE (or DONE: it first frees that chunk's trees) slot and marks it FULL;
- * the consumer takes FULL slots in ring order and marks them DONE. */
+ * the consumer takes FULL slots in ring order and marks them DONE.
+ *
+ * Stopping a reader that waits for input.  On a pipe or a terminal the
+ * reader can wait in read(2) for as long as the writer likes; lineq_stop()
+ * must still return (credit-replay stops on a store or output error while
+ * its stdin stays open).  So the reader reads with read(2), never stdio, and
+ * first poll(2)s the input together with a self-pipe that lineq_stop()
+ * writes to.  Not joining such a reader instead would leave a thread that
+ * still uses q (and the allocator, jansson) while the process frees q and
+ * exits: a use after free. */
 #include "tools/lineq.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
+
+#define READ_MIN (64 * 1024)   /* read(2) at least this much at a time */
 
 #include "engine/engine.h"
 
@@ -38,6 +52,7 @@ struct lineq {
     int64_t until;
     struct slot slot[LINEQ_SLOTS];
     int eof, failed, stop;           /* under mu */
+    int wake[2];                     /* self-pipe: lineq_stop() wakes a reader blocked in poll */
     char err[512];                   /* written by the reader before eof */
     int cur, pos, holding;           /* consumer side only */
 };
@@ -96,43 +111,117 @@ static int slot_add(struct lineq *q, struct slot *s, const char *buf, size_t len
     return 0;
 }
 
+/* Reader side: buffered lines of one file descriptor. */
+struct lreader {
+    int fd, eof;
+    char *buf;
+    size_t cap, start, end;          /* unread bytes: buf[start, end) */
+};
+
+/* Wait until fd has input (or EOF/error) or lineq_stop() was called:
+ * 1, 0 when stopped, -1 on a poll error. */
+static int wait_input(struct lineq *q, int fd) {
+    struct pollfd pf[2] = {{.fd = fd, .events = POLLIN}, {.fd = q->wake[0], .events = POLLIN}};
+    for (;;) {
+        int n = poll(pf, 2, -1);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return -1;
+        if (pf[1].revents) return 0;
+        if (pf[0].revents) return 1;   /* POLLIN, POLLHUP or POLLERR: read(2) tells which */
+    }
+}
+
+/* Room for READ_MIN more bytes (and a NUL) after the unread ones. */
+static int make_room(struct lreader *r) {
+    if (r->start > 0) {
+        memmove(r->buf, r->buf + r->start, r->end - r->start);
+        r->end -= r->start;
+        r->start = 0;
+    }
+    if (r->cap - r->end > READ_MIN) return 0;
+    size_t cap = r->cap ? r->cap * 2 : 4 * READ_MIN;
+    char *b = realloc(r->buf, cap);
+    if (!b) return -1;
+    r->buf = b;
+    r->cap = cap;
+    return 0;
+}
+
+/* The next line, without its newline and NUL-terminated in r->buf (valid
+ * until the next call): 1, 0 at the end, -1 on error (errno), -2 stopped. */
+static int next_line(struct lineq *q, struct lreader *r, char **line, size_t *len) {
+    for (;;) {
+        char *nl = r->end > r->start ? memchr(r->buf + r->start, '\n', r->end - r->start) : NULL;
+        if (nl || (r->eof && r->start < r->end)) {
+            *line = r->buf + r->start;
+            *len = nl ? (size_t)(nl - *line) : r->end - r->start;
+            (*line)[*len] = 0;         /* the newline, or the NUL room make_room keeps */
+            r->start += *len + (nl != NULL);
+            return 1;
+        }
+        if (r->eof) return 0;
+        if (make_room(r)) {
+            errno = ENOMEM;
+            return -1;
+        }
+        int w = wait_input(q, r->fd);
+        if (w <= 0) return w == 0 ? -2 : -1;
+        ssize_t n = read(r->fd, r->buf + r->end, r->cap - r->end - 1);
+        if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+        if (n < 0) return -1;
+        if (n == 0) r->eof = 1;
+        r->end += (size_t)n;
+    }
+}
+
+/* Reader: one file; 1 when --until stopped it, -1 on error or stop. */
+static int read_file(struct lineq *q, struct lreader *r, const char *path, int64_t *no, int *w,
+                     int *filling) {
+    /* A pipe or terminal may pause between lines: hand each line over at
+     * once there, or a consumer could wait for a chunk that never fills. */
+    struct stat st;
+    int chunk = fstat(r->fd, &st) == 0 && S_ISREG(st.st_mode) ? LINEQ_CHUNK : 1;
+    char *line;
+    size_t len;
+    int rc = 0, got = 0;
+    while (rc == 0 && (got = next_line(q, r, &line, &len)) == 1) {
+        if (!*filling && slot_acquire(q, *w)) return -1;
+        *filling = 1;
+        if ((rc = slot_add(q, &q->slot[*w], line, len, ++*no)) != 0) break;
+        if (q->slot[*w].n >= chunk) {
+            slot_publish(q, *w);
+            *w = (*w + 1) % LINEQ_SLOTS;
+            *filling = 0;
+        }
+    }
+    if (rc == 0 && got == -1) {
+        snprintf(q->err, sizeof(q->err), "%s: read error: %s", path, strerror(errno));
+        rc = -1;
+    }
+    return rc == 0 && got == -2 ? -1 : rc;
+}
+
 /* Reader: every file in order; 1 when --until stopped it, -1 on error. */
 static int read_files(struct lineq *q) {
-    char *buf = NULL;
-    size_t cap = 0;
+    struct lreader r = {0};
     int64_t no = 0;
     int w = 0, filling = 0, rc = 0;
     for (int i = 0; rc == 0 && i < q->nfiles; i++) {
         const char *path = q->files[i];
-        FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
-        if (!f) {
+        int is_stdin = strcmp(path, "-") == 0;
+        r.fd = is_stdin ? STDIN_FILENO : open(path, O_RDONLY | O_CLOEXEC);
+        if (r.fd < 0) {
             snprintf(q->err, sizeof(q->err), "%s: %s", path, strerror(errno));
-            return -1;
-        }
-        /* A pipe or terminal may pause between lines: hand each line over at
-         * once there, or a consumer could wait for a chunk that never fills. */
-        struct stat st;
-        int chunk = fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) ? LINEQ_CHUNK : 1;
-        ssize_t len;
-        while (rc == 0 && (len = getline(&buf, &cap, f)) >= 0) {
-            if (len > 0 && buf[len - 1] == '\n') len--;
-            if (!filling && slot_acquire(q, w)) { rc = -1; break; }
-            filling = 1;
-            if ((rc = slot_add(q, &q->slot[w], buf, (size_t)len, ++no)) != 0) break;
-            if (q->slot[w].n >= chunk) {
-                slot_publish(q, w);
-                w = (w + 1) % LINEQ_SLOTS;
-                filling = 0;
-            }
-        }
-        if (rc == 0 && ferror(f)) {
-            snprintf(q->err, sizeof(q->err), "%s: read error: %s", path, strerror(errno));
             rc = -1;
+            break;
         }
-        if (f != stdin) fclose(f);
+        r.eof = 0;
+        r.start = r.end = 0;
+        rc = read_file(q, &r, path, &no, &w, &filling);
+        if (!is_stdin) close(r.fd);
     }
     if (rc >= 0 && filling && q->slot[w].n) slot_publish(q, w);
-    free(buf);
+    free(r.buf);
     return rc;
 }
 
@@ -154,6 +243,11 @@ int lineq_start(struct lineq **out, char **files, int nfiles, int has_until, int
         snprintf(err, errlen, "out of memory");
         return -1;
     }
+    if (pipe2(q->wake, O_CLOEXEC)) {
+        snprintf(err, errlen, "cannot create the reader's wake-up pipe: %s", strerror(errno));
+        free(q);
+        return -1;
+    }
     pthread_mutex_init(&q->mu, NULL);
     pthread_cond_init(&q->cv, NULL);
     q->files = files;
@@ -165,6 +259,8 @@ int lineq_start(struct lineq **out, char **files, int nfiles, int has_until, int
         snprintf(err, errlen, "cannot start the reader thread");
         pthread_mutex_destroy(&q->mu);
         pthread_cond_destroy(&q->cv);
+        close(q->wake[0]);
+        close(q->wake[1]);
         free(q);
         return -1;
     }
@@ -204,7 +300,12 @@ void lineq_stop(struct lineq *q) {
     q->stop = 1;
     pthread_cond_broadcast(&q->cv);
     pthread_mutex_unlock(&q->mu);
+    /* Wakes a reader waiting for input; the byte stays, so a reader that
+     * polls only later sees it too.  The pipe cannot be full (one byte). */
+    while (write(q->wake[1], "", 1) < 0 && errno == EINTR) {}
     pthread_join(q->th, NULL);
+    close(q->wake[0]);
+    close(q->wake[1]);
     for (int i = 0; i < LINEQ_SLOTS; i++) {
         slot_clear(&q->slot[i]);
         free(q->slot[i].text);

@@ -1,0 +1,146 @@
+/* kclient.h -- the one librdkafka client set-up of creditd and its tools
+ * (input consumer, outbox relay, output read-back, embedded broker,
+ * credit-replay --from-kafka, credit-produce, credit-tick, the test broker):
+ * configuration, callbacks, and bounded waits that see the stop flag.
+ *
+ * Configuration, in this order (a later setting overrides an earlier one):
+ * spec->defaults, the pass-through (creditd's kafka.* keys, then a tool's -X
+ * key=value strings), spec->bootstrap, spec->forced.  A pass-through property
+ * that names a forced one with another value is refused: the program relies
+ * on the forced value (e.g. enable.auto.offset.store=false).
+ *
+ * Callbacks.  The error and log callbacks print one line each to stderr,
+ * "PROG: ROLE: kafka ...: cause".  The error callback also records the
+ * conditions that end the client's waits (kclient_failed):
+ *   - a fatal error (rd_kafka_fatal_error()): always;
+ *   - an authentication or TLS failure: with KCLIENT_STOP_AUTH;
+ *   - all brokers down for KCLIENT_DOWN_GRACE_MS with no sign of life since
+ *     (kclient_alive()): with KCLIENT_STOP_DOWN.
+ * The error, delivery-report and commit callbacks run on the thread that
+ * polls the handle (the owner's); the log callback may run on librdkafka's
+ * own threads and reads only what kclient_new() set.
+ *
+ * Waits (kclient_serve, _partition_count, _cluster_id, _watermarks, _flush)
+ * block in librdkafka for at most KCLIENT_CALL_MS at a time, serve the
+ * callbacks in between, and end early: KCLIENT_STOPPED once *spec->stop is
+ * set, -1 (err naming the cause) once kclient_failed() says so.
+ *
+ * Ownership: struct kclient owns its rd_kafka_t and is that handle's opaque,
+ * so it lives until kclient_destroy() (or to the end of the process after
+ * kclient_abandon()).  kclient_new() reads spec and what it points to only
+ * during the call, except prog, role and stop, which must outlive the client
+ * (string literals, the program's stop flag).  Not thread-safe: one owner
+ * thread per client. */
+#ifndef CREDITD_CONSUMER_KCLIENT_H
+#define CREDITD_CONSUMER_KCLIENT_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <librdkafka/rdkafka.h>
+
+#include "config/config.h"
+
+#define KCLIENT_ERRLEN          512
+#define KCLIENT_CALL_MS         500    /* longest blocking librdkafka call in a wait */
+#define KCLIENT_POLL_MS         100    /* poll slice of the owners' loops */
+#define KCLIENT_DOWN_GRACE_MS   5000   /* KCLIENT_STOP_DOWN: all brokers down this long */
+#define KCLIENT_META_TIMEOUT_MS 30000  /* metadata / cluster id / offsets at start-up */
+#define KCLIENT_ID_MAX          128    /* cluster id bytes */
+#define KCLIENT_CLOSE_MS        1000   /* closing a consumer that has no offsets to commit */
+
+/* A wait returns 0, -1 (err set) or KCLIENT_STOPPED: *stop was set, nothing
+ * failed.  Distinct from every STORE_* code (pinned where both meet). */
+#define KCLIENT_STOPPED (-100)
+
+/* Conditions besides fatal errors that end the waits (spec->stop_on). */
+#define KCLIENT_STOP_AUTH 1u   /* authentication / TLS handshake failed */
+#define KCLIENT_STOP_DOWN 2u   /* all brokers down for KCLIENT_DOWN_GRACE_MS */
+
+struct kclient_prop { const char *name, *value; };
+
+struct kclient_spec {
+    const char *prog;                     /* "creditd", "credit-replay", ... */
+    const char *role;                     /* "consumer", "relay", ... */
+    rd_kafka_type_t type;
+    const struct kclient_prop *defaults;  /* NULL-name terminated, or NULL */
+    const struct config *cfg;             /* kafka.* pass-through, or NULL */
+    char *const *xs;                      /* -X "key=value" pass-through ... */
+    int nx;                               /* ... and their count */
+    const char *bootstrap;                /* bootstrap.servers, or NULL */
+    const struct kclient_prop *forced;    /* NULL-name terminated, or NULL */
+    volatile sig_atomic_t *stop;          /* the program's stop flag, or NULL */
+    unsigned stop_on;                     /* KCLIENT_STOP_* */
+    void *user;                           /* opaque of the two callbacks below */
+    void (*dr_msg_cb)(rd_kafka_t *rk, const rd_kafka_message_t *m, void *user);
+    void (*commit_cb)(rd_kafka_t *rk, rd_kafka_resp_err_t e,
+                      rd_kafka_topic_partition_list_t *offsets, void *user);
+};
+
+struct kclient;
+
+/* A configured handle (a consumer also gets rd_kafka_poll_set_consumer()).
+ * 0, or -1 with err naming the role and the rejected property. */
+int kclient_new(struct kclient **out, const struct kclient_spec *spec, char *err, size_t errlen);
+
+rd_kafka_t *kclient_rk(const struct kclient *kc);
+const char *kclient_role(const struct kclient *kc);
+
+/* Which conditions end the waits from now on (KCLIENT_STOP_*). */
+void kclient_set_stop_on(struct kclient *kc, unsigned stop_on);
+
+/* 1 with the cause in err ("ROLE: ...") when a stop condition holds, else 0. */
+int kclient_failed(struct kclient *kc, char *err, size_t errlen);
+
+/* A broker answered (a message, a delivery report, metadata): forget the
+ * all-brokers-down and authentication conditions. */
+void kclient_alive(struct kclient *kc);
+
+/* The last error the error callback saw, "all brokers down" aside ("" if
+ * none); valid until the next poll of the handle. */
+const char *kclient_last_error(const struct kclient *kc);
+
+/* Serve callbacks for up to timeout_ms (in KCLIENT_POLL_MS slices).  A
+ * consumer is polled with rd_kafka_consumer_poll(): call this only while
+ * nothing is assigned (a message it gets is dropped with a warning).
+ * 0, -1 (kclient_failed) or KCLIENT_STOPPED. */
+int kclient_serve(struct kclient *kc, int timeout_ms, char *err, size_t errlen);
+
+/* The partition count of topic, retrying transient errors (no leader yet,
+ * no broker yet) until timeout_ms.  A topic that does not exist or may not
+ * be described is an error at once.  0, -1 or KCLIENT_STOPPED. */
+int kclient_partition_count(struct kclient *kc, const char *topic, int timeout_ms, int32_t *n,
+                            char *err, size_t errlen);
+
+/* The cluster id into id[idlen], within timeout_ms.  0, -1 or KCLIENT_STOPPED. */
+int kclient_cluster_id(struct kclient *kc, int timeout_ms, char *id, size_t idlen,
+                       char *err, size_t errlen);
+
+/* Low and high watermark of one partition, asked of its leader, retrying
+ * transient errors until timeout_ms.  0, -1 or KCLIENT_STOPPED. */
+int kclient_watermarks(struct kclient *kc, const char *topic, int32_t partition, int timeout_ms,
+                       int64_t *lo, int64_t *hi, char *err, size_t errlen);
+
+/* Producer: wait until every produced message has its delivery report.
+ * 0; -1 on timeout (err says how many are left) or kclient_failed;
+ * KCLIENT_STOPPED. */
+int kclient_flush(struct kclient *kc, int timeout_ms, char *err, size_t errlen);
+
+/* Close a consumer, waiting at most timeout_ms (pending offset commits to
+ * an unreachable coordinator are given up); a failure or timeout is logged.
+ * 0 or -1. */
+int kclient_consumer_close(struct kclient *kc, int timeout_ms);
+
+/* rd_kafka_destroy() (a consumer is not closed again: see
+ * kclient_consumer_close) and free; NULL is ignored.  A consumer whose close
+ * timed out is abandoned instead: rd_kafka_destroy() would wait for it. */
+void kclient_destroy(struct kclient *kc);
+
+/* Leave the handle (and kc, its opaque) to the end of the process: for a
+ * handle rd_kafka_destroy() would hang on (consumer.c, kclient_destroy). */
+void kclient_abandon(struct kclient *kc);
+
+/* Monotonic clock, milliseconds. */
+int64_t kclient_now_ms(void);
+
+#endif
