@@ -195,7 +195,7 @@ json_t *fz_check_output(const struct fz_line *l, enum eng_out_kind kind, const c
     static const char *const types[] = {"credit.overage", "credit.ledger", "credit.rejected"};
     if (!fz_utf8_valid(json, len) &&
         fz_violation("output_utf8", "line %" PRId64 ": %s output is not valid UTF-8: %.*s",
-                     l->offset, types[kind], (int)(len < 2000 ? len : 2000), json))
+                     l->offset, types[kind], (int)(len < 400 ? len : 400), json))
         return NULL;
     json_error_t jerr;
     json_t *root = json_loadb(json, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
