@@ -17,7 +17,7 @@ TOOLS    = $(B)/credit-replay $(B)/creditctl $(B)/credit-produce $(B)/credit-tic
 DAEMON_SRC = $(wildcard consumer/*.c)
 DAEMON_OBJ = $(patsubst %.c,$(B)/obj/%.o,$(DAEMON_SRC))
 
-.PHONY: all test unit unit-asan scenarios kafka-test fuzz fuzz-short bench bench-kafka clean deps run
+.PHONY: all test unit unit-asan scenarios kafka-test fuzz fuzz-short fuzz-cov bench bench-kafka clean deps run
 # Keep objects: make must not delete them (and print rm lines) after a test run.
 .SECONDARY:
 all: deps $(TOOLS) $(UNITS) $(B)/creditd
@@ -91,6 +91,9 @@ $(B)/fuzz/fuzz_engine: $(patsubst %.c,$(B)/fuzz/obj/%.o,$(FUZZ_SRC))
 # on; FUZZ_KNOWN=1 tolerates the bugs in tests/fuzz/known-open.
 fuzz: deps $(B)/fuzz/fuzz_engine
 	@FUZZ_KNOWN=$(FUZZ_KNOWN) sh tests/fuzz/run.sh long $(FUZZ_SECONDS)
+# Line coverage of engine/ and store/ by build/fuzz/corpus (llvm-cov, no sanitizers).
+fuzz-cov: deps
+	@sh tests/fuzz/coverage.sh
 # CI: replay tests/fuzz/regress/, then fuzz 45 s (tests/fuzz/known-open tolerated).
 fuzz-short: deps $(B)/fuzz/fuzz_engine
 	@sh tests/fuzz/run.sh short 45
