@@ -51,7 +51,7 @@ int fz_money_parse(const char *s, int64_t *micro);
  * the CloudEvents envelope (specversion, id, source "creditd", type of
  * `kind`, time, datacontenttype, data), the Kafka key, and the data fields
  * of its type.  Returns the parsed event (the caller decrefs it), or NULL
- * when a known-open violation made it unreadable. */
+ * when it broke a check whose bug is known open. */
 json_t *fz_check_output(const struct fz_line *l, enum eng_out_kind kind, const char *key,
                         const char *json, size_t len);
 
