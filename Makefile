@@ -1,4 +1,4 @@
-# creditd -- see README.md.  Targets: all, test, bench, run, clean.
+# creditd -- see README.md.  Targets: all, test, fuzz, fuzz-short, bench, run, clean.
 CC      ?= cc
 CFLAGS  ?= -O2 -g
 WARN     = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wvla
@@ -21,7 +21,7 @@ KCLIENT  = $(B)/obj/consumer/kclient.o
 # Test-only binaries for tests/kafka: creditd with its test hooks, the fault-injecting mock broker.
 TEST_BIN = $(B)/creditd-test $(B)/kmock
 
-.PHONY: all test unit unit-asan scenarios kafka-test bench bench-kafka clean deps run
+.PHONY: all test unit unit-asan scenarios kafka-test fuzz fuzz-short fuzz-cov bench bench-kafka clean deps run
 # Keep objects: make must not delete them (and print rm lines) after a test run.
 .SECONDARY:
 all: deps $(TOOLS) $(UNITS) $(B)/creditd $(TEST_BIN)
@@ -89,7 +89,32 @@ scenarios: deps $(TOOLS) $(B)/gen-events $(B)/store-poke
 kafka-test: deps $(TOOLS) $(B)/creditd $(TEST_BIN) $(B)/gen-events
 	@sh tests/kafka/run.sh
 
-test: unit unit-asan scenarios kafka-test
+test: unit unit-asan scenarios fuzz-short kafka-test
+
+# The engine fuzzer (README "Fuzzing"): libFuzzer with Debian's clang, the
+# engine, store and config compiled with clang too, under ASan+UBSan.
+FUZZ_CC      = clang
+FUZZ_SAN     = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+FUZZ_SECONDS ?= 300
+FUZZ_SRC = $(CORE_SRC) tests/unit/memstore.c $(wildcard tests/fuzz/*.c)
+FUZZ_HDR = $(CORE_HDR) tests/unit/memstore.h $(wildcard tests/fuzz/*.h)
+
+$(B)/fuzz/obj/%.o: %.c $(FUZZ_HDR)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(WARN) -O1 -g $(FUZZ_SAN) -fsanitize=fuzzer-no-link -I. -c $< -o $@
+$(B)/fuzz/fuzz_engine: $(patsubst %.c,$(B)/fuzz/obj/%.o,$(FUZZ_SRC))
+	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ -ljansson -llmdb
+
+# Fuzz for FUZZ_SECONDS on build/fuzz/corpus (grown across runs), every check
+# on; FUZZ_KNOWN=1 tolerates the bugs in tests/fuzz/known-open.
+fuzz: deps $(B)/fuzz/fuzz_engine
+	@FUZZ_KNOWN=$(FUZZ_KNOWN) sh tests/fuzz/run.sh long $(FUZZ_SECONDS)
+# Line coverage of engine/ and store/ by build/fuzz/corpus (llvm-cov, no sanitizers).
+fuzz-cov: deps
+	@sh tests/fuzz/coverage.sh
+# CI: replay tests/fuzz/regress/, then fuzz 45 s (tests/fuzz/known-open tolerated).
+fuzz-short: deps $(B)/fuzz/fuzz_engine
+	@sh tests/fuzz/run.sh short 45
 
 bench: deps $(TOOLS) $(B)/gen-events $(B)/bench-parse
 	@sh tools/bench.sh

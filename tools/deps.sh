@@ -1,8 +1,10 @@
 #!/bin/sh
 # Install the Debian packages creditd needs to build and test, if missing.
 # Called by every make target; a no-op when everything is present.
+# clang + libclang-rt-14-dev (libFuzzer for clang 14): make fuzz, make fuzz-short;
+# llvm-14 (llvm-cov, llvm-profdata): make fuzz-cov.
 set -eu
-PKGS="gcc make pkg-config librdkafka-dev libjansson-dev liblmdb-dev libcmocka-dev kcat jq python3-confluent-kafka"
+PKGS="gcc make pkg-config librdkafka-dev libjansson-dev liblmdb-dev libcmocka-dev kcat jq python3-confluent-kafka clang libclang-rt-14-dev llvm-14"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
