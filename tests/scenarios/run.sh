@@ -124,5 +124,8 @@ if [ -f "$S/creditctl.sh" ]; then
     if sh "$S/creditctl.sh"; then ok; else bad "creditctl scenarios"; fi
 fi
 
+# 10. The guards (v1.3 §11) through credit-replay --config.
+if sh "$S/guards.sh"; then ok; else bad "guard scenarios"; fi
+
 echo "scenarios: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
