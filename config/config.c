@@ -13,10 +13,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/guard.h"  /* pure: the engine's own parser checks the source lists */
+
+_Static_assert(CONFIG_SOURCES == GUARD_NCLASS, "one sources.* key per guard class");
+
 #define DEFAULT_MAP_SIZE (UINT64_C(1) << 30)
 #define MSG_MAX 192   /* a parse message, before "ORIGIN: KEY: " */
 
-enum kind { K_STRING, K_TOPIC, K_CURRENCY, K_INT, K_SIZE, K_PARTITIONS };
+enum kind { K_STRING, K_TOPIC, K_CURRENCY, K_INT, K_SIZE, K_PARTITIONS, K_SOURCES };
 
 struct spec {
     const char *name;
@@ -35,10 +39,16 @@ static const struct spec SPECS[] = {
     NUM("batch.max_ms", batch_max_ms, K_INT, 1, 60000),
     NUM("credit.close_after", credit_close_after_s, K_INT, 0, 90 * 86400),
     STR("credit.currency", credit_currency, K_CURRENCY),
+    NUM("credit.max_future", credit_max_future_s, K_INT, 0, GUARD_MAX_FUTURE_MAX),
     STR("group.id", group_id, K_STRING),
     {"input.partitions", K_PARTITIONS, offsetof(struct config, input_partitions), 0, 0, 0},
     NUM("outbox.max_pending", outbox_max_pending, K_INT, 1, 100000000),
     NUM("shutdown.flush_timeout_ms", shutdown_flush_timeout_ms, K_INT, 0, 3600000),
+    /* min = the guard class (enum guard_class) */
+    {"sources.allocate", K_SOURCES, offsetof(struct config, sources[GUARD_ALLOCATE]), 0, GUARD_ALLOCATE, 0},
+    {"sources.clock", K_SOURCES, offsetof(struct config, sources[GUARD_CLOCK]), 0, GUARD_CLOCK, 0},
+    {"sources.grant", K_SOURCES, offsetof(struct config, sources[GUARD_GRANT]), 0, GUARD_GRANT, 0},
+    {"sources.usage", K_SOURCES, offsetof(struct config, sources[GUARD_USAGE]), 0, GUARD_USAGE, 0},
     NUM("stats.interval_ms", stats_interval_ms, K_INT, 0, 86400000),
     NUM("store.map_size", store_map_size, K_SIZE, INT64_C(1) << 20, INT64_C(1) << 44),
     STR("store.path", store_path, K_STRING),
@@ -60,6 +70,7 @@ static const char *const SECRET_MARKS[] = {"password", "secret", "sasl.oauthbear
 /* Working value of a creditd key between parsing and assignment. */
 union parsed {
     int64_t i;
+    char *text;     /* K_SOURCES: malloc'ed copy */
     struct {
         int32_t v[CONFIG_PARTITIONS_MAX];
         size_t n;
@@ -383,9 +394,28 @@ static int check_string(const struct spec *ks, const char *s, char *msg, size_t 
     return 0;
 }
 
+/* A sources.* list: the engine's parser decides (guard.h). */
+static int check_sources(const char *s, char *msg, size_t msglen) {
+    struct guard_list l;
+    if (strlen(s) > CONFIG_SOURCES_TEXT_MAX) {
+        snprintf(msg, msglen, "longer than %d bytes", CONFIG_SOURCES_TEXT_MAX);
+        return -1;
+    }
+    if (guard_list_parse(&l, s, msg, msglen)) return -1;
+    guard_list_free(&l);
+    return 0;
+}
+
 static int parse_known(const struct spec *ks, const char *value, union parsed *p, char *msg,
                        size_t msglen) {
     switch (ks->kind) {
+    case K_SOURCES:
+        if (check_sources(value, msg, msglen)) return -1;
+        if (!(p->text = concat(value, ""))) {
+            snprintf(msg, msglen, "out of memory");
+            return -1;
+        }
+        return 0;
     case K_INT: return parse_bounded(ks, value, &p->i, msg, msglen);
     case K_SIZE: return parse_size(ks, value, &p->i, msg, msglen);
     case K_PARTITIONS: return parse_partitions(value, p->parts.v, &p->parts.n, msg, msglen);
@@ -403,6 +433,10 @@ static void apply_known(struct config *c, const struct spec *ks, const char *val
         memcpy(c->input_partitions, p->parts.v, p->parts.n * sizeof p->parts.v[0]);
         c->input_npartitions = p->parts.n;
         break;
+    case K_SOURCES:
+        free(*(char **)(void *)field);
+        *(char **)(void *)field = p->text;
+        break;
     default: memcpy(field, value, strlen(value) + 1); break;
     }
 }
@@ -416,8 +450,10 @@ static int set_known(struct config *c, const struct spec *ks, const char *value,
     if (check_dup(c, ks->name, origin, err, errlen)) return -1;
     if (parse_known(ks, value, &p, msg, sizeof msg))
         return fail(err, errlen, "%s: %s: %s", origin, ks->name, msg);
-    if (origin_record(c, ks->name, origin))
+    if (origin_record(c, ks->name, origin)) {
+        if (ks->kind == K_SOURCES) free(p.text);
         return fail(err, errlen, "%s: %s: out of memory", origin, ks->name);
+    }
     apply_known(c, ks, value, &p);
     return 0;
 }
@@ -595,6 +631,10 @@ static int check_field(const struct config *c, const struct spec *ks, char *msg,
             }
         }
         return 0;
+    case K_SOURCES: {
+        const char *text = *(char *const *)(const void *)field;
+        return text ? check_sources(text, msg, msglen) : 0;
+    }
     default:
         if (!memchr(field, '\0', ks->cap)) {
             snprintf(msg, msglen, "not NUL-terminated");
@@ -680,6 +720,8 @@ static void print_partitions(FILE *out, const int32_t *p, size_t n) {
 
 static void print_known(const struct config *c, const struct spec *ks, FILE *out) {
     const char *field = (const char *)c + ks->off;
+    if (ks->kind == K_SOURCES && !*(char *const *)(const void *)field)
+        return;   /* not set (any source): no line, so the dump loads back unset */
     fprintf(out, "%s = ", ks->name);
     switch (ks->kind) {
     case K_INT: fprintf(out, "%lld", (long long)*(const int64_t *)(const void *)field); break;
@@ -687,6 +729,7 @@ static void print_known(const struct config *c, const struct spec *ks, FILE *out
         fprintf(out, "%llu", (unsigned long long)*(const uint64_t *)(const void *)field);
         break;
     case K_PARTITIONS: print_partitions(out, c->input_partitions, c->input_npartitions); break;
+    case K_SOURCES: print_string(out, *(char *const *)(const void *)field); break;
     default: print_string(out, field); break;
     }
     fputc('\n', out);
@@ -740,6 +783,7 @@ void config_init(struct config *c) {
     c->stats_interval_ms = 10000;
     c->credit_close_after_s = 0;
     strcpy(c->credit_currency, "EUR");
+    c->credit_max_future_s = GUARD_MAX_FUTURE_DEFAULT;
 }
 
 void config_free(struct config *c) {
@@ -753,6 +797,10 @@ void config_free(struct config *c) {
         free(c->origins[i].origin);
     }
     free(c->origins);
+    for (size_t i = 0; i < CONFIG_SOURCES; i++) {
+        free(c->sources[i]);
+        c->sources[i] = NULL;
+    }
     c->kafka = NULL;
     c->nkafka = c->kafka_cap = 0;
     c->origins = NULL;

@@ -39,6 +39,8 @@
 #define CONFIG_GROUP_MAX      255    /* group.id, bytes                        */
 #define CONFIG_CURRENCY_MAX   16     /* credit.currency (== ENGINE_CURRENCY_MAX) */
 #define CONFIG_PARTITIONS_MAX 1024   /* input.partitions: distinct entries     */
+#define CONFIG_SOURCES        4      /* sources.grant, .allocate, .usage, .clock */
+#define CONFIG_SOURCES_TEXT_MAX 65536 /* bytes of one sources.* value          */
 
 /* One kafka.* property: name without the "kafka." prefix.  Both strings are
  * owned by the struct config holding them. */
@@ -74,6 +76,12 @@ struct config {
     int64_t stats_interval_ms;                   /* 10000, 0 = off            */
     int64_t credit_close_after_s;                /* 0, 0..7776000 (pinned)    */
     char    credit_currency[CONFIG_CURRENCY_MAX + 1]; /* "EUR"; [A-Za-z0-9_-] */
+    int64_t credit_max_future_s;                 /* 2678400, 0..31622400 (pinned) */
+    /* sources.grant, sources.allocate, sources.usage, sources.clock (in the
+     * order of enum guard_class, engine/guard.h): NULL when the key is not
+     * set (any source), else the list text as written ("" = no source),
+     * owned, checked by guard_list_parse.  config_free resets them to NULL. */
+    char   *sources[CONFIG_SOURCES];
 
     /* kafka.* pass-through, in the order the names were first set (a later
      * override replaces the value in place).  Read-only for callers. */
@@ -133,7 +141,8 @@ const char *config_kafka_get(const struct config *c, const char *name);
 int config_has_bootstrap(const struct config *c);
 
 /* Every effective setting as `key = value` lines sorted by key (kafka.* with
- * their prefix), values quoted when needed so the output loads back.  Values
+ * their prefix), values quoted when needed so the output loads back.  A
+ * sources.* key that is not set (any source) has no line.  Values
  * of keys containing "password", "secret", "sasl.oauthbearer.config" or
  * "ssl.key" (any case) are printed as ********. */
 void config_dump(const struct config *c, FILE *out);

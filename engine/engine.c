@@ -1,6 +1,7 @@
 /* engine.c -- the order of checks (§7) and the dispatch of one message:
- * JSON -> id/source -> data.org (or tick) -> partition -> idempotency ->
- * envelope and fields -> watermark and closes -> state rules. */
+ * JSON -> id/source -> data.org (or tick) -> partition -> source authority
+ * and future time (§11) -> idempotency -> envelope and fields -> watermark
+ * and closes -> state rules. */
 #include "engine/engine.h"
 
 #include <assert.h>
@@ -23,12 +24,25 @@ int engine_new(struct engine **out, const struct engine_config *cfg, char *err, 
         snprintf(err, errlen, "currency: must be 1..%d bytes", ENGINE_CURRENCY_MAX);
         return -1;
     }
+    if (cfg->max_future_s < 0 || cfg->max_future_s > GUARD_MAX_FUTURE_MAX) {
+        snprintf(err, errlen, "max_future: %lld is outside 0..%d seconds",
+                 (long long)cfg->max_future_s, GUARD_MAX_FUTURE_MAX);
+        return -1;
+    }
     struct engine *e = calloc(1, sizeof(*e));
     if (!e) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
+    for (int c = 0; c < GUARD_NCLASS; c++) {
+        char msg[160];
+        if (guard_list_parse(&e->sources[c], cfg->sources[c], msg, sizeof(msg)) == 0) continue;
+        snprintf(err, errlen, "%s: %s", guard_class_key(c), msg);
+        engine_free(e);
+        return -1;
+    }
     e->close_after_ns = cfg->close_after_s * INT64_C(1000000000);
+    e->max_future_ns = cfg->max_future_s * INT64_C(1000000000);
     strcpy(e->currency, cur);
     eng_org_init(&e->org);
     eng_org_init(&e->scratch);
@@ -39,6 +53,7 @@ int engine_new(struct engine **out, const struct engine_config *cfg, char *err, 
 
 void engine_free(struct engine *e) {
     if (!e) return;
+    for (int c = 0; c < GUARD_NCLASS; c++) guard_list_free(&e->sources[c]);
     eng_org_free(&e->org);
     eng_org_free(&e->scratch);
     jsonw_free(&e->w);
@@ -84,6 +99,56 @@ static int reject_unkeyed(struct engine *e, struct engine_result *res, int reaso
      * (v1.3: an id or source over 256 bytes has event_id null). */
     const char *id = root && src ? key_part(root, "id") : NULL;
     return out_rejected(e, reason, key, src, id, root ? readable_time(root, NULL) : NULL);
+}
+
+static int check_clock(struct engine *e, int64_t clock);
+
+/* ---- guards (§11): before idempotency, their rejects are not remembered -- */
+
+/* Source authority: 0 to go on, 1 when rejected, <0 store error.  A type
+ * that is not a string or not one of the classes' types has no list: it
+ * goes on (to unknown_type or invalid_event at the envelope step). */
+static int guard_source(struct engine *e, json_t *root, const char *key,
+                        struct engine_result *res) {
+    json_t *type = json_object_get(root, "type");
+    int c = json_is_string(type) ? guard_class_of(json_string_value(type)) : -1;
+    if (c < 0 || guard_list_allows(&e->sources[c], e->ev.source)) return 0;
+    snprintf(e->msg, sizeof(e->msg), "source: \"%s\" is not allowed for type %s (%s)",
+             e->ev.source, json_string_value(type), guard_class_key(c));
+    int rc = reject_unkeyed(e, res, ENG_R_SOURCE_NOT_ALLOWED, root, key);
+    return rc ? rc : 1;
+}
+
+/* Future time: an org event later than its org's watermark + max_future is
+ * rejected once the partition has a clock.  The reference is the org's
+ * watermark, or the partition clock when it has none (a new org starts
+ * there, choice 3); every org on a partition is at or past its clock.  A
+ * time that does not parse goes on to the envelope step (invalid_event).
+ * The clock is read only when the time is past watermark + max_future, so
+ * the common case costs nothing.  0 to go on, 1 when rejected, <0 error. */
+static int guard_time(struct engine *e, json_t *root, const struct eng_org *o,
+                      struct engine_result *res) {
+    const struct engine_store *st = e->st;
+    int64_t t, clock, ref = o->watermark;
+    const char *ts = readable_time(root, &t);
+    if (!e->max_future_ns || !ts) return 0;
+    if (ref != ENG_NO_TIME && (ref > INT64_MAX - e->max_future_ns || t <= ref + e->max_future_ns))
+        return 0;
+    int rc = st->clock_get(st->ctx, e->m->partition, &clock, e->err, e->errlen);
+    if (rc < 0) return rc;
+    if (rc == ENG_NOTFOUND) return 0;  /* no tick on the partition yet: off */
+    if ((rc = check_clock(e, clock))) return rc;
+    if (ref == ENG_NO_TIME || clock > ref) ref = clock;
+    if (ref > INT64_MAX - e->max_future_ns || t <= ref + e->max_future_ns) return 0;
+    char wm[48], lim[48];
+    time_format(ref, wm);
+    time_format(ref + e->max_future_ns, lim);
+    snprintf(e->msg, sizeof(e->msg),
+             "time: \"%s\" is later than %s, the watermark of organisation %s (%s) plus "
+             "max_future (%lld s): send it again once ticks have moved the clock",
+             ts, lim, o->id, wm, (long long)(e->max_future_ns / INT64_C(1000000000)));
+    rc = reject_unkeyed(e, res, ENG_R_TIME_IN_FUTURE, root, o->id);
+    return rc ? rc : 1;
 }
 
 /* Content hash (§7): a 64-bit MurmurHash3-style hash over a canonical encoding of the parsed
@@ -290,7 +355,8 @@ static int check_clock(struct engine *e, int64_t clock) {
 static int apply_tick(struct engine *e, json_t *root, struct engine_result *res) {
     const struct engine_store *st = e->st;
     struct ikey k;
-    int rc = check_key(e, root, &k, res);
+    int rc = guard_source(e, root, NULL, res);  /* ticks have no time guard (§11) */
+    if (!rc) rc = check_key(e, root, &k, res);
     if (rc) return rc < 0 ? rc : 0;
     int reason = event_decode(root, &e->ev, e->msg, sizeof(e->msg));
     if (reason) return remember(e, &k, reason, res);
@@ -344,7 +410,9 @@ static int apply_org_event(struct engine *e, json_t *root, struct engine_result 
                  o->id, a, b);
         return reject_unkeyed(e, res, ENG_R_WRONG_PARTITION, root, o->id);
     }
-    if ((rc = check_key(e, root, &k, res))) return rc < 0 ? rc : 0;
+    if ((rc = guard_source(e, root, o->id, res)) || (rc = guard_time(e, root, o, res)) ||
+        (rc = check_key(e, root, &k, res)))
+        return rc < 0 ? rc : 0;
     int reason = event_decode(root, &e->ev, e->msg, sizeof(e->msg));
     if (reason) return remember(e, &k, reason, res); /* format reject: only the key */
     if (is_new) o->dirty |= ENG_DIRTY_META;

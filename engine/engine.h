@@ -16,11 +16,20 @@
 #include <stdint.h>
 
 #include "engine/event.h"
+#include "engine/guard.h"
 #include "engine/state.h"
 
+/* Everything is copied at engine_new; a zeroed tail (max_future 0, sources
+ * NULL) turns both guards off. */
 struct engine_config {
     int64_t close_after_s;   /* §6 close_after, seconds, 0..ENGINE_MAX_CLOSE_AFTER */
     const char *currency;    /* label copied into overage events (copied at engine_new) */
+    /* §11 future-time guard, seconds, 0 (off)..GUARD_MAX_FUTURE_MAX; the
+     * daemon's default is GUARD_MAX_FUTURE_DEFAULT (31 days). */
+    int64_t max_future_s;
+    /* §11 source lists by class (enum guard_class): NULL = the key is left
+     * out (any source), else the list text (guard.h; "" = no source). */
+    const char *sources[GUARD_NCLASS];
 };
 #define ENGINE_MAX_CLOSE_AFTER (90 * 86400)
 #define ENGINE_CURRENCY_MAX 16
@@ -43,7 +52,7 @@ struct engine_result {
 
 struct engine;
 
-/* 0, or -1 with err (bad config, out of memory). */
+/* 0, or -1 with err (bad config naming its key, out of memory). */
 int  engine_new(struct engine **out, const struct engine_config *cfg, char *err, size_t errlen);
 void engine_free(struct engine *e);
 

@@ -12,6 +12,8 @@
 
 struct engine {
     int64_t close_after_ns;
+    int64_t max_future_ns;       /* 0: the future-time guard is off */
+    struct guard_list sources[GUARD_NCLASS];
     char currency[ENGINE_CURRENCY_MAX + 1];
     struct eng_org org;          /* scratch: the org being worked on */
     struct eng_org scratch;      /* scratch: projects read by projects_get */

@@ -28,6 +28,8 @@ enum eng_reason {
     ENG_R_ALLOCATION_EXCEEDS,
     ENG_R_VALUE_CHANGED,
     ENG_R_INSUFFICIENT_CREDIT,
+    ENG_R_SOURCE_NOT_ALLOWED,   /* v1.3 §11: before idempotency, not remembered */
+    ENG_R_TIME_IN_FUTURE,       /* v1.3 §11: before idempotency, not remembered */
     ENG_R_COUNT
 };
 const char *event_reason_name(int reason);

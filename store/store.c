@@ -356,6 +356,8 @@ static int meta_create(struct store *s, const struct store_opts *o, char *err, s
     int rc = st_db_put(s, DB_META, MK_FORMAT, strlen(MK_FORMAT), buf, n, err, errlen);
     n = st_enc_i64(buf, sizeof(buf), o->close_after_s);
     if (!rc) rc = st_db_put(s, DB_META, MK_CLOSE, strlen(MK_CLOSE), buf, n, err, errlen);
+    n = st_enc_i64(buf, sizeof(buf), o->max_future_s);
+    if (!rc) rc = st_db_put(s, DB_META, MK_FUTURE, strlen(MK_FUTURE), buf, n, err, errlen);
     n = st_enc_bytes(buf, sizeof(buf), o->currency, strlen(o->currency));
     if (!rc) rc = st_db_put(s, DB_META, MK_CURRENCY, strlen(MK_CURRENCY), buf, n, err, errlen);
     return rc;
@@ -372,6 +374,24 @@ static int meta_close_after(struct store *s, MDB_txn *t, int64_t *close_after, c
     if (st_dec_i64(&v, close_after, 0, why, sizeof(why)) == 0) return 0;
     *close_after = 0;
     return st_corrupt(s, DB_META, MK_CLOSE, strlen(MK_CLOSE), why, err, errlen);
+}
+
+/* max_future recorded in t.  Stores of format 2 made before the guards
+ * (v1.3 §11) lack the record: refused, never read as some default. */
+static int meta_max_future(struct store *s, MDB_txn *t, int64_t *max_future, char *err, size_t errlen) {
+    char why[ST_WHY_MAX];
+    MDB_val v;
+    *max_future = 0;
+    int rc = st_db_get(s, t, DB_META, MK_FUTURE, strlen(MK_FUTURE), &v, err, errlen);
+    if (rc == STORE_NOTFOUND)
+        return st_fail(err, errlen,
+                       "store %s has no max_future record (it was made before the time guard): "
+                       "rebuild it by replaying the input into a new store (credit-replay --db "
+                       "NEWDIR FILE..., or --from-kafka), then point creditd at NEWDIR", s->path);
+    if (rc) return rc;
+    if (st_dec_i64(&v, max_future, 0, why, sizeof(why)) == 0) return 0;
+    *max_future = 0;
+    return st_corrupt(s, DB_META, MK_FUTURE, strlen(MK_FUTURE), why, err, errlen);
 }
 
 /* currency recorded in t; a missing record is an error. */
@@ -396,7 +416,7 @@ static int meta_currency(struct store *s, MDB_txn *t, char cur[32], char *err, s
 }
 
 static int meta_check(struct store *s, MDB_txn *t, const struct store_opts *o, char *err, size_t errlen) {
-    int64_t close_after;
+    int64_t close_after, max_future;
     char cur[32];
     MDB_val v;
     int rc = st_db_get(s, t, DB_META, MK_FORMAT, strlen(MK_FORMAT), &v, err, errlen);
@@ -416,11 +436,17 @@ static int meta_check(struct store *s, MDB_txn *t, const struct store_opts *o, c
     }
     if (!o->currency) return 0;
     if ((rc = meta_close_after(s, t, &close_after, err, errlen)) != 0 ||
+        (rc = meta_max_future(s, t, &max_future, err, errlen)) != 0 ||
         (rc = meta_currency(s, t, cur, err, errlen)) != 0)
         return rc;
     if (close_after != o->close_after_s) {
         st_fail(err, errlen, "store %s was created with close_after=%lld, config says %lld", s->path,
                 (long long)close_after, (long long)o->close_after_s);
+        return STORE_EMISMATCH;
+    }
+    if (max_future != o->max_future_s) {
+        st_fail(err, errlen, "store %s was created with max_future=%lld, config says %lld", s->path,
+                (long long)max_future, (long long)o->max_future_s);
         return STORE_EMISMATCH;
     }
     if (strcmp(cur, o->currency) != 0) {
@@ -464,6 +490,8 @@ int store_open(struct store **out, const struct store_opts *o, char *err, size_t
         return st_fail(err, errlen, "store %s: currency '%s' too long", o->path, o->currency);
     if (o->currency && o->close_after_s < 0)
         return st_fail(err, errlen, "store %s: close_after %lld < 0", o->path, (long long)o->close_after_s);
+    if (o->currency && o->max_future_s < 0)
+        return st_fail(err, errlen, "store %s: max_future %lld < 0", o->path, (long long)o->max_future_s);
     if (strlen(o->path) == 0 || strlen(o->path) >= PATH_MAX)
         return st_fail(err, errlen, "store: bad path '%s'", o->path);
     struct store *s = calloc(1, sizeof(*s));
@@ -641,6 +669,8 @@ static int stats_txn(struct store *s, MDB_txn *t, struct store_stats *st, char *
     rc = counters_read(s, t, &st->counters, err, errlen);
     if (st_corrupt_skip(s, rc, err)) rc = 0;
     if (!rc) rc = meta_close_after(s, t, &st->close_after_s, err, errlen);
+    if (st_corrupt_skip(s, rc, err)) rc = 0;
+    if (!rc) rc = meta_max_future(s, t, &st->max_future_s, err, errlen);
     if (st_corrupt_skip(s, rc, err)) rc = 0;
     if (!rc) rc = meta_currency(s, t, st->currency, err, errlen);
     if (st_corrupt_skip(s, rc, err)) rc = 0;

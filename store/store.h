@@ -1,7 +1,7 @@
 /* store.h -- creditd's durable state: one LMDB environment.
  *
  * The only module that includes lmdb.h.  Named databases:
- *   meta            format version, close_after, currency, cluster id, counters
+ *   meta            format version, close_after, max_future, currency, cluster id, counters
  *   orgs            org -> partition, watermark, open month          (state.h)
  *   sequences       org -> last overage / ledger sequence
  *   org_credits     org -> V, terms, offerings
@@ -60,7 +60,8 @@ struct store_opts {
     /* Result-changing config, recorded when the store is created, checked on
      * every open (STORE_EMISMATCH naming the key if different). */
     int64_t close_after_s;
-    const char *currency;     /* readonly only: NULL = don't check close_after/currency */
+    int64_t max_future_s;     /* §11 future-time guard, seconds (0 = off) */
+    const char *currency;     /* readonly only: NULL = don't check close_after/max_future/currency */
 };
 
 /* STORE_ELOCKED when another handle (in this or another process) has the
@@ -135,6 +136,7 @@ struct store_stats {
     uint64_t map_size, used_bytes, file_bytes;
     struct store_counters counters;
     int64_t close_after_s;
+    int64_t max_future_s;
     char currency[32];
 };
 int store_stats(struct store *s, struct store_stats *st, char *err, size_t errlen);

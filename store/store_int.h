@@ -41,6 +41,7 @@ extern const char *const st_db_names[DB_COUNT];
 /* meta keys; user names from store_meta_* live under "user:" */
 #define MK_FORMAT   "format"
 #define MK_CLOSE    "close_after"
+#define MK_FUTURE   "max_future"
 #define MK_CURRENCY "currency"
 #define MK_COUNTERS "counters"
 #define MK_OUTSEQ   "outbox_seq"

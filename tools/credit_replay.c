@@ -1,9 +1,16 @@
 /* credit-replay -- the audit tool: apply a JSON Lines event log to a store
  * and write every output event, in emission order, as JSON Lines.
  *
- *   credit-replay --db DIR [--out FILE] [--batch N] [--until TIME]
- *                 [--close-after S] [--currency C] FILE...
+ *   credit-replay --db DIR [--config FILE] [--out FILE] [--batch N] [--until TIME]
+ *                 [--close-after S] [--max-future S] [--currency C] FILE...
  *   credit-replay --db DIR --from-kafka BOOTSTRAP [--topic T] [-X key=value]... [options]
+ *
+ * --config reads creditd's own configuration file, so an audit replays with
+ * the rules the daemon ran with: credit.* and sources.* always; topic.input
+ * and kafka.* only with --from-kafka (kafka.bootstrap.servers is replaced by
+ * the --from-kafka argument); store.path is ignored (--db names the store, a
+ * replay never writes into the daemon's).  Command-line options override
+ * the file, whatever their position.
  *
  * Lines are applied in order as partition 0 (line numbers count across all
  * files, from 1), committed in batches of N.  A batch's outputs are spooled
@@ -23,6 +30,7 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "config/config.h"
 #include "consumer/kclient.h"
 #include "engine/engine.h"
 #include "engine/timeutil.h"
@@ -67,12 +75,15 @@ struct replay {
 };
 
 static void usage(void) {
-    fprintf(stderr, "usage: credit-replay --db DIR [--out FILE] [--batch N] [--until TIME]\n"
-                    "                     [--close-after SECONDS] [--currency CODE] [--map-size BYTES]\n"
-                    "                     [--spool-mem BYTES] FILE...\n"
+    fprintf(stderr, "usage: credit-replay --db DIR [--config FILE] [--out FILE] [--batch N] [--until TIME]\n"
+                    "                     [--close-after SECONDS] [--max-future SECONDS] [--currency CODE]\n"
+                    "                     [--map-size BYTES] [--spool-mem BYTES] FILE...\n"
                     "       credit-replay --db NEWDIR --from-kafka BOOTSTRAP [--topic T] [-X key=value]...\n"
-                    "                     [--out FILE] [--batch N] [--close-after S] [--currency C]\n"
-                    "  FILE is JSON Lines, one CloudEvent per line; - reads stdin.\n");
+                    "                     [--config FILE] [--out FILE] [--batch N] [--close-after S]\n"
+                    "                     [--max-future S] [--currency C]\n"
+                    "  FILE is JSON Lines, one CloudEvent per line; - reads stdin.\n"
+                    "  --config FILE: creditd's configuration file (credit.*, sources.*; with\n"
+                    "  --from-kafka also topic.input and kafka.*); options override it.\n");
 }
 
 /* store_outbox_scan callback: non-zero stops the scan; the failure is in
@@ -378,38 +389,84 @@ static int parse_long(const char *s, long long lo, long long hi, long long *out)
 struct args {
     struct store_opts so;
     struct engine_config ec;
-    const char *out_path, *bootstrap;
+    const char *out_path, *bootstrap, *topic;
     long long batch, spool_mem;
-    char *xs[64];
-    int nx, first_file;
+    char *xs[64 + 64];           /* the file's kafka.* pairs first, then -X */
+    char *owned[64];             /* the file's "name=value" strings */
+    int nx, nowned, first_file;
+    int has_cfg;
+    struct config cfg;           /* --config; engine_config borrows its lists */
 };
 
-/* Options; 0, or 1 after printing usage. */
+/* --config FILE: credit.*, sources.*, and for --from-kafka topic.input and
+ * kafka.* (as -X pairs before the command line's).  0, or 1 after an error. */
+static int load_config(struct args *a, const char *path) {
+    char err[ERRLEN];
+    config_init(&a->cfg);
+    a->has_cfg = 1;
+    if (config_load_file(&a->cfg, path, err, sizeof(err)) || config_validate(&a->cfg, err, sizeof(err))) {
+        fprintf(stderr, "credit-replay: %s\n", err);
+        return 1;
+    }
+    const struct config *c = &a->cfg;
+    a->so.close_after_s = a->ec.close_after_s = c->credit_close_after_s;
+    a->so.max_future_s = a->ec.max_future_s = c->credit_max_future_s;
+    a->so.currency = a->ec.currency = c->credit_currency;
+    for (int k = 0; k < CONFIG_SOURCES; k++) a->ec.sources[k] = c->sources[k];
+    a->topic = c->topic_input;
+    for (size_t i = 0; i < c->nkafka; i++) {
+        const struct config_kv *kv = &c->kafka[i];
+        if (strcmp(kv->name, "bootstrap.servers") == 0 || strcmp(kv->name, "metadata.broker.list") == 0)
+            continue;
+        size_t n = strlen(kv->name) + strlen(kv->value) + 2;
+        char *x = a->nowned < 64 ? malloc(n) : NULL;
+        if (!x) {
+            fprintf(stderr, "credit-replay: %s: more than 64 kafka.* keys, or out of memory\n", path);
+            return 1;
+        }
+        snprintf(x, n, "%s=%s", kv->name, kv->value);
+        a->owned[a->nowned++] = x;
+        a->xs[a->nx++] = x;
+    }
+    return 0;
+}
+
+/* Options; 0, or 1 after printing usage.  --config is read first, so every
+ * other option overrides the file wherever it stands. */
 static int parse_args(int argc, char **argv, struct args *a, struct replay *r) {
     long long v;
     int i;
     a->batch = 1000;
     a->spool_mem = SPOOL_MEM_MAX;
     a->so.currency = a->ec.currency = "EUR";
+    a->so.max_future_s = a->ec.max_future_s = GUARD_MAX_FUTURE_DEFAULT;
+    a->topic = "credit.events";
     r->topic = NULL;
-    const char *topic = "credit.events";
+    for (i = 1; i + 1 < argc && argv[i][0] == '-' && argv[i][1]; i += 2)
+        if (strcmp(argv[i], "--config") == 0) {
+            if (a->has_cfg) { usage(); return 1; }
+            if (load_config(a, argv[i + 1])) return 1;
+        }
     for (i = 1; i < argc && argv[i][0] == '-' && argv[i][1]; i++) {
         const char *o = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
         if (!val) { usage(); return 1; }
         i++;
         if (strcmp(o, "--db") == 0) a->so.path = val;
+        else if (strcmp(o, "--config") == 0) {}
         else if (strcmp(o, "--out") == 0) a->out_path = val;
         else if (strcmp(o, "--batch") == 0 && parse_long(val, 1, 1000000, &a->batch) == 0) {}
         else if (strcmp(o, "--close-after") == 0 && parse_long(val, 0, ENGINE_MAX_CLOSE_AFTER, &v) == 0)
             a->so.close_after_s = a->ec.close_after_s = v;
+        else if (strcmp(o, "--max-future") == 0 && parse_long(val, 0, GUARD_MAX_FUTURE_MAX, &v) == 0)
+            a->so.max_future_s = a->ec.max_future_s = v;
         else if (strcmp(o, "--currency") == 0) a->so.currency = a->ec.currency = val;
         else if (strcmp(o, "--until") == 0 && time_parse_rfc3339(val, &r->until) == 0) r->has_until = 1;
         else if (strcmp(o, "--from-kafka") == 0) a->bootstrap = val;
         else if (strcmp(o, "--map-size") == 0 && parse_long(val, 65536, INT64_MAX, &v) == 0)
             a->so.map_size = (size_t)v;
-        else if (strcmp(o, "--topic") == 0) topic = val;
+        else if (strcmp(o, "--topic") == 0) a->topic = val;
         else if (strcmp(o, "--spool-mem") == 0 && parse_long(val, 0, 1LL << 34, &a->spool_mem) == 0) {}
-        else if (strcmp(o, "-X") == 0 && a->nx < 64) a->xs[a->nx++] = argv[i];
+        else if (strcmp(o, "-X") == 0 && a->nx < 64 + 64) a->xs[a->nx++] = argv[i];
         else {
             fprintf(stderr, "credit-replay: bad option or value: %s %s\n", o, val);
             usage();
@@ -417,9 +474,14 @@ static int parse_args(int argc, char **argv, struct args *a, struct replay *r) {
         }
     }
     a->first_file = i;
-    if (a->bootstrap) r->topic = topic;
+    if (a->bootstrap) r->topic = a->topic;
     if (!a->so.path || (a->bootstrap ? i < argc : i >= argc)) { usage(); return 1; }
     return 0;
+}
+
+static void free_args(struct args *a) {
+    for (int k = 0; k < a->nowned; k++) free(a->owned[k]);
+    if (a->has_cfg) config_free(&a->cfg);
 }
 
 int main(int argc, char **argv) {
@@ -427,7 +489,11 @@ int main(int argc, char **argv) {
     struct args a;
     memset(&r, 0, sizeof(r));
     memset(&a, 0, sizeof(a));
-    if (parse_args(argc, argv, &a, &r)) return 1;
+    int bad = parse_args(argc, argv, &a, &r);
+    if (bad) {
+        free_args(&a);
+        return 1;
+    }
     char mdb[4200];
     snprintf(mdb, sizeof(mdb), "%s/data.mdb", a.so.path);
     if (a.bootstrap && access(mdb, F_OK) == 0) {
@@ -477,5 +543,6 @@ int main(int argc, char **argv) {
     spool_free(&r.pend);
     engine_free(r.eng);
     store_close(r.store);
+    free_args(&a);
     return rc < 0 ? 2 : 0;
 }

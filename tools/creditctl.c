@@ -543,6 +543,7 @@ static int cmd_stats(struct store *s) {
     printf("%-16s %" PRIu64 "\n", "duplicates", st.counters.duplicates);
     printf("%-16s %" PRIu64 "\n", "rejected", st.counters.rejected);
     printf("%-16s %" PRId64 "\n", "close_after", st.close_after_s);
+    printf("%-16s %" PRId64 "\n", "max_future", st.max_future_s);
     printf("%-16s %s\n", "currency", st.currency);
     return 0;
 }

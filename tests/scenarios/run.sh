@@ -77,7 +77,8 @@ cmp -s "$tmp/g1.out" "$tmp/g3.out" && cmp -s "$tmp/g1.bal" "$tmp/g3.bal" \
     && ok || bad "map-full growth changed the outcome"
 
 # 4. Replaying the same file into the same store applies nothing new: only the
-#    lines without a readable key are rejected again.
+#    lines without a readable key, and the guards' rejects (§11: not
+#    remembered, judged again), are rejected again.
 replay --db "$tmp/d1" --out "$tmp/again.out" "$tmp/all.jsonl"
 "$B/creditctl" --db "$tmp/d1" balances --json > "$tmp/again.bal"
 cmp -s "$tmp/d1.bal" "$tmp/again.bal" && ok || bad "second replay changed balances"
@@ -86,7 +87,7 @@ import json, sys
 outs = [json.loads(l) for l in open(sys.argv[1])]
 kinds = {o["type"] for o in outs}
 reasons = sorted({o["data"]["reason"] for o in outs})
-ok = kinds == {"credit.rejected"} and set(reasons) <= {"invalid_json", "invalid_event", "unknown_type", "id_conflict"}
+ok = kinds == {"credit.rejected"} and set(reasons) <= {"invalid_json", "invalid_event", "unknown_type", "id_conflict", "time_in_future"}
 # keyed lines are duplicates: their rejects are not repeated
 ok = ok and not any(o["data"]["event_id"] in ("b-2", "b-4", "b-5", "b-11") for o in outs)
 print("" if ok else f"unexpected outputs on second replay: {kinds} {reasons}")
@@ -122,6 +123,9 @@ if sh "$S/replay_output.sh"; then ok; else bad "replay output scenarios"; fi
 if [ -f "$S/creditctl.sh" ]; then
     if sh "$S/creditctl.sh"; then ok; else bad "creditctl scenarios"; fi
 fi
+
+# 10. The guards (v1.3 §11) through credit-replay --config.
+if sh "$S/guards.sh"; then ok; else bad "guard scenarios"; fi
 
 echo "scenarios: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

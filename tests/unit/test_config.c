@@ -96,6 +96,8 @@ static void test_defaults(void **state) {
     assert_int_equal(c.stats_interval_ms, 10000);
     assert_int_equal(c.credit_close_after_s, 0);
     assert_string_equal(c.credit_currency, "EUR");
+    assert_int_equal(c.credit_max_future_s, 2678400);
+    for (int i = 0; i < CONFIG_SOURCES; i++) assert_null(c.sources[i]);
     assert_int_equal(c.nkafka, 0);
     assert_int_equal(config_has_bootstrap(&c), 0);
     assert_int_equal(config_validate(&c, err, sizeof err), 0);
@@ -118,6 +120,71 @@ static void test_example_is_defaults(void **state) {
     free(a);
     free(b);
     config_free(&ex);
+}
+
+/* credit.max_future and sources.* (v1.3 §11): values, bounds, and errors
+ * naming file, line and key. */
+static void test_guard_keys(void **state) {
+    (void)state;
+    struct config c;
+    char err[256] = "";
+    int rc = load_text(&c,
+                       "credit.max_future = 0\n"
+                       "sources.grant = staff/credits\n"
+                       "sources.allocate = \"owners/*, staff/credits\"\n"
+                       "sources.usage = \"\"\n",
+                       err, sizeof err);
+    if (rc) fail_msg("%s", err);
+    assert_int_equal(config_validate(&c, err, sizeof err), 0);
+    assert_int_equal(c.credit_max_future_s, 0);
+    assert_string_equal(c.sources[0], "staff/credits");   /* grant */
+    assert_string_equal(c.sources[1], "owners/*, staff/credits");
+    assert_string_equal(c.sources[2], "");                /* usage: none */
+    assert_null(c.sources[3]);                            /* clock: not set, any */
+    char *d = dump(&c);
+    assert_non_null(strstr(d, "\nsources.usage = \"\"\n"));
+    assert_non_null(strstr(d, "\nsources.allocate = owners/*, staff/credits\n"));
+    assert_null(strstr(d, "sources.clock"));
+    assert_non_null(strstr(d, "\ncredit.max_future = 0\n"));
+    free(d);
+    /* -X overrides the file */
+    assert_int_equal(config_set_arg(&c, "sources.usage=billing/*", err, sizeof err), 0);
+    assert_string_equal(c.sources[2], "billing/*");
+    config_free(&c);
+    assert_null(c.sources[0]);
+    config_init(&c);
+    expect_set_ok(&c, "credit.max_future", "31622400");
+    assert_int_equal(c.credit_max_future_s, 366 * 86400);
+    config_free(&c);
+    expect_set_error("credit.max_future", "31622401",
+                     "t.conf:7: credit.max_future: 31622401 is outside 0..31622400");
+    expect_set_error("credit.max_future", "-1", "t.conf:7: credit.max_future: -1 is outside 0..31622400");
+    expect_set_error("credit.max_future", "31d", "t.conf:7: credit.max_future: not an integer");
+    expect_set_error("sources.usage", "a,,b",
+                     "t.conf:7: sources.usage: empty entry in the list (write \"\" for no source at all)");
+    expect_set_error("sources.clock", "cl*ck",
+                     "t.conf:7: sources.clock: entry \"cl*ck\": '*' is allowed only at the end (a prefix)");
+    char many[65 * 3 + 1] = "";
+    for (int i = 0; i < 65; i++) strcat(many, i ? ",s" : "s");
+    expect_set_error("sources.grant", many, "t.conf:7: sources.grant: more than 64 entries");
+    char big[300];
+    memset(big, 'x', 257);
+    big[257] = 0;
+    expect_set_error("sources.allocate", big,
+                     "t.conf:7: sources.allocate: entry \"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx...\" is longer than 256 bytes");
+    /* in a file: the line of the bad key; a duplicate names both lines */
+    rc = load_text(&c, "sources.grant = a\n\nsources.usage = x,\n", err, sizeof err);
+    assert_int_equal(rc, -1);
+    assert_string_equal(err, "F:3: sources.usage: empty entry in the list (write \"\" for no source at all)");
+    config_free(&c);
+    rc = load_text(&c, "sources.grant = a\nsources.grant = b\n", err, sizeof err);
+    assert_int_equal(rc, -1);
+    assert_string_equal(err, "F:2: sources.grant: duplicate key (already set at F:1)");
+    config_free(&c);
+    rc = load_text(&c, "sources.grnat = a\n", err, sizeof err);
+    assert_int_equal(rc, -1);
+    assert_string_equal(err, "F:1: sources.grnat: unknown key");
+    config_free(&c);
 }
 
 static void test_file_syntax(void **state) {
@@ -457,7 +524,8 @@ static void test_dump_masks_and_sorts(void **state) {
         if (prev && strcmp(prev, line) >= 0) fail_msg("not sorted: \"%s\" then \"%s\"", prev, line);
         prev = line;
     }
-    assert_int_equal(lines, 15 + 8);
+    /* 16 creditd keys (the 4 unset sources.* print nothing) + 8 kafka */
+    assert_int_equal(lines, 16 + 8);
     free(d);
     config_free(&c);
 }
@@ -575,6 +643,7 @@ int main(void) {
         cmocka_unit_test(test_dump_masks_and_sorts),
         cmocka_unit_test(test_dump_round_trip),
         cmocka_unit_test(test_validate),
+        cmocka_unit_test(test_guard_keys),
         cmocka_unit_test(test_has_bootstrap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

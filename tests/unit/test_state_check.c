@@ -61,7 +61,7 @@ static void sc_open(struct sc *r, int lmdb) {
         memstore_init(&r->ms);
         memstore_ops(&r->ms, &r->ops);
     }
-    struct engine_config cfg = {0, "EUR"};
+    struct engine_config cfg = {.close_after_s = 0, .currency = "EUR"};
     if (engine_new(&r->e, &cfg, err, sizeof(err))) fail_msg("engine_new: %s", err);
 }
 

@@ -927,6 +927,38 @@ static void test_meta_mismatch(void **state) {
     store_close(s2);
 }
 
+static void raw_write(struct fx *f, const char *db, const void *k, size_t kl, const void *v, size_t vl);
+
+/* max_future is pinned like close_after (v1.3 §11); a store without the
+ * record (made before the guard) is refused, never read as some value. */
+static void test_max_future_pinned(void **state) {
+    struct fx *f = *state;
+    struct store *s2 = NULL;
+    struct store_opts o = { .nosync = 1, .currency = CUR, .max_future_s = 2678400 };
+    char path[sizeof(f->path)], want[512];
+    snprintf(path, sizeof(path), "%s/mf", f->dir);
+    o.path = path;
+    assert_int_equal(store_open(&s2, &o, f->err, sizeof(f->err)), STORE_OK);
+    struct store_stats st;
+    assert_int_equal(store_stats(s2, &st, f->err, sizeof(f->err)), STORE_OK);
+    assert_int_equal(st.max_future_s, 2678400);
+    store_close(s2);
+    o.max_future_s = 0;
+    assert_int_equal(store_open(&s2, &o, f->err, sizeof(f->err)), STORE_EMISMATCH);
+    assert_null(s2);
+    snprintf(want, sizeof(want), "store %s was created with max_future=2678400, config says 0", path);
+    assert_string_equal(f->err, want);
+    o.max_future_s = 2678400;
+    assert_int_equal(store_open(&s2, &o, f->err, sizeof(f->err)), STORE_OK);
+    store_close(s2);
+    /* the fixture's store (max_future 0) loses its record */
+    raw_write(f, "meta", "max_future", 10, NULL, 0);
+    assert_int_equal(open_store(f, 0, 0, CUR, 0, &f->s), STORE_ERR);
+    assert_null(f->s);
+    assert_non_null(strstr(f->err, "has no max_future record"));
+    assert_non_null(strstr(f->err, "rebuild it by replaying"));
+}
+
 static void test_readonly_missing(void **state) {
     struct fx *f = *state;
     struct store *ro = NULL;
@@ -1558,6 +1590,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_abort_restores, setup, teardown),
         cmocka_unit_test_setup_teardown(test_map_full, setup_small, teardown),
         cmocka_unit_test_setup_teardown(test_meta_mismatch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_max_future_pinned, setup, teardown),
         cmocka_unit_test_setup_teardown(test_readonly_missing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_readonly_concurrent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scan_orgs, setup, teardown),
