@@ -166,7 +166,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     atexit(cleanup);
     snprintf(path, sizeof(path), "%s/store", G.dir);
     struct store_opts so = {.path = path, .nosync = 1, .close_after_s = 0, .currency = "EUR"};
-    struct engine_config cfg = {0, "EUR"};
+    /* the §11 time guard on, at its default, so the fuzzer reaches it */
+    struct engine_config cfg = {.close_after_s = 0, .currency = "EUR", .max_future_s = 2678400};
     if (store_open(&G.st, &so, err, sizeof(err)) || engine_new(&G.em, &cfg, err, sizeof(err)) ||
         engine_new(&G.el, &cfg, err, sizeof(err))) {
         fprintf(stderr, "fuzz_engine: set-up: %s\n", err);
