@@ -104,7 +104,8 @@ import json, sys
 recs = [json.loads(l.decode("utf-8"))["data"] for l in open(sys.argv[1], "rb").read().splitlines()]
 want = {"invalid_json": 2, "invalid_event": 9, "unknown_type": 2, "id_conflict": 2, "overflow": 1,
         "no_org_credit": 1, "no_project_credit": 1, "allocation_exceeds_org_credit": 1,
-        "value_changed": 1, "insufficient_credit": 1, "wrong_partition": 1}
+        "value_changed": 1, "insufficient_credit": 1, "wrong_partition": 1,
+        "time_in_future": 2}  # ex_F's u-bad, sent twice (§11: not remembered)
 got = {}
 for r in recs:
     got[r["reason"]] = got.get(r["reason"], 0) + 1
