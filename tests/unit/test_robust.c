@@ -10,7 +10,6 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <ftw.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,28 +19,18 @@
 
 #include "engine/engine.h"
 #include "store/store.h"
-#include "tests/unit/memstore.h"
+#include "tests/unit/dualstore.h"
 
 /* ---- harness: one engine over one store, outputs collected ---------------- */
 
 struct rb {
-    int lmdb;
-    struct memstore ms;
-    struct store *s;
-    char dir[64];
-    struct engine_store ops;
-    struct engine *e;
+    struct dualstore d;
     char *out[64];             /* outputs of the last message (owned) */
     int kind[64];
     size_t nout;
     int64_t line;
     struct engine_result res;
 };
-
-static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw) {
-    (void)st; (void)flag; (void)ftw;
-    return remove(p);
-}
 
 static int hook(void *arg, enum eng_out_kind kind, const char *key, const char *json, size_t len) {
     struct rb *r = arg;
@@ -53,22 +42,9 @@ static int hook(void *arg, enum eng_out_kind kind, const char *key, const char *
 }
 
 static void rb_open(struct rb *r, int lmdb) {
-    char err[512];
     memset(r, 0, sizeof(*r));
-    r->lmdb = lmdb;
-    if (lmdb) {
-        strcpy(r->dir, "/tmp/test_robust.XXXXXX");
-        assert_non_null(mkdtemp(r->dir));
-        struct store_opts o = {.path = r->dir, .nosync = 1, .currency = "EUR"};
-        if (store_open(&r->s, &o, err, sizeof(err)) != STORE_OK) fail_msg("store_open: %s", err);
-        store_set_emit_hook(r->s, hook, r);
-        store_engine_ops(r->s, &r->ops);
-    } else {
-        memstore_init(&r->ms);
-        memstore_ops(&r->ms, &r->ops);
-    }
-    struct engine_config cfg = {.close_after_s = 0, .currency = "EUR"};
-    if (engine_new(&r->e, &cfg, err, sizeof(err))) fail_msg("engine_new: %s", err);
+    dualstore_open(&r->d, lmdb, "test_robust", NULL);
+    if (lmdb) store_set_emit_hook(r->d.s, hook, r);
 }
 
 static void rb_clear(struct rb *r) {
@@ -78,13 +54,7 @@ static void rb_clear(struct rb *r) {
 
 static void rb_close(struct rb *r) {
     rb_clear(r);
-    engine_free(r->e);
-    if (r->lmdb) {
-        store_close(r->s);
-        nftw(r->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-    } else {
-        memstore_free(&r->ms);
-    }
+    dualstore_close(&r->d);
 }
 
 /* Strict UTF-8 (RFC 3629): no overlongs, surrogates or code points > U+10FFFF. */
@@ -113,14 +83,14 @@ static int utf8_ok(const unsigned char *s, size_t n) {
 static int feed(struct rb *r, const char *msg) {
     char err[512];
     rb_clear(r);
-    size_t mark = r->ms.nout;
-    if (r->lmdb && store_begin(r->s, err, sizeof(err))) fail_msg("store_begin: %s", err);
+    size_t mark = r->d.ms.nout;
+    dualstore_begin(&r->d);
     struct engine_msg m = {msg, strlen(msg), NULL, 0, ++r->line};
-    int rc = engine_apply(r->e, &r->ops, &m, &r->res, err, sizeof(err));
+    int rc = engine_apply(r->d.e, &r->d.ops, &m, &r->res, err, sizeof(err));
     if (rc) fail_msg("engine_apply: rc %d (%s) for %.200s", rc, err, msg);
-    if (r->lmdb && store_commit(r->s, err, sizeof(err))) fail_msg("store_commit: %s", err);
-    for (size_t i = mark; !r->lmdb && i < r->ms.nout; i++) hook(r, r->ms.out[i].kind, NULL,
-                                                               r->ms.out[i].json, strlen(r->ms.out[i].json));
+    dualstore_commit(&r->d);
+    for (size_t i = mark; !r->d.lmdb && i < r->d.ms.nout; i++) hook(r, r->d.ms.out[i].kind, NULL,
+                                                               r->d.ms.out[i].json, strlen(r->d.ms.out[i].json));
     for (size_t i = 0; i < r->nout; i++) {
         if (!utf8_ok((const unsigned char *)r->out[i], strlen(r->out[i])))
             fail_msg("output %zu is not valid UTF-8: %.300s", i, r->out[i]);
@@ -342,7 +312,7 @@ static void test_big_numbers(void **state) {
 
 /* alloc_sum is the sum of P over the org's projects with credit. */
 static void check_alloc_sum(struct rb *r, const char *org) {
-    struct eng_org *o = memstore_org(&r->ms, org);
+    struct eng_org *o = memstore_org(&r->d.ms, org);
     int64_t sum = 0;
     for (size_t i = 0; i < o->nproj; i++)
         if (o->proj[i].has_credit) sum += o->proj[i].value;
@@ -366,15 +336,15 @@ static void test_project_count(void **state) {
     check_alloc_sum(&r, "o");
     static const char *const uses[] = {"pa", "px"}; /* allocated, and without allocation */
     for (int i = 0; i < 2; i++) {
-        r.ms.project_gets = r.ms.projects_gets = 0;
+        r.d.ms.project_gets = r.d.ms.projects_gets = 0;
         assert_int_equal(feed(&r, evf("{" HDR ",'id':'u%d','source':'s','type':'usage','data':{"
                                       "'org':'o','project':'%s','resource':'r','offering':'f',"
                                       "'component':'c','amount':'50'}}", i, uses[i])), ENG_APPLIED);
-        assert_int_equal(r.ms.project_gets, 1);
-        assert_int_equal(r.ms.projects_gets, 0);
+        assert_int_equal(r.d.ms.project_gets, 1);
+        assert_int_equal(r.d.ms.projects_gets, 0);
     }
     /* free credit = V - sum(P) without loading the projects: 900 - 250 = 650 */
-    r.ms.project_gets = 0;
+    r.d.ms.project_gets = 0;
     assert_int_equal(feed(&r, evf("{" HDR ",'id':'u9','source':'s','type':'usage','data':{"
                                   "'org':'o','project':'py','resource':'r','offering':'f',"
                                   "'component':'c','amount':'700'}}")), ENG_APPLIED);
@@ -382,24 +352,24 @@ static void test_project_count(void **state) {
     assert_string_equal(json_string_value(json_object_get(json_object_get(ov, "data"), "amount")),
                         "50.000000");
     json_decref(ov);
-    assert_int_equal(r.ms.project_gets, 1);
+    assert_int_equal(r.d.ms.project_gets, 1);
     /* a project allocation loads that project only */
-    r.ms.project_gets = r.ms.projects_gets = 0;
+    r.d.ms.project_gets = r.d.ms.projects_gets = 0;
     assert_int_equal(feed(&r, evf("{" HDR ",'id':'pb','source':'s','type':'project_credit.set',"
                                   "'data':{'org':'o','project':'pb','value':'0'}}")), ENG_APPLIED);
-    assert_int_equal(r.ms.project_gets, 1);
-    assert_int_equal(r.ms.projects_gets, 0);
+    assert_int_equal(r.d.ms.project_gets, 1);
+    assert_int_equal(r.d.ms.projects_gets, 0);
     check_alloc_sum(&r, "o");
     /* a month close visits every project, once */
-    r.ms.projects_gets = 0;
+    r.d.ms.projects_gets = 0;
     assert_int_equal(feed(&r, evf("{'specversion':'1.0','time':'2026-02-01T00:00:00Z','id':'t',"
                                   "'source':'clock','type':'clock.tick'}")), ENG_APPLIED);
-    assert_int_equal(r.ms.projects_gets, 1);
+    assert_int_equal(r.d.ms.projects_gets, 1);
     check_alloc_sum(&r, "o");
     /* a delete ends every project credit */
     assert_int_equal(feed(&r, evf("{" HDR ",'id':'d','source':'s','type':'org_credit.delete',"
                                   "'data':{'org':'o'}}")), ENG_APPLIED);
-    assert_int_equal(memstore_org(&r.ms, "o")->alloc_sum, 0);
+    assert_int_equal(memstore_org(&r.d.ms, "o")->alloc_sum, 0);
     check_alloc_sum(&r, "o");
     rb_close(&r);
 }

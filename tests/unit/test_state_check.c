@@ -18,7 +18,6 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,63 +26,22 @@
 #include "engine/engine.h"
 #include "engine/timeutil.h"
 #include "store/store.h"
-#include "tests/unit/memstore.h"
+#include "tests/unit/dualstore.h"
 
 /* ---- harness: one engine over a memstore or an LMDB store ----------------- */
 
 struct sc {
-    int lmdb;
-    struct memstore ms;
-    struct store *s;
-    char dir[64];
-    struct engine_store ops;
-    struct engine *e;
+    struct dualstore d;
     int64_t line;
     char err[1024];
 };
 
-static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw) {
-    (void)st; (void)flag; (void)ftw;
-    return remove(p);
-}
-
 static void sc_open(struct sc *r, int lmdb) {
-    char err[512];
     memset(r, 0, sizeof(*r));
-    r->lmdb = lmdb;
-    if (lmdb) {
-        strcpy(r->dir, "/tmp/test_state_check.XXXXXX");
-        assert_non_null(mkdtemp(r->dir));
-        struct store_opts o = {.path = r->dir, .nosync = 1, .currency = "EUR"};
-        if (store_open(&r->s, &o, err, sizeof(err)) != STORE_OK) fail_msg("store_open: %s", err);
-        store_engine_ops(r->s, &r->ops);
-    } else {
-        memstore_init(&r->ms);
-        memstore_ops(&r->ms, &r->ops);
-    }
-    struct engine_config cfg = {.close_after_s = 0, .currency = "EUR"};
-    if (engine_new(&r->e, &cfg, err, sizeof(err))) fail_msg("engine_new: %s", err);
+    dualstore_open(&r->d, lmdb, "test_state_check", NULL);
 }
 
-static void sc_close(struct sc *r) {
-    engine_free(r->e);
-    if (r->lmdb) {
-        store_close(r->s);
-        nftw(r->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-    } else {
-        memstore_free(&r->ms);
-    }
-}
-
-static void begin(struct sc *r) {
-    char err[512];
-    if (r->lmdb && store_begin(r->s, err, sizeof(err))) fail_msg("store_begin: %s", err);
-}
-
-static void commit(struct sc *r) {
-    char err[512];
-    if (r->lmdb && store_commit(r->s, err, sizeof(err))) fail_msg("store_commit: %s", err);
-}
+static void sc_close(struct sc *r) { dualstore_close(&r->d); }
 
 /* Apply msg (' for ") in its own batch: engine_apply's return code, the
  * batch committed on 0 and aborted otherwise; r->err holds the error. */
@@ -94,15 +52,15 @@ static int feed(struct sc *r, const char *msg) {
     strcpy(buf, msg);
     for (char *p = buf; *p; p++)
         if (*p == '\'') *p = '"';
-    begin(r);
+    dualstore_begin(&r->d);
     struct engine_msg m = {buf, strlen(buf), NULL, 0, ++r->line};
     r->err[0] = 0;
-    int rc = engine_apply(r->e, &r->ops, &m, &res, r->err, sizeof(r->err));
+    int rc = engine_apply(r->d.e, &r->d.ops, &m, &res, r->err, sizeof(r->err));
     if (rc == 0) {
         if (res.outcome == ENG_REJECTED) fail_msg("rejected: %s", buf);
-        commit(r);
-    } else if (r->lmdb) {
-        store_abort(r->s);
+        dualstore_commit(&r->d);
+    } else {
+        dualstore_abort(&r->d);
     }
     return rc;
 }
@@ -111,22 +69,22 @@ static int feed(struct sc *r, const char *msg) {
 static void read_org(struct sc *r, const char *id, struct eng_org *o) {
     struct eng_org tmp;
     eng_org_init(&tmp);
-    begin(r);
-    if (r->ops.org_get(r->ops.ctx, id, o, r->err, sizeof(r->err))) fail_msg("org_get: %s", r->err);
-    if (r->ops.projects_get(r->ops.ctx, id, &tmp, r->err, sizeof(r->err)))
+    dualstore_begin(&r->d);
+    if (r->d.ops.org_get(r->d.ops.ctx, id, o, r->err, sizeof(r->err))) fail_msg("org_get: %s", r->err);
+    if (r->d.ops.projects_get(r->d.ops.ctx, id, &tmp, r->err, sizeof(r->err)))
         fail_msg("projects_get: %s", r->err);
     assert_int_equal(eng_org_merge_projects(o, &tmp), 0);
     eng_org_free(&tmp);
-    if (r->lmdb) store_abort(r->s);
+    dualstore_abort(&r->d);
 }
 
 /* Write all of o (every part dirty) through the store interface. */
 static void plant(struct sc *r, struct eng_org *o) {
     o->dirty = ENG_DIRTY_META | ENG_DIRTY_SEQ | ENG_DIRTY_CREDIT | ENG_DIRTY_ACCT;
     for (size_t i = 0; i < o->nproj; i++) o->proj[i].dirty = ENG_DIRTY_CREDIT | ENG_DIRTY_ACCT;
-    begin(r);
-    if (r->ops.org_put(r->ops.ctx, o, r->err, sizeof(r->err))) fail_msg("org_put: %s", r->err);
-    commit(r);
+    dualstore_begin(&r->d);
+    if (r->d.ops.org_put(r->d.ops.ctx, o, r->err, sizeof(r->err))) fail_msg("org_put: %s", r->err);
+    dualstore_commit(&r->d);
 }
 
 #define HDR(t) "{'specversion':'1.0','time':'" t "','source':'s',"
@@ -323,9 +281,9 @@ static void test_broken_state(void **state) {
 /* ---- the partition clock ---------------------------------------------------- */
 
 static void set_clock(struct sc *r, int64_t ns) {
-    begin(r);
-    if (r->ops.clock_put(r->ops.ctx, 0, ns, r->err, sizeof(r->err))) fail_msg("clock_put: %s", r->err);
-    commit(r);
+    dualstore_begin(&r->d);
+    if (r->d.ops.clock_put(r->d.ops.ctx, 0, ns, r->err, sizeof(r->err))) fail_msg("clock_put: %s", r->err);
+    dualstore_commit(&r->d);
 }
 
 /* A new org's watermark starts at the partition clock: a clock past the
