@@ -207,6 +207,7 @@ static void m_p_nocredit_value(struct eng_org *o) {
 static void m_p_orgless(struct eng_org *o) {
     o->has_credit = 0;
     o->value = o->alloc_sum = 0;
+    memset(&o->al, 0, sizeof(o->al)); /* no org alert state either: the project is the fault */
 }
 static void m_p_expected_neg(struct eng_org *o) { proj(o)->terms.expected = -1; }
 static void m_p_end_far(struct eng_org *o) { proj(o)->terms.end_month = 3000 * 12; }
