@@ -20,7 +20,7 @@ seen() { read_stats "$1"; echo "$SEEN"; }
 outbox() { read_stats "$1"; echo "$OUTBOX"; }
 
 BS=$(bash "$BROKER" start "$T/kafka") || { bad "broker start"; exit 1; }
-for tp in credit.events:4 credit.overage:1 credit.ledger:1 credit.rejected:1; do
+for tp in credit.events:4 credit.overage:1 credit.ledger:1 credit.rejected:1 credit.alerts:1; do
     bash "$BROKER" create-topic "$T/kafka" "${tp%%:*}" "${tp##*:}" >/dev/null || bad "create topic $tp"
 done
 
@@ -125,6 +125,10 @@ check "audit replay saw every message" grep -q "credit-replay: $N lines" "$T/aud
 timeout 60 kcat -C -b "$BS" -t credit.overage -e -q -f '%s\n' | sort > "$T/live.overage"
 jq -c 'select(.type == "credit.overage")' "$T/audit.out" | sort > "$T/audit.overage"
 check "audit replay overage events == the invoicing topic" cmp -s "$T/live.overage" "$T/audit.overage"
+timeout 60 kcat -C -b "$BS" -t credit.alerts -e -q -f '%s\n' | sort > "$T/live.alerts"
+jq -c 'select(.type == "credit.alert")' "$T/audit.out" | sort > "$T/audit.alerts"
+check "audit replay alerts == the alerts topic (examples C, G, H raise some)" \
+    eval 'test -s "$T/live.alerts" && cmp -s "$T/live.alerts" "$T/audit.alerts"'
 if "$B/credit-replay" --db "$T/audit" --from-kafka "$BS" --out /dev/null 2>/dev/null; then
     bad "--from-kafka into a used store must be refused"
 else ok "--from-kafka refuses a used store"; fi
