@@ -649,7 +649,6 @@ static int usage(struct engine *e, struct eng_org *o) {
         return overage(e, o, 0, c, "offering_not_eligible", bm, late, 0, NULL);
     struct eng_project *p;
     if ((rc = find_project(e, o, ev->project, &p))) return rc;
-    if (p) flag_prune(p, o->open_month); /* room for this month's entry */
     const char *reason = "org_credit_exhausted";
     int64_t free = engine_free_credit(o);
     if (p && p->has_credit) {
@@ -665,6 +664,9 @@ static int usage(struct engine *e, struct eng_org *o) {
     if (!acct_can_add(o->acct, o->nacct, bm, d1 + d2) ||
         (d1 && !acct_can_add(p->acct, p->nacct, bm, d1)))
         return reject(e, ENG_R_OVERFLOW, "data.amount: %s", "monthly consumption overflows");
+    /* Room for this month's entry: flags of months before the open one
+     * (kept from before the first set) can never be read again. */
+    if (d1) flag_prune(p, o->open_month);
     if (d1) {
         int64_t before_p = p->value, before_v = o->value;
         if ((rc = project_value(e, o, p, p->value - d1))) return rc;

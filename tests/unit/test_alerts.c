@@ -366,6 +366,47 @@ static void test_many_closes_order(void **state) {
     alerts_last(h, 2);
 }
 
+/* The queue is bounded: a tick closing twelve months over 500 project
+ * credits raises 5,000 alerts; once 4,096 (engine_int.h ALERT_QUEUE_FLUSH)
+ * are queued, after the 9th close, they go out before the next close's
+ * entries, the rest at the end. */
+static void test_queue_bound(void **state) {
+    struct h *h = *state;
+    set_org(h, "s", "2026-01-05T10:00:00Z", "{'org':'o','value':'500000'}");
+    for (int i = 0; i < 500; i++) {
+        char id[16];
+        snprintf(id, sizeof(id), "p%03d", i);
+        assert_int_equal(EV(h, id, "project_credit.set", "2026-01-05T11:00:00Z",
+                            "{'org':'o','project':'%s','value':'1000','expected_consumption':'100',"
+                            "'end_date':'2030-01-01'}", id), ENG_APPLIED);
+    }
+    assert_int_equal(tick(h, "2027-01-01T00:00:00Z"), ENG_APPLIED);
+    /* per project: projected at the closes of Jan..Sep, exhausted at Oct's */
+    assert_int_equal(h->ms.nalerts, 5000);
+    char got[512];
+    alert_text(h, 0, got, sizeof(got));
+    assert_string_equal(got, "o p000 projected_exhaustion 900.000000 - - 2026-01 2026-10 "
+                             "tick-2027-01-01T00:00:00Z");
+    alert_text(h, 4499, got, sizeof(got));
+    assert_string_equal(got, "o p499 projected_exhaustion 100.000000 - - 2026-09 2026-10 "
+                             "tick-2027-01-01T00:00:00Z");
+    alert_text(h, 4999, got, sizeof(got));
+    assert_string_equal(got, "o p499 exhausted 0.000000 - - 2026-10 - tick-2027-01-01T00:00:00Z");
+    for (size_t i = 0; i < h->ms.nalerts; i++) {  /* one sequence, in emission order */
+        json_t *a = json_loads(h->ms.alerts[i].json, 0, NULL);
+        assert_int_equal(json_integer_value(json_object_get(json_object_get(a, "data"), "seq")),
+                         (json_int_t)i + 1);
+        json_decref(a);
+    }
+    /* the first 4,500 precede the October close's entries, the rest follow all */
+    size_t first_oct = h->ms.nout;
+    for (size_t j = h->mark; j < h->ms.nout && first_oct == h->ms.nout; j++)
+        if (strstr(h->ms.out[j].json, "\"month\":\"2026-10\"")) first_oct = j;
+    assert_true(first_oct < h->ms.nout);
+    assert_true(h->ms.alerts[4499].ord < h->ms.out[first_oct].ord);
+    assert_true(h->ms.alerts[4500].ord > h->ms.out[h->ms.nout - 1].ord);
+}
+
 /* A rejected event's closes still raise their alerts (the closes stand). */
 static void test_reject_after_close(void **state) {
     struct h *h = *state;
@@ -390,6 +431,7 @@ int main(void) {
         A(test_projected_exhaustion),
         A(test_many_closes_order),
         A(test_reject_after_close),
+        A(test_queue_bound),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

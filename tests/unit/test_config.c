@@ -585,6 +585,8 @@ static void test_validate(void **state) {
     config_init(&c);
     expect_set_ok(&c, "output.alerts", "policy.alerts");
     assert_string_equal(c.topic_alerts, "policy.alerts");
+    assert_int_equal(config_validate(&c, err, sizeof err), 0);
+    config_free(&c);
 
     config_init(&c);
     expect_set_ok(&c, "outbox.max_pending", "500");
