@@ -136,15 +136,18 @@ int eng_org_merge_projects(struct eng_org *o, const struct eng_org *from);
  * eng_org_check: o as org_get returns it (its projects are not looked at):
  * id; partition >= 0; watermark absent or in the time module's range; an
  * open month in 1970-01 .. the watermark's month (required with a credit);
- * sequences <= INT64_MAX; V >= 0, sum of P >= 0, both 0 without credit;
- * valid terms (grace 0..100, flags 0/1, end month in range, linear with an
- * end month, expected >= 0); offerings.  Month records (org or project):
- * at most ENG_MAX_MONTHS, months strictly ascending, each within the open
- * month .. the watermark's month, consumption >= 0. */
+ * sequences (alerts too) <= INT64_MAX; V >= 0, sum of P >= 0, both 0
+ * without credit; valid terms (grace 0..100, flags 0/1, end month in range,
+ * linear with an end month, expected >= 0); offerings; alert state
+ * (thresholds 1..99, armed among them, reference >= 0, exhausted 0/1; all
+ * zero without a credit).  Month records (org or project): at most
+ * ENG_MAX_MONTHS, months strictly ascending, consumption >= 0, overage flag
+ * 0/1; a month with consumption within the open month .. the watermark's
+ * month, one holding only an overage flag at most the watermark's month. */
 int eng_org_check(const struct eng_org *o, char *why, size_t whylen);
 /* p as project_get / projects_get return it, o its (checked) org: id;
  * P >= 0 and at most o's sum of P, 0 without credit; a credit only when o
- * has one; valid terms; month records. */
+ * has one; valid terms; alert state; month records. */
 int eng_project_check(const struct eng_org *o, const struct eng_project *p, char *why,
                       size_t whylen);
 /* o holds every project: its sum of P equals the sum of their P. */
