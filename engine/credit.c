@@ -675,7 +675,8 @@ static int usage(struct engine *e, struct eng_org *o) {
         p->dirty |= ENG_DIRTY_ACCT;
         if ((rc = compensation(e, o, p->id, 1, d1, bm, late))) return rc;
         /* A project draw lowers P and V: the project, then the org (§12). */
-        if ((rc = alert_check(e, o, p, before_p, bm)) || (rc = alert_check(e, o, NULL, before_v, bm)))
+        if ((rc = alert_check(e, o, p, before_p, bm)) ||
+            (rc = alert_check(e, o, NULL, before_v, bm)))
             return rc;
     }
     if (d2) {
