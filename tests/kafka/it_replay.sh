@@ -30,8 +30,12 @@ done
 # org is pinned to 0 there as in the live run).
 # tests/scenarios/hostile.jsonl: every field at its maximum length (once
 # enough to stop every creditd), numbers beyond 64 bits, a long multi-byte
-# unknown type.
-N=$("$PY" - "$BS" tests/scenarios/ex_*.jsonl tests/scenarios/bad_input.jsonl tests/scenarios/hostile.jsonl "$T/msg" <<'PYEOF'
+# unknown type.  Examples A-F only: ticks have no key and land on a random
+# partition, and ex_G's tick (2026-02-01, after ex_F's 03-01) would start the
+# §11 clock of a partition behind the later 03-05 events there, turning some
+# of them into time_in_future at random.  Example C raises the alerts
+# checked below; ex_G's go through Kafka in it_basic.
+N=$("$PY" - "$BS" tests/scenarios/ex_[A-F].jsonl tests/scenarios/bad_input.jsonl tests/scenarios/hostile.jsonl "$T/msg" <<'PYEOF'
 import json, sys
 from confluent_kafka import Producer
 p = Producer({"bootstrap.servers": sys.argv[1], "partitioner": "murmur2_random",
@@ -127,7 +131,7 @@ jq -c 'select(.type == "credit.overage")' "$T/audit.out" | sort > "$T/audit.over
 check "audit replay overage events == the invoicing topic" cmp -s "$T/live.overage" "$T/audit.overage"
 timeout 60 kcat -C -b "$BS" -t credit.alerts -e -q -f '%s\n' | sort > "$T/live.alerts"
 jq -c 'select(.type == "credit.alert")' "$T/audit.out" | sort > "$T/audit.alerts"
-check "audit replay alerts == the alerts topic (examples C, G, H raise some)" \
+check "audit replay alerts == the alerts topic (example C raises some)" \
     eval 'test -s "$T/live.alerts" && cmp -s "$T/live.alerts" "$T/audit.alerts"'
 if "$B/credit-replay" --db "$T/audit" --from-kafka "$BS" --out /dev/null 2>/dev/null; then
     bad "--from-kafka into a used store must be refused"
