@@ -43,6 +43,7 @@ static const struct spec SPECS[] = {
     STR("group.id", group_id, K_STRING),
     {"input.partitions", K_PARTITIONS, offsetof(struct config, input_partitions), 0, 0, 0},
     NUM("outbox.max_pending", outbox_max_pending, K_INT, 1, 100000000),
+    STR("output.alerts", topic_alerts, K_TOPIC),
     NUM("shutdown.flush_timeout_ms", shutdown_flush_timeout_ms, K_INT, 0, 3600000),
     /* min = the guard class (enum guard_class) */
     {"sources.allocate", K_SOURCES, offsetof(struct config, sources[GUARD_ALLOCATE]), 0, GUARD_ALLOCATE, 0},
@@ -59,9 +60,9 @@ static const struct spec SPECS[] = {
 };
 #define NSPECS (sizeof SPECS / sizeof SPECS[0])
 
-/* The four topics, which must differ (outputs written to the input would loop). */
+/* The five topics, which must differ (outputs written to the input would loop). */
 static const char *const TOPIC_KEYS[] = {"topic.input", "topic.overage", "topic.ledger",
-                                         "topic.rejected"};
+                                         "topic.rejected", "output.alerts"};
 
 /* Substrings (any case) of keys whose values config_dump() masks. */
 static const char *const SECRET_MARKS[] = {"password", "secret", "sasl.oauthbearer.config",
@@ -775,6 +776,7 @@ void config_init(struct config *c) {
     strcpy(c->topic_overage, "credit.overage");
     strcpy(c->topic_ledger, "credit.ledger");
     strcpy(c->topic_rejected, "credit.rejected");
+    strcpy(c->topic_alerts, "credit.alerts");
     strcpy(c->group_id, "creditd");
     c->batch_max_messages = 10000;
     c->batch_max_ms = 100;

@@ -65,6 +65,8 @@ struct config {
     char    topic_overage[CONFIG_TOPIC_MAX + 1]; /* default "credit.overage"  */
     char    topic_ledger[CONFIG_TOPIC_MAX + 1];  /* default "credit.ledger"   */
     char    topic_rejected[CONFIG_TOPIC_MAX + 1];/* default "credit.rejected" */
+    /* output.alerts: credit.alert outputs (semantics §12) */
+    char    topic_alerts[CONFIG_TOPIC_MAX + 1];  /* default "credit.alerts"   */
     /* input.partitions: ascending, distinct; n == 0 means all partitions */
     int32_t input_partitions[CONFIG_PARTITIONS_MAX];
     size_t  input_npartitions;

@@ -45,8 +45,10 @@ int mock_start_topics(struct mock **out, const char *prog, const char *const *to
 }
 
 int mock_start(struct mock **out, const struct config *c, char *err, size_t errlen) {
-    const char *topics[] = {c->topic_input, c->topic_overage, c->topic_ledger, c->topic_rejected};
-    const int parts[] = {MOCK_PARTITIONS, MOCK_PARTITIONS, MOCK_PARTITIONS, MOCK_PARTITIONS};
+    const char *topics[] = {c->topic_input, c->topic_overage, c->topic_ledger, c->topic_rejected,
+                            c->topic_alerts};
+    const int parts[] = {MOCK_PARTITIONS, MOCK_PARTITIONS, MOCK_PARTITIONS, MOCK_PARTITIONS,
+                         MOCK_PARTITIONS};
     return mock_start_topics(out, "creditd", topics, parts, sizeof(topics) / sizeof(topics[0]), err, errlen);
 }
 

@@ -13,7 +13,7 @@
 #include "consumer/kclient.h"
 #include "consumer/outscan.h"
 
-#define NKIND 3
+#define NKIND ENG_OUT_NKIND
 #define WM_TIMEOUT_MS 10000   /* watermarks of one output partition, transient errors retried */
 #define INSTANCE_HEX 32
 
@@ -54,7 +54,7 @@ struct relay {
     char fail_reason[KCLIENT_ERRLEN];
 };
 
-static const char *const kind_names[NKIND] = {"overage", "ledger", "rejected"};
+static const char *const kind_names[NKIND] = {"overage", "ledger", "rejected", "alert"};
 
 static struct outpart *outpart_get(struct relay *r, int kind, int32_t partition) {
     struct outtopic *t = &r->t[kind];
@@ -161,6 +161,7 @@ int relay_open(struct relay **out, const struct config *c, const char *bootstrap
     snprintf(r->t[ENG_OUT_OVERAGE].name, sizeof(r->t[0].name), "%s", c->topic_overage);
     snprintf(r->t[ENG_OUT_LEDGER].name, sizeof(r->t[0].name), "%s", c->topic_ledger);
     snprintf(r->t[ENG_OUT_REJECTED].name, sizeof(r->t[0].name), "%s", c->topic_rejected);
+    snprintf(r->t[ENG_OUT_ALERT].name, sizeof(r->t[0].name), "%s", c->topic_alerts);
     int rc = make_producer(r, c, bootstrap, err, errlen);
     for (int k = 0; rc == 0 && k < NKIND; k++) rc = topic_partitions(r, &r->t[k], err, errlen);
     if (rc) {

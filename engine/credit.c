@@ -43,6 +43,7 @@ static void acct_add(struct eng_acct *a, int *n, int32_t month, int64_t d) {
         (*n)++;
         a[i].month = month;
         a[i].consumed = 0;
+        a[i].overage = 0;
     }
     int rc = money_add(a[i].consumed, d, &a[i].consumed);
     assert(rc == 0); /* the caller checked it with acct_can_add */
@@ -57,6 +58,28 @@ static int acct_drop(struct eng_acct *a, int *n, int32_t m) {
     memmove(a, a + k, (size_t)(*n - k) * sizeof(*a));
     *n -= k;
     return 1;
+}
+
+/* ---- overage_started flags (§12) ------------------------------------------ */
+
+/* Oldest billing month whose flag is kept: the open month (older ones are
+ * closed and their flags dropped with them); an organisation that never
+ * had a credit has no closes, so its flags are kept for the watermark's
+ * month and the two before it (README, choices). */
+static int32_t flag_floor(const struct eng_org *o) {
+    return o->open_month != ENG_NO_MONTH ? o->open_month : time_month_of(o->watermark) - 2;
+}
+
+/* Drop entries that hold only a flag for a month below floor. */
+static int flag_prune(struct eng_project *p, int32_t floor) {
+    int k = 0, dropped = 0;
+    for (int i = 0; i < p->nacct; i++) {
+        if (p->acct[i].month < floor && p->acct[i].consumed == 0) { dropped = 1; continue; }
+        p->acct[k++] = p->acct[i];
+    }
+    p->nacct = k;
+    if (dropped) p->dirty |= ENG_DIRTY_ACCT;
+    return dropped;
 }
 
 /* ---- terms --------------------------------------------------------------- */
@@ -253,21 +276,27 @@ static int close_minimums(struct engine *e, struct eng_org *o, int32_t m, int64_
         mins[i] = minimum_of(&p->terms, m);
         int64_t d = min64(max64(0, mins[i] - acct_get(p->acct, p->nacct, m)), p->value);
         if (d == 0) continue;
+        int64_t before = p->value;
         if ((rc = project_value(e, o, p, p->value - d))) return rc;
         draws[i] = d;
         if ((rc = ledger_simple(e, o, "minimal_draw", p, -d, m, 0))) return rc;
+        if ((rc = alert_check(e, o, p, before, m))) return rc;
     }
     if (!o->has_credit) return 0;
     mins[n] = minimum_of(&o->terms, m);
     int64_t d = min64(max64(0, mins[n] - acct_get(o->acct, o->nacct, m)), o->value);
     if (d == 0) return 0;
+    int64_t before = o->value;
     o->value -= d;
     o->dirty |= ENG_DIRTY_CREDIT;
     draws[n] = d;
-    return ledger_simple(e, o, "minimal_draw", NULL, -d, m, 0);
+    if ((rc = ledger_simple(e, o, "minimal_draw", NULL, -d, m, 0))) return rc;
+    return alert_check(e, o, NULL, before, m);
 }
 
-/* Step 3: expiry at the start of month `next`; projects first. */
+/* Step 3: expiry at the start of month `next`; projects first.  A credit
+ * that reaches its own end date now gets an `expired` alert whatever its
+ * balance (§12); projects zeroed only by the org's expiry get none. */
 static int close_expiry(struct engine *e, struct eng_org *o, int32_t m, int32_t next) {
     int rc, org_expires = o->has_credit && expired_by(&o->terms, next);
     for (size_t i = 0; i < o->nproj; i++) {
@@ -275,18 +304,18 @@ static int close_expiry(struct engine *e, struct eng_org *o, int32_t m, int32_t 
         if (!p->has_credit || !(org_expires || expired_by(&p->terms, next))) continue;
         if (p->terms.expected || p->value) p->dirty |= ENG_DIRTY_CREDIT;
         p->terms.expected = 0;
-        if (p->value == 0) continue;
         int64_t d = p->value;
-        if ((rc = project_value(e, o, p, 0))) return rc;
-        if ((rc = ledger_simple(e, o, "expiry", p, -d, m, 0))) return rc;
+        if (d && (rc = project_value(e, o, p, 0))) return rc;
+        if (d && (rc = ledger_simple(e, o, "expiry", p, -d, m, 0))) return rc;
+        if (p->terms.end_month == next && (rc = alert_expired(e, o, p, m))) return rc;
     }
     if (!org_expires) return 0;
     if (o->terms.expected || o->value) o->dirty |= ENG_DIRTY_CREDIT;
     o->terms.expected = 0;
-    if (o->value == 0) return 0;
     int64_t d = o->value;
     o->value = 0;
-    return ledger_simple(e, o, "expiry", NULL, -d, m, 0);
+    if (d && (rc = ledger_simple(e, o, "expiry", NULL, -d, m, 0))) return rc;
+    return o->terms.end_month == next ? alert_expired(e, o, NULL, m) : 0;
 }
 
 /* Step 4: linear expected for month `next` (expired credits were zeroed). */
@@ -309,6 +338,19 @@ static int month_closed(struct engine *e, struct eng_org *o, struct eng_project 
     return out_ledger(e, o, &l);
 }
 
+/* projected_exhaustion at the close of m (§12): projects, then the org. */
+static int close_projections(struct engine *e, struct eng_org *o, int32_t m, const int64_t *mins) {
+    int rc;
+    for (size_t i = 0; i < o->nproj; i++) {
+        struct eng_project *p = &o->proj[i];
+        if (p->has_credit &&
+            (rc = alert_projection(e, o, p, m, acct_get(p->acct, p->nacct, m), mins[i])))
+            return rc;
+    }
+    if (!o->has_credit) return 0;
+    return alert_projection(e, o, NULL, m, acct_get(o->acct, o->nacct, m), mins[o->nproj]);
+}
+
 /* Close the open month of o (§6 steps 1-5), then open the next one. */
 static int close_month(struct engine *e, struct eng_org *o) {
     int32_t m = o->open_month, next = m + 1;
@@ -328,12 +370,15 @@ static int close_month(struct engine *e, struct eng_org *o) {
         if (p->has_credit && (rc = month_closed(e, o, p, m, mins[i], draws[i]))) return rc;
     }
     if (o->has_credit && (rc = month_closed(e, o, NULL, m, mins[n], draws[n]))) return rc;
+    if ((rc = close_projections(e, o, m, mins))) return rc;
     for (size_t i = 0; i < n; i++)
         if (acct_drop(o->proj[i].acct, &o->proj[i].nacct, m)) o->proj[i].dirty |= ENG_DIRTY_ACCT;
     if (acct_drop(o->acct, &o->nacct, m)) o->dirty |= ENG_DIRTY_ACCT;
     o->open_month = next;
     o->dirty |= ENG_DIRTY_META;
-    return 0;
+    /* Alerts wait for the end of the event, unless a long run of closes
+     * has queued many: then they go out after this close (bounded queue). */
+    return e->naq >= ALERT_QUEUE_FLUSH ? alert_flush(e, o) : 0;
 }
 
 /* Close every month the watermark has passed (plus close_after). */
@@ -407,6 +452,7 @@ static int org_set(struct engine *e, struct eng_org *o) {
     }
     int32_t month = event_month(e, o, &late);
     int64_t delta = ev->value - (o->has_credit ? o->value : 0);
+    if (!o->has_credit) memset(&o->al, 0, sizeof(o->al)); /* a new credit */
     o->has_credit = 1;
     o->value = ev->value;
     o->terms = t;
@@ -415,6 +461,7 @@ static int org_set(struct engine *e, struct eng_org *o) {
     o->dirty |= ENG_DIRTY_CREDIT;
     if (delta && (rc = ledger_simple(e, o, "staff_grant", NULL, delta, month, late))) return rc;
     if ((rc = terms_entry(e, o, NULL, month, late))) return rc;
+    if ((rc = alert_rearm(e, o, NULL, ev->thr, month))) return rc;
     return credit_closes(e, o); /* a first set dated behind the watermark */
 }
 
@@ -430,22 +477,27 @@ static int org_adjust(struct engine *e, struct eng_org *o) {
     int32_t month = event_month(e, o, &late);
     o->value = v;
     o->dirty |= ENG_DIRTY_CREDIT;
-    return ledger_simple(e, o, "staff_grant", NULL, e->ev.delta, month, late);
+    int rc = ledger_simple(e, o, "staff_grant", NULL, e->ev.delta, month, late);
+    /* The adjust keeps the thresholds and moves the reference (§12). */
+    return rc ? rc : alert_rearm(e, o, NULL, o->al.thr, month);
 }
 
 /* End project p's credit: revoked, or spent_on_termination (§3). */
 static int project_end(struct engine *e, struct eng_org *o, struct eng_project *p, int spend,
                        int32_t month, int late) {
-    int64_t d = p->value;
+    int64_t d = p->value, before = o->value;
     int rc = project_value(e, o, p, 0);
     if (rc) return rc;
     p->has_credit = 0;
+    memset(&p->al, 0, sizeof(p->al)); /* the credit ends, its alert state with it */
     if (d == 0) return 0;
     if (spend) {
         o->value -= min64(d, o->value);
         o->dirty |= ENG_DIRTY_CREDIT;
     }
-    return ledger_simple(e, o, spend ? "spent_on_termination" : "revoked", p, -d, month, late);
+    rc = ledger_simple(e, o, spend ? "spent_on_termination" : "revoked", p, -d, month, late);
+    /* §12: the terminated project is not checked, the organisation is. */
+    return rc || !spend ? rc : alert_check(e, o, NULL, before, month);
 }
 
 static int org_delete(struct engine *e, struct eng_org *o) {
@@ -460,6 +512,7 @@ static int org_delete(struct engine *e, struct eng_org *o) {
     int64_t d = o->value;
     o->value = 0;
     o->has_credit = 0;
+    memset(&o->al, 0, sizeof(o->al));
     memset(&o->terms, 0, sizeof(o->terms));
     o->terms.end_month = ENG_NO_MONTH;
     o->noff = 0;
@@ -493,13 +546,17 @@ static int project_set(struct engine *e, struct eng_org *o) {
         return ENG_ESTORE;
     }
     int32_t month = event_month(e, o, &late);
-    if (!p->has_credit) p->value = 0;
+    if (!p->has_credit) {
+        p->value = 0;
+        memset(&p->al, 0, sizeof(p->al)); /* a new credit */
+    }
     p->has_credit = 1;
     if ((rc = project_value(e, o, p, ev->value))) return rc;
     p->terms = t;
     if (ev->value != old &&
         (rc = ledger_simple(e, o, "allocation", p, ev->value - old, month, late))) return rc;
-    return terms_entry(e, o, p, month, late);
+    if ((rc = terms_entry(e, o, p, month, late))) return rc;
+    return alert_rearm(e, o, p, ev->thr, month);
 }
 
 static int project_delete(struct engine *e, struct eng_org *o, int terminate) {
@@ -543,6 +600,38 @@ static int compensation(struct engine *e, struct eng_org *o, const char *project
     return out_ledger(e, o, &l);
 }
 
+/* The overage of a usage (p: its project, when found says usage() has
+ * looked it up already), then overage_started when it is the first of
+ * (org, project, billing month) (§12).  The flag is kept on the project's
+ * month entry (a flag-only entry when the project has no credit or no
+ * consumption that month), so it is dropped when the month closes. */
+static int overage(struct engine *e, struct eng_org *o, int64_t covered, int64_t amount,
+                   const char *reason, int32_t bm, int late, int found, struct eng_project *p) {
+    int rc = out_overage(e, o, covered, amount, reason, bm, late);
+    if (rc || (!found && (rc = find_project(e, o, e->ev.project, &p)))) return rc;
+    for (int i = 0; p && i < p->nacct; i++)
+        if (p->acct[i].month == bm && p->acct[i].overage) return 0;
+    int32_t floor = flag_floor(o);
+    if (bm >= floor) { /* else too old to remember: it fires (README, choices) */
+        if (!p && !(p = eng_org_add_project(o, e->ev.project))) {
+            snprintf(e->err, e->errlen, "out of memory");
+            return ENG_ESTORE;
+        }
+        flag_prune(p, floor);
+        int i;
+        for (i = 0; i < p->nacct && p->acct[i].month != bm; i++) {}
+        if (i == p->nacct) {
+            if (p->nacct == ENG_MAX_MONTHS)
+                return corrupt(e, o, p, "months: no room for an overage flag");
+            acct_add(p->acct, &p->nacct, bm, 0);
+            for (i = 0; p->acct[i].month != bm; i++) {}
+        }
+        p->acct[i].overage = 1;
+        p->dirty |= ENG_DIRTY_ACCT; /* o is dirty: the overage took a sequence number */
+    }
+    return alert_overage_started(e, o, e->ev.project, bm);
+}
+
 /* §5: draw the usage's cost from project credit, fallback or free credit;
  * the rest is overage. */
 static int usage(struct engine *e, struct eng_org *o) {
@@ -553,10 +642,11 @@ static int usage(struct engine *e, struct eng_org *o) {
     int64_t c = ev->amount, d1 = 0, d2 = 0;
     if (c == 0) return 0;
     int32_t bm = event_month(e, o, &late);
-    if (!o->has_credit) return out_overage(e, o, 0, c, "no_credit", bm, late);
-    if (ended_at(&o->terms, ev->time)) return out_overage(e, o, 0, c, "credit_expired", bm, late);
+    if (!o->has_credit) return overage(e, o, 0, c, "no_credit", bm, late, 0, NULL);
+    if (ended_at(&o->terms, ev->time))
+        return overage(e, o, 0, c, "credit_expired", bm, late, 0, NULL);
     if (!eligible(o, ev->offering))
-        return out_overage(e, o, 0, c, "offering_not_eligible", bm, late);
+        return overage(e, o, 0, c, "offering_not_eligible", bm, late, 0, NULL);
     struct eng_project *p;
     if ((rc = find_project(e, o, ev->project, &p))) return rc;
     const char *reason = "org_credit_exhausted";
@@ -574,16 +664,26 @@ static int usage(struct engine *e, struct eng_org *o) {
     if (!acct_can_add(o->acct, o->nacct, bm, d1 + d2) ||
         (d1 && !acct_can_add(p->acct, p->nacct, bm, d1)))
         return reject(e, ENG_R_OVERFLOW, "data.amount: %s", "monthly consumption overflows");
+    /* Room for this month's entry: flags of months before the open one
+     * (kept from before the first set) can never be read again. */
+    if (d1) flag_prune(p, o->open_month);
     if (d1) {
+        int64_t before_p = p->value, before_v = o->value;
         if ((rc = project_value(e, o, p, p->value - d1))) return rc;
         o->value -= d1;
         acct_add(p->acct, &p->nacct, bm, d1);
         p->dirty |= ENG_DIRTY_ACCT;
         if ((rc = compensation(e, o, p->id, 1, d1, bm, late))) return rc;
+        /* A project draw lowers P and V: the project, then the org (§12). */
+        if ((rc = alert_check(e, o, p, before_p, bm)) ||
+            (rc = alert_check(e, o, NULL, before_v, bm)))
+            return rc;
     }
     if (d2) {
+        int64_t before_v = o->value;
         o->value -= d2;
         if ((rc = compensation(e, o, ev->project, 0, d2, bm, late))) return rc;
+        if ((rc = alert_check(e, o, NULL, before_v, bm))) return rc;
     }
     if (d1 + d2) {
         acct_add(o->acct, &o->nacct, bm, d1 + d2);
@@ -592,7 +692,7 @@ static int usage(struct engine *e, struct eng_org *o) {
     /* d1 <= min(P, V), d2 <= the free credit left (P <= sum of P, all >= 0:
      * stored values are checked), so V stays >= 0. */
     assert(o->value >= 0 && d1 + d2 <= c);
-    return c - d1 - d2 ? out_overage(e, o, d1 + d2, c - d1 - d2, reason, bm, late) : 0;
+    return c - d1 - d2 ? overage(e, o, d1 + d2, c - d1 - d2, reason, bm, late, 1, p) : 0;
 }
 
 int credit_apply(struct engine *e, struct eng_org *o) {

@@ -58,6 +58,7 @@ void engine_free(struct engine *e) {
     eng_org_free(&e->scratch);
     jsonw_free(&e->w);
     free(e->draws);
+    free(e->aq);
     free(e);
 }
 
@@ -337,7 +338,9 @@ static int tick_org(void *arg, const char *id) {
     }
     if (rc) return rc;
     if ((rc = credit_check_org(e, &e->org))) return rc;
+    e->naq = 0;
     if ((rc = credit_advance(e, &e->org, e->ev.time))) return rc;
+    if ((rc = alert_flush(e, &e->org))) return rc; /* §12: after the org's ledger outputs */
     return e->org.dirty ? st->org_put(st->ctx, &e->org, e->err, e->errlen) : 0;
 }
 
@@ -420,6 +423,8 @@ static int apply_org_event(struct engine *e, json_t *root, struct engine_result 
     rc = credit_apply(e, o);
     if (rc < 0) return rc;
     if ((rc = remember(e, &k, rc, res))) return rc;
+    /* §12: alerts follow the event's ledger and overage outputs. */
+    if ((rc = alert_flush(e, o))) return rc;
     return o->dirty ? st->org_put(st->ctx, o, e->err, e->errlen) : 0;
 }
 
@@ -517,6 +522,7 @@ int engine_apply_parsed(struct engine *e, const struct engine_store *st,
     e->errlen = errlen;
     memset(&e->ev, 0, sizeof(e->ev));
     e->msg[0] = 0;
+    e->naq = 0;
     res->outcome = ENG_APPLIED;
     res->reason = ENG_R_NONE;
     if (!root) {

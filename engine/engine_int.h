@@ -10,6 +10,27 @@
 
 #define ENG_MSG_MAX 600
 
+/* §12 alert kinds. */
+enum alert_kind { AL_LOW_BALANCE, AL_EXHAUSTED, AL_RECOVERED, AL_OVERAGE_STARTED, AL_EXPIRED,
+                  AL_PROJECTED };
+
+/* One queued alert (alert.c): built while the event is applied, emitted at
+ * its end so alerts follow the event's ledger and overage outputs. */
+struct alert_q {
+    uint8_t kind;                 /* enum alert_kind */
+    uint8_t account_project;
+    uint8_t has_project, has_balance;
+    uint8_t pct;                  /* low_balance */
+    char project[ENG_ID_MAX + 1];
+    int64_t balance, reference;
+    int32_t month;
+    int64_t projected;            /* projected_exhaustion: month index */
+};
+/* A close leaves the queue as it is unless it holds this many alerts: then
+ * they are emitted right after that close (bounds the queue of a tick that
+ * closes many months; README, choices). */
+#define ALERT_QUEUE_FLUSH 4096
+
 struct engine {
     int64_t close_after_ns;
     int64_t max_future_ns;       /* 0: the future-time guard is off */
@@ -20,6 +41,8 @@ struct engine {
     struct jsonw w;              /* scratch: the output being built */
     int64_t *draws;              /* scratch: per-project minimal draws of a close */
     size_t cap_draws;
+    struct alert_q *aq;          /* alerts of the current event, in cause order */
+    size_t naq, cap_aq;
     /* The current call (valid during engine_apply only). */
     const struct engine_store *st;
     const struct engine_msg *m;
@@ -50,6 +73,28 @@ int out_overage(struct engine *e, struct eng_org *o, int64_t covered, int64_t am
 /* raw message, key (org or NULL), event id/source/time if readable. */
 int out_rejected(struct engine *e, int reason, const char *key, const char *source,
                  const char *id, const char *time_str);
+
+int out_alert(struct engine *e, struct eng_org *o, const struct alert_q *a);
+
+/* alert.c (§12).  Queue functions return ENG_OK or ENG_ESTORE (out of
+ * memory); p NULL = the org credit. */
+/* A set (thr = its thresholds) or an org adjust: reference = balance, arm
+ * the thresholds whose level is below it; recovered when exhausted before. */
+int alert_rearm(struct engine *e, struct eng_org *o, struct eng_project *p, const uint64_t thr[2],
+                int32_t month);
+/* After an entry lowered the credit's balance from `before`. */
+int alert_check(struct engine *e, struct eng_org *o, struct eng_project *p, int64_t before,
+                int32_t month);
+/* Balance above 0 again without a set (refund, §13): recovered if due. */
+int alert_recover(struct engine *e, struct eng_org *o, struct eng_project *p, int32_t month);
+int alert_expired(struct engine *e, struct eng_org *o, struct eng_project *p, int32_t month);
+/* At the close of m: rate = max(consumed, minimum); fires per §12. */
+int alert_projection(struct engine *e, struct eng_org *o, struct eng_project *p, int32_t m,
+                     int64_t consumed, int64_t minimum);
+int alert_overage_started(struct engine *e, struct eng_org *o, const char *project,
+                          int32_t billing_month);
+/* Emit the queued alerts (in order) and empty the queue. */
+int alert_flush(struct engine *e, struct eng_org *o);
 
 /* credit.c: the rules.  Each returns ENG_OK, ENG_ESTORE, or a reason > 0
  * (state-rule reject: nothing changed by the event itself). */

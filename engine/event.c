@@ -172,9 +172,34 @@ static int get_terms(struct dec *d, json_t *data, struct eng_event *ev) {
     return 0;
 }
 
+/* alert_thresholds (§12): an array of distinct JSON integers 1..99; missing
+ * or null = none.  Bit k of ev->thr is k percent. */
+static int get_thresholds(struct dec *d, json_t *data, struct eng_event *ev) {
+    json_t *a = field(data, "alert_thresholds");
+    ev->thr[0] = ev->thr[1] = 0;
+    if (!a) return 0;
+    if (!json_is_array(a))
+        return fail(d, "data.alert_thresholds: must be an array of distinct integers from 1 to %d",
+                    ENG_ALERT_PCT_MAX);
+    for (size_t i = 0; i < json_array_size(a); i++) {
+        json_t *v = json_array_get(a, i);
+        if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+            json_integer_value(v) > ENG_ALERT_PCT_MAX)
+            return fail(d, "data.alert_thresholds[%zu]: must be an integer from 1 to %d", i,
+                        ENG_ALERT_PCT_MAX);
+        unsigned k = (unsigned)json_integer_value(v);
+        uint64_t bit = UINT64_C(1) << (k % 64);
+        if (ev->thr[k / 64] & bit)
+            return fail(d, "data.alert_thresholds[%zu]: %u appears more than once", i, k);
+        ev->thr[k / 64] |= bit;
+    }
+    return 0;
+}
+
 static int decode_org_set(struct dec *d, json_t *data, struct eng_event *ev) {
     int rc;
     if ((rc = get_terms(d, data, ev))) return rc;
+    if ((rc = get_thresholds(d, data, ev))) return rc;
     if ((rc = get_amount(d, data, "if_value", MONEY_DIGITS, 0, 0, &ev->has_if_value,
                          &ev->if_value))) return rc;
     if ((rc = get_bool(d, data, "reserve_allocations", 1, &ev->terms.reserve))) return rc;
@@ -198,6 +223,7 @@ static int decode_org_set(struct dec *d, json_t *data, struct eng_event *ev) {
 static int decode_project_set(struct dec *d, json_t *data, struct eng_event *ev) {
     int rc;
     if ((rc = get_terms(d, data, ev))) return rc;
+    if ((rc = get_thresholds(d, data, ev))) return rc;
     if ((rc = get_bool(d, data, "use_org_credit", 0, &ev->terms.use_org_credit))) return rc;
     return get_bool(d, data, "mark_unused_as_spent_on_termination", 0, &ev->terms.mark_unused);
 }

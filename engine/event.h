@@ -60,6 +60,7 @@ struct eng_event {
     int end_day;                  /* day of end_date (must be 1) */
     int noff;
     const char *off[ENG_MAX_OFFERINGS];
+    uint64_t thr[2];              /* alert_thresholds (§12), bit k = k percent */
     /* org_credit.adjust */
     int64_t delta;
     /* usage */

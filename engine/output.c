@@ -43,12 +43,14 @@ static int finish(struct engine *e, enum eng_out_kind kind, const char *key) {
  * checked <= INT64_MAX (eng_org_check); one that reached it cannot grow
  * (ids and "seq" are int64 in the outputs). */
 static int next_seq(struct engine *e, struct eng_org *o, enum eng_out_kind kind, uint64_t *seq) {
-    if (o->seq[kind] >= (uint64_t)INT64_MAX) {
+    assert(kind == ENG_OUT_OVERAGE || kind == ENG_OUT_LEDGER || kind == ENG_OUT_ALERT);
+    uint64_t *last = kind == ENG_OUT_ALERT ? &o->alert_seq : &o->seq[kind];
+    if (*last >= (uint64_t)INT64_MAX) {
         snprintf(e->err, e->errlen, "org %s: the %s sequence is exhausted", o->id,
-                 kind == ENG_OUT_OVERAGE ? "overage" : "ledger");
+                 kind == ENG_OUT_OVERAGE ? "overage" : kind == ENG_OUT_LEDGER ? "ledger" : "alert");
         return ENG_ESTORE;
     }
-    *seq = ++o->seq[kind];
+    *seq = ++*last;
     o->dirty |= ENG_DIRTY_SEQ;
     return 0;
 }
@@ -129,6 +131,48 @@ int out_ledger(struct engine *e, struct eng_org *o, const struct ledger *l) {
         jsonw_kmoney(w, "expected_next", l->expected_next);
     }
     return finish(e, ENG_OUT_LEDGER, o->id);
+}
+
+static const char *const alert_names[] = {"low_balance", "exhausted", "recovered",
+                                          "overage_started", "expired", "projected_exhaustion"};
+
+/* credit.alert (§12): data in the order of the semantics. */
+int out_alert(struct engine *e, struct eng_org *o, const struct alert_q *a) {
+    assert(a->kind <= AL_PROJECTED);
+    char id[ENG_ID_MAX + 48];
+    uint64_t seq;
+    int rc = next_seq(e, o, ENG_OUT_ALERT, &seq);
+    if (rc) return rc;
+    output_id(id, "alert/", o->id, seq);
+    envelope(e, "credit.alert", id, o->id, e->ev.time_str);
+    struct jsonw *w = &e->w;
+    jsonw_kstr(w, "org", o->id);
+    jsonw_kstr(w, "project", a->has_project ? a->project : NULL);
+    jsonw_kstr(w, "account", a->account_project ? "project" : "org");
+    jsonw_kstr(w, "alert", alert_names[a->kind]);
+    jsonw_key(w, "balance");
+    if (a->has_balance) jsonw_money(w, a->balance);
+    else jsonw_null(w);
+    int low = a->kind == AL_LOW_BALANCE;
+    jsonw_key(w, "reference");
+    if (low) jsonw_money(w, a->reference);
+    else jsonw_null(w);
+    jsonw_key(w, "threshold");
+    if (low) jsonw_int(w, a->pct);
+    else jsonw_null(w);
+    kmonth(w, "month", a->month);
+    jsonw_key(w, "projected_month");
+    if (a->kind == AL_PROJECTED) {
+        char b[16];
+        time_format_month((int32_t)a->projected, b);
+        jsonw_str(w, b);
+    } else {
+        jsonw_null(w);
+    }
+    jsonw_kint(w, "seq", (int64_t)seq);
+    jsonw_kstr(w, "event_source", e->ev.source);
+    jsonw_kstr(w, "event_id", e->ev.id);
+    return finish(e, ENG_OUT_ALERT, o->id);
 }
 
 static void kqty(struct jsonw *w, const char *k, int has, int64_t v) {

@@ -154,17 +154,30 @@ static int terms_check(const struct eng_terms *t, char *why, size_t whylen) {
  * month when late), which lies between the open month and the watermark's
  * month, and dropped when closed: with close_after bounded that is at most
  * 5 months, so acct_add (credit.c) always finds room. */
+/* An entry holding only an overage_started flag (§12, credit.c flag_floor)
+ * may lie before the open month (kept from before the first set, dropped
+ * at the first close) or in an org that never opened a month; it is never
+ * after the watermark's month. */
 static int acct_check(const struct eng_org *o, const struct eng_acct *a, int n, char *why,
                       size_t whylen) {
     char b1[32], b2[32], b3[32];
     if (n < 0 || n > ENG_MAX_MONTHS)
         return bad(why, whylen, "months: %d entries (0..%d)", n, ENG_MAX_MONTHS);
     if (n == 0) return 0;
-    if (o->open_month == ENG_NO_MONTH)
-        return bad(why, whylen, "months: consumption recorded but no month was ever opened");
-    int32_t last = time_month_of(o->watermark); /* o checked: a watermark with the open month */
+    if (o->watermark == ENG_NO_TIME)
+        return bad(why, whylen, "months: entries but no watermark");
+    int32_t last = time_month_of(o->watermark);
     for (int i = 0; i < n; i++) {
-        if (a[i].month < o->open_month || a[i].month > last)
+        if (a[i].overage > 1)
+            return bad(why, whylen, "months: overage flag %u in %s", a[i].overage,
+                       month_text(a[i].month, b1));
+        int flag_only = a[i].overage && a[i].consumed == 0;
+        if (flag_only && (a[i].month < 0 || a[i].month > last))
+            return bad(why, whylen, "months: overage flag in %s, outside 1970-01 .. the "
+                       "watermark's month %s", month_text(a[i].month, b1), month_text(last, b2));
+        if (!flag_only && o->open_month == ENG_NO_MONTH)
+            return bad(why, whylen, "months: consumption recorded but no month was ever opened");
+        if (!flag_only && (a[i].month < o->open_month || a[i].month > last))
             return bad(why, whylen, "months: consumption in %s, outside the open month %s .. "
                        "the watermark's month %s", month_text(a[i].month, b1),
                        month_text(o->open_month, b2), month_text(last, b3));
@@ -197,6 +210,29 @@ static int meta_check(const struct eng_org *o, char *why, size_t whylen) {
         if (o->seq[k] > (uint64_t)INT64_MAX)
             return bad(why, whylen, "%s sequence %" PRIu64 " exceeds 2^63-1",
                        k == ENG_OUT_OVERAGE ? "overage" : "ledger", o->seq[k]);
+    if (o->alert_seq > (uint64_t)INT64_MAX)
+        return bad(why, whylen, "alert sequence %" PRIu64 " exceeds 2^63-1", o->alert_seq);
+    return 0;
+}
+
+/* §12 alert state: thresholds 1..99 only, armed ones among them, reference
+ * >= 0, exhausted 0/1; all zero without a credit. */
+static int alerts_check(const struct eng_alerts *a, int has_credit, char *why, size_t whylen) {
+    char b[MONEY_FMT_MAX];
+    if (!has_credit) {
+        static const struct eng_alerts zero;
+        if (memcmp(a, &zero, sizeof(zero)) != 0)
+            return bad(why, whylen, "alert state without a credit");
+        return 0;
+    }
+    /* bit 0 (0 %) and bits 100..127 are never thresholds */
+    if ((a->thr[0] & 1) || (a->thr[1] >> (ENG_ALERT_PCT_MAX + 1 - 64)))
+        return bad(why, whylen, "alert thresholds outside 1..%d", ENG_ALERT_PCT_MAX);
+    if ((a->armed[0] & ~a->thr[0]) || (a->armed[1] & ~a->thr[1]))
+        return bad(why, whylen, "an armed alert threshold that is not a threshold");
+    if (a->reference < 0)
+        return bad(why, whylen, "alert reference %s < 0", money_text(a->reference, b));
+    if (a->exhausted > 1) return bad(why, whylen, "exhausted flag %u", a->exhausted);
     return 0;
 }
 
@@ -219,6 +255,7 @@ int eng_org_check(const struct eng_org *o, char *why, size_t whylen) {
     if (o->has_credit && o->open_month == ENG_NO_MONTH)
         return bad(why, whylen, "a credit but no open month");
     if (o->has_credit && terms_check(&o->terms, why, whylen)) return -1;
+    if (alerts_check(&o->al, o->has_credit, why, whylen)) return -1;
     return acct_check(o, o->acct, o->nacct, why, whylen);
 }
 
@@ -237,6 +274,7 @@ int eng_project_check(const struct eng_org *o, const struct eng_project *p, char
                        money_text(p->value, b1), money_text(o->alloc_sum, b2));
         if (terms_check(&p->terms, why, whylen)) return -1;
     }
+    if (alerts_check(&p->al, p->has_credit, why, whylen)) return -1;
     return acct_check(o, p->acct, p->nacct, why, whylen);
 }
 

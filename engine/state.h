@@ -12,10 +12,10 @@
  * project allocations is kept with the organisation credit for the same
  * reason.  The store maps it onto its named databases:
  *   orgs          org            -> partition, watermark, open month
- *   sequences     org            -> next output sequence per output type
- *   org_credits   org            -> V, terms, offerings        (absent = no credit)
- *   project_credits org\0project -> P, terms                   (absent = no credit)
- *   months        org\0project   -> [(month, consumed)]        (project "" = the org)
+ *   sequences     org            -> last output sequence per output type (alerts too)
+ *   org_credits   org            -> V, terms, alert state, offerings (absent = no credit)
+ *   project_credits org\0project -> P, terms, alert state      (absent = no credit)
+ *   months        org\0project   -> [(month, consumed, overage started)] (project "" = the org)
  */
 #ifndef CREDITD_STATE_H
 #define CREDITD_STATE_H
@@ -53,6 +53,22 @@ struct eng_terms {
 struct eng_acct {
     int32_t month;
     int64_t consumed;
+    /* §12: 1 once overage_started fired for (org, this project, month).
+     * Only on project accounts.  An entry can hold the flag alone
+     * (consumed 0): a project without credit, or a month with overage only.
+     * Flags go with the month when it closes, so they are bounded like the
+     * open months (state.c acct_check, credit.c flag_prune). */
+    uint8_t overage;
+};
+
+/* §12 alert state of one credit (org or project), kept with the credit.
+ * Bit k of a mask (k = 1..99, word k / 64) is the threshold of k percent. */
+#define ENG_ALERT_PCT_MAX 99
+struct eng_alerts {
+    uint64_t thr[2];      /* alert_thresholds of the latest set */
+    uint64_t armed[2];    /* subset of thr: armed, not fired since */
+    int64_t reference;    /* balance right after the latest set (org: or adjust), >= 0 */
+    uint8_t exhausted;    /* exhausted fired and no recovered since */
 };
 
 #define ENG_DIRTY_META   0x01u  /* org: partition, watermark, open month */
@@ -67,10 +83,15 @@ struct eng_project {
     struct eng_terms terms;
     int nacct;
     struct eng_acct acct[ENG_MAX_MONTHS];
+    struct eng_alerts al;                /* with the credit; zero without */
     unsigned dirty;
 };
 
-enum eng_out_kind { ENG_OUT_OVERAGE = 0, ENG_OUT_LEDGER = 1, ENG_OUT_REJECTED = 2 };
+/* Output kinds; the values are stored in the outbox.  ENG_OUT_NKIND sizes
+ * every array indexed by kind. */
+enum eng_out_kind { ENG_OUT_OVERAGE = 0, ENG_OUT_LEDGER = 1, ENG_OUT_REJECTED = 2,
+                    ENG_OUT_ALERT = 3 };
+#define ENG_OUT_NKIND 4
 
 struct eng_org {
     char id[ENG_ID_MAX + 1];
@@ -78,11 +99,13 @@ struct eng_org {
     int64_t watermark;                   /* ns, ENG_NO_TIME before any */
     int32_t open_month;                  /* ENG_NO_MONTH before the first set */
     uint64_t seq[2];                     /* last used seq: [ENG_OUT_OVERAGE], [ENG_OUT_LEDGER] */
+    uint64_t alert_seq;                  /* last used credit.alert seq (§12) */
     uint8_t has_credit;
     int64_t value;                       /* V, >= 0 */
     int64_t alloc_sum;                   /* sum of P over projects with credit (all of them,
                                             loaded or not); 0 without credit; with the credit */
     struct eng_terms terms;
+    struct eng_alerts al;                /* with the credit; zero without */
     int noff;                            /* 0 = all offerings eligible */
     char off[ENG_MAX_OFFERINGS][ENG_ID_MAX + 1];
     int nacct;
@@ -113,15 +136,18 @@ int eng_org_merge_projects(struct eng_org *o, const struct eng_org *from);
  * eng_org_check: o as org_get returns it (its projects are not looked at):
  * id; partition >= 0; watermark absent or in the time module's range; an
  * open month in 1970-01 .. the watermark's month (required with a credit);
- * sequences <= INT64_MAX; V >= 0, sum of P >= 0, both 0 without credit;
- * valid terms (grace 0..100, flags 0/1, end month in range, linear with an
- * end month, expected >= 0); offerings.  Month records (org or project):
- * at most ENG_MAX_MONTHS, months strictly ascending, each within the open
- * month .. the watermark's month, consumption >= 0. */
+ * sequences (alerts too) <= INT64_MAX; V >= 0, sum of P >= 0, both 0
+ * without credit; valid terms (grace 0..100, flags 0/1, end month in range,
+ * linear with an end month, expected >= 0); offerings; alert state
+ * (thresholds 1..99, armed among them, reference >= 0, exhausted 0/1; all
+ * zero without a credit).  Month records (org or project): at most
+ * ENG_MAX_MONTHS, months strictly ascending, consumption >= 0, overage flag
+ * 0/1; a month with consumption within the open month .. the watermark's
+ * month, one holding only an overage flag at most the watermark's month. */
 int eng_org_check(const struct eng_org *o, char *why, size_t whylen);
 /* p as project_get / projects_get return it, o its (checked) org: id;
  * P >= 0 and at most o's sum of P, 0 without credit; a credit only when o
- * has one; valid terms; month records. */
+ * has one; valid terms; alert state; month records. */
 int eng_project_check(const struct eng_org *o, const struct eng_project *p, char *why,
                       size_t whylen);
 /* o holds every project: its sum of P equals the sum of their P. */

@@ -48,7 +48,7 @@
 #define STORE_ECORRUPT -2
 
 /* 2: org_credits holds the sum of the project allocations (issue 6, point 11). */
-#define STORE_FORMAT_VERSION 2
+#define STORE_FORMAT_VERSION 3
 
 struct store;
 

@@ -195,7 +195,29 @@ static void r_terms(struct rbuf *r, struct eng_terms *t) {
     t->expected = r_i64(r);
 }
 
-/* months record: n, n * (month, consumed) */
+/* alert state (§12): thresholds (2 u64), armed (2 u64), reference, exhausted */
+static void w_alerts(struct wbuf *b, const struct eng_alerts *a) {
+    assert(a->reference >= 0 && a->exhausted <= 1);
+    for (int i = 0; i < 2; i++) w_u64(b, a->thr[i]);
+    for (int i = 0; i < 2; i++) w_u64(b, a->armed[i]);
+    w_i64(b, a->reference);
+    w_u8(b, a->exhausted);
+}
+static void r_alerts(struct rbuf *r, struct eng_alerts *a) {
+    for (int i = 0; i < 2; i++) a->thr[i] = r_u64(r);
+    for (int i = 0; i < 2; i++) a->armed[i] = r_u64(r);
+    a->reference = r_i64(r);
+    unsigned ex = r_u8(r);
+    if ((a->thr[0] & 1) || (a->thr[1] >> (ENG_ALERT_PCT_MAX + 1 - 64)))
+        r_fail(r, "alerts: a threshold outside 1..%d", ENG_ALERT_PCT_MAX);
+    if ((a->armed[0] & ~a->thr[0]) || (a->armed[1] & ~a->thr[1]))
+        r_fail(r, "alerts: an armed threshold that is not a threshold");
+    if (a->reference < 0) r_fail(r, "alerts: reference %lld < 0", (long long)a->reference);
+    if (ex > 1) r_fail(r, "alerts: exhausted flag %u (0..1)", ex);
+    a->exhausted = (uint8_t)ex;
+}
+
+/* months record: n, n * (month, consumed, overage started) */
 size_t st_enc_acct(uint8_t *buf, size_t cap, const struct eng_acct *a, int n) {
     struct wbuf b;
     assert(n > 0 && n <= ENG_MAX_MONTHS);
@@ -203,8 +225,10 @@ size_t st_enc_acct(uint8_t *buf, size_t cap, const struct eng_acct *a, int n) {
     w_u8(&b, (unsigned)n);
     for (int i = 0; i < n; i++) {
         assert(a[i].month != ENG_NO_MONTH);
+        assert(a[i].overage <= 1);
         w_i32(&b, a[i].month);
         w_i64(&b, a[i].consumed);
+        w_u8(&b, a[i].overage);
     }
     return b.n;
 }
@@ -217,7 +241,10 @@ int st_dec_acct(const MDB_val *v, struct eng_acct *a, int *n, char *why, size_t 
     for (unsigned i = 0; !r.bad && i < cnt; i++) {
         a[i].month = r_i32(&r);
         a[i].consumed = r_i64(&r);
+        unsigned ov = r_u8(&r);
         if (!r.bad && a[i].month == ENG_NO_MONTH) r_fail(&r, "months: entry %u has no month", i);
+        if (ov > 1) r_fail(&r, "months: entry %u has overage flag %u (0..1)", i, ov);
+        a[i].overage = (uint8_t)ov;
     }
     *n = r.bad ? 0 : (int)cnt;
     return r_end(&r);
@@ -244,23 +271,25 @@ int st_dec_org_meta(const MDB_val *v, int32_t *partition, int64_t *watermark, in
     return r_end(&r);
 }
 
-/* sequences record: last overage seq, last ledger seq */
-size_t st_enc_seq(uint8_t *buf, size_t cap, const uint64_t seq[2]) {
+/* sequences record: last overage seq, last ledger seq, last alert seq */
+size_t st_enc_seq(uint8_t *buf, size_t cap, const struct eng_org *o) {
     struct wbuf b;
     w_begin(&b, buf, cap);
-    w_u64(&b, seq[0]);
-    w_u64(&b, seq[1]);
+    w_u64(&b, o->seq[0]);
+    w_u64(&b, o->seq[1]);
+    w_u64(&b, o->alert_seq);
     return b.n;
 }
-int st_dec_seq(const MDB_val *v, uint64_t seq[2], char *why, size_t whylen) {
+int st_dec_seq(const MDB_val *v, struct eng_org *o, char *why, size_t whylen) {
     struct rbuf r;
     r_begin(&r, v, why, whylen);
-    seq[0] = r_u64(&r);
-    seq[1] = r_u64(&r);
+    o->seq[0] = r_u64(&r);
+    o->seq[1] = r_u64(&r);
+    o->alert_seq = r_u64(&r);
     return r_end(&r);
 }
 
-/* org_credits record: V, sum of P, terms, n offerings, n * (length, id) */
+/* org_credits record: V, sum of P, terms, n offerings, n * (length, id), alert state */
 size_t st_enc_org_credit(uint8_t *buf, size_t cap, const struct eng_org *o) {
     struct wbuf b;
     assert(o->has_credit == 1 && o->value >= 0 && o->alloc_sum >= 0);
@@ -276,6 +305,7 @@ size_t st_enc_org_credit(uint8_t *buf, size_t cap, const struct eng_org *o) {
         w_u8(&b, (unsigned)n);
         w_bytes(&b, o->off[i], n);
     }
+    w_alerts(&b, &o->al);
     return b.n;
 }
 int st_dec_org_credit(const MDB_val *v, struct eng_org *o, char *why, size_t whylen) {
@@ -291,16 +321,18 @@ int st_dec_org_credit(const MDB_val *v, struct eng_org *o, char *why, size_t why
     if (noff > ENG_MAX_OFFERINGS) r_fail(&r, "%u offerings (at most %d)", noff, ENG_MAX_OFFERINGS);
     for (unsigned i = 0; !r.bad && i < noff; i++) r_id(&r, r_u8(&r), o->off[i], "offering", (int)i);
     o->noff = r.bad ? 0 : (int)noff;
+    r_alerts(&r, &o->al);
     return r_end(&r);
 }
 
-/* project_credits record: P, terms */
+/* project_credits record: P, terms, alert state */
 size_t st_enc_proj_credit(uint8_t *buf, size_t cap, const struct eng_project *p) {
     struct wbuf b;
     assert(p->value >= 0);
     w_begin(&b, buf, cap);
     w_i64(&b, p->value);
     w_terms(&b, &p->terms);
+    w_alerts(&b, &p->al);
     return b.n;
 }
 int st_dec_proj_credit(const MDB_val *v, struct eng_project *p, char *why, size_t whylen) {
@@ -310,6 +342,7 @@ int st_dec_proj_credit(const MDB_val *v, struct eng_project *p, char *why, size_
     p->value = r_i64(&r);
     if (p->value < 0) r_fail(&r, "value %lld < 0", (long long)p->value);
     r_terms(&r, &p->terms);
+    r_alerts(&r, &p->al);
     return r_end(&r);
 }
 
@@ -355,7 +388,7 @@ void st_enc_outbox(uint8_t *buf, size_t vlen, enum eng_out_kind kind, const char
                    const char *json, size_t len) {
     struct wbuf b;
     size_t klen = key ? strlen(key) : 0;
-    assert((unsigned)kind <= ENG_OUT_REJECTED && klen < OUT_NOKEY && len <= UINT32_MAX);
+    assert((unsigned)kind < ENG_OUT_NKIND && klen < OUT_NOKEY && len <= UINT32_MAX);
     w_begin(&b, buf, vlen);
     w_u8(&b, (unsigned)kind);
     w_u16(&b, key ? (unsigned)klen : OUT_NOKEY);
@@ -378,7 +411,7 @@ int st_dec_outbox(const MDB_val *v, enum eng_out_kind *kind, const char **key, c
     struct rbuf r;
     r_begin(&r, v, why, whylen);
     unsigned kd = r_u8(&r), kl = r_u16(&r);
-    if (kd > ENG_OUT_REJECTED) r_fail(&r, "output kind %u (0..%d)", kd, ENG_OUT_REJECTED);
+    if (kd >= ENG_OUT_NKIND) r_fail(&r, "output kind %u (0..%d)", kd, ENG_OUT_NKIND - 1);
     *kind = (enum eng_out_kind)kd;
     *key = kl != OUT_NOKEY ? r_cstr(&r, kl, "key") : NULL;
     *len = (size_t)r_uint(&r, 4);

@@ -33,8 +33,9 @@ extern const char *const st_db_names[DB_COUNT];
 #define PKEY_MAX   (ENG_ID_MAX + 1 + ENG_ID_MAX)   /* org \0 project */
 #define NAME_MAX_B 200                              /* meta names, topics */
 #define TERMS_LEN  (3 + 4 + 8)
-#define ACCT_LEN   (1 + ENG_MAX_MONTHS * 12)
-#define OCRED_MAX  (1 + 8 + 8 + TERMS_LEN + 1 + ENG_MAX_OFFERINGS * (1 + ENG_ID_MAX))
+#define ALERTS_LEN (4 * 8 + 8 + 1)  /* thresholds, armed, reference, exhausted */
+#define ACCT_LEN   (1 + ENG_MAX_MONTHS * 13)
+#define OCRED_MAX  (1 + 8 + 8 + TERMS_LEN + ALERTS_LEN + 1 + ENG_MAX_OFFERINGS * (1 + ENG_ID_MAX))
 #define DEDUPE_MAX (1 + 8 + 2 + 2 + ENG_DKEY_MAX)
 #define OUT_NOKEY  0xFFFFu
 
@@ -135,8 +136,9 @@ int st_dec_counters(const MDB_val *v, struct store_counters *c, char *why, size_
 size_t st_enc_org_meta(uint8_t *buf, size_t cap, const struct eng_org *o);
 int st_dec_org_meta(const MDB_val *v, int32_t *partition, int64_t *watermark, int32_t *open_month,
                     char *why, size_t whylen);
-size_t st_enc_seq(uint8_t *buf, size_t cap, const uint64_t seq[2]);
-int st_dec_seq(const MDB_val *v, uint64_t seq[2], char *why, size_t whylen);
+/* sequences: overage, ledger, alert (o->seq[0..1], o->alert_seq) */
+size_t st_enc_seq(uint8_t *buf, size_t cap, const struct eng_org *o);
+int st_dec_seq(const MDB_val *v, struct eng_org *o, char *why, size_t whylen);
 /* Sets has_credit, value, terms, noff, off. */
 size_t st_enc_org_credit(uint8_t *buf, size_t cap, const struct eng_org *o);
 int st_dec_org_credit(const MDB_val *v, struct eng_org *o, char *why, size_t whylen);

@@ -113,7 +113,7 @@ static int load_rec(struct store *s, MDB_txn *t, int db, const char *id, size_t 
     if (db == DB_ORGS)
         bad = st_dec_org_meta(&v, &o->partition, &o->watermark, &o->open_month, why, sizeof(why));
     else if (db == DB_SEQ)
-        bad = st_dec_seq(&v, o->seq, why, sizeof(why));
+        bad = st_dec_seq(&v, o, why, sizeof(why));
     else
         bad = st_dec_org_credit(&v, o, why, sizeof(why));
     return bad ? st_corrupt(s, db, id, olen, why, err, errlen) : 0;
@@ -224,8 +224,8 @@ static int put_org_meta(struct store *s, const struct eng_org *o, size_t olen, c
 }
 
 static int put_seq(struct store *s, const struct eng_org *o, size_t olen, char *err, size_t errlen) {
-    uint8_t buf[1 + 16];
-    return st_db_put(s, DB_SEQ, o->id, olen, buf, st_enc_seq(buf, sizeof(buf), o->seq), err, errlen);
+    uint8_t buf[1 + 24];
+    return st_db_put(s, DB_SEQ, o->id, olen, buf, st_enc_seq(buf, sizeof(buf), o), err, errlen);
 }
 
 /* months record of key k: put, or delete when n == 0. */
@@ -239,7 +239,7 @@ static int put_acct(struct store *s, const uint8_t *k, size_t kl, const struct e
 
 static int put_project(struct store *s, const struct eng_org *o, size_t olen,
                        const struct eng_project *p, char *err, size_t errlen) {
-    uint8_t k[PKEY_MAX], buf[1 + 8 + TERMS_LEN];
+    uint8_t k[PKEY_MAX], buf[1 + 8 + TERMS_LEN + ALERTS_LEN];
     int rc = 0;
     assert((p->dirty & ~(unsigned)(ENG_DIRTY_CREDIT | ENG_DIRTY_ACCT)) == 0);
     assert(p->id[0] != 0 && p->has_credit <= 1);

@@ -53,7 +53,7 @@ int st_emit(struct store *s, enum eng_out_kind kind, const char *key, const char
             char *err, size_t errlen) {
     uint8_t k[8], mb[1 + 8];
     uint64_t last = 0;
-    assert(s->txn && (unsigned)kind <= ENG_OUT_REJECTED && json && len <= UINT32_MAX);
+    assert(s->txn && (unsigned)kind < ENG_OUT_NKIND && json && len <= UINT32_MAX);
     if (s->emit_fn) {
         if (s->emit_fn(s->emit_arg, kind, key, json, len) == 0) return 0;
         return st_fail(err, errlen, "store %s: output hook failed", s->path);

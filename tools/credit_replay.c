@@ -63,9 +63,9 @@ struct replay {
     int has_until;
     int64_t until;
     struct store_counters total;
-    uint64_t outputs[3];
+    uint64_t outputs[ENG_OUT_NKIND];
     struct spool pend;            /* outputs of the batch being applied */
-    uint64_t pend_count[3];
+    uint64_t pend_count[ENG_OUT_NKIND];
     int pend_delivered;           /* they are on --out already (a commit is being retried) */
     int write_failed;             /* write_out: an error writing --out (errno kept) */
     int txn_open;                 /* file replay: a batch transaction is open */
@@ -238,7 +238,7 @@ static int stream_commit(struct replay *r) {
     r->total.rejected += r->cnt.rejected;
     for (size_t i = 0; i < r->n; i++) line_free(&r->batch[i]);
     r->n = 0;
-    for (int k = 0; k < 3; k++) r->outputs[k] += r->pend_count[k];
+    for (int k = 0; k < ENG_OUT_NKIND; k++) r->outputs[k] += r->pend_count[k];
     r->pend_delivered = 0;
     spool_reset(&r->pend);
     return 0;
@@ -531,12 +531,13 @@ int main(int argc, char **argv) {
     double s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
     fprintf(stderr,
             "credit-replay: %lld lines: %llu applied, %llu duplicates, %llu rejected; "
-            "outputs: %llu overage, %llu ledger, %llu rejected; %.3f s (%.0f events/s)\n",
+            "outputs: %llu overage, %llu ledger, %llu rejected, %llu alert; %.3f s (%.0f events/s)\n",
             (long long)r.line_no, (unsigned long long)r.total.applied,
             (unsigned long long)r.total.duplicates, (unsigned long long)r.total.rejected,
             (unsigned long long)r.outputs[ENG_OUT_OVERAGE],
             (unsigned long long)r.outputs[ENG_OUT_LEDGER],
-            (unsigned long long)r.outputs[ENG_OUT_REJECTED], s,
+            (unsigned long long)r.outputs[ENG_OUT_REJECTED],
+            (unsigned long long)r.outputs[ENG_OUT_ALERT], s,
             s > 0 ? (double)r.line_no / s : 0.0);
     for (size_t k = 0; k < r.n; k++) free(r.batch[k].buf);
     free(r.batch);

@@ -67,6 +67,7 @@ static const char *kind_name(enum eng_out_kind k) {
     case ENG_OUT_OVERAGE:  return "overage";
     case ENG_OUT_LEDGER:   return "ledger";
     case ENG_OUT_REJECTED: return "rejected";
+    case ENG_OUT_ALERT:    return "alert";
     }
     return "unknown";
 }
@@ -341,7 +342,8 @@ static int sorted_acct(const struct eng_acct *in, int n, struct eng_acct out[ENG
     return n;
 }
 
-static void json_acct(struct jsonw *w, const struct eng_acct *a, int n) {
+/* proj: a project's months also say whether overage_started fired (§12). */
+static void json_acct(struct jsonw *w, const struct eng_acct *a, int n, int proj) {
     struct eng_acct s[ENG_MAX_MONTHS];
     n = sorted_acct(a, n, s);
     jsonw_key(w, "consumption");
@@ -350,9 +352,48 @@ static void json_acct(struct jsonw *w, const struct eng_acct *a, int n) {
         jsonw_obj_open(w);
         json_month(w, "month", s[i].month);
         jsonw_kmoney(w, "consumed", s[i].consumed);
+        if (proj) jsonw_kbool(w, "overage_started", s[i].overage);
         jsonw_obj_close(w);
     }
     jsonw_arr_close(w);
+}
+
+static int al_bit(const uint64_t m[2], int k) { return (int)((m[k / 64] >> (k % 64)) & 1); }
+
+/* Percentages of a threshold mask, descending (the order they fire in). */
+static void json_pcts(struct jsonw *w, const char *k, const uint64_t m[2]) {
+    jsonw_key(w, k);
+    jsonw_arr_open(w);
+    for (int i = ENG_ALERT_PCT_MAX; i >= 1; i--)
+        if (al_bit(m, i)) jsonw_int(w, i);
+    jsonw_arr_close(w);
+}
+
+/* A credit's alert state (§12): thresholds, reference, armed, exhausted. */
+static void json_alerts(struct jsonw *w, const struct eng_alerts *a) {
+    jsonw_key(w, "alerts");
+    jsonw_obj_open(w);
+    json_pcts(w, "thresholds", a->thr);
+    jsonw_kmoney(w, "reference", a->reference);
+    json_pcts(w, "armed", a->armed);
+    jsonw_kbool(w, "exhausted", a->exhausted);
+    jsonw_obj_close(w);
+}
+
+static void text_pcts(const uint64_t m[2]) {
+    int any = 0;
+    for (int i = ENG_ALERT_PCT_MAX; i >= 1; i--)
+        if (al_bit(m, i)) printf("%s%d%%", any++ ? ", " : " ", i);
+    if (!any) printf(" none");
+}
+
+static void text_alerts(const struct eng_alerts *a) {
+    char r[MONEY_FMT_MAX];
+    printf("  alerts       thresholds");
+    text_pcts(a->thr);
+    printf("; reference %s; armed", money_text(a->reference, r));
+    text_pcts(a->armed);
+    printf("; exhausted %s\n", a->exhausted ? "yes" : "no");
 }
 
 static void json_show_projects(struct jsonw *w, const struct eng_org *o) {
@@ -367,9 +408,10 @@ static void json_show_projects(struct jsonw *w, const struct eng_org *o) {
         else {
             jsonw_obj_open(w);
             json_project_credit(w, p, o->open_month);
+            json_alerts(w, &p->al);
             jsonw_obj_close(w);
         }
-        json_acct(w, p->acct, p->nacct);
+        json_acct(w, p->acct, p->nacct, 1);
         jsonw_obj_close(w);
     }
     jsonw_arr_close(w);
@@ -390,11 +432,17 @@ static int show_json(const struct eng_org *o) {
     jsonw_obj_open(&w);
     jsonw_kint(&w, "overage", (int64_t)o->seq[ENG_OUT_OVERAGE]);
     jsonw_kint(&w, "ledger", (int64_t)o->seq[ENG_OUT_LEDGER]);
+    jsonw_kint(&w, "alert", (int64_t)o->alert_seq);
     jsonw_obj_close(&w);
     jsonw_key(&w, "credit");
     if (!o->has_credit) jsonw_null(&w);
-    else { jsonw_obj_open(&w); json_org_credit(&w, o, 0); jsonw_obj_close(&w); }
-    json_acct(&w, o->acct, o->nacct);
+    else {
+        jsonw_obj_open(&w);
+        json_org_credit(&w, o, 0);
+        json_alerts(&w, &o->al);
+        jsonw_obj_close(&w);
+    }
+    json_acct(&w, o->acct, o->nacct, 0);
     json_show_projects(&w, o);
     jsonw_obj_close(&w);
     int rc = json_line(&w, err, sizeof(err));
@@ -418,8 +466,8 @@ static void text_acct(const struct eng_acct *a, int n) {
     printf("  consumption ");
     if (n == 0) printf(" -");
     for (int i = 0; i < n; i++)
-        printf(" %s %s%s", month_text(s[i].month, mb), money_text(s[i].consumed, v),
-               i + 1 < n ? "," : "");
+        printf(" %s %s%s%s", month_text(s[i].month, mb), money_text(s[i].consumed, v),
+               s[i].overage ? " (overage started)" : "", i + 1 < n ? "," : "");
     putchar('\n');
 }
 
@@ -436,6 +484,7 @@ static void text_org_credit(const struct eng_org *o) {
         printf(" %s%s", id, i + 1 < o->noff ? "," : "");
     }
     putchar('\n');
+    text_alerts(&o->al);
 }
 
 static void text_project(const struct eng_org *o, const struct eng_project *p) {
@@ -449,6 +498,7 @@ static void text_project(const struct eng_org *o, const struct eng_project *p) {
                money_text(p->value < o->value ? p->value : o->value, sp),
                p->terms.use_org_credit ? "yes" : "no", p->terms.mark_unused ? "yes" : "no");
         text_terms(&p->terms, o->open_month);
+        text_alerts(&p->al);
     }
     text_acct(p->acct, p->nacct);
 }
@@ -462,8 +512,8 @@ static int show_text(const struct eng_org *o) {
     printf("partition      %" PRId32 "\n", o->partition);
     printf("watermark      %s\n", wm);
     printf("open month     %s\n", month_text(o->open_month, om));
-    printf("sequences      overage %" PRIu64 ", ledger %" PRIu64 "\n",
-           o->seq[ENG_OUT_OVERAGE], o->seq[ENG_OUT_LEDGER]);
+    printf("sequences      overage %" PRIu64 ", ledger %" PRIu64 ", alert %" PRIu64 "\n",
+           o->seq[ENG_OUT_OVERAGE], o->seq[ENG_OUT_LEDGER], o->alert_seq);
     text_org_credit(o);
     text_acct(o->acct, o->nacct);
     for (size_t i = 0; i < o->nproj; i++) text_project(o, &o->proj[i]);

@@ -192,7 +192,8 @@ static int check_rejected(const struct fz_line *l, json_t *root, json_t *d) {
 
 json_t *fz_check_output(const struct fz_line *l, enum eng_out_kind kind, const char *key,
                         const char *json, size_t len) {
-    static const char *const types[] = {"credit.overage", "credit.ledger", "credit.rejected"};
+    static const char *const types[ENG_OUT_NKIND] = {"credit.overage", "credit.ledger",
+                                                     "credit.rejected", "credit.alert"};
     if (!fz_utf8_valid(json, len) &&
         fz_violation("output_utf8", "line %" PRId64 ": %s output is not valid UTF-8: %.*s",
                      l->offset, types[kind], (int)(len < 400 ? len : 400), json))

@@ -56,7 +56,8 @@ struct fz_out {
 struct fz_org {
     char id[ENG_ID_MAX + 1];
     int64_t v0, sump0;        /* V and sum of P before */
-    uint64_t seq[2];          /* last sequence used: before, then per output */
+    uint64_t seq[ENG_OUT_NKIND]; /* last sequence used per kind (rejected unused): before,
+                                  * then per output */
     int ledger;               /* a ledger output named it */
     int64_t last_orgbal;      /* org_balance of the last one */
     int raised;               /* an allocation entry with delta > 0 */
@@ -221,6 +222,7 @@ static void snapshot(struct fz_run *r) {
         t->sump0 = sum_projects(o);
         t->seq[0] = o->seq[0];
         t->seq[1] = o->seq[1];
+        t->seq[ENG_OUT_ALERT] = o->alert_seq;
     }
 }
 
@@ -273,10 +275,10 @@ static void check_org(struct fz_run *r, const struct eng_org *o, int applied) {
             fz_violation("balance", "org %s project %s: P = %" PRId64 " (has credit: %d)", o->id,
                          p->id, p->value, p->has_credit);
     }
-    if (o->seq[0] != t->seq[0] || o->seq[1] != t->seq[1])
-        fz_violation("sequence", "org %s: stored sequences %" PRIu64 "/%" PRIu64
-                     ", outputs used %" PRIu64 "/%" PRIu64, o->id, o->seq[0], o->seq[1],
-                     t->seq[0], t->seq[1]);
+    if (o->seq[0] != t->seq[0] || o->seq[1] != t->seq[1] || o->alert_seq != t->seq[ENG_OUT_ALERT])
+        fz_violation("sequence", "org %s: stored sequences %" PRIu64 "/%" PRIu64 "/%" PRIu64
+                     ", outputs used %" PRIu64 "/%" PRIu64 "/%" PRIu64, o->id, o->seq[0],
+                     o->seq[1], o->alert_seq, t->seq[0], t->seq[1], t->seq[ENG_OUT_ALERT]);
     if (o->value != t->v0 && !t->ledger)
         fz_violation("ledger_explains", "org %s: V went from %" PRId64 " to %" PRId64
                      " without a ledger entry", o->id, t->v0, o->value);

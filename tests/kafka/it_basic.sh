@@ -82,7 +82,7 @@ ref_kind() { jq -c "select(.type == \"$1\")" "$T/ref.out"; }
 # ---- broker and topics ------------------------------------------------------
 BS=$("$BROKER" start "$T/kafka") || { bad "broker start"; exit 1; }
 echo "it_basic: broker at $BS" >&2
-for tp in credit.events:4 credit.overage:3 credit.ledger:3 credit.rejected:1 big.events:4; do
+for tp in credit.events:4 credit.overage:3 credit.ledger:3 credit.rejected:1 credit.alerts:3 big.events:4; do
     "$BROKER" create-topic "$T/kafka" "${tp%%:*}" "${tp##*:}" >/dev/null || bad "create topic $tp"
 done
 
@@ -103,6 +103,10 @@ ref_kind credit.ledger | norm > "$T/ref.ledger"
 topic_json credit.ledger | norm > "$T/ledger"
 check "ledger topic == credit-replay ledger entries ($(wc -l < "$T/ref.ledger"))" \
     cmp -s "$T/ref.ledger" "$T/ledger"
+ref_kind credit.alert | norm > "$T/ref.alerts"
+topic_json credit.alerts | norm > "$T/alerts"
+check "alerts topic == credit-replay alerts ($(wc -l < "$T/ref.alerts"), not none)" \
+    eval 'test -s "$T/ref.alerts" && cmp -s "$T/ref.alerts" "$T/alerts"'
 check "rejected topic: as many as credit-replay" \
     test "$(topic_json credit.rejected | wc -l)" = "$(ref_kind credit.rejected | wc -l)"
 check "SIGTERM: exit 0" stop_creditd
@@ -134,8 +138,8 @@ else
         | timeout 120 kcat -P -b "$BS" -t big.events -K "$(printf '\t')" -X partitioner=murmur2_random \
             -X acks=all -X enable.idempotence=true -X linger.ms=20
     crash_args=(-X topic.input=big.events -X topic.overage=big.overage -X topic.ledger=big.ledger
-                -X topic.rejected=big.rejected -X batch.max_messages=200)
-    for tp in big.overage big.ledger big.rejected; do "$BROKER" create-topic "$T/kafka" "$tp" 3 >/dev/null; done
+                -X topic.rejected=big.rejected -X output.alerts=big.alerts -X batch.max_messages=200)
+    for tp in big.overage big.ledger big.rejected big.alerts; do "$BROKER" create-topic "$T/kafka" "$tp" 3 >/dev/null; done
     kills=0
     for round in 1 2 3; do
         "$B/creditd" -X "bootstrap.servers=$BS" --db "$T/crash" "${crash_args[@]}" >/dev/null 2>> "$T/crash.log" &
@@ -155,14 +159,14 @@ else
     check "crash ($kills SIGKILLs): every event applied once after restart" wait_applied "$T/crash" "$nbig" 180
     check "crash: applied+duplicates+rejected == messages" test "$(seen "$T/crash")" = "$nbig"
     check "crash: SIGTERM exit 0" stop_creditd
-    for tp in big.overage big.ledger; do
+    for tp in big.overage big.ledger big.alerts; do
         topic_json "$tp" | jq -r .id | sort | uniq -d > "$T/$tp.dups"
         check "crash: no duplicate ids in $tp ($(topic_json "$tp" | wc -l) messages)" test ! -s "$T/$tp.dups"
     done
     "$B/credit-replay" --db "$T/crash-ref" --out "$T/crash-ref.out" "$T/big2.jsonl" 2>/dev/null
     check "crash: output counts equal credit-replay's" test \
-        "$(topic_json big.overage | wc -l) $(topic_json big.ledger | wc -l)" = \
-        "$(jq -c 'select(.type == "credit.overage")' "$T/crash-ref.out" | wc -l) $(jq -c 'select(.type == "credit.ledger")' "$T/crash-ref.out" | wc -l)"
+        "$(topic_json big.overage | wc -l) $(topic_json big.ledger | wc -l) $(topic_json big.alerts | wc -l)" = \
+        "$(jq -c 'select(.type == "credit.overage")' "$T/crash-ref.out" | wc -l) $(jq -c 'select(.type == "credit.ledger")' "$T/crash-ref.out" | wc -l) $(jq -c 'select(.type == "credit.alert")' "$T/crash-ref.out" | wc -l)"
     "$B/creditctl" --db "$T/crash-ref" balances --json > "$T/crash-ref.balances"
     "$B/creditctl" --db "$T/crash" balances --json > "$T/crash.balances"
     check "crash: balances equal credit-replay's" cmp -s "$T/crash-ref.balances" "$T/crash.balances"

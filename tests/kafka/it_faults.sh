@@ -50,7 +50,8 @@ wait_done() { # STORE SECONDS: all $n messages seen, the outbox delivered (credi
 BS=$("$BROKER" start "$T/kafka") || { bad "broker start"; exit 1; }
 note "broker at $BS"
 for tp in credit.events:retention.ms=-1 credit.overage: credit.ledger:max.message.bytes=64 \
-          credit.rejected: g.events:retention.ms=-1 g.overage: g.ledger: g.rejected:; do
+          credit.rejected: credit.alerts: g.events:retention.ms=-1 g.overage: g.ledger: g.rejected: \
+          g.alerts:; do
     "$BROKER" create-topic "$T/kafka" "${tp%%:*}" 1 ${tp#*:} >/dev/null || bad "create topic $tp"
 done
 n=$(grep -c . "$IN")
@@ -99,7 +100,7 @@ poison="\"id\":\"$id\""
 check "event id $id occurs once in $IN" test "$(grep -cF "$poison" "$IN")" = 1
 "$B/credit-produce" -b "$BS" -t g.events "$IN" 2>/dev/null || bad "produce $IN to g.events"
 gargs=(-X "bootstrap.servers=$BS" --db "$T/g" -X topic.input=g.events -X topic.overage=g.overage
-       -X topic.ledger=g.ledger -X topic.rejected=g.rejected)
+       -X topic.ledger=g.ledger -X topic.rejected=g.rejected -X output.alerts=g.alerts)
 for run in 1 2; do
     # batch.max_ms: the first batch holds every message (all are there before the start).
     rc=0; CREDITD_TEST_FAIL_ON=$poison timeout 60 "$B/creditd-test" "${gargs[@]}" -X batch.max_ms=3000 \

@@ -19,7 +19,7 @@ trap finish EXIT   # lib.sh: stops what runs, prints the closing line, exits 1 o
 applied() { read_stats "$T/store"; echo $((APPLIED + REJECTED)); }
 
 BS=$(bash "$BROKER" start "$T/kafka") || { bad "broker start"; exit 1; }
-for tp in credit.events:1 credit.overage:1 credit.ledger:1 credit.rejected:1; do
+for tp in credit.events:1 credit.overage:1 credit.ledger:1 credit.rejected:1 credit.alerts:1; do
     bash "$BROKER" create-topic "$T/kafka" "${tp%%:*}" "${tp##*:}" >/dev/null || bad "create topic $tp"
 done
 "$B/credit-produce" -b "$BS" tests/scenarios/ex_C.jsonl 2>/dev/null || bad "produce"

@@ -72,7 +72,7 @@ check "credit-replay --from-kafka, no broker: exit 2 within 15 s (exit $rrc, $to
     test "$rrc" = 2 -a "$took" -lt 15000
 check "... naming the cause" grep -q "no Kafka broker reachable.*Connection refused" "$T/r1.log"
 
-coproc KM { exec "$B/kmock" credit.events:1 credit.overage:1 credit.ledger:1 credit.rejected:1 2>"$T/kmock.log"; }
+coproc KM { exec "$B/kmock" credit.events:1 credit.overage:1 credit.ledger:1 credit.rejected:1 credit.alerts:1 2>"$T/kmock.log"; }
 read -r -t 30 -u "${KM[0]}" BS || { bad "kmock start"; exit 1; }
 km() { # COMMAND: one kmock command, its answer must be ok
     local reply

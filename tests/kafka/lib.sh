@@ -149,14 +149,14 @@ start_replay() {
 
 # ---- broker and topics ----------------------------------------------------------
 # Starts the broker in $T/kafka (sets BS) and creates the topics: credit.events
-# with PARTS partitions, credit.overage, credit.ledger, credit.rejected.
+# with PARTS partitions, credit.overage, credit.ledger, credit.rejected, credit.alerts.
 # Exits the test on failure.
 broker_start() {
     local tp name np cfg
     BS=$("$BROKER" start "$T/kafka") || { bad "broker start"; exit 1; }
     note "broker at $BS"
     for tp in credit.events:$PARTS:retention.ms=-1 credit.overage:3: credit.ledger:3:retention.ms=-1 \
-              credit.rejected:1:; do
+              credit.rejected:1: credit.alerts:3:retention.ms=-1; do
         IFS=: read -r name np cfg <<<"$tp"
         "$BROKER" create-topic "$T/kafka" "$name" "$np" ${cfg:+"$cfg"} >/dev/null \
             || { bad "create topic $name"; exit 1; }
@@ -201,7 +201,7 @@ wait_replay() {
 }
 
 # creditd's outputs against credit-replay's: balances byte-identical; the
-# overage and ledger topics hold exactly credit-replay's outputs (multisets of
+# overage, ledger and alerts topics hold exactly credit-replay's outputs (multisets of
 # whole messages, a tick's -pP suffix removed from event_id) with no id twice;
 # credit.rejected is empty.
 compare_with_replay() {
@@ -212,9 +212,10 @@ compare_with_replay() {
         cmp -s "$T/ref.balances" "$T/balances"
     grep -F '"type":"credit.overage"' "$T/ref.out" > "$T/ref.overage.raw"
     grep -F '"type":"credit.ledger"' "$T/ref.out" > "$T/ref.ledger.raw"
-    check "credit-replay printed only overage and ledger events" \
-        test "$(wc -l < "$T/ref.out")" = "$(( $(wc -l < "$T/ref.overage.raw") + $(wc -l < "$T/ref.ledger.raw") ))"
-    for kind in overage ledger; do
+    grep -F '"type":"credit.alert"' "$T/ref.out" > "$T/ref.alerts.raw"
+    check "credit-replay printed only overage, ledger and alert events" \
+        test "$(wc -l < "$T/ref.out")" = "$(( $(wc -l < "$T/ref.overage.raw") + $(wc -l < "$T/ref.ledger.raw") + $(wc -l < "$T/ref.alerts.raw") ))"
+    for kind in overage ledger alerts; do
         topic_dump "credit.$kind" "$T/$kind.raw" || bad "reading credit.$kind"
         norm "$T/ref.$kind.raw" > "$T/ref.$kind"
         norm "$T/$kind.raw" > "$T/$kind"

@@ -80,6 +80,8 @@ ctl --db "$db" show o3 > "$tmp/show.txt"; rc=$?
 check "show o3 exits 0" [ "$rc" -eq 0 ]
 check "show o3 names the watermark" grep -q '^watermark  *2026-03-05T10:00:00Z$' "$tmp/show.txt"
 check "show o3 lists projects pA and pB" [ "$(grep -c '^project p[AB]$' "$tmp/show.txt")" -eq 2 ]
+check "show o3 prints the org's alert state" grep -qx '  alerts       thresholds none; reference 500.000000; armed none; exhausted yes' "$tmp/show.txt"
+check "show o3 marks pC's overage_started month" grep -qx '  consumption  2026-03 0.000000 (overage started)' "$tmp/show.txt"
 ctl --db "$db" show o3 --json > "$tmp/show.json"; rc=$?
 check "show o3 --json exits 0" [ "$rc" -eq 0 ]
 check "show o3 --json content" $PY - "$tmp/show.json" <<'EOF'
@@ -88,12 +90,17 @@ lines = open(sys.argv[1]).read().splitlines()
 o = json.loads(lines[0])
 ok = (len(lines) == 1 and o["org"] == "o3" and o["partition"] == 0
       and o["watermark"] == "2026-03-05T10:00:00Z" and o["open_month"] == "2026-03"
-      and o["sequences"] == {"overage": 3, "ledger": 10}
+      and o["sequences"] == {"overage": 3, "ledger": 10, "alert": 5}
       and o["credit"]["value"] == "0.000000" and o["credit"]["offerings"] == ["hpc"]
       and o["consumption"] == [{"month": "2026-03", "consumed": "500.000000"}]
-      and [p["project"] for p in o["projects"]] == ["pA", "pB"]
-      and [p["credit"]["value"] for p in o["projects"]] == ["0.000000", "0.000000"]
-      and [p["consumption"][0]["consumed"] for p in o["projects"]] == ["200.000000", "100.000000"])
+      and o["credit"]["alerts"] == {"thresholds": [], "reference": "500.000000", "armed": [],
+                                    "exhausted": True}
+      # pC has no credit: it is held for its overage_started flag of 2026-03 (section 12)
+      and [p["project"] for p in o["projects"]] == ["pA", "pB", "pC"]
+      and [p["credit"] and p["credit"]["value"] for p in o["projects"]] == ["0.000000", "0.000000", None]
+      and [p["credit"] and p["credit"]["alerts"]["exhausted"] for p in o["projects"]] == [True, True, None]
+      and [p["consumption"][0]["consumed"] for p in o["projects"]] == ["200.000000", "100.000000", "0.000000"]
+      and [p["consumption"][0]["overage_started"] for p in o["projects"]] == [True, False, True])
 if not ok:
     print(o)
 sys.exit(0 if ok else 1)
@@ -265,7 +272,7 @@ check "org_credits g1 is there" [ -n "$v" ]
 ctl --db "$x" balances --json > "$tmp/x.bal" 2> "$tmp/x.err"; rc=$?
 check "balances with a corrupt org exits 2" [ "$rc" -eq 2 ]
 check "balances names the corrupt record (db, key, version)" grep -qxF \
-    "creditctl: balances: corrupt store $x: db org_credits key \"g1\": record format version 7, this build reads version 2 (skipped)" "$tmp/x.err"
+    "creditctl: balances: corrupt store $x: db org_credits key \"g1\": record format version 7, this build reads version 3 (skipped)" "$tmp/x.err"
 check "balances counts what it skipped" grep -qxF \
     "creditctl: balances: 1 corrupt record skipped: the output is incomplete" "$tmp/x.err"
 check "balances shows the others: g2 and o3 (3 rows), not g1" eval \
@@ -277,13 +284,13 @@ check "show of the corrupt org exits 2 naming db and key" eval \
     '[ "$rc" -eq 2 ] && grep -q "db org_credits key \"g1\": record format version 7" "$tmp/x.err"'
 check "show of another org still works" rc_is 0 ctl --db "$x" show o3
 # outbox: seq 1 a valid ledger entry (key "k", json "{}"), seq 2 of kind 9.
-"$POKE" "$x" put outbox 0000000000000001 020101006b00020000007b7d00
-"$POKE" "$x" put outbox 0000000000000002 020901006b00020000007b7d00
+"$POKE" "$x" put outbox 0000000000000001 030101006b00020000007b7d00
+"$POKE" "$x" put outbox 0000000000000002 030901006b00020000007b7d00
 ctl --db "$x" outbox > "$tmp/x.out" 2> "$tmp/x.err"; rc=$?
 check "outbox with a corrupt entry exits 2" [ "$rc" -eq 2 ]
 check "outbox shows the good entry" eval '[ "$(cat "$tmp/x.out")" = "$(printf "1\tledger\tk\t{}")" ]'
 check "outbox names the corrupt entry" grep -qF \
-    "db outbox key seq 2: output kind 9 (0..2) (skipped)" "$tmp/x.err"
+    "db outbox key seq 2: output kind 9 (0..3) (skipped)" "$tmp/x.err"
 v=$("$POKE" "$x" get meta "$(hex counters)")
 "$POKE" "$x" put meta "$(hex counters)" "${v%??}"
 ctl --db "$x" stats > "$tmp/x.stats" 2> "$tmp/x.err"; rc=$?

@@ -59,6 +59,7 @@ for d in d1 d2 d3; do "$B/creditctl" --db "$tmp/$d" balances --json > "$tmp/$d.b
     && ok || bad "determinism: two replays differ"
 cmp -s "$tmp/d1.out" "$tmp/d3.out" && cmp -s "$tmp/d1.bal" "$tmp/d3.bal" \
     && ok || bad "determinism: batch 1 vs 1000 differ"
+grep -q '"type":"credit.alert"' "$tmp/d1.out" && ok || bad "determinism: the log should raise alerts"
 
 # 3b. The same on a generated stream of many batches (the reader thread hands
 #     batches over while the main thread applies): batch 7 vs 5000, twice.
@@ -68,6 +69,7 @@ replay --db "$tmp/g2" --out "$tmp/g2.out" --batch 5000 "$tmp/gen.jsonl"
 for d in g1 g2; do "$B/creditctl" --db "$tmp/$d" balances --json > "$tmp/$d.bal"; done
 [ "$(wc -l < "$tmp/g1.out")" -gt 20000 ] && cmp -s "$tmp/g1.out" "$tmp/g2.out" \
     && cmp -s "$tmp/g1.bal" "$tmp/g2.bal" && ok || bad "generated stream: batch 7 vs 5000 differ"
+grep -q '"type":"credit.alert"' "$tmp/g1.out" && ok || bad "generated stream: no alerts"
 
 # 3c. A store that starts tiny: the map fills again and again; every batch is
 #     grown and redone, nothing lost or applied twice.
@@ -126,6 +128,9 @@ fi
 
 # 10. The guards (v1.3 §11) through credit-replay --config.
 if sh "$S/guards.sh"; then ok; else bad "guard scenarios"; fi
+
+# 11. Alerts for cost policies (v1.3 §12): example G, order, state read back.
+if sh "$S/alerts.sh"; then ok; else bad "alert scenarios"; fi
 
 echo "scenarios: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

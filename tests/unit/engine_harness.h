@@ -47,6 +47,7 @@ static void h_open_cfg(struct h *h, const struct engine_config *cfg) {
     char err[256];
     memset(h, 0, sizeof(*h));
     memstore_init(&h->ms);
+    h->ms.split_alerts = 1; /* alerts in h->ms.alerts (alert tests: test_alerts.c) */
     memstore_ops(&h->ms, &h->ops);
     if (engine_new(&h->e, cfg, err, sizeof(err)) != 0) fail_msg("engine_new: %s", err);
 }

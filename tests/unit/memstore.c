@@ -16,6 +16,11 @@ void memstore_free(struct memstore *s) {
         free(s->out[i].key);
         free(s->out[i].json);
     }
+    for (size_t i = 0; i < s->nalerts; i++) {
+        free(s->alerts[i].key);
+        free(s->alerts[i].json);
+    }
+    free(s->alerts);
     free(s->orgs);
     free(s->dd);
     free(s->out);
@@ -186,11 +191,18 @@ static int emit(void *ctx, enum eng_out_kind kind, const char *key, const char *
                 char *err, size_t errlen) {
     struct memstore *s = ctx;
     if (failing(s, err, errlen)) return ENG_ESTORE;
-    s->out = realloc(s->out, (s->nout + 1) * sizeof(*s->out));
-    s->out[s->nout].kind = kind;
-    s->out[s->nout].key = key ? strdup(key) : NULL;
-    s->out[s->nout].json = strndup(json, len);
-    s->nout++;
+    struct memstore_out **list = &s->out;
+    size_t *n = &s->nout;
+    if (s->split_alerts && kind == ENG_OUT_ALERT) {
+        list = &s->alerts;
+        n = &s->nalerts;
+    }
+    *list = realloc(*list, (*n + 1) * sizeof(**list));
+    (*list)[*n].kind = kind;
+    (*list)[*n].key = key ? strdup(key) : NULL;
+    (*list)[*n].json = strndup(json, len);
+    (*list)[*n].ord = s->nemitted++;
+    (*n)++;
     return ENG_OK;
 }
 

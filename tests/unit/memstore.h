@@ -11,6 +11,7 @@ struct memstore_out {
     enum eng_out_kind kind;
     char *key;
     char *json;
+    size_t ord;        /* emission order over out and alerts */
 };
 
 struct memstore {
@@ -22,6 +23,12 @@ struct memstore {
     size_t ndd;
     struct memstore_out *out;
     size_t nout;
+    /* split_alerts: credit.alert outputs go to alerts instead of out, so
+     * tests of the other outputs index them as before; ord keeps the
+     * order between the two lists. */
+    int split_alerts;
+    struct memstore_out *alerts;
+    size_t nalerts, nemitted;
     long fail_after;   /* >= 0: the call after that many more calls fails with ENG_ESTORE */
     long project_gets, projects_gets;   /* calls, for tests of what an event loads */
 };

@@ -87,6 +87,7 @@ static void test_defaults(void **state) {
     assert_string_equal(c.topic_overage, "credit.overage");
     assert_string_equal(c.topic_ledger, "credit.ledger");
     assert_string_equal(c.topic_rejected, "credit.rejected");
+    assert_string_equal(c.topic_alerts, "credit.alerts");
     assert_int_equal(c.input_npartitions, 0);
     assert_string_equal(c.group_id, "creditd");
     assert_int_equal(c.batch_max_messages, 10000);
@@ -524,8 +525,8 @@ static void test_dump_masks_and_sorts(void **state) {
         if (prev && strcmp(prev, line) >= 0) fail_msg("not sorted: \"%s\" then \"%s\"", prev, line);
         prev = line;
     }
-    /* 16 creditd keys (the 4 unset sources.* print nothing) + 8 kafka */
-    assert_int_equal(lines, 16 + 8);
+    /* 17 creditd keys (the 4 unset sources.* print nothing) + 8 kafka */
+    assert_int_equal(lines, 17 + 8);
     free(d);
     config_free(&c);
 }
@@ -577,6 +578,15 @@ static void test_validate(void **state) {
     config_init(&c);
     expect_set_ok(&c, "topic.rejected", "credit.overage");
     expect_invalid(&c, "t.conf:1: topic.rejected: same topic \"credit.overage\" as topic.overage (default)");
+
+    config_init(&c);
+    expect_set_ok(&c, "output.alerts", "credit.ledger");
+    expect_invalid(&c, "t.conf:1: output.alerts: same topic \"credit.ledger\" as topic.ledger (default)");
+    config_init(&c);
+    expect_set_ok(&c, "output.alerts", "policy.alerts");
+    assert_string_equal(c.topic_alerts, "policy.alerts");
+    assert_int_equal(config_validate(&c, err, sizeof err), 0);
+    config_free(&c);
 
     config_init(&c);
     expect_set_ok(&c, "outbox.max_pending", "500");

@@ -165,6 +165,7 @@ static void m_p_nocredit_value(struct eng_org *o) {
 static void m_p_orgless(struct eng_org *o) {
     o->has_credit = 0;
     o->value = o->alloc_sum = 0;
+    memset(&o->al, 0, sizeof(o->al)); /* no org alert state either: the project is the fault */
 }
 static void m_p_expected_neg(struct eng_org *o) { proj(o)->terms.expected = -1; }
 static void m_p_end_far(struct eng_org *o) { proj(o)->terms.end_month = 3000 * 12; }
@@ -177,6 +178,38 @@ static void m_p_months_full(struct eng_org *o) {
         p->acct[i].consumed = 1;
     }
 }
+/* §12 alert state and overage flags */
+static void m_alert_seq_max(struct eng_org *o) { o->alert_seq = UINT64_MAX; }
+static void m_thr_zero(struct eng_org *o) { o->al.thr[0] |= 1; }
+static void m_thr_100(struct eng_org *o) { o->al.thr[1] |= UINT64_C(1) << (100 - 64); }
+static void m_armed_extra(struct eng_org *o) { o->al.armed[0] |= UINT64_C(1) << 5; }
+static void m_reference_neg(struct eng_org *o) { o->al.reference = -1; }
+static void m_exhausted_2(struct eng_org *o) { o->al.exhausted = 2; }
+static void m_org_al_nocredit(struct eng_org *o) {
+    m_nocredit_value(o);
+    o->value = 0;
+    o->al.reference = 7;
+}
+static void m_p_thr(struct eng_org *o) { proj(o)->al.thr[1] |= UINT64_C(1) << 63; }
+static void m_p_al_nocredit(struct eng_org *o) {
+    o->alloc_sum -= proj(o)->value;
+    proj(o)->has_credit = 0;
+    proj(o)->value = 0;
+    proj(o)->al.exhausted = 1;
+}
+static void m_p_flag_2(struct eng_org *o) { proj(o)->acct[0].overage = 2; }
+static void m_p_flag_future(struct eng_org *o) {
+    struct eng_project *p = proj(o);
+    p->acct[1] = (struct eng_acct){M2026_01 + 1, 0, 1};
+    p->nacct = 2;
+}
+static void m_p_flag_before_open(struct eng_org *o) { /* valid: a flag kept from before the set */
+    struct eng_project *p = proj(o);
+    p->acct[1] = p->acct[0];
+    p->acct[0] = (struct eng_acct){M2026_01 - 1, 0, 1};
+    p->nacct = 2;
+}
+
 static void m_p_months_order(struct eng_org *o) {
     struct eng_project *p = proj(o);
     o->watermark = time_month_start(M2026_01 + 1) + 1; /* 2026-02 is not past it */
@@ -237,6 +270,23 @@ static const struct scase cases[] = {
      "months: consumption in 2025-12, outside the open month 2026-01"},
     {"project months out of order", m_p_months_order, T_TICK, 1, "p",
      "months: 2026-01 after 2026-02 (not ascending)"},
+    /* §12: alert state (the LMDB codec refuses most of these itself: store tests) */
+    {"alert sequence at UINT64_MAX", m_alert_seq_max, T_ADJUST, 1, NULL,
+     "alert sequence 18446744073709551615 exceeds 2^63-1"},
+    {"threshold 0", m_thr_zero, T_USAGE, 0, NULL, "alert thresholds outside 1..99"},
+    {"threshold 100", m_thr_100, T_USAGE, 0, NULL, "alert thresholds outside 1..99"},
+    {"armed but not a threshold", m_armed_extra, T_USAGE, 0, NULL,
+     "an armed alert threshold that is not a threshold"},
+    {"negative reference", m_reference_neg, T_USAGE, 0, NULL, "alert reference -0.000001 < 0"},
+    {"exhausted flag 2", m_exhausted_2, T_USAGE, 0, NULL, "exhausted flag 2"},
+    {"org alert state without a credit", m_org_al_nocredit, T_USAGE, 0, NULL,
+     "alert state without a credit"},
+    {"project threshold 127", m_p_thr, T_USAGE, 0, "p", "alert thresholds outside 1..99"},
+    {"project alert state without a credit", m_p_al_nocredit, T_TICK, 0, "p",
+     "alert state without a credit"},
+    {"overage flag 2", m_p_flag_2, T_USAGE, 0, "p", "months: overage flag 2 in 2026-01"},
+    {"overage flag after the watermark's month", m_p_flag_future, T_USAGE, 1, "p",
+     "months: overage flag in 2026-02, outside 1970-01 .. the watermark's month 2026-01"},
 };
 
 /* Build the valid org, break it with mut, apply ev: its return code. */
@@ -289,6 +339,25 @@ static void set_clock(struct sc *r, int64_t ns) {
 /* A new org's watermark starts at the partition clock: a clock past the
  * time range made the first set close months until time_month_start
  * asserted. */
+/* A flag-only month entry before the open month (kept from before the
+ * first set) is valid, on both stores, and the usage prunes it. */
+static void test_flag_before_open_is_valid(void **state) {
+    (void)state;
+    for (int lmdb = 0; lmdb <= 1; lmdb++) {
+        struct sc r;
+        struct eng_org o;
+        sc_open(&r, lmdb);
+        if (run_case(&r, m_p_flag_before_open, T_USAGE))
+            fail_msg("%s: refused: %s", lmdb ? "lmdb" : "mem", r.err);
+        eng_org_init(&o);
+        read_org(&r, "o", &o);
+        assert_int_equal(proj(&o)->nacct, 1);
+        assert_int_equal(proj(&o)->acct[0].month, M2026_01);
+        eng_org_free(&o);
+        sc_close(&r);
+    }
+}
+
 static void test_broken_clock(void **state) {
     (void)state;
     for (int lmdb = 0; lmdb <= 1; lmdb++) {
@@ -376,6 +445,7 @@ static void test_latest_time(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_broken_state),
+        cmocka_unit_test(test_flag_before_open_is_valid),
         cmocka_unit_test(test_broken_clock),
         cmocka_unit_test(test_sequence_exhausted),
         cmocka_unit_test(test_latest_time),

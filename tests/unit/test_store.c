@@ -119,7 +119,18 @@ static void set_acct(struct eng_acct *a, int *n, int cnt, int64_t base) {
     for (int i = 0; i < cnt; i++) {
         a[i].month = 24300 + i;
         a[i].consumed = base + i * 1111 - 5;  /* may be negative */
+        a[i].overage = (uint8_t)(i & 1);
     }
+}
+
+/* Alert state: thresholds 20, 50 and 99 (50 armed unless k is odd). */
+static void set_alerts(struct eng_alerts *a, int k) {
+    a->thr[0] = UINT64_C(1) << 20 | UINT64_C(1) << 50;
+    a->thr[1] = UINT64_C(1) << (99 - 64);
+    a->armed[0] = k & 1 ? UINT64_C(1) << 20 : UINT64_C(1) << 50;
+    a->armed[1] = a->thr[1];
+    a->reference = INT64_C(1000000000) + k;
+    a->exhausted = (uint8_t)(k & 1);
 }
 
 /* A full org: credit, terms, offerings, months, projects a0 (credit only),
@@ -132,6 +143,8 @@ static void make_org(struct eng_org *o, const char *id, int32_t part, int k) {
     o->open_month = 24312 + k;
     o->seq[0] = 7 + (uint64_t)k;
     o->seq[1] = UINT64_MAX - (uint64_t)k;
+    o->alert_seq = 3 + (uint64_t)k;
+    set_alerts(&o->al, k);
     o->has_credit = 1;
     o->value = INT64_C(70000000) + k;
     set_terms(&o->terms, k);
@@ -145,6 +158,7 @@ static void make_org(struct eng_org *o, const char *id, int32_t part, int k) {
     p->has_credit = 1;
     p->value = 5000000 + k;
     set_terms(&p->terms, k + 1);
+    set_alerts(&p->al, k + 1);
     set_acct(p->acct, &p->nacct, ENG_MAX_MONTHS, 42 + k);
     p = eng_org_add_project(o, "p2");
     set_acct(p->acct, &p->nacct, 1, 9 + k);
@@ -173,7 +187,17 @@ static void assert_acct_equal(const struct eng_acct *a, int na, const struct eng
     for (int i = 0; i < na; i++) {
         assert_int_equal(a[i].month, b[i].month);
         assert_int_equal(a[i].consumed, b[i].consumed);
+        assert_int_equal(a[i].overage, b[i].overage);
     }
+}
+
+static void assert_alerts_equal(const struct eng_alerts *a, const struct eng_alerts *b) {
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(a->thr[i], b->thr[i]);
+        assert_int_equal(a->armed[i], b->armed[i]);
+    }
+    assert_int_equal(a->reference, b->reference);
+    assert_int_equal(a->exhausted, b->exhausted);
 }
 
 /* Field-wise equality; `got` must also have all dirty flags cleared. */
@@ -184,10 +208,12 @@ static void assert_org_equal(const struct eng_org *got, const struct eng_org *wa
     assert_int_equal(got->open_month, want->open_month);
     assert_int_equal(got->seq[0], want->seq[0]);
     assert_int_equal(got->seq[1], want->seq[1]);
+    assert_int_equal(got->alert_seq, want->alert_seq);
     assert_int_equal(got->has_credit, want->has_credit);
     assert_int_equal(got->value, want->value);
     assert_int_equal(got->alloc_sum, want->has_credit ? want->alloc_sum : 0);
     assert_terms_equal(&got->terms, &want->terms);
+    if (want->has_credit) assert_alerts_equal(&got->al, &want->al);
     assert_int_equal(got->noff, want->noff);
     for (int i = 0; i < got->noff; i++) assert_string_equal(got->off[i], want->off[i]);
     assert_acct_equal(got->acct, got->nacct, want->acct, want->nacct);
@@ -199,6 +225,7 @@ static void assert_org_equal(const struct eng_org *got, const struct eng_org *wa
         assert_int_equal(a->has_credit, b->has_credit);
         assert_int_equal(a->value, b->value);
         assert_terms_equal(&a->terms, &b->terms);
+        if (b->has_credit) assert_alerts_equal(&a->al, &b->al);
         assert_acct_equal(a->acct, a->nacct, b->acct, b->nacct);
         assert_int_equal(a->dirty, 0);
     }
@@ -313,6 +340,7 @@ static void test_dirty_only(void **state) {
     put_org(f, &mod);
     want.seq[0] = mod.seq[0];
     want.seq[1] = mod.seq[1];
+    want.alert_seq = mod.alert_seq;
     assert_int_equal(get_org(f, "org", &got), ENG_OK);
     assert_org_equal(&got, &want);
 
@@ -329,6 +357,7 @@ static void test_dirty_only(void **state) {
     want.value = mod.value;
     want.alloc_sum = mod.alloc_sum;
     want.terms = mod.terms;
+    want.al = mod.al;
     want.noff = 1;
     assert_int_equal(get_org(f, "org", &got), ENG_OK);
     assert_org_equal(&got, &want);
@@ -347,6 +376,7 @@ static void test_dirty_only(void **state) {
     put_org(f, &mod);
     wp->value = mp->value;
     wp->terms = mp->terms;
+    wp->al = mp->al;
     assert_int_equal(get_org(f, "org", &got), ENG_OK);
     assert_org_equal(&got, &want);
     mp->dirty = ENG_DIRTY_ACCT;
@@ -1164,7 +1194,7 @@ static void corrupt(struct fx *f, const char *db, const char *key, size_t kl, en
 static const struct ccase org_cases[] = {
     { "orgs", OK1, 0, M_TRUNC, 0, 0, "\"org-1\"", "truncated: 16-byte value, 4 more bytes needed at byte 13" },
     { "orgs", OK1, 0, M_TRAIL, 0, 0, "\"org-1\"", "1 trailing bytes after a 17-byte record" },
-    { "orgs", OK1, 0, M_VERSION, 0, 0, "\"org-1\"", "record format version 7, this build reads version 2" },
+    { "orgs", OK1, 0, M_VERSION, 0, 0, "\"org-1\"", "record format version 7, this build reads version 3" },
     { "orgs", OK1, 0, M_EMPTY, 0, 0, "\"org-1\"", "empty value (no format version byte)" },
     { "orgs", OK1, 0, M_BYTE, 4, 0x80, "\"org-1\"", "partition -2147483645 < 0" },
     { "sequences", OK1, 0, M_TRUNC, 0, 0, "\"org-1\"", "truncated" },
@@ -1182,6 +1212,15 @@ static const struct ccase org_cases[] = {
     { "org_credits", OK1, 0, M_BYTE, 33, 0, "\"org-1\"", "offering 0: id of 0 bytes (1..200)" },
     { "org_credits", OK1, 0, M_BYTE, 35, 0, "\"org-1\"", "offering 0: id contains a NUL byte" },
     { "org_credits", OK1, 0, M_BYTE, 33, 250, "\"org-1\"", "offering 0: id of 250 bytes (1..200)" },
+    /* alert state after make_org's offerings: thresholds at 256, armed 272, reference 288,
+     * exhausted 296 */
+    { "org_credits", OK1, 0, M_BYTE, 256, 1, "\"org-1\"", "alerts: a threshold outside 1..99" },
+    { "org_credits", OK1, 0, M_BYTE, 271, 0x80, "\"org-1\"", "alerts: a threshold outside 1..99" },
+    { "org_credits", OK1, 0, M_BYTE, 272, 0x08, "\"org-1\"", "alerts: an armed threshold that is not a threshold" },
+    { "org_credits", OK1, 0, M_BYTE, 295, 0x80, "\"org-1\"", "alerts: reference -" },
+    { "org_credits", OK1, 0, M_BYTE, 296, 2, "\"org-1\"", "alerts: exhausted flag 2 (0..1)" },
+    { "project_credits", P1K, 8, M_BYTE, 24, 1, "\"org-1\\x00p1\"", "alerts: a threshold outside 1..99" },
+    { "months", P1K, 8, M_BYTE, 14, 2, "\"org-1\\x00p1\"", "months: entry 0 has overage flag 2 (0..1)" },
     { "project_credits", P1K, 8, M_TRUNC, 0, 0, "\"org-1\\x00p1\"", "truncated" },
     { "project_credits", P1K, 8, M_TRAIL, 0, 0, "\"org-1\\x00p1\"", "trailing bytes" },
     { "project_credits", P1K, 8, M_VERSION, 0, 0, "\"org-1\\x00p1\"", "record format version 7" },
@@ -1281,8 +1320,8 @@ static void test_corrupt_outbox(void **state) {
     be64_key(k1, 1);
     be64_key(k10, 10);
     outbox_two(f);
-    corrupt(f, "outbox", (const char *)k1, 8, M_BYTE, 1, 3);
-    expect_scan_corrupt(f, "seq 1", "output kind 3 (0..2)");
+    corrupt(f, "outbox", (const char *)k1, 8, M_BYTE, 1, 4);
+    expect_scan_corrupt(f, "seq 1", "output kind 4 (0..3)");
     corrupt(f, "outbox", (const char *)k1, 8, M_BYTE, 1, 1);
     corrupt(f, "outbox", (const char *)k1, 8, M_BYTE, 4, 0);  /* "org-1" -> "\0rg-1" */
     expect_scan_corrupt(f, "seq 1", "key contains a NUL byte");
@@ -1351,19 +1390,19 @@ static void test_corrupt_meta_offsets(void **state) {
     assert_int_equal(open_store(f, 0, 0, CUR, 0, &f->s), STORE_ECORRUPT);
     assert_null(f->s);
     assert_corrupt_err(f->err, "meta", "\"close_after\"",
-                       "record format version 9, this build reads version 2");
+                       "record format version 9, this build reads version 3");
     r.v[0] = STORE_FORMAT_VERSION;
     raw_write(f, "meta", "close_after", 11, r.v, r.vl);
-    raw_write(f, "meta", "currency", 8, "\2EUREUREUREUREUREUREUREUREUREUREUR", 34);
+    raw_write(f, "meta", "currency", 8, "\3EUREUREUREUREUREUREUREUREUREUREUR", 34);
     assert_int_equal(open_store(f, 0, 0, CUR, 0, &f->s), STORE_ECORRUPT);
     assert_corrupt_err(f->err, "meta", "\"currency\"", "currency of 33 bytes (at most 31)");
-    raw_write(f, "meta", "currency", 8, "\2EUR", 4);
+    raw_write(f, "meta", "currency", 8, "\3EUR", 4);
     reopen(f, 0);
     /* a store of the previous format is refused, saying how to rebuild it */
-    raw_write(f, "meta", "format", 6, "\1", 1);
-    assert_int_equal(open_store(f, 0, 0, CUR, 0, &f->s), STORE_EMISMATCH);
-    assert_non_null(strstr(f->err, "has format 1, this build reads format 2: rebuild it by replaying"));
     raw_write(f, "meta", "format", 6, "\2", 1);
+    assert_int_equal(open_store(f, 0, 0, CUR, 0, &f->s), STORE_EMISMATCH);
+    assert_non_null(strstr(f->err, "has format 2, this build reads format 3: rebuild it by replaying"));
+    raw_write(f, "meta", "format", 6, "\3", 1);
     reopen(f, 0);
 }
 
