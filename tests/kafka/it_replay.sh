@@ -30,12 +30,9 @@ done
 # org is pinned to 0 there as in the live run).
 # tests/scenarios/hostile.jsonl: every field at its maximum length (once
 # enough to stop every creditd), numbers beyond 64 bits, a long multi-byte
-# unknown type.  Examples A-F only: ticks have no key and land on a random
-# partition, and ex_G's tick (2026-02-01, after ex_F's 03-01) would start the
-# §11 clock of a partition behind the later 03-05 events there, turning some
-# of them into time_in_future at random.  Example C raises the alerts
-# checked below; it_basic compares the alerts topic of its own stream, and
-# ex_G's exact alerts are checked by tests/scenarios/alerts.sh.
+# unknown type.  Examples A-F: example C raises the alerts checked below;
+# it_basic compares the alerts topic of its own stream, and ex_G's exact
+# alerts are checked by tests/scenarios/alerts.sh.
 N=$("$PY" - "$BS" tests/scenarios/ex_[A-F].jsonl tests/scenarios/bad_input.jsonl tests/scenarios/hostile.jsonl "$T/msg" <<'PYEOF'
 import json, sys
 from confluent_kafka import Producer
