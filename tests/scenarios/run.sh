@@ -150,5 +150,9 @@ fi
 # 10. The guards (v1.3 §11) through credit-replay --config.
 if sh "$S/guards.sh"; then ok; else bad "guard scenarios"; fi
 
+# 11. Bounded idempotency memory (v1.3 §14): a two-year stream, the store
+#     stops growing.
+if sh "$S/retention.sh"; then ok; else bad "retention scenarios"; fi
+
 echo "scenarios: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
