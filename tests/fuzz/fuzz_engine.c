@@ -165,8 +165,11 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     }
     atexit(cleanup);
     snprintf(path, sizeof(path), "%s/store", G.dir);
-    struct store_opts so = {.path = path, .nosync = 1, .close_after_s = 0, .currency = "EUR"};
-    struct engine_config cfg = {0, "EUR"};
+    /* retention_days 1 (§14): too_late and expired keys judged as new are
+     * reachable with short inputs, on both stores. */
+    struct store_opts so = {.path = path, .nosync = 1, .close_after_s = 0, .currency = "EUR",
+                            .retention_days = 1};
+    struct engine_config cfg = {.close_after_s = 0, .currency = "EUR", .retention_days = 1};
     if (store_open(&G.st, &so, err, sizeof(err)) || engine_new(&G.em, &cfg, err, sizeof(err)) ||
         engine_new(&G.el, &cfg, err, sizeof(err))) {
         fprintf(stderr, "fuzz_engine: set-up: %s\n", err);
