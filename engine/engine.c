@@ -170,7 +170,7 @@ static int64_t horizon_of(const struct engine *e, int64_t ref) {
 }
 
 /* too_late: a message whose readable time is earlier than the horizon of ref
- * (whose, e.g. "the watermark of organisation o1", names ref) is rejected
+ * (org's watermark; org NULL: the partition clock of a tick) is rejected
  * before the idempotency step and not remembered: its key may be forgotten
  * already, so applying it could apply it twice.  A time that does not parse
  * goes on to the envelope step (invalid_event).  0 to go on, 1 when
@@ -180,19 +180,21 @@ static int64_t horizon_of(const struct engine *e, int64_t ref) {
  * as well -- the voided usage's key may be forgotten.  The void type does
  * not exist yet; when it lands, check data.usage_time here, after the
  * message's own time, with the same horizon. */
-static int guard_late(struct engine *e, json_t *root, int64_t ref, const char *whose,
-                      const char *key, struct engine_result *res) {
+static int guard_late(struct engine *e, json_t *root, int64_t ref, const char *org,
+                      struct engine_result *res) {
     int64_t t, h = horizon_of(e, ref);
     const char *ts = readable_time(root, &t);
     if (!ts || h == ENG_NO_TIME || t >= h) return 0;
-    char rs[48], hs[48];
+    char rs[48], hs[48], whose[ENG_ID_MAX + 40];
     time_format(ref, rs);
     time_format(h, hs);
+    if (org) snprintf(whose, sizeof(whose), "the watermark of organisation %s", org);
+    else snprintf(whose, sizeof(whose), "the clock of partition %d", (int)e->m->partition);
     snprintf(e->msg, sizeof(e->msg),
              "time: \"%s\" is earlier than %s, %s (%s) minus retention_days (%lld): too late, "
              "its key is no longer remembered (send a correction as a new event)",
              ts, hs, whose, rs, (long long)(e->retention_ns / (INT64_C(86400) * 1000000000)));
-    int rc = reject_unkeyed(e, res, ENG_R_TOO_LATE, root, key);
+    int rc = reject_unkeyed(e, res, ENG_R_TOO_LATE, root, org);
     return rc ? rc : 1;
 }
 
@@ -422,12 +424,10 @@ static int apply_tick(struct engine *e, json_t *root, struct engine_result *res)
     const struct engine_store *st = e->st;
     struct ikey k;
     int64_t clock;
-    char whose[48];
-    snprintf(whose, sizeof(whose), "the clock of partition %d", (int)e->m->partition);
     /* ticks have no future-time guard (§11), but too_late (§14) */
     int rc = guard_source(e, root, NULL, res);
     if (!rc) rc = partition_clock(e, &clock);
-    if (!rc) rc = guard_late(e, root, clock, whose, NULL, res);
+    if (!rc) rc = guard_late(e, root, clock, NULL, res);
     if (!rc) rc = check_key(e, root, &k, clock, e->m->partition, res);
     if (rc) return rc < 0 ? rc : 0;
     int reason = event_decode(root, &e->ev, e->msg, sizeof(e->msg));
@@ -478,12 +478,10 @@ static int apply_org_event(struct engine *e, json_t *root, struct engine_result 
                  o->id, a, b);
         return reject_unkeyed(e, res, ENG_R_WRONG_PARTITION, root, o->id);
     }
-    char whose[ENG_ID_MAX + 40];
-    snprintf(whose, sizeof(whose), "the watermark of organisation %s", o->id);
     /* A format reject of an org without a record leaves none, so no
      * partition bounds its key yet (state.h): partition -1, kept. */
     if ((rc = guard_source(e, root, o->id, res)) || (rc = guard_time(e, root, o, res)) ||
-        (rc = guard_late(e, root, o->watermark, whose, o->id, res)) ||
+        (rc = guard_late(e, root, o->watermark, o->id, res)) ||
         (rc = check_key(e, root, &k, o->watermark, e->m->partition, res)))
         return rc < 0 ? rc : 0;
     int reason = event_decode(root, &e->ev, e->msg, sizeof(e->msg));
