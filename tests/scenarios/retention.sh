@@ -5,7 +5,8 @@
 # retention_days 90, cut after month 12 (the tick of 2027-01-01) and after
 # month 24 (the tick of 2028-01-01).  The remembered keys and the data
 # file's used size after month 24 are within 10% of their size after month
-# 12: the store stops growing with history.  Also: too_late for a re-sent
+# 12: the store stops growing with history.  Removal changes no outcome
+# (another batch size, outputs byte-identical).  Also: too_late for a re-sent
 # old line, retention_days pinned, and the stats lines.
 # Run from the repository root; prints "retention: N passed, N failed".
 set -u
@@ -30,9 +31,9 @@ open(sys.argv[2], "w").writelines(lines[:cut])
 open(sys.argv[3], "w").writelines(lines[cut:])
 PYEOF
 db="$tmp/db"
-replay --db "$db" --retention-days 90 --out /dev/null "$tmp/y1.jsonl" || bad "replay year 1"
+replay --db "$db" --retention-days 90 --out "$tmp/y1.out" "$tmp/y1.jsonl" || bad "replay year 1"
 k12=$(stat_of "$db" remembered_keys); u12=$(stat_of "$db" used_bytes); a12=$(stat_of "$db" applied)
-replay --db "$db" --retention-days 90 --out /dev/null "$tmp/y2.jsonl" || bad "replay year 2"
+replay --db "$db" --retention-days 90 --out "$tmp/y2.out" "$tmp/y2.jsonl" || bad "replay year 2"
 k24=$(stat_of "$db" remembered_keys); u24=$(stat_of "$db" used_bytes); a24=$(stat_of "$db" applied)
 echo "retention: month 12: $k12 keys, $u12 bytes used ($a12 applied); month 24: $k24 keys, $u24 bytes used ($a24 applied)" >&2
 within10() { $PY -c "import sys; a, b = int(sys.argv[1]), int(sys.argv[2]); sys.exit(0 if abs(b - a) * 10 <= a else 1)" "$1" "$2"; }
@@ -44,6 +45,14 @@ within10() { $PY -c "import sys; a, b = int(sys.argv[1]), int(sys.argv[2]); sys.
 # the 730 are remembered.
 [ "$a24" -gt $((a12 * 19 / 10)) ] && [ "$k24" -lt $((a24 / 4)) ] && ok \
     || bad "expected ~2x applied and keys of ~4 months: applied $a12 -> $a24, keys $k24"
+# Removal changes no outcome: batches of 251 remove keys at other moments
+# than batches of 1000, in one run instead of two; the outputs are the same.
+replay --db "$tmp/db251" --retention-days 90 --batch 251 --out "$tmp/all251.out" "$tmp/gen.jsonl"
+cat "$tmp/y1.out" "$tmp/y2.out" | cmp -s - "$tmp/all251.out" && [ -s "$tmp/all251.out" ] && ok \
+    || bad "outputs differ between batch 1000 (two runs) and batch 251"
+k251=$(stat_of "$tmp/db251" remembered_keys)
+within10 "$k24" "$k251" && ok || bad "batch 251: $k251 keys vs $k24"
+
 oldest=$(stat_of "$db" oldest_key_time)
 [ "$(stat_of "$db" retention_days)" = 90 ] && [ "$(stat_of "$db" max_future)" = 2678400 ] \
     && [ "$oldest" \> "2027-09-01T00:00:00Z" ] && ok \
