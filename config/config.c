@@ -40,6 +40,7 @@ static const struct spec SPECS[] = {
     NUM("credit.close_after", credit_close_after_s, K_INT, 0, 90 * 86400),
     STR("credit.currency", credit_currency, K_CURRENCY),
     NUM("credit.max_future", credit_max_future_s, K_INT, 0, GUARD_MAX_FUTURE_MAX),
+    NUM("credit.retention_days", credit_retention_days, K_INT, 0, GUARD_RETENTION_DAYS_MAX),
     STR("group.id", group_id, K_STRING),
     {"input.partitions", K_PARTITIONS, offsetof(struct config, input_partitions), 0, 0, 0},
     NUM("outbox.max_pending", outbox_max_pending, K_INT, 1, 100000000),
@@ -786,6 +787,7 @@ void config_init(struct config *c) {
     c->credit_close_after_s = 0;
     strcpy(c->credit_currency, "EUR");
     c->credit_max_future_s = GUARD_MAX_FUTURE_DEFAULT;
+    c->credit_retention_days = GUARD_RETENTION_DAYS_DEFAULT;
 }
 
 void config_free(struct config *c) {

@@ -79,6 +79,7 @@ struct config {
     int64_t credit_close_after_s;                /* 0, 0..7776000 (pinned)    */
     char    credit_currency[CONFIG_CURRENCY_MAX + 1]; /* "EUR"; [A-Za-z0-9_-] */
     int64_t credit_max_future_s;                 /* 2678400, 0..31622400 (pinned) */
+    int64_t credit_retention_days;               /* 35, 0 (forever)..3660 (pinned) */
     /* sources.grant, sources.allocate, sources.usage, sources.clock (in the
      * order of enum guard_class, engine/guard.h): NULL when the key is not
      * set (any source), else the list text as written ("" = no source),

@@ -129,11 +129,13 @@ static int open_store(struct pipeline *p) {
     struct store_opts so = {0};
     struct engine_config ec = {p->c->credit_close_after_s, p->c->credit_currency,
                                p->c->credit_max_future_s, {p->c->sources[0], p->c->sources[1],
-                                                           p->c->sources[2], p->c->sources[3]}};
+                                                           p->c->sources[2], p->c->sources[3]},
+                               p->c->credit_retention_days};
     so.path = p->c->store_path;
     so.map_size = p->c->store_map_size;
     so.close_after_s = p->c->credit_close_after_s;
     so.max_future_s = p->c->credit_max_future_s;
+    so.retention_days = p->c->credit_retention_days;
     so.currency = p->c->credit_currency;
     if (store_open(&p->store, &so, p->err, sizeof(p->err))) return -1;
     return engine_new(&p->eng, &ec, p->err, sizeof(p->err));

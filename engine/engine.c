@@ -1,7 +1,8 @@
 /* engine.c -- the order of checks (§7) and the dispatch of one message:
  * JSON -> id/source -> data.org (or tick) -> partition -> source authority
- * and future time (§11) -> idempotency -> envelope and fields -> watermark
- * and closes -> state rules. */
+ * and future time (§11), too_late (§14) -> idempotency (keys past the
+ * retention horizon count as unknown, §14) -> envelope and fields ->
+ * watermark and closes -> state rules. */
 #include "engine/engine.h"
 
 #include <assert.h>
@@ -29,6 +30,11 @@ int engine_new(struct engine **out, const struct engine_config *cfg, char *err, 
                  (long long)cfg->max_future_s, GUARD_MAX_FUTURE_MAX);
         return -1;
     }
+    if (cfg->retention_days < 0 || cfg->retention_days > GUARD_RETENTION_DAYS_MAX) {
+        snprintf(err, errlen, "retention_days: %lld is outside 0..%d days",
+                 (long long)cfg->retention_days, GUARD_RETENTION_DAYS_MAX);
+        return -1;
+    }
     struct engine *e = calloc(1, sizeof(*e));
     if (!e) {
         snprintf(err, errlen, "out of memory");
@@ -43,6 +49,7 @@ int engine_new(struct engine **out, const struct engine_config *cfg, char *err, 
     }
     e->close_after_ns = cfg->close_after_s * INT64_C(1000000000);
     e->max_future_ns = cfg->max_future_s * INT64_C(1000000000);
+    e->retention_ns = cfg->retention_days * INT64_C(86400) * INT64_C(1000000000);
     strcpy(e->currency, cur);
     eng_org_init(&e->org);
     eng_org_init(&e->scratch);
@@ -149,6 +156,46 @@ static int guard_time(struct engine *e, json_t *root, const struct eng_org *o,
              "max_future (%lld s): send it again once ticks have moved the clock",
              ts, lim, o->id, wm, (long long)(e->max_future_ns / INT64_C(1000000000)));
     rc = reject_unkeyed(e, res, ENG_R_TIME_IN_FUTURE, root, o->id);
+    return rc ? rc : 1;
+}
+
+/* ---- bounded idempotency memory (§14) ------------------------------------ */
+
+/* The retention horizon of reference ref (an org's watermark before the
+ * message, or a partition's tick clock): instants earlier than it no longer
+ * count.  ENG_NO_TIME (nothing is earlier) when retention is off or there is
+ * no reference yet.  ref is in the time module's range (1970..2261) and the
+ * retention at most ten years, so the subtraction cannot overflow. */
+static int64_t horizon_of(const struct engine *e, int64_t ref) {
+    return !e->retention_ns || ref == ENG_NO_TIME ? ENG_NO_TIME : ref - e->retention_ns;
+}
+
+/* too_late: a message whose readable time is earlier than the horizon of ref
+ * (org's watermark; org NULL: the partition clock of a tick) is rejected
+ * before the idempotency step and not remembered: its key may be forgotten
+ * already, so applying it could apply it twice.  A time that does not parse
+ * goes on to the envelope step (invalid_event).  0 to go on, 1 when
+ * rejected, <0 error.
+ * HOOK (§14, usage.void): a usage.void whose data.usage_time is earlier
+ * than the same horizon (its org's watermark - retention_days) is too_late
+ * as well -- the voided usage's key may be forgotten.  The void type does
+ * not exist yet; when it lands, check data.usage_time here, after the
+ * message's own time, with the same horizon. */
+static int guard_late(struct engine *e, json_t *root, int64_t ref, const char *org,
+                      struct engine_result *res) {
+    int64_t t, h = horizon_of(e, ref);
+    const char *ts = readable_time(root, &t);
+    if (!ts || h == ENG_NO_TIME || t >= h) return 0;
+    char rs[48], hs[48], whose[ENG_ID_MAX + 40];
+    time_format(ref, rs);
+    time_format(h, hs);
+    if (org) snprintf(whose, sizeof(whose), "the watermark of organisation %s", org);
+    else snprintf(whose, sizeof(whose), "the clock of partition %d", (int)e->m->partition);
+    snprintf(e->msg, sizeof(e->msg),
+             "time: \"%s\" is earlier than %s, %s (%s) minus retention_days (%lld): too late, "
+             "its key is no longer remembered (send a correction as a new event)",
+             ts, hs, whose, rs, (long long)(e->retention_ns / (INT64_C(86400) * 1000000000)));
+    int rc = reject_unkeyed(e, res, ENG_R_TOO_LATE, root, org);
     return rc ? rc : 1;
 }
 
@@ -265,7 +312,11 @@ static void key_add(struct ikey *k, const char *s, int nul) {
     if (nul) k->k[k->n++] = 0;
 }
 
-static int make_key(struct engine *e, json_t *root, struct ikey *k) {
+/* at: the instant the key counts at when the message has no readable time
+ * (the watermark or clock before it; ENG_NO_TIME: kept), partition: the
+ * key's (-1: no clock bounds it, state.h). */
+static int make_key(struct engine *e, json_t *root, struct ikey *k, int64_t at,
+                    int32_t partition) {
     const struct eng_event *ev = &e->ev;
     k->n = 0;
     /* source and id lead the key: producers usually issue ids in time order,
@@ -284,6 +335,8 @@ static int make_key(struct engine *e, json_t *root, struct ikey *k) {
         for (int i = 3; i >= 0; i--) k->k[k->n++] = (uint8_t)(p >> (8 * i));
     }
     memset(&k->rec, 0, sizeof(k->rec));
+    k->rec.partition = partition;
+    if (!readable_time(root, &k->rec.time)) k->rec.time = at;
     k->rec.hash = UINT64_C(0xcbf29ce484222325);
     if (h_value(&k->rec.hash, root, 0)) {
         snprintf(e->err, e->errlen, "out of memory hashing event %s", ev->id);
@@ -293,15 +346,21 @@ static int make_key(struct engine *e, json_t *root, struct ikey *k) {
     return 0;
 }
 
-/* Idempotency step: 0 to go on, 1 when handled (duplicate / conflict), <0 error. */
-static int check_key(struct engine *e, json_t *root, struct ikey *k, struct engine_result *res) {
+/* Idempotency step: 0 to go on, 1 when handled (duplicate / conflict), <0
+ * error.  ref is the watermark (tick: clock) before the message: a stored
+ * key that counts at an instant earlier than its retention horizon is
+ * treated as unknown (§14), exactly as if the store had removed it already. */
+static int check_key(struct engine *e, json_t *root, struct ikey *k, int64_t ref,
+                     int32_t partition, struct engine_result *res) {
     const struct engine_store *st = e->st;
     struct eng_dedupe old;
-    int rc = make_key(e, root, k);
+    int64_t h = horizon_of(e, ref);
+    int rc = make_key(e, root, k, ref, partition);
     if (rc) return rc;
     rc = st->dedupe_get(st->ctx, k->k, k->n, &old, e->err, e->errlen);
     if (rc == ENG_NOTFOUND) return 0;
     if (rc) return rc;
+    if (old.time != ENG_NO_TIME && h != ENG_NO_TIME && old.time < h) return 0; /* expired */
     if (old.hash == k->rec.hash) {
         res->outcome = ENG_DUPLICATE;
         return 1;
@@ -354,20 +413,29 @@ static int check_clock(struct engine *e, int64_t clock) {
     return ENG_ESTORE;
 }
 
+/* The partition's clock, or ENG_NO_TIME before its first tick. */
+static int partition_clock(struct engine *e, int64_t *clock) {
+    const struct engine_store *st = e->st;
+    int rc = st->clock_get(st->ctx, e->m->partition, clock, e->err, e->errlen);
+    if (rc < 0) return rc;
+    if (rc == ENG_NOTFOUND) *clock = ENG_NO_TIME;
+    return rc == ENG_OK ? check_clock(e, *clock) : 0;
+}
+
 /* clock.tick: moves the clock of every org on the partition (§6). */
 static int apply_tick(struct engine *e, json_t *root, struct engine_result *res) {
     const struct engine_store *st = e->st;
     struct ikey k;
-    int rc = guard_source(e, root, NULL, res);  /* ticks have no time guard (§11) */
-    if (!rc) rc = check_key(e, root, &k, res);
+    int64_t clock;
+    /* ticks have no future-time guard (§11), but too_late (§14) */
+    int rc = guard_source(e, root, NULL, res);
+    if (!rc) rc = partition_clock(e, &clock);
+    if (!rc) rc = guard_late(e, root, clock, NULL, res);
+    if (!rc) rc = check_key(e, root, &k, clock, e->m->partition, res);
     if (rc) return rc < 0 ? rc : 0;
     int reason = event_decode(root, &e->ev, e->msg, sizeof(e->msg));
     if (reason) return remember(e, &k, reason, res);
-    int64_t clock;
-    rc = st->clock_get(st->ctx, e->m->partition, &clock, e->err, e->errlen);
-    if (rc < 0) return rc;
-    if (rc == ENG_OK && (rc = check_clock(e, clock))) return rc;
-    if (rc == ENG_NOTFOUND || e->ev.time > clock) {
+    if (clock == ENG_NO_TIME || e->ev.time > clock) {
         /* Every org on the partition has a watermark >= the clock, so only a
          * tick that moves the clock can move anything. */
         if ((rc = st->clock_put(st->ctx, e->m->partition, e->ev.time, e->err, e->errlen))) return rc;
@@ -413,10 +481,14 @@ static int apply_org_event(struct engine *e, json_t *root, struct engine_result 
                  o->id, a, b);
         return reject_unkeyed(e, res, ENG_R_WRONG_PARTITION, root, o->id);
     }
+    /* A format reject of an org without a record leaves none, so no
+     * partition bounds its key yet (state.h): partition -1, kept. */
     if ((rc = guard_source(e, root, o->id, res)) || (rc = guard_time(e, root, o, res)) ||
-        (rc = check_key(e, root, &k, res)))
+        (rc = guard_late(e, root, o->watermark, o->id, res)) ||
+        (rc = check_key(e, root, &k, o->watermark, e->m->partition, res)))
         return rc < 0 ? rc : 0;
     int reason = event_decode(root, &e->ev, e->msg, sizeof(e->msg));
+    if (reason && is_new) k.rec.partition = -1;
     if (reason) return remember(e, &k, reason, res); /* format reject: only the key */
     if (is_new) o->dirty |= ENG_DIRTY_META;
     if ((rc = credit_advance(e, o, e->ev.time))) return rc;

@@ -20,7 +20,8 @@
 #include "engine/state.h"
 
 /* Everything is copied at engine_new; a zeroed tail (max_future 0, sources
- * NULL) turns both guards off. */
+ * NULL, retention_days 0) turns the guards off and remembers every key
+ * forever. */
 struct engine_config {
     int64_t close_after_s;   /* §6 close_after, seconds, 0..ENGINE_MAX_CLOSE_AFTER */
     const char *currency;    /* label copied into overage events (copied at engine_new) */
@@ -30,6 +31,11 @@ struct engine_config {
     /* §11 source lists by class (enum guard_class): NULL = the key is left
      * out (any source), else the list text (guard.h; "" = no source). */
     const char *sources[GUARD_NCLASS];
+    /* §14 bounded idempotency memory, days, 0 (remember forever)..
+     * GUARD_RETENTION_DAYS_MAX; the daemon's default is
+     * GUARD_RETENTION_DAYS_DEFAULT (35).  Pinned in the store like
+     * close_after: the store removes the keys it makes expire. */
+    int64_t retention_days;
 };
 #define ENGINE_MAX_CLOSE_AFTER (90 * 86400)
 #define ENGINE_CURRENCY_MAX 16

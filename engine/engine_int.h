@@ -34,6 +34,7 @@ struct alert_q {
 struct engine {
     int64_t close_after_ns;
     int64_t max_future_ns;       /* 0: the future-time guard is off */
+    int64_t retention_ns;        /* §14, 0: every key is remembered forever */
     struct guard_list sources[GUARD_NCLASS];
     char currency[ENGINE_CURRENCY_MAX + 1];
     struct eng_org org;          /* scratch: the org being worked on */

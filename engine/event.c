@@ -12,7 +12,7 @@ static const char *const reason_names[ENG_R_COUNT] = {
     "none", "invalid_json", "invalid_event", "unknown_type", "id_conflict",
     "wrong_partition", "overflow", "no_org_credit", "no_project_credit",
     "allocation_exceeds_org_credit", "value_changed", "insufficient_credit",
-    "source_not_allowed", "time_in_future",
+    "source_not_allowed", "time_in_future", "too_late",
 };
 
 const char *event_reason_name(int r) {

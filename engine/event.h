@@ -30,6 +30,7 @@ enum eng_reason {
     ENG_R_INSUFFICIENT_CREDIT,
     ENG_R_SOURCE_NOT_ALLOWED,   /* v1.3 §11: before idempotency, not remembered */
     ENG_R_TIME_IN_FUTURE,       /* v1.3 §11: before idempotency, not remembered */
+    ENG_R_TOO_LATE,             /* v1.3 §14: before idempotency, not remembered */
     ENG_R_COUNT
 };
 const char *event_reason_name(int reason);

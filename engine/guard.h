@@ -23,6 +23,14 @@
 #define GUARD_ENTRY_MAX 256            /* == ENG_KEYPART_MAX: a source's bound */
 #define GUARD_MAX_FUTURE_MAX (366 * 86400)
 #define GUARD_MAX_FUTURE_DEFAULT (31 * 86400)
+/* §14 retention_days: 0 = remember every key forever.  The default is the
+ * contract's (35: a month plus the days a billing pipeline needs to catch
+ * up).  The upper bound, 3660 days (ten years), is this implementation's
+ * choice: longer than any billing correction window or Kafka retention
+ * anyone runs, and far from the int64 nanosecond range (the horizon
+ * watermark - retention stays well inside 1970..2261 arithmetic). */
+#define GUARD_RETENTION_DAYS_MAX 3660
+#define GUARD_RETENTION_DAYS_DEFAULT 35
 
 /* Type classes of §11, each with its own list. */
 enum guard_class { GUARD_GRANT = 0, GUARD_ALLOCATE, GUARD_USAGE, GUARD_CLOCK, GUARD_NCLASS };

@@ -153,11 +153,25 @@ int eng_project_check(const struct eng_org *o, const struct eng_project *p, char
 /* o holds every project: its sum of P equals the sum of their P. */
 int eng_org_check_alloc_sum(const struct eng_org *o, char *why, size_t whylen);
 
-/* A remembered idempotency key. */
+/* A remembered idempotency key (§7, §14).
+ *
+ * time is the instant the key counts at: the message's own `time` when it is
+ * readable, else the watermark of its organisation (for a tick: the clock of
+ * its partition) before the message, or ENG_NO_TIME when there was none yet
+ * (such a key is kept forever).  A key whose time is earlier than the
+ * watermark - retention_days no longer counts (the engine judges its message
+ * as new), so a store may drop it once that holds -- never before.
+ * partition is the key's partition: its org's (org keys) or the tick's;
+ * every org on a partition has a watermark at or past the partition's clock,
+ * so time < clock - retention_days means expired whatever the org (store.h).
+ * partition -1: no clock bounds the key (a format reject of an organisation
+ * that has no record, so no partition yet): the store keeps it. */
 struct eng_dedupe {
     uint64_t hash;      /* hash of the canonical message content */
     uint8_t  rejected;  /* 0 applied, 1 rejected */
     uint8_t  reason;    /* enum eng_reason when rejected */
+    int32_t  partition; /* >= 0, or -1: kept (see above) */
+    int64_t  time;      /* ns, or ENG_NO_TIME: kept forever */
 };
 
 /* Idempotency key bytes: org events "o" source \0 id \0 org,
@@ -193,6 +207,7 @@ struct engine_store {
     int (*clock_put)(void *ctx, int32_t partition, int64_t ns, char *err, size_t errlen);
     int (*dedupe_get)(void *ctx, const uint8_t *key, size_t klen, struct eng_dedupe *out,
                       char *err, size_t errlen);   /* ENG_NOTFOUND if new */
+    /* Insert or replace (a key judged as new because it expired, §14). */
     int (*dedupe_put)(void *ctx, const uint8_t *key, size_t klen, const struct eng_dedupe *rec,
                       char *err, size_t errlen);
     /* Append an output event to the outbox, in emission order.  key is the

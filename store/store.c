@@ -22,7 +22,7 @@
 
 const char *const st_db_names[DB_COUNT] = {
     "meta", "orgs", "sequences", "org_credits", "project_credits", "months",
-    "org_partition", "partitions", "dedupe", "outbox", "offsets"
+    "org_partition", "partitions", "dedupe", "outbox", "offsets", "dedupe_expiry"
 };
 
 #define DEFAULT_MAP_SIZE ((size_t)1 << 30)
@@ -358,6 +358,8 @@ static int meta_create(struct store *s, const struct store_opts *o, char *err, s
     if (!rc) rc = st_db_put(s, DB_META, MK_CLOSE, strlen(MK_CLOSE), buf, n, err, errlen);
     n = st_enc_i64(buf, sizeof(buf), o->max_future_s);
     if (!rc) rc = st_db_put(s, DB_META, MK_FUTURE, strlen(MK_FUTURE), buf, n, err, errlen);
+    n = st_enc_i64(buf, sizeof(buf), o->retention_days);
+    if (!rc) rc = st_db_put(s, DB_META, MK_RETENTION, strlen(MK_RETENTION), buf, n, err, errlen);
     n = st_enc_bytes(buf, sizeof(buf), o->currency, strlen(o->currency));
     if (!rc) rc = st_db_put(s, DB_META, MK_CURRENCY, strlen(MK_CURRENCY), buf, n, err, errlen);
     return rc;
@@ -394,6 +396,25 @@ static int meta_max_future(struct store *s, MDB_txn *t, int64_t *max_future, cha
     return st_corrupt(s, DB_META, MK_FUTURE, strlen(MK_FUTURE), why, err, errlen);
 }
 
+/* retention_days recorded in t (§14); a format-3 store always has it, so a
+ * missing record is corruption, never read as a default. */
+static int meta_retention(struct store *s, MDB_txn *t, int64_t *days, char *err, size_t errlen) {
+    char why[ST_WHY_MAX];
+    MDB_val v;
+    *days = 0;
+    int rc = st_db_get(s, t, DB_META, MK_RETENTION, strlen(MK_RETENTION), &v, err, errlen);
+    if (rc == STORE_NOTFOUND)
+        return st_corrupt(s, DB_META, MK_RETENTION, strlen(MK_RETENTION), "record missing", err,
+                          errlen);
+    if (rc) return rc;
+    if (st_dec_i64(&v, days, 0, why, sizeof(why)) == 0 && *days <= STORE_RETENTION_DAYS_MAX)
+        return 0;
+    if (*days > STORE_RETENTION_DAYS_MAX)
+        snprintf(why, sizeof(why), "%lld days (0..%d)", (long long)*days, STORE_RETENTION_DAYS_MAX);
+    *days = 0;
+    return st_corrupt(s, DB_META, MK_RETENTION, strlen(MK_RETENTION), why, err, errlen);
+}
+
 /* currency recorded in t; a missing record is an error. */
 static int meta_currency(struct store *s, MDB_txn *t, char cur[32], char *err, size_t errlen) {
     char why[ST_WHY_MAX];
@@ -415,15 +436,24 @@ static int meta_currency(struct store *s, MDB_txn *t, char cur[32], char *err, s
     return st_corrupt(s, DB_META, MK_CURRENCY, strlen(MK_CURRENCY), why, err, errlen);
 }
 
+/* retention_days recorded in t, into s->retention_ns (writers and
+ * readers: the writer removes what it makes expire). */
+static int meta_load_retention(struct store *s, MDB_txn *t, int64_t *days, char *err, size_t errlen) {
+    int rc = meta_retention(s, t, days, err, errlen);
+    if (!rc) s->retention_ns = *days * INT64_C(86400) * INT64_C(1000000000);
+    return rc;
+}
+
 static int meta_check(struct store *s, MDB_txn *t, const struct store_opts *o, char *err, size_t errlen) {
-    int64_t close_after, max_future;
+    int64_t close_after, max_future, retention;
     char cur[32];
     MDB_val v;
     int rc = st_db_get(s, t, DB_META, MK_FORMAT, strlen(MK_FORMAT), &v, err, errlen);
     if (rc < 0) return rc;
     if (rc == STORE_NOTFOUND) {
         if (s->readonly) return st_fail(err, errlen, "store %s: not initialised (no format record)", s->path);
-        return meta_create(s, o, err, errlen);
+        rc = meta_create(s, o, err, errlen);
+        return rc ? rc : meta_load_retention(s, t, &retention, err, errlen);
     }
     const uint8_t *p = v.mv_data;
     if (v.mv_size != 1 || p[0] != STORE_FORMAT_VERSION) {
@@ -434,6 +464,7 @@ static int meta_check(struct store *s, MDB_txn *t, const struct store_opts *o, c
                 s->path, v.mv_size ? p[0] : 0u, STORE_FORMAT_VERSION);
         return STORE_EMISMATCH;
     }
+    if ((rc = meta_load_retention(s, t, &retention, err, errlen)) != 0) return rc;
     if (!o->currency) return 0;
     if ((rc = meta_close_after(s, t, &close_after, err, errlen)) != 0 ||
         (rc = meta_max_future(s, t, &max_future, err, errlen)) != 0 ||
@@ -447,6 +478,11 @@ static int meta_check(struct store *s, MDB_txn *t, const struct store_opts *o, c
     if (max_future != o->max_future_s) {
         st_fail(err, errlen, "store %s was created with max_future=%lld, config says %lld", s->path,
                 (long long)max_future, (long long)o->max_future_s);
+        return STORE_EMISMATCH;
+    }
+    if (retention != o->retention_days) {
+        st_fail(err, errlen, "store %s was created with retention_days=%lld, config says %lld",
+                s->path, (long long)retention, (long long)o->retention_days);
         return STORE_EMISMATCH;
     }
     if (strcmp(cur, o->currency) != 0) {
@@ -492,6 +528,9 @@ int store_open(struct store **out, const struct store_opts *o, char *err, size_t
         return st_fail(err, errlen, "store %s: close_after %lld < 0", o->path, (long long)o->close_after_s);
     if (o->currency && o->max_future_s < 0)
         return st_fail(err, errlen, "store %s: max_future %lld < 0", o->path, (long long)o->max_future_s);
+    if (o->currency && (o->retention_days < 0 || o->retention_days > STORE_RETENTION_DAYS_MAX))
+        return st_fail(err, errlen, "store %s: retention_days %lld outside 0..%d", o->path,
+                       (long long)o->retention_days, STORE_RETENTION_DAYS_MAX);
     if (strlen(o->path) == 0 || strlen(o->path) >= PATH_MAX)
         return st_fail(err, errlen, "store: bad path '%s'", o->path);
     struct store *s = calloc(1, sizeof(*s));
@@ -526,6 +565,7 @@ int store_begin(struct store *s, char *err, size_t errlen) {
     if (s->readonly) return st_fail(err, errlen, "store %s: opened readonly", s->path);
     s->map_full = 0;
     s->out_valid = 0;
+    s->dd_new = 0;
     int rc = s->grow_pending ? grow_map(s) : 0;
     if (rc) return st_fail(err, errlen, "store %s: growing the map: %s", s->path, mdb_strerror(rc));
     rc = mdb_txn_begin(s->env, NULL, 0, &s->txn);
@@ -543,12 +583,23 @@ int store_begin(struct store *s, char *err, size_t errlen) {
 void store_abort(struct store *s) {
     if (s->txn) mdb_txn_abort(s->txn);
     s->txn = NULL;
+    s->dd_new = 0;
     s->out_valid = 0;
     if (s->grow_pending) grow_map(s);  /* on failure store_begin retries and reports */
 }
 
 int store_commit(struct store *s, char *err, size_t errlen) {
     assert(s->txn);
+    /* §14: expired keys go in bounded work per batch (store.h). */
+    uint64_t removed = 0;
+    int xrc = s->map_full ? 0 : st_dedupe_expire(s, 2 * s->dd_new + STORE_EXPIRE_MIN, &removed,
+                                                  err, errlen);
+    if (xrc && !s->map_full) {
+        store_abort(s);
+        return xrc;
+    }
+    s->dd_new = 0;
+    s->dd_removed = removed;
     if (s->map_full) {
         store_abort(s);
         st_fail(err, errlen, "store %s: map was full: batch discarded, map grown, retry it", s->path);
@@ -568,6 +619,8 @@ int store_commit(struct store *s, char *err, size_t errlen) {
 }
 
 int store_map_full(const struct store *s) { return s->map_full; }
+
+uint64_t store_last_removed(const struct store *s) { return s->dd_removed; }
 
 void store_set_emit_hook(struct store *s, store_emit_fn fn, void *arg) {
     s->emit_fn = fn;
@@ -672,7 +725,11 @@ static int stats_txn(struct store *s, MDB_txn *t, struct store_stats *st, char *
     if (st_corrupt_skip(s, rc, err)) rc = 0;
     if (!rc) rc = meta_max_future(s, t, &st->max_future_s, err, errlen);
     if (st_corrupt_skip(s, rc, err)) rc = 0;
+    if (!rc) rc = meta_retention(s, t, &st->retention_days, err, errlen);
+    if (st_corrupt_skip(s, rc, err)) rc = 0;
     if (!rc) rc = meta_currency(s, t, st->currency, err, errlen);
+    if (st_corrupt_skip(s, rc, err)) rc = 0;
+    if (!rc) rc = st_dedupe_oldest(s, t, &st->oldest_key_time, err, errlen);
     if (st_corrupt_skip(s, rc, err)) rc = 0;
     return rc;
 }

@@ -9,9 +9,11 @@
  *   months          org\0project -> [(month, consumed)]
  *   org_partition   partition(BE32) org -> ""   (index for ticks, ordered)
  *   partitions      partition(BE32) -> clock (latest tick time)
- *   dedupe          idempotency key -> content hash, outcome
+ *   dedupe          idempotency key -> content hash, outcome, partition, time
  *   outbox          seq(BE64) -> kind, key, json     (ordered, awaiting delivery)
  *   offsets         topic\0partition(BE32) -> next input offset
+ *   dedupe_expiry   partition(BE32) time(BE64, sign flipped) dedupe-key -> ""
+ *                   (the keys that can expire, oldest first per partition)
  * Every record starts with a format-version byte.  Every record read back is
  * checked (version, length, ranges, ids), never asserted: a record that
  * fails is STORE_ECORRUPT, naming the database and key (store_codec.c).
@@ -32,6 +34,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "engine/guard.h"
 #include "engine/state.h"
 
 #define STORE_OK        0
@@ -47,8 +50,57 @@
  * KEY printable (\xNN escapes) or decoded ("seq 42", "partition 3"). */
 #define STORE_ECORRUPT -2
 
-/* 2: org_credits holds the sum of the project allocations (issue 6, point 11). */
-#define STORE_FORMAT_VERSION 3
+/* 2: org_credits holds the sum of the project allocations (issue 6, point 11).
+ * 3: alert state in the credit records, the alert sequence, overage-started
+ *    flags in months (v1.3 §12).
+ * 4: dedupe records carry the partition and time a key counts at, the
+ *    dedupe_expiry index, retention_days pinned in meta (v1.3 §14). */
+#define STORE_FORMAT_VERSION 4
+
+/* Bounded idempotency memory (v1.3 §14).
+ *
+ * What may go: a key counts at a time t (the event's time, else the
+ * watermark at its arrival; state.h struct eng_dedupe) and stops counting
+ * once t < W - R, W its organisation's watermark (a tick key: its
+ * partition's clock), R = retention_days.  The engine judges by that rule
+ * itself (a stored key past it is treated as unknown), so a store may
+ * remove a key at any moment after it stopped counting, never before:
+ * removing late is harmless, removing early would turn a duplicate into a
+ * second application.
+ *
+ * The horizon the store uses: the partition clock C (latest tick time).
+ * Every organisation on a partition has a watermark >= C (a tick moves
+ * every watermark of its partition up to C, a new organisation starts at C)
+ * and watermarks never fall, so t < C - R implies t < W - R for whichever
+ * organisation the key belongs to, now and forever: removing by C is never
+ * early.  It is late by W - C at most, which is small when ticks flow
+ * hourly (§11 asks for them); on a partition that never saw a tick nothing
+ * is removed (outcomes are still exact: the engine's own rule applies).  A
+ * global horizon (min over organisations) would let one quiet organisation
+ * pin every key; per-partition clocks need no scan of organisations.
+ * Keys that can never be removed by that argument are not indexed: time
+ * ENG_NO_TIME (a message without readable time before its org had any
+ * watermark) and partition -1 (a format reject of an organisation without
+ * a record, so not yet pinned to a partition; such an organisation's first
+ * valid event could arrive on another partition with a lagging clock).
+ *
+ * Layout: dedupe stays keyed by the idempotency key (lookups); the second
+ * index dedupe_expiry is ordered by (partition, time, key), so each
+ * partition's expired keys are a prefix of its range.  A put adds the entry;
+ * a key replaced after it expired leaves its old entry, which removal
+ * recognises (the record's time or partition differ) and drops alone.
+ *
+ * Bounded work: store_commit removes at most 2 x (entries the batch added)
+ * + STORE_EXPIRE_MIN expired entries (with their records), partition by
+ * partition, oldest first.  Removal outpaces insertion two to one, so a
+ * backlog (a clock that jumped after a tick-less week) drains within a few
+ * batches of the same size, and no batch ever pays for a sweep.  LMDB puts
+ * freed pages on its freelist and reuses them for later writes (no reader
+ * holds them for long: creditctl's read transactions are short), so with
+ * steady traffic the file stops growing: it holds R days of keys plus at
+ * most the backlog of a batch. */
+#define STORE_EXPIRE_MIN 64
+#define STORE_RETENTION_DAYS_MAX GUARD_RETENTION_DAYS_MAX
 
 struct store;
 
@@ -61,6 +113,7 @@ struct store_opts {
      * every open (STORE_EMISMATCH naming the key if different). */
     int64_t close_after_s;
     int64_t max_future_s;     /* §11 future-time guard, seconds (0 = off) */
+    int64_t retention_days;   /* §14, 0 (keep every key)..STORE_RETENTION_DAYS_MAX */
     const char *currency;     /* readonly only: NULL = don't check close_after/max_future/currency */
 };
 
@@ -76,6 +129,8 @@ void store_abort(struct store *s);
 /* True when the current transaction failed with MDB_MAP_FULL; after abort
  * the map has been grown and the batch can be retried. */
 int  store_map_full(const struct store *s);
+/* Expired idempotency keys the last successful store_commit removed. */
+uint64_t store_last_removed(const struct store *s);
 
 /* File replay: send the engine's outputs to fn (called inside the batch
  * txn, in emission order; non-zero fails the call with ENG_ESTORE) instead
@@ -137,6 +192,8 @@ struct store_stats {
     struct store_counters counters;
     int64_t close_after_s;
     int64_t max_future_s;
+    int64_t retention_days;
+    int64_t oldest_key_time;  /* ns, oldest time in dedupe_expiry; ENG_NO_TIME: none */
     char currency[32];
 };
 int store_stats(struct store *s, struct store_stats *st, char *err, size_t errlen);

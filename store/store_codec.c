@@ -12,6 +12,7 @@
  */
 #undef NDEBUG /* asserts (programmer errors only, never read data) stay on in release builds */
 #include "store/store_int.h"
+#include "engine/timeutil.h"
 
 #include <assert.h>
 #include <stdarg.h>
@@ -348,16 +349,20 @@ int st_dec_proj_credit(const MDB_val *v, struct eng_project *p, char *why, size_
 
 /* ---- dedupe -------------------------------------------------------------- */
 
-/* dedupe record: hash, rejected, reason, full key length (0 = key is raw), full key */
+/* dedupe record: hash, rejected, reason, partition (i32, -1 = kept),
+ * time (i64 ns, INT64_MIN = kept), full key length (0 = key is raw), full key */
 size_t st_enc_dedupe(uint8_t *buf, size_t cap, const struct eng_dedupe *rec, const uint8_t *full,
                      size_t flen) {
     struct wbuf b;
-    assert(rec->rejected <= 1);
+    assert(rec->rejected <= 1 && rec->partition >= -1);
+    assert(rec->time == ENG_NO_TIME || time_ns_in_range(rec->time));
     assert(!full || (flen > STORE_DKEY_RAW_MAX && flen <= ENG_DKEY_MAX));
     w_begin(&b, buf, cap);
     w_u64(&b, rec->hash);
     w_u8(&b, rec->rejected);
     w_u8(&b, rec->reason);
+    w_i32(&b, rec->partition);
+    w_i64(&b, rec->time);
     w_u16(&b, full ? (unsigned)flen : 0);
     if (full) w_bytes(&b, full, flen);
     return b.n;
@@ -369,8 +374,13 @@ int st_dec_dedupe(const MDB_val *v, struct eng_dedupe *d, const uint8_t **full, 
     d->hash = r_u64(&r);
     unsigned rej = r_u8(&r);
     d->reason = (uint8_t)r_u8(&r);
+    d->partition = r_i32(&r);
+    d->time = r_i64(&r);
     *flen = r_u16(&r);
     if (rej > 1) r_fail(&r, "rejected flag %u (0..1)", rej);
+    if (d->partition < -1) r_fail(&r, "partition %d (-1 or >= 0)", (int)d->partition);
+    if (d->time != ENG_NO_TIME && !time_ns_in_range(d->time))
+        r_fail(&r, "time %lld ns outside 1970..2261", (long long)d->time);
     if (*flen != 0 && (*flen <= STORE_DKEY_RAW_MAX || *flen > ENG_DKEY_MAX))
         r_fail(&r, "full key of %zu bytes (0 or %d..%d)", *flen, STORE_DKEY_RAW_MAX + 1, ENG_DKEY_MAX);
     d->rejected = (uint8_t)rej;

@@ -8,7 +8,7 @@
  *   store_codec.c    record layouts: the encoder and decoder of every value
  *   store_org.c      org state (orgs, sequences, credits, months), the
  *                    org_partition index, partition clocks, org views
- *   store_dedupe.c   idempotency keys
+ *   store_dedupe.c   idempotency keys, their expiry index and removal (§14)
  *   store_outbox.c   the outbox
  *   store_offsets.c  input offsets
  *
@@ -26,7 +26,7 @@
 
 enum {
     DB_META, DB_ORGS, DB_SEQ, DB_ORGCRED, DB_PROJCRED, DB_MONTHS,
-    DB_ORGPART, DB_PARTS, DB_DEDUPE, DB_OUTBOX, DB_OFFSETS, DB_COUNT
+    DB_ORGPART, DB_PARTS, DB_DEDUPE, DB_OUTBOX, DB_OFFSETS, DB_DDEXP, DB_COUNT
 };
 extern const char *const st_db_names[DB_COUNT];
 
@@ -36,13 +36,16 @@ extern const char *const st_db_names[DB_COUNT];
 #define ALERTS_LEN (4 * 8 + 8 + 1)  /* thresholds, armed, reference, exhausted */
 #define ACCT_LEN   (1 + ENG_MAX_MONTHS * 13)
 #define OCRED_MAX  (1 + 8 + 8 + TERMS_LEN + ALERTS_LEN + 1 + ENG_MAX_OFFERINGS * (1 + ENG_ID_MAX))
-#define DEDUPE_MAX (1 + 8 + 2 + 2 + ENG_DKEY_MAX)
+#define DEDUPE_MAX (1 + 8 + 2 + 4 + 8 + 2 + ENG_DKEY_MAX)
+/* dedupe_expiry key: partition(BE32) time(BE64, sign bit flipped) dedupe LMDB key */
+#define DDEXP_KEY_MAX (4 + 8 + STORE_DKEY_RAW_MAX)
 #define OUT_NOKEY  0xFFFFu
 
 /* meta keys; user names from store_meta_* live under "user:" */
 #define MK_FORMAT   "format"
 #define MK_CLOSE    "close_after"
 #define MK_FUTURE   "max_future"
+#define MK_RETENTION "retention_days"
 #define MK_CURRENCY "currency"
 #define MK_COUNTERS "counters"
 #define MK_OUTSEQ   "outbox_seq"
@@ -58,6 +61,9 @@ struct store {
     int grow_pending;      /* map must be grown before the next txn */
     int out_valid;         /* out_last is loaded for the current txn */
     uint64_t out_last;     /* last outbox seq used (cache; reset on commit/abort) */
+    int64_t retention_ns;  /* §14, pinned (meta retention_days); 0: keys are kept forever */
+    uint64_t dd_new;       /* expiry-index entries added in the current txn */
+    uint64_t dd_removed;   /* keys removed by the last commit (tests, stats) */
     store_emit_fn emit_fn; /* when set, outputs go here instead of the outbox */
     void *emit_arg;
     store_corrupt_fn corrupt_fn; /* readonly views: report corrupt records and go on */
@@ -192,6 +198,11 @@ int st_dedupe_get(struct store *s, const uint8_t *key, size_t klen, struct eng_d
                   char *err, size_t errlen);
 int st_dedupe_put(struct store *s, const uint8_t *key, size_t klen, const struct eng_dedupe *rec,
                   char *err, size_t errlen);
+/* Remove at most budget expired keys (store.h, "Bounded idempotency
+ * memory"), in the batch's write txn; *removed counts them. */
+int st_dedupe_expire(struct store *s, uint64_t budget, uint64_t *removed, char *err, size_t errlen);
+/* Oldest time in the expiry index (ENG_NO_TIME when empty) and its entries. */
+int st_dedupe_oldest(struct store *s, MDB_txn *t, int64_t *oldest, char *err, size_t errlen);
 int st_emit(struct store *s, enum eng_out_kind kind, const char *key, const char *json, size_t len,
             char *err, size_t errlen);
 

@@ -2,7 +2,8 @@
  * and write every output event, in emission order, as JSON Lines.
  *
  *   credit-replay --db DIR [--config FILE] [--out FILE] [--batch N] [--until TIME]
- *                 [--close-after S] [--max-future S] [--currency C] FILE...
+ *                 [--close-after S] [--max-future S] [--retention-days D] [--currency C]
+ *                 FILE...
  *   credit-replay --db DIR --from-kafka BOOTSTRAP [--topic T] [-X key=value]... [options]
  *
  * --config reads creditd's own configuration file, so an audit replays with
@@ -76,11 +77,12 @@ struct replay {
 
 static void usage(void) {
     fprintf(stderr, "usage: credit-replay --db DIR [--config FILE] [--out FILE] [--batch N] [--until TIME]\n"
-                    "                     [--close-after SECONDS] [--max-future SECONDS] [--currency CODE]\n"
+                    "                     [--close-after SECONDS] [--max-future SECONDS] [--retention-days DAYS]\n"
+                    "                     [--currency CODE]\n"
                     "                     [--map-size BYTES] [--spool-mem BYTES] FILE...\n"
                     "       credit-replay --db NEWDIR --from-kafka BOOTSTRAP [--topic T] [-X key=value]...\n"
                     "                     [--config FILE] [--out FILE] [--batch N] [--close-after S]\n"
-                    "                     [--max-future S] [--currency C]\n"
+                    "                     [--max-future S] [--retention-days D] [--currency C]\n"
                     "  FILE is JSON Lines, one CloudEvent per line; - reads stdin.\n"
                     "  --config FILE: creditd's configuration file (credit.*, sources.*; with\n"
                     "  --from-kafka also topic.input and kafka.*); options override it.\n");
@@ -411,6 +413,7 @@ static int load_config(struct args *a, const char *path) {
     const struct config *c = &a->cfg;
     a->so.close_after_s = a->ec.close_after_s = c->credit_close_after_s;
     a->so.max_future_s = a->ec.max_future_s = c->credit_max_future_s;
+    a->so.retention_days = a->ec.retention_days = c->credit_retention_days;
     a->so.currency = a->ec.currency = c->credit_currency;
     for (int k = 0; k < CONFIG_SOURCES; k++) a->ec.sources[k] = c->sources[k];
     a->topic = c->topic_input;
@@ -440,6 +443,7 @@ static int parse_args(int argc, char **argv, struct args *a, struct replay *r) {
     a->spool_mem = SPOOL_MEM_MAX;
     a->so.currency = a->ec.currency = "EUR";
     a->so.max_future_s = a->ec.max_future_s = GUARD_MAX_FUTURE_DEFAULT;
+    a->so.retention_days = a->ec.retention_days = GUARD_RETENTION_DAYS_DEFAULT;
     a->topic = "credit.events";
     r->topic = NULL;
     for (i = 1; i + 1 < argc && argv[i][0] == '-' && argv[i][1]; i += 2)
@@ -459,6 +463,9 @@ static int parse_args(int argc, char **argv, struct args *a, struct replay *r) {
             a->so.close_after_s = a->ec.close_after_s = v;
         else if (strcmp(o, "--max-future") == 0 && parse_long(val, 0, GUARD_MAX_FUTURE_MAX, &v) == 0)
             a->so.max_future_s = a->ec.max_future_s = v;
+        else if (strcmp(o, "--retention-days") == 0 &&
+                 parse_long(val, 0, GUARD_RETENTION_DAYS_MAX, &v) == 0)
+            a->so.retention_days = a->ec.retention_days = v;
         else if (strcmp(o, "--currency") == 0) a->so.currency = a->ec.currency = val;
         else if (strcmp(o, "--until") == 0 && time_parse_rfc3339(val, &r->until) == 0) r->has_until = 1;
         else if (strcmp(o, "--from-kafka") == 0) a->bootstrap = val;

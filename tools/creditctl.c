@@ -51,7 +51,8 @@ static void usage(FILE *f) {
             "                       value, free, open month, its consumption and minimum, terms\n"
             "  show ORG [--json]    everything about one organisation\n"
             "  outbox [--limit N]   pending outputs in order: seq, kind, key, json\n"
-            "  stats                entries per database, sizes, counters, configuration\n"
+            "  stats                entries per database, sizes, counters, configuration,\n"
+            "                       remembered keys and the oldest remembered event time\n"
             "  --help               this text\n"
             "corrupt records are reported on stderr and skipped (exit status 2)\n"
             "exit status: 0 ok, 1 usage or unknown organisation, 2 store or output error\n"
@@ -594,6 +595,15 @@ static int cmd_stats(struct store *s) {
     printf("%-16s %" PRIu64 "\n", "rejected", st.counters.rejected);
     printf("%-16s %" PRId64 "\n", "close_after", st.close_after_s);
     printf("%-16s %" PRId64 "\n", "max_future", st.max_future_s);
+    printf("%-16s %" PRId64 "\n", "retention_days", st.retention_days);
+    /* §14: the keys the store remembers (expired ones not yet removed
+     * included) and the oldest time among those that can expire. */
+    for (int i = 0; i < st.ndb; i++)
+        if (st.db[i].name && strcmp(st.db[i].name, "dedupe") == 0)
+            printf("%-16s %" PRIu64 "\n", "remembered_keys", st.db[i].entries);
+    char ot[48] = "none";
+    if (st.oldest_key_time != ENG_NO_TIME) time_format(st.oldest_key_time, ot);
+    printf("%-16s %s\n", "oldest_key_time", ot);
     printf("%-16s %s\n", "currency", st.currency);
     return 0;
 }

@@ -1,10 +1,12 @@
 /* gen_events.c -- deterministic synthetic event stream for `make bench`.
  *
- *   gen-events [--orgs N] [--events N] [--seed S] [--out FILE]
+ *   gen-events [--orgs N] [--events N] [--seed S] [--months M] [--out FILE]
  *
  * Writes exactly --events JSON Lines CloudEvents (default 1,000,000 for
  * 10,000 organisations) following docs/credit-semantics (v1.2), in
- * non-decreasing time order over 2026-01-01 .. 2026-04-01:
+ * non-decreasing time order over 2026-01-01 .. the start of the month after
+ * --months months (default 3: .. 2026-04-01; 24 gives a two-year stream of
+ * steady load, as the bounded-memory scenario uses):
  *
  *   - one org_credit.set per organisation, most in the first week, some
  *     onboarding later (until end of February): fixed (many with
@@ -16,7 +18,8 @@
  *   - occasional org_credit.adjust (top-ups, some claw-backs);
  *   - usage events for the rest (amount form or quantity + unit_price, with
  *     plan/unit), ~15% of them on projects without an allocation;
- *   - clock.tick at 02-01, 03-01 and 04-01 (source "clock", one id per tick:
+ *   - clock.tick at the start of every month after the first, and at the end
+ *     (02-01, 03-01 and 04-01 by default; source "clock", one id per tick:
  *     everything is meant for partition 0, as credit-replay uses);
  *   - 1% of the lines are exact re-sends of the line before them (same id,
  *     same bytes), which keeps the time order non-decreasing.
@@ -106,7 +109,6 @@ static int32_t month_of(int64_t t)
 }
 
 #define YEAR0    2026
-#define NMONTHS  3                      /* 2026-01 .. 2026-03 */
 static const int32_t M0 = YEAR0 * 12;   /* 2026-01 */
 #define HOUR     INT64_C(3600)
 #define DAY      INT64_C(86400)
@@ -415,16 +417,19 @@ static int sim_adjust(Org *g, int64_t cents)
 
 typedef struct {
     uint64_t norgs, nevents, seed;
+    uint64_t months;        /* the stream's length in months, from 2026-01 */
     const char *outpath;    /* NULL or "-": stdout */
 } Args;
 
 static void usage_exit(int code)
 {
     fprintf(code ? stderr : stdout,
-            "usage: gen-events [--orgs N] [--events N] [--seed S] [--out FILE]\n"
+            "usage: gen-events [--orgs N] [--events N] [--seed S] [--months M] [--out FILE]\n"
             "  --orgs N    organisations (default 10000)\n"
             "  --events N  total lines written, ticks and duplicates included (default 1000000)\n"
             "  --seed S    PRNG seed (default 1); same arguments -> same bytes\n"
+            "  --months M  months from 2026-01, 2..120 (default 3); a clock.tick starts\n"
+            "              every month after the first and ends the stream\n"
             "  --out FILE  output file (default stdout)\n"
             "Summary (counts per type, estimated overage) on stderr.\n");
     exit(code);
@@ -447,7 +452,7 @@ static uint64_t parse_num(const char *opt, const char *s, uint64_t lo, uint64_t 
 /* Fills *a from the command line; --help exits 0, a bad argument exits 2. */
 static void parse_args(int argc, char **argv, Args *a)
 {
-    *a = (Args){.norgs = 10000, .nevents = 1000000, .seed = 1, .outpath = NULL};
+    *a = (Args){.norgs = 10000, .nevents = 1000000, .seed = 1, .months = 3, .outpath = NULL};
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
         if (!strcmp(arg, "-h") || !strcmp(arg, "--help"))
@@ -460,6 +465,8 @@ static void parse_args(int argc, char **argv, Args *a)
             a->nevents = parse_num(arg, argv[++i], 1, 1000000000);
         else if (!strcmp(arg, "--seed"))
             a->seed = parse_num(arg, argv[++i], 0, UINT64_MAX);
+        else if (!strcmp(arg, "--months"))
+            a->months = parse_num(arg, argv[++i], 2, 120);
         else if (!strcmp(arg, "--out"))
             a->outpath = argv[++i];
         else
@@ -476,7 +483,7 @@ static void parse_args(int argc, char **argv, Args *a)
 typedef struct {
     Args a;
     uint64_t rs;            /* PRNG state */
-    int64_t t0, tend;       /* the stream's window, 2026-01-01 .. 2026-04-01 */
+    int64_t t0, tend;       /* the stream's window, 2026-01-01 .. + a.months months */
     Org *orgs;              /* a.norgs of them */
     uint64_t nticks;        /* clock ticks */
     uint64_t ndups;         /* exact re-sends: 1% of --events */
@@ -524,7 +531,7 @@ static double draw_onboarding(Gen *gen, double *eff, uint64_t *nsetup)
 static int plan_counts(Gen *gen, uint64_t nsetup)
 {
     const uint64_t norgs = gen->a.norgs, nevents = gen->a.nevents;
-    gen->nticks = NMONTHS;
+    gen->nticks = gen->a.months;
     gen->ndups = nevents / 100;
     if (nevents < nsetup + gen->nticks + gen->ndups + norgs) {
         fprintf(stderr,
@@ -1061,11 +1068,12 @@ static void print_summary(const Gen *gen)
 {
     const Stats *st = &gen->st;
     uint64_t nu = st->kind[K_USAGE];
+    int32_t me = M0 + (int32_t)gen->a.months;
     fprintf(stderr,
-            "gen-events: %llu lines, %.1f MiB, %llu organisations, seed %llu, %s .. %s\n",
+            "gen-events: %llu lines, %.1f MiB, %llu organisations, seed %llu, %s .. %04d-%02d-01\n",
             (unsigned long long)st->lines, (double)gen->o.bytes / 1048576.0,
             (unsigned long long)gen->a.norgs, (unsigned long long)gen->a.seed, "2026-01-01",
-            "2026-04-01");
+            (int)(me / 12), (int)(me % 12 + 1));
     fprintf(stderr, "  distinct events by type (re-sends counted under duplicates):\n");
     for (int k = K_ORGSET; k < K_N; k++)
         fprintf(stderr, "  %-20s %9llu\n", KNAME[k], (unsigned long long)st->kind[k]);
@@ -1102,7 +1110,7 @@ static void print_summary(const Gen *gen)
 static int generate(Gen *gen)
 {
     gen->t0 = month_start(M0);
-    gen->tend = month_start(M0 + NMONTHS);
+    gen->tend = month_start(M0 + (int32_t)gen->a.months);
     gen->rs = gen->a.seed ^ UINT64_C(0x6372656469746421); /* "credit!" */
     rng_next(&gen->rs);
     gen->orgs = calloc(gen->a.norgs, sizeof *gen->orgs);

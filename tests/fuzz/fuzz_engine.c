@@ -166,9 +166,13 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     }
     atexit(cleanup);
     snprintf(path, sizeof(path), "%s/store", G.dir);
-    struct store_opts so = {.path = path, .nosync = 1, .close_after_s = 0, .currency = "EUR"};
-    /* the §11 time guard on, at its default, so the fuzzer reaches it */
-    struct engine_config cfg = {.close_after_s = 0, .currency = "EUR", .max_future_s = 2678400};
+    /* the §11 time guard on at its default, and retention_days 1 (§14):
+     * time_in_future, too_late and expired keys judged as new are reachable
+     * with short inputs, on both stores. */
+    struct store_opts so = {.path = path, .nosync = 1, .close_after_s = 0, .currency = "EUR",
+                            .max_future_s = 2678400, .retention_days = 1};
+    struct engine_config cfg = {.close_after_s = 0, .currency = "EUR", .max_future_s = 2678400,
+                                .retention_days = 1};
     if (store_open(&G.st, &so, err, sizeof(err)) || engine_new(&G.em, &cfg, err, sizeof(err)) ||
         engine_new(&G.el, &cfg, err, sizeof(err))) {
         fprintf(stderr, "fuzz_engine: set-up: %s\n", err);

@@ -37,8 +37,11 @@ cmp -s "$tmp/ref.out" "$tmp/full.out" && ok || bad "/dev/full: the re-run did no
 #    writable): the file holds exactly the committed batches' outputs, and a
 #    re-run writes the rest: together they are the outputs of one
 #    uninterrupted run, no line twice or missing.
+#    retention_days 0: a file re-run re-reads every line, and with a retention
+#    the lines already committed that are older than the horizon would be
+#    rejected too_late on the re-run (§14; README "Bounded memory").
 "$B/gen-events" --orgs 200 --events 60000 --seed 7 --out "$tmp/gen.jsonl" 2>/dev/null
-"$B/credit-replay" --db "$tmp/gref" --out "$tmp/gref.out" "$tmp/gen.jsonl" 2>/dev/null
+"$B/credit-replay" --db "$tmp/gref" --retention-days 0 --out "$tmp/gref.out" "$tmp/gen.jsonl" 2>/dev/null
 bal "$tmp/gref" > "$tmp/gref.bal"
 $PY - "$B/credit-replay" "$tmp" <<'PYEOF' 2>"$tmp/cut.err"
 import resource, signal, subprocess, sys
@@ -46,7 +49,7 @@ def limit():
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     resource.setrlimit(resource.RLIMIT_FSIZE, (20 << 20, 20 << 20))
 exe, tmp = sys.argv[1], sys.argv[2]
-rc = subprocess.run([exe, "--db", f"{tmp}/cut", "--map-size", str(16 << 20), "--out",
+rc = subprocess.run([exe, "--db", f"{tmp}/cut", "--retention-days", "0", "--map-size", str(16 << 20), "--out",
                      f"{tmp}/cut1.out", f"{tmp}/gen.jsonl"],
                     preexec_fn=limit).returncode
 sys.exit(rc)
@@ -56,7 +59,7 @@ rc=$?
     || bad "size limit: exit $rc: $(cat "$tmp/cut.err")"
 [ -s "$tmp/cut1.out" ] && [ "$(wc -c < "$tmp/cut1.out")" -lt "$(wc -c < "$tmp/gref.out")" ] \
     && ok || bad "size limit: the first run should have written part of the outputs"
-"$B/credit-replay" --db "$tmp/cut" --map-size $((16 << 20)) --out "$tmp/cut2.out" "$tmp/gen.jsonl" 2>/dev/null
+"$B/credit-replay" --db "$tmp/cut" --retention-days 0 --map-size $((16 << 20)) --out "$tmp/cut2.out" "$tmp/gen.jsonl" 2>/dev/null
 cat "$tmp/cut1.out" "$tmp/cut2.out" | cmp -s - "$tmp/gref.out" && ok \
     || bad "size limit: the two runs' outputs are not exactly one run's"
 bal "$tmp/cut" | cmp -s - "$tmp/gref.bal" && ok || bad "size limit: balances differ after the re-run"

@@ -80,10 +80,14 @@ cmp -s "$tmp/g1.out" "$tmp/g3.out" && cmp -s "$tmp/g1.bal" "$tmp/g3.bal" \
 
 # 4. Replaying the same file into the same store applies nothing new: only the
 #    lines without a readable key, and the guards' rejects (§11: not
-#    remembered, judged again), are rejected again.
-replay --db "$tmp/d1" --out "$tmp/again.out" "$tmp/all.jsonl"
-"$B/creditctl" --db "$tmp/d1" balances --json > "$tmp/again.bal"
-cmp -s "$tmp/d1.bal" "$tmp/again.bal" && ok || bad "second replay changed balances"
+#    remembered, judged again), are rejected again.  With retention_days 0
+#    (every key remembered), so that the duplicates are duplicates: 4b checks
+#    the default retention.
+replay --db "$tmp/d0" --retention-days 0 --out /dev/null "$tmp/all.jsonl"
+"$B/creditctl" --db "$tmp/d0" balances --json > "$tmp/d0.bal"
+replay --db "$tmp/d0" --retention-days 0 --out "$tmp/again.out" "$tmp/all.jsonl"
+"$B/creditctl" --db "$tmp/d0" balances --json > "$tmp/again.bal"
+cmp -s "$tmp/d0.bal" "$tmp/again.bal" && ok || bad "second replay changed balances"
 if $PY - "$tmp/again.out" <<'PYEOF'
 import json, sys
 outs = [json.loads(l) for l in open(sys.argv[1])]
@@ -96,6 +100,25 @@ print("" if ok else f"unexpected outputs on second replay: {kinds} {reasons}")
 sys.exit(0 if ok else 1)
 PYEOF
 then ok; else bad "second replay outputs"; fi
+
+# 4b. The same with the default retention_days (35): the lines older than
+#     their organisation's watermark (the clock, for ticks) minus 35 days are
+#     too_late (§14: judged before the idempotency step, so not applied
+#     twice); balances do not change either.
+replay --db "$tmp/d1" --out "$tmp/again35.out" "$tmp/all.jsonl"
+"$B/creditctl" --db "$tmp/d1" balances --json > "$tmp/again35.bal"
+cmp -s "$tmp/d1.bal" "$tmp/again35.bal" && ok || bad "second replay (retention 35) changed balances"
+if $PY - "$tmp/again35.out" <<'PYEOF'
+import json, sys
+outs = [json.loads(l) for l in open(sys.argv[1])]
+kinds = {o["type"] for o in outs}
+reasons = [o["data"]["reason"] for o in outs]
+ok = kinds == {"credit.rejected"} and reasons.count("too_late") >= 20 and set(reasons) <= {
+    "invalid_json", "invalid_event", "unknown_type", "id_conflict", "time_in_future", "too_late"}
+print("" if ok else f"unexpected outputs on second replay (35 days): {kinds} {sorted(set(reasons))}")
+sys.exit(0 if ok else 1)
+PYEOF
+then ok; else bad "second replay (retention 35) outputs"; fi
 
 # 5. --until: the balance at a point in time (example B on 2026-02-15: 500).
 replay --db "$tmp/until" --out /dev/null --until 2026-02-15T00:00:00Z "$S/ex_B.jsonl"
@@ -131,6 +154,10 @@ if sh "$S/guards.sh"; then ok; else bad "guard scenarios"; fi
 
 # 11. Alerts for cost policies (v1.3 §12): example G, order, state read back.
 if sh "$S/alerts.sh"; then ok; else bad "alert scenarios"; fi
+
+# 12. Bounded idempotency memory (v1.3 §14): a two-year stream, the store
+#     stops growing.
+if sh "$S/retention.sh"; then ok; else bad "retention scenarios"; fi
 
 echo "scenarios: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -179,6 +179,11 @@ static int dedupe_put(void *ctx, const uint8_t *k, size_t n, const struct eng_de
                       char *err, size_t errlen) {
     struct memstore *s = ctx;
     if (failing(s, err, errlen)) return ENG_ESTORE;
+    for (size_t i = 0; i < s->ndd; i++) /* a key judged as new after it expired (§14) */
+        if (s->dd[i].n == n && memcmp(s->dd[i].k, k, n) == 0) {
+            s->dd[i].rec = *rec;
+            return ENG_OK;
+        }
     s->dd = realloc(s->dd, (s->ndd + 1) * sizeof(*s->dd));
     memcpy(s->dd[s->ndd].k, k, n);
     s->dd[s->ndd].n = n;

@@ -98,6 +98,7 @@ static void test_defaults(void **state) {
     assert_int_equal(c.credit_close_after_s, 0);
     assert_string_equal(c.credit_currency, "EUR");
     assert_int_equal(c.credit_max_future_s, 2678400);
+    assert_int_equal(c.credit_retention_days, 35);
     for (int i = 0; i < CONFIG_SOURCES; i++) assert_null(c.sources[i]);
     assert_int_equal(c.nkafka, 0);
     assert_int_equal(config_has_bootstrap(&c), 0);
@@ -161,6 +162,19 @@ static void test_guard_keys(void **state) {
                      "t.conf:7: credit.max_future: 31622401 is outside 0..31622400");
     expect_set_error("credit.max_future", "-1", "t.conf:7: credit.max_future: -1 is outside 0..31622400");
     expect_set_error("credit.max_future", "31d", "t.conf:7: credit.max_future: not an integer");
+    /* credit.retention_days (v1.3 §14): 0 = forever .. 3660 */
+    config_init(&c);
+    expect_set_ok(&c, "credit.retention_days", "0");
+    assert_int_equal(c.credit_retention_days, 0);
+    config_free(&c);
+    config_init(&c);
+    expect_set_ok(&c, "credit.retention_days", "3660");
+    assert_int_equal(c.credit_retention_days, 3660);
+    config_free(&c);
+    expect_set_error("credit.retention_days", "3661",
+                     "t.conf:7: credit.retention_days: 3661 is outside 0..3660");
+    expect_set_error("credit.retention_days", "-1",
+                     "t.conf:7: credit.retention_days: -1 is outside 0..3660");
     expect_set_error("sources.usage", "a,,b",
                      "t.conf:7: sources.usage: empty entry in the list (write \"\" for no source at all)");
     expect_set_error("sources.clock", "cl*ck",
@@ -525,8 +539,9 @@ static void test_dump_masks_and_sorts(void **state) {
         if (prev && strcmp(prev, line) >= 0) fail_msg("not sorted: \"%s\" then \"%s\"", prev, line);
         prev = line;
     }
-    /* 17 creditd keys (the 4 unset sources.* print nothing) + 8 kafka */
-    assert_int_equal(lines, 17 + 8);
+    /* 18 creditd keys (output.alerts and credit.retention_days included; the 4
+     * unset sources.* print nothing) + 8 kafka */
+    assert_int_equal(lines, 18 + 8);
     free(d);
     config_free(&c);
 }

@@ -758,7 +758,10 @@ static void test_counters_stats_meta(void **state) {
     assert_int_equal(st.counters.rejected, 4);
     assert_int_equal(st.close_after_s, 0);
     assert_string_equal(st.currency, CUR);
-    assert_int_equal(st.ndb, 11);
+    assert_int_equal(st.ndb, 12);
+    assert_string_equal(st.db[11].name, "dedupe_expiry");
+    assert_int_equal(st.retention_days, 0);
+    assert_true(st.oldest_key_time == ENG_NO_TIME);
     assert_string_equal(st.db[0].name, "meta");
     assert_string_equal(st.db[1].name, "orgs");
     assert_int_equal(st.db[1].entries, 1);
@@ -783,7 +786,7 @@ static void test_abort_restores(void **state) {
     struct eng_org o;
     struct store_counters d = { 1, 1, 1 };
     uint8_t key[600];
-    struct eng_dedupe dd = { 1, 0, 0 };
+    struct eng_dedupe dd = { .hash = 1 };
     fill_key(key, sizeof(key), 9);
     make_org(&o, "org", 1, 1);
     put_org(f, &o);
@@ -900,7 +903,7 @@ static void test_map_full(void **state) {
     begin(f);
     int puts = 0;
     for (int i = 0; i < 100000; i++, puts++) {
-        struct eng_dedupe d = { (uint64_t)i, 0, 0 };
+        struct eng_dedupe d = { .hash = (uint64_t)i };
         uint8_t k[400];
         fill_key(k, sizeof(k), 0);
         memcpy(k, &i, sizeof(i));
@@ -1194,7 +1197,7 @@ static void corrupt(struct fx *f, const char *db, const char *key, size_t kl, en
 static const struct ccase org_cases[] = {
     { "orgs", OK1, 0, M_TRUNC, 0, 0, "\"org-1\"", "truncated: 16-byte value, 4 more bytes needed at byte 13" },
     { "orgs", OK1, 0, M_TRAIL, 0, 0, "\"org-1\"", "1 trailing bytes after a 17-byte record" },
-    { "orgs", OK1, 0, M_VERSION, 0, 0, "\"org-1\"", "record format version 7, this build reads version 3" },
+    { "orgs", OK1, 0, M_VERSION, 0, 0, "\"org-1\"", "record format version 7, this build reads version 4" },
     { "orgs", OK1, 0, M_EMPTY, 0, 0, "\"org-1\"", "empty value (no format version byte)" },
     { "orgs", OK1, 0, M_BYTE, 4, 0x80, "\"org-1\"", "partition -2147483645 < 0" },
     { "sequences", OK1, 0, M_TRUNC, 0, 0, "\"org-1\"", "truncated" },
@@ -1283,7 +1286,7 @@ static void test_corrupt_clock_dedupe(void **state) {
     assert_corrupt_err(f->err, "dedupe", "\"abc\"", "rejected flag 2 (0..1)");
     store_abort(f->s);
     corrupt(f, "dedupe", "abc", 3, M_BYTE, 9, 1);
-    corrupt(f, "dedupe", "abc", 3, M_BYTE, 11, 5);   /* full key length: 5 */
+    corrupt(f, "dedupe", "abc", 3, M_BYTE, 23, 5);   /* full key length: 5 */
     begin(f);
     assert_int_equal(dget(f, (const uint8_t *)"abc", 3, &d), ENG_ESTORE);
     assert_corrupt_err(f->err, "dedupe", "\"abc\"", "full key of 5 bytes");
@@ -1390,19 +1393,26 @@ static void test_corrupt_meta_offsets(void **state) {
     assert_int_equal(open_store(f, 0, 0, CUR, 0, &f->s), STORE_ECORRUPT);
     assert_null(f->s);
     assert_corrupt_err(f->err, "meta", "\"close_after\"",
-                       "record format version 9, this build reads version 3");
+                       "record format version 9, this build reads version 4");
     r.v[0] = STORE_FORMAT_VERSION;
     raw_write(f, "meta", "close_after", 11, r.v, r.vl);
-    raw_write(f, "meta", "currency", 8, "\3EUREUREUREUREUREUREUREUREUREUREUR", 34);
+    raw_write(f, "meta", "currency", 8, "\4EUREUREUREUREUREUREUREUREUREUREUR", 34);
     assert_int_equal(open_store(f, 0, 0, CUR, 0, &f->s), STORE_ECORRUPT);
     assert_corrupt_err(f->err, "meta", "\"currency\"", "currency of 33 bytes (at most 31)");
-    raw_write(f, "meta", "currency", 8, "\3EUR", 4);
+    raw_write(f, "meta", "currency", 8, "\4EUR", 4);
     reopen(f, 0);
     /* a store of the previous format is refused, saying how to rebuild it */
+    raw_write(f, "meta", "format", 6, "\1", 1);
+    assert_int_equal(open_store(f, 0, 0, CUR, 0, &f->s), STORE_EMISMATCH);
+    assert_non_null(strstr(f->err, "has format 1, this build reads format 4: rebuild it by replaying"));
+    /* format 2 (before v1.3 §12) and 3 (before §14: dedupe records without time) too */
+    raw_write(f, "meta", "format", 6, "\3", 1);
+    assert_int_equal(open_store(f, 0, 0, CUR, 0, &f->s), STORE_EMISMATCH);
+    assert_non_null(strstr(f->err, "has format 3, this build reads format 4: rebuild it by replaying"));
     raw_write(f, "meta", "format", 6, "\2", 1);
     assert_int_equal(open_store(f, 0, 0, CUR, 0, &f->s), STORE_EMISMATCH);
-    assert_non_null(strstr(f->err, "has format 2, this build reads format 3: rebuild it by replaying"));
-    raw_write(f, "meta", "format", 6, "\3", 1);
+    assert_non_null(strstr(f->err, "has format 2, this build reads format 4: rebuild it by replaying"));
+    raw_write(f, "meta", "format", 6, "\4", 1);
     reopen(f, 0);
 }
 
