@@ -272,7 +272,7 @@ check "org_credits g1 is there" [ -n "$v" ]
 ctl --db "$x" balances --json > "$tmp/x.bal" 2> "$tmp/x.err"; rc=$?
 check "balances with a corrupt org exits 2" [ "$rc" -eq 2 ]
 check "balances names the corrupt record (db, key, version)" grep -qxF \
-    "creditctl: balances: corrupt store $x: db org_credits key \"g1\": record format version 7, this build reads version 4 (skipped)" "$tmp/x.err"
+    "creditctl: balances: corrupt store $x: db org_credits key \"g1\": record format version 7, this build reads version 5 (skipped)" "$tmp/x.err"
 check "balances counts what it skipped" grep -qxF \
     "creditctl: balances: 1 corrupt record skipped: the output is incomplete" "$tmp/x.err"
 check "balances shows the others: g2 and o3 (3 rows), not g1" eval \

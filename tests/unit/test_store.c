@@ -1197,7 +1197,7 @@ static void corrupt(struct fx *f, const char *db, const char *key, size_t kl, en
 static const struct ccase org_cases[] = {
     { "orgs", OK1, 0, M_TRUNC, 0, 0, "\"org-1\"", "truncated: 16-byte value, 4 more bytes needed at byte 13" },
     { "orgs", OK1, 0, M_TRAIL, 0, 0, "\"org-1\"", "1 trailing bytes after a 17-byte record" },
-    { "orgs", OK1, 0, M_VERSION, 0, 0, "\"org-1\"", "record format version 7, this build reads version 4" },
+    { "orgs", OK1, 0, M_VERSION, 0, 0, "\"org-1\"", "record format version 7, this build reads version 5" },
     { "orgs", OK1, 0, M_EMPTY, 0, 0, "\"org-1\"", "empty value (no format version byte)" },
     { "orgs", OK1, 0, M_BYTE, 4, 0x80, "\"org-1\"", "partition -2147483645 < 0" },
     { "sequences", OK1, 0, M_TRUNC, 0, 0, "\"org-1\"", "truncated" },
@@ -1393,26 +1393,30 @@ static void test_corrupt_meta_offsets(void **state) {
     assert_int_equal(open_store(f, 0, 0, CUR, 0, &f->s), STORE_ECORRUPT);
     assert_null(f->s);
     assert_corrupt_err(f->err, "meta", "\"close_after\"",
-                       "record format version 9, this build reads version 4");
+                       "record format version 9, this build reads version 5");
     r.v[0] = STORE_FORMAT_VERSION;
     raw_write(f, "meta", "close_after", 11, r.v, r.vl);
-    raw_write(f, "meta", "currency", 8, "\4EUREUREUREUREUREUREUREUREUREUREUR", 34);
+    raw_write(f, "meta", "currency", 8, "\5EUREUREUREUREUREUREUREUREUREUREUR", 34);
     assert_int_equal(open_store(f, 0, 0, CUR, 0, &f->s), STORE_ECORRUPT);
     assert_corrupt_err(f->err, "meta", "\"currency\"", "currency of 33 bytes (at most 31)");
-    raw_write(f, "meta", "currency", 8, "\4EUR", 4);
+    raw_write(f, "meta", "currency", 8, "\5EUR", 4);
     reopen(f, 0);
     /* a store of the previous format is refused, saying how to rebuild it */
     raw_write(f, "meta", "format", 6, "\1", 1);
     assert_int_equal(open_store(f, 0, 0, CUR, 0, &f->s), STORE_EMISMATCH);
-    assert_non_null(strstr(f->err, "has format 1, this build reads format 4: rebuild it by replaying"));
+    assert_non_null(strstr(f->err, "has format 1, this build reads format 5: rebuild it by replaying"));
     /* format 2 (before v1.3 §12) and 3 (before §14: dedupe records without time) too */
     raw_write(f, "meta", "format", 6, "\3", 1);
     assert_int_equal(open_store(f, 0, 0, CUR, 0, &f->s), STORE_EMISMATCH);
-    assert_non_null(strstr(f->err, "has format 3, this build reads format 4: rebuild it by replaying"));
+    assert_non_null(strstr(f->err, "has format 3, this build reads format 5: rebuild it by replaying"));
     raw_write(f, "meta", "format", 6, "\2", 1);
     assert_int_equal(open_store(f, 0, 0, CUR, 0, &f->s), STORE_EMISMATCH);
-    assert_non_null(strstr(f->err, "has format 2, this build reads format 4: rebuild it by replaying"));
+    assert_non_null(strstr(f->err, "has format 2, this build reads format 5: rebuild it by replaying"));
+    /* format 4 (before §13: usage records without what a void needs) too */
     raw_write(f, "meta", "format", 6, "\4", 1);
+    assert_int_equal(open_store(f, 0, 0, CUR, 0, &f->s), STORE_EMISMATCH);
+    assert_non_null(strstr(f->err, "has format 4, this build reads format 5: rebuild it by replaying"));
+    raw_write(f, "meta", "format", 6, "\5", 1);
     reopen(f, 0);
 }
 
