@@ -284,8 +284,8 @@ check "show of the corrupt org exits 2 naming db and key" eval \
     '[ "$rc" -eq 2 ] && grep -q "db org_credits key \"g1\": record format version 7" "$tmp/x.err"'
 check "show of another org still works" rc_is 0 ctl --db "$x" show o3
 # outbox: seq 1 a valid ledger entry (key "k", json "{}"), seq 2 of kind 9.
-"$POKE" "$x" put outbox 0000000000000001 040101006b00020000007b7d00
-"$POKE" "$x" put outbox 0000000000000002 040901006b00020000007b7d00
+"$POKE" "$x" put outbox 0000000000000001 050101006b00020000007b7d00
+"$POKE" "$x" put outbox 0000000000000002 050901006b00020000007b7d00
 ctl --db "$x" outbox > "$tmp/x.out" 2> "$tmp/x.err"; rc=$?
 check "outbox with a corrupt entry exits 2" [ "$rc" -eq 2 ]
 check "outbox shows the good entry" eval '[ "$(cat "$tmp/x.out")" = "$(printf "1\tledger\tk\t{}")" ]'
