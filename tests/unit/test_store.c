@@ -1266,6 +1266,75 @@ static void test_corrupt_org_records(void **state) {
     eng_org_free(&got);
 }
 
+/* §13: an applied usage's record keeps what a void needs; read back exactly,
+ * and every broken part of it is a corrupt-store error naming it. */
+static void test_dedupe_usage(void **state) {
+    struct fx *f = *state;
+    struct eng_dedupe d = { .hash = 9, .partition = 2, .time = 1767261600000000000LL }, got;
+    struct eng_usage_rec *u = &d.u;
+    u->has = 1;
+    u->voided = 1;
+    u->billing_month = 2026 * 12;
+    u->org_serial = 3;
+    u->proj_serial = 4;
+    u->d1 = 100000000;
+    u->d2 = 50000000;
+    strcpy(u->project, "pA");
+    u->ov_seq = 7;
+    u->ov_amount = 25000000;
+    strcpy(u->resource, "r-1");
+    strcpy(u->offering, "hpc");
+    strcpy(u->component, "cpu");
+    begin(f);
+    assert_int_equal(f->ops.dedupe_put(f->ops.ctx, (const uint8_t *)"u1", 2, &d, f->err,
+                                       sizeof(f->err)), ENG_OK);
+    d.u.ov_seq = 0; /* without an overage: no strings kept */
+    assert_int_equal(f->ops.dedupe_put(f->ops.ctx, (const uint8_t *)"u2", 2, &d, f->err,
+                                       sizeof(f->err)), ENG_OK);
+    dput(f, (const uint8_t *)"r1", 2, 5, 1);
+    commit(f);
+    begin(f);
+    assert_int_equal(dget(f, (const uint8_t *)"u1", 2, &got), ENG_OK);
+    assert_true(got.u.has && got.u.voided && got.u.billing_month == 2026 * 12);
+    assert_true(got.u.org_serial == 3 && got.u.proj_serial == 4 && got.u.d1 == 100000000 &&
+                got.u.d2 == 50000000 && got.u.ov_seq == 7 && got.u.ov_amount == 25000000);
+    assert_string_equal(got.u.project, "pA");
+    assert_string_equal(got.u.resource, "r-1");
+    assert_string_equal(got.u.offering, "hpc");
+    assert_string_equal(got.u.component, "cpu");
+    assert_int_equal(dget(f, (const uint8_t *)"u2", 2, &got), ENG_OK);
+    assert_true(got.u.has && got.u.ov_seq == 0 && got.u.resource[0] == 0);
+    assert_int_equal(dget(f, (const uint8_t *)"r1", 2, &got), ENG_OK);
+    assert_false(got.u.has);
+    store_abort(f->s);
+    /* layout: 25 bytes of key record, then flags (25), month (26), serials (30, 38),
+     * d1 (46), d2 (54), project length (62) */
+    static const struct { const char *key; enum mut m; size_t off; uint32_t val; const char *what; }
+    cases[] = {
+        {"u2", M_BYTE, 25, 2, "usage flags 2"},
+        {"u2", M_BYTE, 53, 0x80, "usage draw < 0"},
+        {"u2", M_BYTE, 62, 0, "usage project of 0 bytes"},
+        {"u2", M_I32, 26, 0x7fffffff, "usage billing month"},
+        {"u2", M_TRUNC, 0, 0, "truncated"},
+        {"u2", M_TRAIL, 0, 0, "trailing"},
+        {"u1", M_I32, 73, 0, "usage overage amount 0"}, /* 63 + "pA" + seq: amount (i64) */
+        {"r1", M_BYTE, 25, 1, "usage data on a rejected key"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct rawrec keep;
+        char kt[8];
+        raw_get(f, "dedupe", cases[i].key, 2, &keep);
+        corrupt(f, "dedupe", cases[i].key, 2, cases[i].m, cases[i].off, cases[i].val);
+        if (cases[i].off == 73) corrupt(f, "dedupe", cases[i].key, 2, M_I32, 77, 0);
+        begin(f);
+        assert_int_equal(dget(f, (const uint8_t *)cases[i].key, 2, &got), ENG_ESTORE);
+        snprintf(kt, sizeof(kt), "\"%s\"", cases[i].key);
+        assert_corrupt_err(f->err, "dedupe", kt, cases[i].what);
+        store_abort(f->s);
+        raw_put(f, "dedupe", cases[i].key, 2, keep.v, keep.vl); /* the good record again */
+    }
+}
+
 static void test_corrupt_clock_dedupe(void **state) {
     struct fx *f = *state;
     struct eng_dedupe d;
@@ -1652,6 +1721,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_corrupt_outbox, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_meta_offsets, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_keys, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dedupe_usage, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_engine, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_views_go_on, setup, teardown),
         cmocka_unit_test_setup_teardown(test_writer_lock, setup, teardown),
