@@ -15,6 +15,7 @@
 #include "engine/timeutil.h"
 
 #include <assert.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -356,6 +357,31 @@ int st_dec_proj_credit(const MDB_val *v, struct eng_project *p, char *why, size_
 
 /* ---- dedupe -------------------------------------------------------------- */
 
+/* Unsigned LEB128 (7 bits a byte, low first; at most 10 bytes, the shortest
+ * form only): the usage block is stored with every applied usage, so its
+ * small numbers take a byte or a few instead of eight. */
+static void w_var(struct wbuf *b, uint64_t v) {
+    do {
+        w_u8(b, (unsigned)((v & 0x7F) | (v > 0x7F ? 0x80 : 0)));
+        v >>= 7;
+    } while (v);
+}
+static uint64_t r_var(struct rbuf *r, const char *what) {
+    uint64_t v = 0;
+    for (int i = 0; i < 10; i++) {
+        if (!r_has(r, 1)) return 0;
+        unsigned c = r->p[r->pos++];
+        if (i == 9 && c > 1) break;                  /* beyond 64 bits */
+        v |= (uint64_t)(c & 0x7F) << (7 * i);
+        if (!(c & 0x80)) {
+            if (i > 0 && c == 0) break;              /* not the shortest form */
+            return v;
+        }
+    }
+    r_fail(r, "%s: bad variable-length number", what);
+    return 0;
+}
+
 /* A string of 1..max bytes without a NUL into out (w_str's counterpart). */
 static void w_str(struct wbuf *b, const char *s, size_t max, int wide) {
     size_t n = strlen(s);
@@ -380,24 +406,25 @@ static void r_str(struct rbuf *r, char *out, size_t max, int wide, const char *w
 }
 
 /* §13 usage block: flags (bit 0 an applied usage, bit 1 voided); with bit 0:
- * billing month, org serial, project serial, d1, d2, project (u8 length),
- * overage seq; with an overage seq: its amount, resource (u16), offering
- * (u8), component (u16). */
+ * billing month, org serial, project serial, d1, d2 (each LEB128), project
+ * (u8 length), overage seq (LEB128); with an overage seq: its amount
+ * (LEB128), resource (u16 length), offering (u8), component (u16). */
 static void w_usage(struct wbuf *b, const struct eng_usage_rec *u) {
     assert(u->has <= 1 && u->voided <= u->has);
     w_u8(b, (unsigned)(u->has | u->voided << 1));
     if (!u->has) return;
     assert(u->d1 >= 0 && u->d2 >= 0 && u->ov_seq <= (uint64_t)INT64_MAX);
-    w_i32(b, u->billing_month);
-    w_u64(b, u->org_serial);
-    w_u64(b, u->proj_serial);
-    w_i64(b, u->d1);
-    w_i64(b, u->d2);
+    assert(u->billing_month >= 0);
+    w_var(b, (uint32_t)u->billing_month);
+    w_var(b, u->org_serial);
+    w_var(b, u->proj_serial);
+    w_var(b, (uint64_t)u->d1);
+    w_var(b, (uint64_t)u->d2);
     w_str(b, u->project, ENG_ID_MAX, 0);
-    w_u64(b, u->ov_seq);
+    w_var(b, u->ov_seq);
     if (!u->ov_seq) return;
     assert(u->ov_amount > 0);
-    w_i64(b, u->ov_amount);
+    w_var(b, (uint64_t)u->ov_amount);
     w_str(b, u->resource, ENG_KEYPART_MAX, 1);
     w_str(b, u->offering, ENG_ID_MAX, 0);
     w_str(b, u->component, ENG_KEYPART_MAX, 1);
@@ -410,22 +437,25 @@ static void r_usage(struct rbuf *r, struct eng_usage_rec *u, int rejected) {
     if (r->bad || !(f & 1)) return;
     u->has = 1;
     u->voided = (uint8_t)(f >> 1);
-    u->billing_month = r_i32(r);
-    u->org_serial = r_u64(r);
-    u->proj_serial = r_u64(r);
-    u->d1 = r_i64(r);
-    u->d2 = r_i64(r);
+    uint64_t bm = r_var(r, "usage billing month");
+    u->billing_month = bm <= INT32_MAX ? (int32_t)bm : -1;
+    u->org_serial = r_var(r, "usage org serial");
+    u->proj_serial = r_var(r, "usage project serial");
+    uint64_t d1 = r_var(r, "usage d1"), d2 = r_var(r, "usage d2");
     r_str(r, u->project, ENG_ID_MAX, 0, "usage project");
-    u->ov_seq = r_u64(r);
+    u->ov_seq = r_var(r, "usage overage seq");
     if (!r->bad && !time_month_in_range(u->billing_month))
-        r_fail(r, "usage billing month %d out of range", (int)u->billing_month);
-    if (u->d1 < 0 || u->d2 < 0) r_fail(r, "usage draw < 0");
+        r_fail(r, "usage billing month %" PRIu64 " out of range", bm);
+    if (d1 > INT64_MAX || d2 > INT64_MAX) r_fail(r, "usage draw beyond 2^63-1");
+    u->d1 = (int64_t)d1;
+    u->d2 = (int64_t)d2;
     if (u->org_serial > (uint64_t)INT64_MAX || u->proj_serial > (uint64_t)INT64_MAX ||
         u->ov_seq > (uint64_t)INT64_MAX)
         r_fail(r, "usage serial or overage seq beyond 2^63-1");
     if (r->bad || !u->ov_seq) return;
-    u->ov_amount = r_i64(r);
-    if (u->ov_amount <= 0) r_fail(r, "usage overage amount %lld <= 0", (long long)u->ov_amount);
+    uint64_t amount = r_var(r, "usage overage amount");
+    if (amount == 0 || amount > INT64_MAX) r_fail(r, "usage overage amount %" PRIu64 " (1..2^63-1)", amount);
+    u->ov_amount = (int64_t)amount;
     r_str(r, u->resource, ENG_KEYPART_MAX, 1, "usage resource");
     r_str(r, u->offering, ENG_ID_MAX, 0, "usage offering");
     r_str(r, u->component, ENG_KEYPART_MAX, 1, "usage component");

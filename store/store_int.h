@@ -38,7 +38,7 @@ extern const char *const st_db_names[DB_COUNT];
 #define OCRED_MAX  (1 + 8 + 8 + TERMS_LEN + ALERTS_LEN + 1 + ENG_MAX_OFFERINGS * (1 + ENG_ID_MAX) + 8)
 /* ... + the usage block of §13 (flags, month, serials, draws, project,
  * overage seq, amount, resource, offering, component) */
-#define DEDUPE_USAGE_MAX (1 + 4 + 4 * 8 + 1 + ENG_ID_MAX + 8 + 8 + 2 + ENG_KEYPART_MAX + \
+#define DEDUPE_USAGE_MAX (1 + 7 * 10 + 1 + ENG_ID_MAX + 2 + ENG_KEYPART_MAX + \
                           1 + ENG_ID_MAX + 2 + ENG_KEYPART_MAX)
 #define DEDUPE_MAX (1 + 8 + 2 + 4 + 8 + 2 + ENG_DKEY_MAX + DEDUPE_USAGE_MAX)
 /* dedupe_expiry key: partition(BE32) time(BE64, sign bit flipped) dedupe LMDB key */
