@@ -427,6 +427,18 @@ static int check_end_after_open(struct engine *e, const struct eng_org *o) {
                   "data.end_date: not after the organisation's open month %s", b);
 }
 
+/* §13: the serial of a new credit of o (org or project), from o's counter,
+ * which survives deletes: a credit deleted and set again is another one. */
+static int new_serial(struct engine *e, struct eng_org *o, uint64_t *serial) {
+    if (o->credit_seq >= (uint64_t)INT64_MAX) {
+        snprintf(e->err, e->errlen, "org %s: the credit serial is exhausted", o->id);
+        return ENG_ESTORE;
+    }
+    *serial = ++o->credit_seq;
+    o->dirty |= ENG_DIRTY_SEQ;
+    return 0;
+}
+
 static int terms_entry(struct engine *e, struct eng_org *o, struct eng_project *p,
                        int32_t month, int late) {
     struct ledger l = ledger_on(o, p, "terms", month, late);
@@ -452,7 +464,10 @@ static int org_set(struct engine *e, struct eng_org *o) {
     }
     int32_t month = event_month(e, o, &late);
     int64_t delta = ev->value - (o->has_credit ? o->value : 0);
-    if (!o->has_credit) memset(&o->al, 0, sizeof(o->al)); /* a new credit */
+    if (!o->has_credit) { /* a new credit: its own alert state and serial (§13) */
+        memset(&o->al, 0, sizeof(o->al));
+        if ((rc = new_serial(e, o, &o->serial))) return rc;
+    }
     o->has_credit = 1;
     o->value = ev->value;
     o->terms = t;
@@ -489,6 +504,7 @@ static int project_end(struct engine *e, struct eng_org *o, struct eng_project *
     int rc = project_value(e, o, p, 0);
     if (rc) return rc;
     p->has_credit = 0;
+    p->serial = 0;
     memset(&p->al, 0, sizeof(p->al)); /* the credit ends, its alert state with it */
     if (d == 0) return 0;
     if (spend) {
@@ -512,6 +528,7 @@ static int org_delete(struct engine *e, struct eng_org *o) {
     int64_t d = o->value;
     o->value = 0;
     o->has_credit = 0;
+    o->serial = 0;
     memset(&o->al, 0, sizeof(o->al));
     memset(&o->terms, 0, sizeof(o->terms));
     o->terms.end_month = ENG_NO_MONTH;
@@ -549,6 +566,7 @@ static int project_set(struct engine *e, struct eng_org *o) {
     if (!p->has_credit) {
         p->value = 0;
         memset(&p->al, 0, sizeof(p->al)); /* a new credit */
+        if ((rc = new_serial(e, o, &p->serial))) return rc;
     }
     p->has_credit = 1;
     if ((rc = project_value(e, o, p, ev->value))) return rc;
@@ -608,6 +626,14 @@ static int compensation(struct engine *e, struct eng_org *o, const char *project
 static int overage(struct engine *e, struct eng_org *o, int64_t covered, int64_t amount,
                    const char *reason, int32_t bm, int late, int found, struct eng_project *p) {
     int rc = out_overage(e, o, covered, amount, reason, bm, late);
+    if (!rc) { /* §13: what the overage void repeats */
+        struct eng_usage_rec *u = &e->urec;
+        u->ov_seq = o->seq[ENG_OUT_OVERAGE];
+        u->ov_amount = amount;
+        strcpy(u->resource, e->ev.resource);
+        strcpy(u->offering, e->ev.offering);
+        strcpy(u->component, e->ev.component);
+    }
     if (rc || (!found && (rc = find_project(e, o, e->ev.project, &p)))) return rc;
     for (int i = 0; p && i < p->nacct; i++)
         if (p->acct[i].month == bm && p->acct[i].overage) return 0;
@@ -632,6 +658,19 @@ static int overage(struct engine *e, struct eng_org *o, int64_t covered, int64_t
     return alert_overage_started(e, o, e->ev.project, bm);
 }
 
+/* §13: an applied usage is remembered with what a void needs (usage()
+ * fills in draws and the overage as it makes them). */
+static void usage_rec_start(struct engine *e, int32_t bm) {
+    struct eng_usage_rec *u = &e->urec;
+    u->has = 1;
+    u->voided = 0;
+    u->billing_month = bm;
+    u->org_serial = u->proj_serial = u->ov_seq = 0;
+    u->d1 = u->d2 = u->ov_amount = 0;
+    strcpy(u->project, e->ev.project);
+    u->resource[0] = u->offering[0] = u->component[0] = 0;
+}
+
 /* §5: draw the usage's cost from project credit, fallback or free credit;
  * the rest is overage. */
 static int usage(struct engine *e, struct eng_org *o) {
@@ -640,8 +679,9 @@ static int usage(struct engine *e, struct eng_org *o) {
     if (ev->amount_overflow)
         return reject(e, ENG_R_OVERFLOW, "data.quantity: %s", "quantity x unit_price overflows");
     int64_t c = ev->amount, d1 = 0, d2 = 0;
-    if (c == 0) return 0;
     int32_t bm = event_month(e, o, &late);
+    usage_rec_start(e, bm);
+    if (c == 0) return 0;
     if (!o->has_credit) return overage(e, o, 0, c, "no_credit", bm, late, 0, NULL);
     if (ended_at(&o->terms, ev->time))
         return overage(e, o, 0, c, "credit_expired", bm, late, 0, NULL);
@@ -685,7 +725,11 @@ static int usage(struct engine *e, struct eng_org *o) {
         if ((rc = compensation(e, o, ev->project, 0, d2, bm, late))) return rc;
         if ((rc = alert_check(e, o, NULL, before_v, bm))) return rc;
     }
+    if (d1) e->urec.proj_serial = p->serial;
+    e->urec.d1 = d1;
+    e->urec.d2 = d2;
     if (d1 + d2) {
+        e->urec.org_serial = o->serial;
         acct_add(o->acct, &o->nacct, bm, d1 + d2);
         o->dirty |= ENG_DIRTY_CREDIT | ENG_DIRTY_ACCT;
     }
@@ -693,6 +737,102 @@ static int usage(struct engine *e, struct eng_org *o) {
      * stored values are checked), so V stays >= 0. */
     assert(o->value >= 0 && d1 + d2 <= c);
     return c - d1 - d2 ? overage(e, o, d1 + d2, c - d1 - d2, reason, bm, late, 1, p) : 0;
+}
+
+/* ---- usage.void (§13) ------------------------------------------------------ */
+
+/* The idempotency key of usage (source, id) of org (engine.c make_key). */
+static size_t usage_key(uint8_t *k, const char *source, const char *id, const char *org) {
+    size_t n = 0, l;
+    k[n++] = 'o';
+    l = strlen(source); memcpy(k + n, source, l); n += l; k[n++] = 0;
+    l = strlen(id); memcpy(k + n, id, l); n += l; k[n++] = 0;
+    l = strlen(org); memcpy(k + n, org, l); n += l;
+    assert(n <= ENG_DKEY_MAX);
+    return n;
+}
+
+/* The voided usage's record into e->vrec: ENG_OK, a reason, or an error. */
+static int void_find(struct engine *e, struct eng_org *o, uint8_t *k, size_t *kn) {
+    const struct eng_event *ev = &e->ev;
+    const struct engine_store *st = e->st;
+    struct eng_dedupe *r = &e->vrec;
+    *kn = usage_key(k, ev->usage_source, ev->usage_id, o->id);
+    int rc = st->dedupe_get(st->ctx, k, *kn, r, e->err, e->errlen);
+    if (rc < 0) return rc;
+    /* A matching time is at or after the retention horizon (engine.c
+     * guard_late rejected an earlier usage_time), so the key still counts. */
+    if (rc == ENG_NOTFOUND || r->rejected || !r->u.has || r->time != ev->usage_time)
+        return reject(e, ENG_R_UNKNOWN_USAGE,
+                      "data.usage_id: \"%s\" with data.usage_source and data.usage_time names no "
+                      "applied usage of this organisation", ev->usage_id);
+    if (r->u.voided)
+        return reject(e, ENG_R_ALREADY_VOIDED, "data.usage_id: usage \"%s\" was voided already",
+                      ev->usage_id);
+    return 0;
+}
+
+/* A refund entry of d on p's account (NULL: the org's, naming project). */
+static int refund_entry(struct engine *e, struct eng_org *o, struct eng_project *p,
+                        const char *project, int64_t d, int32_t month, int late) {
+    struct ledger l = ledger_on(o, p, "refund", month, late);
+    l.project = project;
+    l.delta = d;
+    int rc = out_ledger(e, o, &l);
+    /* §12: recovered when an exhausted credit is above 0 again; project first. */
+    if (!rc && p) rc = alert_recover(e, o, p, month);
+    return rc ? rc : alert_recover(e, o, NULL, month);
+}
+
+static void acct_sub(struct eng_acct *a, int n, int32_t month, int64_t d) {
+    for (int i = 0; i < n; i++)
+        if (a[i].month == month) a[i].consumed -= min64(d, a[i].consumed);
+}
+
+/* Take back an applied usage: refunds to the credits it drew from when they
+ * still exist, its open month's consumption, and its overage (§13). */
+static int usage_void(struct engine *e, struct eng_org *o) {
+    const struct eng_event *ev = &e->ev;
+    uint8_t k[ENG_DKEY_MAX];
+    size_t kn;
+    int rc = void_find(e, o, k, &kn);
+    if (rc) return rc;
+    struct eng_usage_rec *u = &e->vrec.u;
+    struct eng_project *p = NULL;
+    int closed = o->open_month != ENG_NO_MONTH && u->billing_month < o->open_month;
+    int32_t month = closed ? o->open_month : u->billing_month;
+    /* Nothing goes back to an org credit deleted since (another serial) or ended. */
+    int org_ok = o->has_credit && u->org_serial == o->serial && !ended_at(&o->terms, ev->time);
+    int64_t r1 = org_ok ? u->d1 : 0, r2 = org_ok ? u->d2 : 0, v, x;
+    if (r1 && (rc = find_project(e, o, u->project, &p))) return rc;
+    int proj_ok = r1 && p && p->has_credit && p->serial == u->proj_serial &&
+                  !ended_at(&p->terms, ev->time);
+    if (money_add(o->value, r1, &v) || money_add(v, r2, &v) ||
+        (proj_ok && (money_add(p->value, r1, &x) || money_add(o->alloc_sum, r1, &x))))
+        return reject(e, ENG_R_OVERFLOW, "data.usage_id: %s", "the refund would overflow a balance");
+    if (r1) {
+        if (proj_ok && (rc = project_value(e, o, p, p->value + r1))) return rc;
+        o->value += r1;
+        o->dirty |= ENG_DIRTY_CREDIT;
+        if ((rc = refund_entry(e, o, proj_ok ? p : NULL, u->project, r1, month, closed))) return rc;
+    }
+    if (r2) {
+        o->value += r2;
+        o->dirty |= ENG_DIRTY_CREDIT;
+        if ((rc = refund_entry(e, o, NULL, u->project, r2, month, closed))) return rc;
+    }
+    if (!closed && r1 + r2) { /* the open month's consumption falls by the refunds */
+        acct_sub(o->acct, o->nacct, u->billing_month, r1 + r2);
+        o->dirty |= ENG_DIRTY_ACCT;
+        if (r1 && p) {
+            acct_sub(p->acct, p->nacct, u->billing_month, r1);
+            p->dirty |= ENG_DIRTY_ACCT;
+        }
+    }
+    if (u->ov_seq && (rc = out_overage_void(e, o, u, e->vrec.time))) return rc;
+    u->voided = 1; /* stays remembered: a re-send of the usage is a duplicate */
+    const struct engine_store *st = e->st;
+    return st->dedupe_put(st->ctx, k, kn, &e->vrec, e->err, e->errlen);
 }
 
 int credit_apply(struct engine *e, struct eng_org *o) {
@@ -704,6 +844,7 @@ int credit_apply(struct engine *e, struct eng_org *o) {
     case ENG_T_PROJECT_DELETE: return project_delete(e, o, 0);
     case ENG_T_PROJECT_TERMINATE: return project_delete(e, o, 1);
     case ENG_T_USAGE: return usage(e, o);
+    case ENG_T_USAGE_VOID: return usage_void(e, o);
     default: assert(!"credit_apply: not an org event"); return 0;
     }
 }

@@ -176,25 +176,32 @@ static int64_t horizon_of(const struct engine *e, int64_t ref) {
  * already, so applying it could apply it twice.  A time that does not parse
  * goes on to the envelope step (invalid_event).  0 to go on, 1 when
  * rejected, <0 error.
- * HOOK (§14, usage.void): a usage.void whose data.usage_time is earlier
- * than the same horizon (its org's watermark - retention_days) is too_late
- * as well -- the voided usage's key may be forgotten.  The void type does
- * not exist yet; when it lands, check data.usage_time here, after the
- * message's own time, with the same horizon. */
+ * A usage.void whose data.usage_time is earlier than the same horizon is
+ * too_late as well (§14): the voided usage's key may be forgotten. */
 static int guard_late(struct engine *e, json_t *root, int64_t ref, const char *org,
                       struct engine_result *res) {
     int64_t t, h = horizon_of(e, ref);
-    const char *ts = readable_time(root, &t);
-    if (!ts || h == ENG_NO_TIME || t >= h) return 0;
+    const char *ts = readable_time(root, &t), *field = "time";
+    if (h == ENG_NO_TIME) return 0;
+    if ((!ts || t >= h) && org) { /* the voided usage's time (§13, §14) */
+        json_t *type = json_object_get(root, "type"), *data = json_object_get(root, "data");
+        json_t *ut = json_object_get(data, "usage_time");
+        if (!json_is_string(type) || strcmp(json_string_value(type), "usage.void") != 0 ||
+            !json_is_string(ut) || time_parse_rfc3339(json_string_value(ut), &t) != 0)
+            return 0;
+        ts = json_string_value(ut);
+        field = "data.usage_time";
+    }
+    if (!ts || t >= h) return 0;
     char rs[48], hs[48], whose[ENG_ID_MAX + 40];
     time_format(ref, rs);
     time_format(h, hs);
     if (org) snprintf(whose, sizeof(whose), "the watermark of organisation %s", org);
     else snprintf(whose, sizeof(whose), "the clock of partition %d", (int)e->m->partition);
     snprintf(e->msg, sizeof(e->msg),
-             "time: \"%s\" is earlier than %s, %s (%s) minus retention_days (%lld): too late, "
+             "%s: \"%s\" is earlier than %s, %s (%s) minus retention_days (%lld): too late, "
              "its key is no longer remembered (send a correction as a new event)",
-             ts, hs, whose, rs, (long long)(e->retention_ns / (INT64_C(86400) * 1000000000)));
+             field, ts, hs, whose, rs, (long long)(e->retention_ns / (INT64_C(86400) * 1000000000)));
     int rc = reject_unkeyed(e, res, ENG_R_TOO_LATE, root, org);
     return rc ? rc : 1;
 }
@@ -377,6 +384,8 @@ static int remember(struct engine *e, struct ikey *k, int reason, struct engine_
     int rc;
     k->rec.rejected = reason != 0;
     k->rec.reason = (uint8_t)reason;
+    /* §13: an applied usage keeps what a later void needs with its key. */
+    if (!reason && e->urec.has) k->rec.u = e->urec;
     if (reason) {
         res->outcome = ENG_REJECTED;
         res->reason = reason;
@@ -595,6 +604,7 @@ int engine_apply_parsed(struct engine *e, const struct engine_store *st,
     memset(&e->ev, 0, sizeof(e->ev));
     e->msg[0] = 0;
     e->naq = 0;
+    e->urec.has = 0;
     res->outcome = ENG_APPLIED;
     res->reason = ENG_R_NONE;
     if (!root) {

@@ -51,6 +51,9 @@ struct engine {
     char *err;
     size_t errlen;
     char msg[ENG_MSG_MAX];       /* reject message */
+    /* §13: filled by an applied usage (has 1), remembered with its key. */
+    struct eng_usage_rec urec;
+    struct eng_dedupe vrec;      /* scratch: the record of the usage a void takes back */
 };
 
 /* One ledger entry (§8).  project NULL = the org; account_project says whose
@@ -71,6 +74,9 @@ struct ledger {
 int out_ledger(struct engine *e, struct eng_org *o, const struct ledger *l);
 int out_overage(struct engine *e, struct eng_org *o, int64_t covered, int64_t amount,
                 const char *reason, int32_t billing_month, int late);
+/* credit.overage.void (§13) of the usage remembered in u (key source/id). */
+int out_overage_void(struct engine *e, struct eng_org *o, const struct eng_usage_rec *u,
+                     int64_t usage_time);
 /* raw message, key (org or NULL), event id/source/time if readable. */
 int out_rejected(struct engine *e, int reason, const char *key, const char *source,
                  const char *id, const char *time_str);

@@ -12,7 +12,7 @@ static const char *const reason_names[ENG_R_COUNT] = {
     "none", "invalid_json", "invalid_event", "unknown_type", "id_conflict",
     "wrong_partition", "overflow", "no_org_credit", "no_project_credit",
     "allocation_exceeds_org_credit", "value_changed", "insufficient_credit",
-    "source_not_allowed", "time_in_future", "too_late",
+    "source_not_allowed", "time_in_future", "too_late", "unknown_usage", "already_voided",
 };
 
 const char *event_reason_name(int r) {
@@ -24,7 +24,8 @@ static const struct { const char *name; enum eng_type type; } types[] = {
     {"org_credit.delete", ENG_T_ORG_DELETE},   {"project_credit.set", ENG_T_PROJECT_SET},
     {"project_credit.delete", ENG_T_PROJECT_DELETE},
     {"project.terminate", ENG_T_PROJECT_TERMINATE},
-    {"usage", ENG_T_USAGE},                    {"clock.tick", ENG_T_TICK},
+    {"usage", ENG_T_USAGE},                    {"usage.void", ENG_T_USAGE_VOID},
+    {"clock.tick", ENG_T_TICK},
 };
 
 enum eng_type event_type_of(const char *name) {
@@ -251,6 +252,26 @@ static int decode_usage(struct dec *d, json_t *data, struct eng_event *ev) {
     return 0;
 }
 
+/* usage.void (§13): the voided usage's key and time; reason optional. */
+static int decode_void(struct dec *d, json_t *data, struct eng_event *ev) {
+    int rc;
+    if ((rc = get_str(d, data, "data.", "usage_source", 1, ENG_KEYPART_MAX, &ev->usage_source)))
+        return rc;
+    if ((rc = get_str(d, data, "data.", "usage_id", 1, ENG_KEYPART_MAX, &ev->usage_id))) return rc;
+    if ((rc = get_str(d, data, "data.", "usage_time", 1, 64, &ev->usage_time_str))) return rc;
+    int trc = time_parse_rfc3339(ev->usage_time_str, &ev->usage_time);
+    if (trc == TIME_ERANGE)
+        return fail(d, "data.usage_time: \"%s\" is out of range (1970..2261)", ev->usage_time_str);
+    if (trc)
+        return fail(d, "data.usage_time: \"%s\" is not an RFC 3339 date-time", ev->usage_time_str);
+    json_t *r = field(data, "reason");
+    if (json_is_string(r) && json_string_length(r) == 0) { /* "" is a string of <= 200 bytes */
+        ev->reason = "";
+        return 0;
+    }
+    return get_str(d, data, "data.", "reason", 0, EVENT_VOID_REASON_MAX, &ev->reason);
+}
+
 /* specversion, time, type and data. */
 int event_decode(json_t *root, struct eng_event *ev, char *msg, size_t msglen) {
     struct dec d = {msg, msglen};
@@ -281,6 +302,7 @@ int event_decode(json_t *root, struct eng_event *ev, char *msg, size_t msglen) {
         if (ev->type == ENG_T_PROJECT_SET) return decode_project_set(&d, data, ev);
         if (ev->type == ENG_T_USAGE) return decode_usage(&d, data, ev);
         return 0;
+    case ENG_T_USAGE_VOID: return decode_void(&d, data, ev);
     case ENG_T_ORG_ADJUST: {
         int present;
         if ((rc = get_amount(&d, data, "delta", MONEY_DIGITS, 1, 1, &present, &ev->delta))) return rc;

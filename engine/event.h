@@ -31,6 +31,8 @@ enum eng_reason {
     ENG_R_SOURCE_NOT_ALLOWED,   /* v1.3 §11: before idempotency, not remembered */
     ENG_R_TIME_IN_FUTURE,       /* v1.3 §11: before idempotency, not remembered */
     ENG_R_TOO_LATE,             /* v1.3 §14: before idempotency, not remembered */
+    ENG_R_UNKNOWN_USAGE,        /* v1.3 §13: usage.void of no applied usage, remembered */
+    ENG_R_ALREADY_VOIDED,       /* v1.3 §13: usage.void of a voided usage, remembered */
     ENG_R_COUNT
 };
 const char *event_reason_name(int reason);
@@ -44,10 +46,13 @@ enum eng_type {
     ENG_T_PROJECT_DELETE,
     ENG_T_PROJECT_TERMINATE,
     ENG_T_USAGE,
+    ENG_T_USAGE_VOID,
     ENG_T_TICK
 };
 /* Type from its name; ENG_T_UNKNOWN when not one of ours. */
 enum eng_type event_type_of(const char *name);
+
+#define EVENT_VOID_REASON_MAX 200   /* usage.void data.reason bytes (§3) */
 
 struct eng_event {
     enum eng_type type;
@@ -70,6 +75,9 @@ struct eng_event {
     int64_t quantity, unit_price; /* nano-units */
     int64_t amount;               /* micro-units; for the qty form: 0 until computed */
     int amount_overflow;          /* quantity * unit_price does not fit */
+    /* usage.void (§13) */
+    const char *usage_source, *usage_id, *usage_time_str, *reason;
+    int64_t usage_time;           /* ns */
 };
 
 /* The reject message for an unknown type: the name is quoted up to 64 bytes,

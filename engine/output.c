@@ -219,6 +219,39 @@ int out_overage(struct engine *e, struct eng_org *o, int64_t covered, int64_t am
     return finish(e, ENG_OUT_OVERAGE, o->id);
 }
 
+/* credit.overage.void (§13): the next overage seq; data in the order of the
+ * semantics.  The voided overage's fields come from the usage's record. */
+int out_overage_void(struct engine *e, struct eng_org *o, const struct eng_usage_rec *u,
+                     int64_t usage_time) {
+    const struct eng_event *ev = &e->ev;
+    char id[ENG_ID_MAX + 48], voids[ENG_ID_MAX + 48];
+    uint64_t seq;
+    assert(u->ov_seq > 0 && u->ov_seq <= (uint64_t)INT64_MAX && u->ov_amount > 0);
+    int rc = next_seq(e, o, ENG_OUT_OVERAGE, &seq);
+    if (rc) return rc;
+    output_id(id, "overage/", o->id, seq);
+    output_id(voids, "overage/", o->id, u->ov_seq);
+    envelope(e, "credit.overage.void", id, o->id, ev->time_str);
+    struct jsonw *w = &e->w;
+    jsonw_kstr(w, "voids", voids);
+    jsonw_kmoney(w, "amount", u->ov_amount);
+    jsonw_kstr(w, "org", o->id);
+    jsonw_kstr(w, "project", u->project);
+    jsonw_kstr(w, "resource", u->resource);
+    jsonw_kstr(w, "offering", u->offering);
+    jsonw_kstr(w, "component", u->component);
+    jsonw_kstr(w, "currency", e->currency);
+    kmonth(w, "period", time_month_of(usage_time));
+    kmonth(w, "billing_month", u->billing_month);
+    jsonw_kstr(w, "usage_source", ev->usage_source);
+    jsonw_kstr(w, "usage_id", ev->usage_id);
+    jsonw_kstr(w, "reason", ev->reason);
+    jsonw_kint(w, "seq", (int64_t)seq);
+    jsonw_kstr(w, "event_source", ev->source);
+    jsonw_kstr(w, "event_id", ev->id);
+    return finish(e, ENG_OUT_OVERAGE, o->id);
+}
+
 /* Length of the longest prefix of s[0..n) that is valid UTF-8 (RFC 3629:
  * no overlongs, no surrogates, <= U+10FFFF). */
 static size_t utf8_valid_prefix(const unsigned char *s, size_t n) {

@@ -212,6 +212,19 @@ static int meta_check(const struct eng_org *o, char *why, size_t whylen) {
                        k == ENG_OUT_OVERAGE ? "overage" : "ledger", o->seq[k]);
     if (o->alert_seq > (uint64_t)INT64_MAX)
         return bad(why, whylen, "alert sequence %" PRIu64 " exceeds 2^63-1", o->alert_seq);
+    if (o->credit_seq > (uint64_t)INT64_MAX)
+        return bad(why, whylen, "credit serial %" PRIu64 " exceeds 2^63-1", o->credit_seq);
+    return 0;
+}
+
+/* §13 credit serial: at most the org's last one handed out, 0 without a credit. */
+static int serial_check(const struct eng_org *o, uint64_t serial, int has_credit, char *why,
+                        size_t whylen) {
+    if (!has_credit && serial)
+        return bad(why, whylen, "no credit, yet credit serial %" PRIu64, serial);
+    if (serial > o->credit_seq)
+        return bad(why, whylen, "credit serial %" PRIu64 " beyond the last one handed out %" PRIu64,
+                   serial, o->credit_seq);
     return 0;
 }
 
@@ -256,6 +269,7 @@ int eng_org_check(const struct eng_org *o, char *why, size_t whylen) {
         return bad(why, whylen, "a credit but no open month");
     if (o->has_credit && terms_check(&o->terms, why, whylen)) return -1;
     if (alerts_check(&o->al, o->has_credit, why, whylen)) return -1;
+    if (serial_check(o, o->serial, o->has_credit, why, whylen)) return -1;
     return acct_check(o, o->acct, o->nacct, why, whylen);
 }
 
@@ -275,6 +289,7 @@ int eng_project_check(const struct eng_org *o, const struct eng_project *p, char
         if (terms_check(&p->terms, why, whylen)) return -1;
     }
     if (alerts_check(&p->al, p->has_credit, why, whylen)) return -1;
+    if (serial_check(o, p->serial, p->has_credit, why, whylen)) return -1;
     return acct_check(o, p->acct, p->nacct, why, whylen);
 }
 

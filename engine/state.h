@@ -84,6 +84,8 @@ struct eng_project {
     int nacct;
     struct eng_acct acct[ENG_MAX_MONTHS];
     struct eng_alerts al;                /* with the credit; zero without */
+    uint64_t serial;                     /* §13: the credit's serial (o->credit_seq at its
+                                            creation); with the credit, 0 without */
     unsigned dirty;
 };
 
@@ -100,12 +102,18 @@ struct eng_org {
     int32_t open_month;                  /* ENG_NO_MONTH before the first set */
     uint64_t seq[2];                     /* last used seq: [ENG_OUT_OVERAGE], [ENG_OUT_LEDGER] */
     uint64_t alert_seq;                  /* last used credit.alert seq (§12) */
+    uint64_t credit_seq;                 /* §13: last credit serial handed out (org and
+                                            project credits); with the sequences, survives
+                                            a delete */
     uint8_t has_credit;
     int64_t value;                       /* V, >= 0 */
     int64_t alloc_sum;                   /* sum of P over projects with credit (all of them,
                                             loaded or not); 0 without credit; with the credit */
     struct eng_terms terms;
     struct eng_alerts al;                /* with the credit; zero without */
+    uint64_t serial;                     /* §13: the org credit's serial; 0 without credit.
+                                            A credit deleted and set again gets a new one,
+                                            so a void can tell it is another credit. */
     int noff;                            /* 0 = all offerings eligible */
     char off[ENG_MAX_OFFERINGS][ENG_ID_MAX + 1];
     int nacct;
@@ -166,12 +174,34 @@ int eng_org_check_alloc_sum(const struct eng_org *o, char *why, size_t whylen);
  * so time < clock - retention_days means expired whatever the org (store.h).
  * partition -1: no clock bounds the key (a format reject of an organisation
  * that has no record, so no partition yet): the store keeps it. */
+/* §13: what an applied usage leaves for a later usage.void, kept with its
+ * dedupe record (and so removed with its key, §14).  The usage's time is
+ * the record's time.  Strings are NUL-terminated; resource, offering and
+ * component are kept only when the usage caused an overage (ov_seq > 0):
+ * the overage void repeats them. */
+struct eng_usage_rec {
+    uint8_t  has;            /* 1: the key is an applied usage (the rest is valid) */
+    uint8_t  voided;         /* 1 once a usage.void took it back */
+    int32_t  billing_month;  /* the month its draws counted for */
+    uint64_t org_serial;     /* serial of the org credit drawn from (0: no draw) */
+    uint64_t proj_serial;    /* serial of the project credit of d1 (0: d1 == 0) */
+    int64_t  d1;             /* project draw (P_p and V), >= 0 */
+    int64_t  d2;             /* fallback or free draw (V), >= 0 */
+    uint64_t ov_seq;         /* seq of its credit.overage, 0 when none (<= INT64_MAX) */
+    int64_t  ov_amount;      /* that overage's amount, > 0 with ov_seq */
+    char project[ENG_ID_MAX + 1];
+    char resource[ENG_KEYPART_MAX + 1];
+    char offering[ENG_ID_MAX + 1];
+    char component[ENG_KEYPART_MAX + 1];
+};
+
 struct eng_dedupe {
     uint64_t hash;      /* hash of the canonical message content */
     uint8_t  rejected;  /* 0 applied, 1 rejected */
     uint8_t  reason;    /* enum eng_reason when rejected */
     int32_t  partition; /* >= 0, or -1: kept (see above) */
     int64_t  time;      /* ns, or ENG_NO_TIME: kept forever */
+    struct eng_usage_rec u; /* §13; u.has 0 for every other key */
 };
 
 /* Idempotency key bytes: org events "o" source \0 id \0 org,

@@ -55,7 +55,10 @@
  *    flags in months (v1.3 §12).
  * 4: dedupe records carry the partition and time a key counts at, the
  *    dedupe_expiry index, retention_days pinned in meta (v1.3 §14). */
-#define STORE_FORMAT_VERSION 4
+/* 5: a usage's dedupe record carries what a usage.void needs (draws, serials,
+ *    billing month, overage), credit records a serial and the sequences
+ *    record the last serial handed out (v1.3 §13). */
+#define STORE_FORMAT_VERSION 5
 
 /* Bounded idempotency memory (v1.3 §14).
  *

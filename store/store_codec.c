@@ -15,6 +15,7 @@
 #include "engine/timeutil.h"
 
 #include <assert.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -272,13 +273,14 @@ int st_dec_org_meta(const MDB_val *v, int32_t *partition, int64_t *watermark, in
     return r_end(&r);
 }
 
-/* sequences record: last overage seq, last ledger seq, last alert seq */
+/* sequences record: last overage seq, last ledger seq, last alert seq, last credit serial */
 size_t st_enc_seq(uint8_t *buf, size_t cap, const struct eng_org *o) {
     struct wbuf b;
     w_begin(&b, buf, cap);
     w_u64(&b, o->seq[0]);
     w_u64(&b, o->seq[1]);
     w_u64(&b, o->alert_seq);
+    w_u64(&b, o->credit_seq);
     return b.n;
 }
 int st_dec_seq(const MDB_val *v, struct eng_org *o, char *why, size_t whylen) {
@@ -287,10 +289,12 @@ int st_dec_seq(const MDB_val *v, struct eng_org *o, char *why, size_t whylen) {
     o->seq[0] = r_u64(&r);
     o->seq[1] = r_u64(&r);
     o->alert_seq = r_u64(&r);
+    o->credit_seq = r_u64(&r);
+    if (o->credit_seq > (uint64_t)INT64_MAX) r_fail(&r, "credit serial beyond 2^63-1");
     return r_end(&r);
 }
 
-/* org_credits record: V, sum of P, terms, n offerings, n * (length, id), alert state */
+/* org_credits record: V, sum of P, terms, n offerings, n * (length, id), alert state, serial */
 size_t st_enc_org_credit(uint8_t *buf, size_t cap, const struct eng_org *o) {
     struct wbuf b;
     assert(o->has_credit == 1 && o->value >= 0 && o->alloc_sum >= 0);
@@ -307,6 +311,7 @@ size_t st_enc_org_credit(uint8_t *buf, size_t cap, const struct eng_org *o) {
         w_bytes(&b, o->off[i], n);
     }
     w_alerts(&b, &o->al);
+    w_u64(&b, o->serial);
     return b.n;
 }
 int st_dec_org_credit(const MDB_val *v, struct eng_org *o, char *why, size_t whylen) {
@@ -323,10 +328,11 @@ int st_dec_org_credit(const MDB_val *v, struct eng_org *o, char *why, size_t why
     for (unsigned i = 0; !r.bad && i < noff; i++) r_id(&r, r_u8(&r), o->off[i], "offering", (int)i);
     o->noff = r.bad ? 0 : (int)noff;
     r_alerts(&r, &o->al);
+    o->serial = r_u64(&r); /* eng_org_check bounds it by the sequences record */
     return r_end(&r);
 }
 
-/* project_credits record: P, terms, alert state */
+/* project_credits record: P, terms, alert state, serial */
 size_t st_enc_proj_credit(uint8_t *buf, size_t cap, const struct eng_project *p) {
     struct wbuf b;
     assert(p->value >= 0);
@@ -334,6 +340,7 @@ size_t st_enc_proj_credit(uint8_t *buf, size_t cap, const struct eng_project *p)
     w_i64(&b, p->value);
     w_terms(&b, &p->terms);
     w_alerts(&b, &p->al);
+    w_u64(&b, p->serial);
     return b.n;
 }
 int st_dec_proj_credit(const MDB_val *v, struct eng_project *p, char *why, size_t whylen) {
@@ -344,13 +351,119 @@ int st_dec_proj_credit(const MDB_val *v, struct eng_project *p, char *why, size_
     if (p->value < 0) r_fail(&r, "value %lld < 0", (long long)p->value);
     r_terms(&r, &p->terms);
     r_alerts(&r, &p->al);
+    p->serial = r_u64(&r);
     return r_end(&r);
 }
 
 /* ---- dedupe -------------------------------------------------------------- */
 
+/* Unsigned LEB128 (7 bits a byte, low first; at most 10 bytes, the shortest
+ * form only): the usage block is stored with every applied usage, so its
+ * small numbers take a byte or a few instead of eight. */
+static void w_var(struct wbuf *b, uint64_t v) {
+    do {
+        w_u8(b, (unsigned)((v & 0x7F) | (v > 0x7F ? 0x80 : 0)));
+        v >>= 7;
+    } while (v);
+}
+static uint64_t r_var(struct rbuf *r, const char *what) {
+    uint64_t v = 0;
+    for (int i = 0; i < 10; i++) {
+        if (!r_has(r, 1)) return 0;
+        unsigned c = r->p[r->pos++];
+        if (i == 9 && c > 1) break;                  /* beyond 64 bits */
+        v |= (uint64_t)(c & 0x7F) << (7 * i);
+        if (!(c & 0x80)) {
+            if (i > 0 && c == 0) break;              /* not the shortest form */
+            return v;
+        }
+    }
+    r_fail(r, "%s: bad variable-length number", what);
+    return 0;
+}
+
+/* A string of 1..max bytes without a NUL into out (w_str's counterpart). */
+static void w_str(struct wbuf *b, const char *s, size_t max, int wide) {
+    size_t n = strlen(s);
+    assert(n > 0 && n <= max);
+    if (wide) w_u16(b, (unsigned)n);
+    else w_u8(b, (unsigned)n);
+    w_bytes(b, s, n);
+}
+static void r_str(struct rbuf *r, char *out, size_t max, int wide, const char *what) {
+    size_t n = wide ? r_u16(r) : r_u8(r);
+    out[0] = 0;
+    if (r->bad) return;
+    if (n == 0 || n > max) {
+        r_fail(r, "%s of %zu bytes (1..%zu)", what, n, max);
+        return;
+    }
+    const uint8_t *p = r_bytes(r, n);
+    if (!p) return;
+    if (memchr(p, 0, n)) r_fail(r, "%s contains a NUL byte", what);
+    memcpy(out, p, n);
+    out[n] = 0;
+}
+
+/* §13 usage block: flags (bit 0 an applied usage, bit 1 voided); with bit 0:
+ * billing month, org serial, project serial, d1, d2 (each LEB128), project
+ * (u8 length), overage seq (LEB128); with an overage seq: its amount
+ * (LEB128), resource (u16 length), offering (u8), component (u16). */
+static void w_usage(struct wbuf *b, const struct eng_usage_rec *u) {
+    assert(u->has <= 1 && u->voided <= u->has);
+    w_u8(b, (unsigned)(u->has | u->voided << 1));
+    if (!u->has) return;
+    assert(u->d1 >= 0 && u->d2 >= 0 && u->ov_seq <= (uint64_t)INT64_MAX);
+    assert(u->billing_month >= 0);
+    w_var(b, (uint32_t)u->billing_month);
+    w_var(b, u->org_serial);
+    w_var(b, u->proj_serial);
+    w_var(b, (uint64_t)u->d1);
+    w_var(b, (uint64_t)u->d2);
+    w_str(b, u->project, ENG_ID_MAX, 0);
+    w_var(b, u->ov_seq);
+    if (!u->ov_seq) return;
+    assert(u->ov_amount > 0);
+    w_var(b, (uint64_t)u->ov_amount);
+    w_str(b, u->resource, ENG_KEYPART_MAX, 1);
+    w_str(b, u->offering, ENG_ID_MAX, 0);
+    w_str(b, u->component, ENG_KEYPART_MAX, 1);
+}
+static void r_usage(struct rbuf *r, struct eng_usage_rec *u, int rejected) {
+    unsigned f = r_u8(r);
+    memset(u, 0, sizeof(*u));
+    if (f > 3 || f == 2) r_fail(r, "usage flags %u (0, 1 or 3)", f);
+    if (f && rejected) r_fail(r, "usage data on a rejected key");
+    if (r->bad || !(f & 1)) return;
+    u->has = 1;
+    u->voided = (uint8_t)(f >> 1);
+    uint64_t bm = r_var(r, "usage billing month");
+    u->billing_month = bm <= INT32_MAX ? (int32_t)bm : -1;
+    u->org_serial = r_var(r, "usage org serial");
+    u->proj_serial = r_var(r, "usage project serial");
+    uint64_t d1 = r_var(r, "usage d1"), d2 = r_var(r, "usage d2");
+    r_str(r, u->project, ENG_ID_MAX, 0, "usage project");
+    u->ov_seq = r_var(r, "usage overage seq");
+    if (!r->bad && !time_month_in_range(u->billing_month))
+        r_fail(r, "usage billing month %" PRIu64 " out of range", bm);
+    if (d1 > INT64_MAX || d2 > INT64_MAX) r_fail(r, "usage draw beyond 2^63-1");
+    u->d1 = (int64_t)d1;
+    u->d2 = (int64_t)d2;
+    if (u->org_serial > (uint64_t)INT64_MAX || u->proj_serial > (uint64_t)INT64_MAX ||
+        u->ov_seq > (uint64_t)INT64_MAX)
+        r_fail(r, "usage serial or overage seq beyond 2^63-1");
+    if (r->bad || !u->ov_seq) return;
+    uint64_t amount = r_var(r, "usage overage amount");
+    if (amount == 0 || amount > INT64_MAX) r_fail(r, "usage overage amount %" PRIu64 " (1..2^63-1)", amount);
+    u->ov_amount = (int64_t)amount;
+    r_str(r, u->resource, ENG_KEYPART_MAX, 1, "usage resource");
+    r_str(r, u->offering, ENG_ID_MAX, 0, "usage offering");
+    r_str(r, u->component, ENG_KEYPART_MAX, 1, "usage component");
+}
+
 /* dedupe record: hash, rejected, reason, partition (i32, -1 = kept),
- * time (i64 ns, INT64_MIN = kept), full key length (0 = key is raw), full key */
+ * time (i64 ns, INT64_MIN = kept), full key length (0 = key is raw), full
+ * key, usage block (§13) */
 size_t st_enc_dedupe(uint8_t *buf, size_t cap, const struct eng_dedupe *rec, const uint8_t *full,
                      size_t flen) {
     struct wbuf b;
@@ -365,6 +478,7 @@ size_t st_enc_dedupe(uint8_t *buf, size_t cap, const struct eng_dedupe *rec, con
     w_i64(&b, rec->time);
     w_u16(&b, full ? (unsigned)flen : 0);
     if (full) w_bytes(&b, full, flen);
+    w_usage(&b, &rec->u);
     return b.n;
 }
 int st_dec_dedupe(const MDB_val *v, struct eng_dedupe *d, const uint8_t **full, size_t *flen,
@@ -385,6 +499,7 @@ int st_dec_dedupe(const MDB_val *v, struct eng_dedupe *d, const uint8_t **full, 
         r_fail(&r, "full key of %zu bytes (0 or %d..%d)", *flen, STORE_DKEY_RAW_MAX + 1, ENG_DKEY_MAX);
     d->rejected = (uint8_t)rej;
     *full = r.bad ? NULL : r_bytes(&r, *flen);
+    r_usage(&r, &d->u, rej != 0);
     return r_end(&r);
 }
 

@@ -35,8 +35,12 @@ extern const char *const st_db_names[DB_COUNT];
 #define TERMS_LEN  (3 + 4 + 8)
 #define ALERTS_LEN (4 * 8 + 8 + 1)  /* thresholds, armed, reference, exhausted */
 #define ACCT_LEN   (1 + ENG_MAX_MONTHS * 13)
-#define OCRED_MAX  (1 + 8 + 8 + TERMS_LEN + ALERTS_LEN + 1 + ENG_MAX_OFFERINGS * (1 + ENG_ID_MAX))
-#define DEDUPE_MAX (1 + 8 + 2 + 4 + 8 + 2 + ENG_DKEY_MAX)
+#define OCRED_MAX  (1 + 8 + 8 + TERMS_LEN + ALERTS_LEN + 1 + ENG_MAX_OFFERINGS * (1 + ENG_ID_MAX) + 8)
+/* ... + the usage block of §13 (flags, month, serials, draws, project,
+ * overage seq, amount, resource, offering, component) */
+#define DEDUPE_USAGE_MAX (1 + 7 * 10 + 1 + ENG_ID_MAX + 2 + ENG_KEYPART_MAX + \
+                          1 + ENG_ID_MAX + 2 + ENG_KEYPART_MAX)
+#define DEDUPE_MAX (1 + 8 + 2 + 4 + 8 + 2 + ENG_DKEY_MAX + DEDUPE_USAGE_MAX)
 /* dedupe_expiry key: partition(BE32) time(BE64, sign bit flipped) dedupe LMDB key */
 #define DDEXP_KEY_MAX (4 + 8 + STORE_DKEY_RAW_MAX)
 #define OUT_NOKEY  0xFFFFu

@@ -224,7 +224,7 @@ static int put_org_meta(struct store *s, const struct eng_org *o, size_t olen, c
 }
 
 static int put_seq(struct store *s, const struct eng_org *o, size_t olen, char *err, size_t errlen) {
-    uint8_t buf[1 + 24];
+    uint8_t buf[1 + 32];
     return st_db_put(s, DB_SEQ, o->id, olen, buf, st_enc_seq(buf, sizeof(buf), o), err, errlen);
 }
 
@@ -239,7 +239,7 @@ static int put_acct(struct store *s, const uint8_t *k, size_t kl, const struct e
 
 static int put_project(struct store *s, const struct eng_org *o, size_t olen,
                        const struct eng_project *p, char *err, size_t errlen) {
-    uint8_t k[PKEY_MAX], buf[1 + 8 + TERMS_LEN + ALERTS_LEN];
+    uint8_t k[PKEY_MAX], buf[1 + 8 + TERMS_LEN + ALERTS_LEN + 8];
     int rc = 0;
     assert((p->dirty & ~(unsigned)(ENG_DIRTY_CREDIT | ENG_DIRTY_ACCT)) == 0);
     assert(p->id[0] != 0 && p->has_credit <= 1);

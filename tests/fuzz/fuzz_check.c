@@ -129,7 +129,8 @@ static int want_seq_id(json_t *root, json_t *d, const char *prefix, const char *
 static int check_ledger(json_t *root, json_t *d) {
     static const char *const entries[] = {"staff_grant", "allocation", "compensation",
                                           "minimal_draw", "expiry", "revoked",
-                                          "spent_on_termination", "terms", "month_closed"};
+                                          "spent_on_termination", "terms", "month_closed",
+                                          "refund"};
     int64_t delta, bal, orgbal;
     const char *entry = fz_str(d, "entry"), *acct = fz_str(d, "account");
     size_t i, n = sizeof(entries) / sizeof(entries[0]);
@@ -152,8 +153,30 @@ static int check_ledger(json_t *root, json_t *d) {
     return 0;
 }
 
+/* credit.overage.void (§13): voids an earlier overage of the same org. */
+static int check_overage_void(json_t *root, json_t *d) {
+    int64_t amount;
+    const char *voids = fz_str(d, "voids"), *org = fz_str(d, "org");
+    if (want_seq_id(root, d, "overage/", "overage void") ||
+        want_money(d, "amount", &amount, "overage void") ||
+        want_str(d, "currency", NULL, "overage void") || want_str(d, "period", NULL, "overage void") ||
+        want_str(d, "billing_month", NULL, "overage void") ||
+        want_str(d, "usage_source", NULL, "overage void") ||
+        want_str(d, "usage_id", NULL, "overage void") ||
+        want_str_or_null(d, "reason", "overage void"))
+        return 1;
+    char pfx[ENG_ID_MAX + 16];
+    snprintf(pfx, sizeof(pfx), "overage/%s/", org);
+    if (amount <= 0 || !voids || strncmp(voids, pfx, strlen(pfx)))
+        return FAIL("overage void: amount %" PRId64 " (must be > 0), voids %s", amount,
+                    voids ? voids : "(missing)");
+    return 0;
+}
+
 static int check_overage(json_t *root, json_t *d) {
     int64_t cost, covered, amount, sum;
+    const char *type = fz_str(root, "type");
+    if (type && strcmp(type, "credit.overage.void") == 0) return check_overage_void(root, d);
     if (want_seq_id(root, d, "overage/", "overage") || want_money(d, "cost", &cost, "overage") ||
         want_money(d, "covered", &covered, "overage") ||
         want_money(d, "amount", &amount, "overage") || want_str(d, "reason", NULL, "overage") ||
@@ -210,7 +233,9 @@ json_t *fz_check_output(const struct fz_line *l, enum eng_out_kind kind, const c
     const char *subject = fz_str(root, "subject");
     int bad = want_str(root, "specversion", "1.0", types[kind]) ||
               want_str(root, "source", "creditd", types[kind]) ||
-              want_str(root, "type", types[kind], types[kind]) ||
+              (kind == ENG_OUT_OVERAGE && fz_str(root, "type") &&
+                       strcmp(fz_str(root, "type"), "credit.overage.void") == 0
+                   ? 0 : want_str(root, "type", types[kind], types[kind])) ||
               want_str(root, "datacontenttype", "application/json", types[kind]) ||
               (kind != ENG_OUT_REJECTED && want_str(root, "time", NULL, types[kind]));
     if (!bad && !json_is_object(d)) bad = FAIL("%s: data is not an object", types[kind]);

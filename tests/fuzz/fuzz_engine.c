@@ -61,6 +61,8 @@ struct fz_org {
     int ledger;               /* a ledger output named it */
     int64_t last_orgbal;      /* org_balance of the last one */
     int raised;               /* an allocation entry with delta > 0 */
+    int64_t proj_refund;      /* sum of refunds to project accounts (§13): they raise P
+                                 and V together */
 };
 
 /* The balance a project account showed in its last ledger entry. */
@@ -261,6 +263,9 @@ static void note_output(struct fz_run *r, enum eng_out_kind kind, json_t *root) 
     fz_money_parse(fz_str(d, "balance"), &bal);
     t->ledger = 1;
     if (strcmp(fz_str(d, "entry"), "allocation") == 0 && delta > 0) t->raised = 1;
+    if (strcmp(fz_str(d, "entry"), "refund") == 0 && strcmp(fz_str(d, "account"), "project") == 0 &&
+        __builtin_add_overflow(t->proj_refund, delta, &t->proj_refund))
+        fz_violation("ledger_explains", "org %s: project refunds overflow", t->id);
     if (strcmp(fz_str(d, "account"), "project") == 0)
         note_project(r, t->id, fz_str(d, "project"), bal);
 }
@@ -290,7 +295,9 @@ static void check_org(struct fz_run *r, const struct eng_org *o, int applied) {
         fz_violation("ledger_explains", "org %s: last ledger org_balance %" PRId64
                      ", stored V %" PRId64, o->id, t->last_orgbal, o->value);
     int64_t sump = sum_projects(o);
-    if (sump > t->sump0 && (!applied || !t->raised || sump > o->value))
+    /* a void's project refunds raise the sum by their total (V with it) */
+    int refund_ok = applied && t->proj_refund > 0 && sump - t->sump0 <= t->proj_refund;
+    if (sump > t->sump0 && !refund_ok && (!applied || !t->raised || sump > o->value))
         fz_violation("allocation", "org %s: project credits rose from %" PRId64 " to %" PRId64
                      " with V %" PRId64 " (%s)", o->id, t->sump0, sump, o->value,
                      !applied ? "message not applied" :

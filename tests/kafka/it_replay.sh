@@ -30,10 +30,12 @@ done
 # org is pinned to 0 there as in the live run).
 # tests/scenarios/hostile.jsonl: every field at its maximum length (once
 # enough to stop every creditd), numbers beyond 64 bits, a long multi-byte
-# unknown type.  Examples A-F: example C raises the alerts checked below;
+# unknown type.  Examples A-F and H: example C raises the alerts checked
+# below, example H voids (refunds, a credit.overage.void on the invoicing
+# topic, already_voided and unknown_usage on the dead-letter topic);
 # it_basic compares the alerts topic of its own stream, and ex_G's exact
 # alerts are checked by tests/scenarios/alerts.sh.
-N=$("$PY" - "$BS" tests/scenarios/ex_[A-F].jsonl tests/scenarios/bad_input.jsonl tests/scenarios/hostile.jsonl "$T/msg" <<'PYEOF'
+N=$("$PY" - "$BS" tests/scenarios/ex_[A-FH].jsonl tests/scenarios/bad_input.jsonl tests/scenarios/hostile.jsonl "$T/msg" <<'PYEOF'
 import json, sys
 from confluent_kafka import Producer
 p = Producer({"bootstrap.servers": sys.argv[1], "partitioner": "murmur2_random",
@@ -125,7 +127,8 @@ recs = [json.loads(l.decode("utf-8"))["data"] for l in open(sys.argv[1], "rb").r
 want = {"invalid_json": 2, "invalid_event": 9, "unknown_type": 2, "id_conflict": 2, "overflow": 1,
         "no_org_credit": 1, "no_project_credit": 1, "allocation_exceeds_org_credit": 1,
         "value_changed": 1, "insufficient_credit": 1, "wrong_partition": 1,
-        "time_in_future": 2}  # ex_F's u-bad, sent twice (§11: not remembered)
+        "time_in_future": 2,  # ex_F's u-bad, sent twice (§11: not remembered)
+        "already_voided": 1, "unknown_usage": 1}  # ex_H's v-3 and v-4 (§13)
 got = {}
 for r in recs:
     got[r["reason"]] = got.get(r["reason"], 0) + 1
@@ -144,8 +147,9 @@ check "credit-replay --from-kafka exits 0" test $? -eq 0
 check "audit replay balances == live balances" cmp -s "$T/live.bal" "$T/audit.bal"
 check "audit replay saw every message" grep -q "credit-replay: $N lines" "$T/audit.log"
 timeout 60 kcat -C -b "$BS" -t credit.overage -e -q -f '%s\n' | sort > "$T/live.overage"
-jq -c 'select(.type == "credit.overage")' "$T/audit.out" | sort > "$T/audit.overage"
+jq -c 'select(.type == "credit.overage" or .type == "credit.overage.void")' "$T/audit.out" | sort > "$T/audit.overage"
 check "audit replay overage events == the invoicing topic" cmp -s "$T/live.overage" "$T/audit.overage"
+check "the invoicing topic carries ex_H's overage void" grep -q '"type":"credit.overage.void".*"voids":"overage/o9/1"' "$T/live.overage"
 timeout 60 kcat -C -b "$BS" -t credit.alerts -e -q -f '%s\n' | sort > "$T/live.alerts"
 jq -c 'select(.type == "credit.alert")' "$T/audit.out" | sort > "$T/audit.alerts"
 check "audit replay alerts == the alerts topic (example C raises some)" \

@@ -272,7 +272,7 @@ check "org_credits g1 is there" [ -n "$v" ]
 ctl --db "$x" balances --json > "$tmp/x.bal" 2> "$tmp/x.err"; rc=$?
 check "balances with a corrupt org exits 2" [ "$rc" -eq 2 ]
 check "balances names the corrupt record (db, key, version)" grep -qxF \
-    "creditctl: balances: corrupt store $x: db org_credits key \"g1\": record format version 7, this build reads version 4 (skipped)" "$tmp/x.err"
+    "creditctl: balances: corrupt store $x: db org_credits key \"g1\": record format version 7, this build reads version 5 (skipped)" "$tmp/x.err"
 check "balances counts what it skipped" grep -qxF \
     "creditctl: balances: 1 corrupt record skipped: the output is incomplete" "$tmp/x.err"
 check "balances shows the others: g2 and o3 (3 rows), not g1" eval \
@@ -284,8 +284,8 @@ check "show of the corrupt org exits 2 naming db and key" eval \
     '[ "$rc" -eq 2 ] && grep -q "db org_credits key \"g1\": record format version 7" "$tmp/x.err"'
 check "show of another org still works" rc_is 0 ctl --db "$x" show o3
 # outbox: seq 1 a valid ledger entry (key "k", json "{}"), seq 2 of kind 9.
-"$POKE" "$x" put outbox 0000000000000001 040101006b00020000007b7d00
-"$POKE" "$x" put outbox 0000000000000002 040901006b00020000007b7d00
+"$POKE" "$x" put outbox 0000000000000001 050101006b00020000007b7d00
+"$POKE" "$x" put outbox 0000000000000002 050901006b00020000007b7d00
 ctl --db "$x" outbox > "$tmp/x.out" 2> "$tmp/x.err"; rc=$?
 check "outbox with a corrupt entry exits 2" [ "$rc" -eq 2 ]
 check "outbox shows the good entry" eval '[ "$(cat "$tmp/x.out")" = "$(printf "1\tledger\tk\t{}")" ]'

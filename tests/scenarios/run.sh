@@ -159,5 +159,8 @@ if sh "$S/alerts.sh"; then ok; else bad "alert scenarios"; fi
 #     stops growing.
 if sh "$S/retention.sh"; then ok; else bad "retention scenarios"; fi
 
+# 13. Usage corrections (v1.3 §13): example H, void state read back.
+if sh "$S/voids.sh"; then ok; else bad "void scenarios"; fi
+
 echo "scenarios: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -133,6 +133,7 @@ static void m_value_neg(struct eng_org *o) { o->value = -1000000; }
 static void m_sum_neg(struct eng_org *o) { o->alloc_sum = -1; }
 static void m_nocredit_value(struct eng_org *o) {
     o->has_credit = 0;
+    o->serial = proj(o)->serial = 0; /* the value is the fault */
     o->alloc_sum = 0;
     proj(o)->has_credit = 0;
     proj(o)->value = 0;
@@ -165,6 +166,7 @@ static void m_p_nocredit_value(struct eng_org *o) {
 static void m_p_orgless(struct eng_org *o) {
     o->has_credit = 0;
     o->value = o->alloc_sum = 0;
+    o->serial = 0;
     memset(&o->al, 0, sizeof(o->al)); /* no org alert state either: the project is the fault */
 }
 static void m_p_expected_neg(struct eng_org *o) { proj(o)->terms.expected = -1; }

@@ -1197,7 +1197,7 @@ static void corrupt(struct fx *f, const char *db, const char *key, size_t kl, en
 static const struct ccase org_cases[] = {
     { "orgs", OK1, 0, M_TRUNC, 0, 0, "\"org-1\"", "truncated: 16-byte value, 4 more bytes needed at byte 13" },
     { "orgs", OK1, 0, M_TRAIL, 0, 0, "\"org-1\"", "1 trailing bytes after a 17-byte record" },
-    { "orgs", OK1, 0, M_VERSION, 0, 0, "\"org-1\"", "record format version 7, this build reads version 4" },
+    { "orgs", OK1, 0, M_VERSION, 0, 0, "\"org-1\"", "record format version 7, this build reads version 5" },
     { "orgs", OK1, 0, M_EMPTY, 0, 0, "\"org-1\"", "empty value (no format version byte)" },
     { "orgs", OK1, 0, M_BYTE, 4, 0x80, "\"org-1\"", "partition -2147483645 < 0" },
     { "sequences", OK1, 0, M_TRUNC, 0, 0, "\"org-1\"", "truncated" },
@@ -1264,6 +1264,75 @@ static void test_corrupt_org_records(void **state) {
         raw_put(f, c->db, c->key, c->kl ? c->kl : strlen(c->key), NULL, 0);
     }
     eng_org_free(&got);
+}
+
+/* §13: an applied usage's record keeps what a void needs; read back exactly,
+ * and every broken part of it is a corrupt-store error naming it. */
+static void test_dedupe_usage(void **state) {
+    struct fx *f = *state;
+    struct eng_dedupe d = { .hash = 9, .partition = 2, .time = 1767261600000000000LL }, got;
+    struct eng_usage_rec *u = &d.u;
+    u->has = 1;
+    u->voided = 1;
+    u->billing_month = 2026 * 12;
+    u->org_serial = 3;
+    u->proj_serial = 4;
+    u->d1 = 100000000;
+    u->d2 = 50000000;
+    strcpy(u->project, "pA");
+    u->ov_seq = 7;
+    u->ov_amount = 25000000;
+    strcpy(u->resource, "r-1");
+    strcpy(u->offering, "hpc");
+    strcpy(u->component, "cpu");
+    begin(f);
+    assert_int_equal(f->ops.dedupe_put(f->ops.ctx, (const uint8_t *)"u1", 2, &d, f->err,
+                                       sizeof(f->err)), ENG_OK);
+    d.u.ov_seq = 0; /* without an overage: no strings kept */
+    assert_int_equal(f->ops.dedupe_put(f->ops.ctx, (const uint8_t *)"u2", 2, &d, f->err,
+                                       sizeof(f->err)), ENG_OK);
+    dput(f, (const uint8_t *)"r1", 2, 5, 1);
+    commit(f);
+    begin(f);
+    assert_int_equal(dget(f, (const uint8_t *)"u1", 2, &got), ENG_OK);
+    assert_true(got.u.has && got.u.voided && got.u.billing_month == 2026 * 12);
+    assert_true(got.u.org_serial == 3 && got.u.proj_serial == 4 && got.u.d1 == 100000000 &&
+                got.u.d2 == 50000000 && got.u.ov_seq == 7 && got.u.ov_amount == 25000000);
+    assert_string_equal(got.u.project, "pA");
+    assert_string_equal(got.u.resource, "r-1");
+    assert_string_equal(got.u.offering, "hpc");
+    assert_string_equal(got.u.component, "cpu");
+    assert_int_equal(dget(f, (const uint8_t *)"u2", 2, &got), ENG_OK);
+    assert_true(got.u.has && got.u.ov_seq == 0 && got.u.resource[0] == 0);
+    assert_int_equal(dget(f, (const uint8_t *)"r1", 2, &got), ENG_OK);
+    assert_false(got.u.has);
+    store_abort(f->s);
+    /* layout: 25 bytes of key record, then flags (25), month (26..28: 3 LEB128
+     * bytes), serials (29, 30), d1 (31..34), d2 (35..38), project length (39),
+     * "pA", overage seq (42), amount (43..46) */
+    static const struct { const char *key; enum mut m; size_t off; uint32_t val; const char *what; }
+    cases[] = {
+        {"u2", M_BYTE, 25, 2, "usage flags 2"},
+        {"u2", M_BYTE, 34, 0, "usage d1: bad variable-length number"},   /* not the shortest */
+        {"u2", M_BYTE, 39, 0, "usage project of 0 bytes"},
+        {"u2", M_BYTE, 28, 0x7f, "usage billing month"},
+        {"u2", M_TRUNC, 0, 0, "truncated"},
+        {"u2", M_TRAIL, 0, 0, "trailing"},
+        {"u1", M_BYTE, 43, 0, "usage overage amount 0"},
+        {"r1", M_BYTE, 25, 1, "usage data on a rejected key"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct rawrec keep;
+        char kt[8];
+        raw_get(f, "dedupe", cases[i].key, 2, &keep);
+        corrupt(f, "dedupe", cases[i].key, 2, cases[i].m, cases[i].off, cases[i].val);
+        begin(f);
+        assert_int_equal(dget(f, (const uint8_t *)cases[i].key, 2, &got), ENG_ESTORE);
+        snprintf(kt, sizeof(kt), "\"%s\"", cases[i].key);
+        assert_corrupt_err(f->err, "dedupe", kt, cases[i].what);
+        store_abort(f->s);
+        raw_put(f, "dedupe", cases[i].key, 2, keep.v, keep.vl); /* the good record again */
+    }
 }
 
 static void test_corrupt_clock_dedupe(void **state) {
@@ -1393,26 +1462,30 @@ static void test_corrupt_meta_offsets(void **state) {
     assert_int_equal(open_store(f, 0, 0, CUR, 0, &f->s), STORE_ECORRUPT);
     assert_null(f->s);
     assert_corrupt_err(f->err, "meta", "\"close_after\"",
-                       "record format version 9, this build reads version 4");
+                       "record format version 9, this build reads version 5");
     r.v[0] = STORE_FORMAT_VERSION;
     raw_write(f, "meta", "close_after", 11, r.v, r.vl);
-    raw_write(f, "meta", "currency", 8, "\4EUREUREUREUREUREUREUREUREUREUREUR", 34);
+    raw_write(f, "meta", "currency", 8, "\5EUREUREUREUREUREUREUREUREUREUREUR", 34);
     assert_int_equal(open_store(f, 0, 0, CUR, 0, &f->s), STORE_ECORRUPT);
     assert_corrupt_err(f->err, "meta", "\"currency\"", "currency of 33 bytes (at most 31)");
-    raw_write(f, "meta", "currency", 8, "\4EUR", 4);
+    raw_write(f, "meta", "currency", 8, "\5EUR", 4);
     reopen(f, 0);
     /* a store of the previous format is refused, saying how to rebuild it */
     raw_write(f, "meta", "format", 6, "\1", 1);
     assert_int_equal(open_store(f, 0, 0, CUR, 0, &f->s), STORE_EMISMATCH);
-    assert_non_null(strstr(f->err, "has format 1, this build reads format 4: rebuild it by replaying"));
+    assert_non_null(strstr(f->err, "has format 1, this build reads format 5: rebuild it by replaying"));
     /* format 2 (before v1.3 §12) and 3 (before §14: dedupe records without time) too */
     raw_write(f, "meta", "format", 6, "\3", 1);
     assert_int_equal(open_store(f, 0, 0, CUR, 0, &f->s), STORE_EMISMATCH);
-    assert_non_null(strstr(f->err, "has format 3, this build reads format 4: rebuild it by replaying"));
+    assert_non_null(strstr(f->err, "has format 3, this build reads format 5: rebuild it by replaying"));
     raw_write(f, "meta", "format", 6, "\2", 1);
     assert_int_equal(open_store(f, 0, 0, CUR, 0, &f->s), STORE_EMISMATCH);
-    assert_non_null(strstr(f->err, "has format 2, this build reads format 4: rebuild it by replaying"));
+    assert_non_null(strstr(f->err, "has format 2, this build reads format 5: rebuild it by replaying"));
+    /* format 4 (before §13: usage records without what a void needs) too */
     raw_write(f, "meta", "format", 6, "\4", 1);
+    assert_int_equal(open_store(f, 0, 0, CUR, 0, &f->s), STORE_EMISMATCH);
+    assert_non_null(strstr(f->err, "has format 4, this build reads format 5: rebuild it by replaying"));
+    raw_write(f, "meta", "format", 6, "\5", 1);
     reopen(f, 0);
 }
 
@@ -1648,6 +1721,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_corrupt_outbox, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_meta_offsets, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_keys, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dedupe_usage, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_engine, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_views_go_on, setup, teardown),
         cmocka_unit_test_setup_teardown(test_writer_lock, setup, teardown),
