@@ -164,7 +164,17 @@ static int is_secret(const char *key) {
     return 0;
 }
 
+/* The semantics (v1.3 §6, §11, §14) and issue 7 name these settings without
+ * the "credit." prefix: both spellings set the same key (dumped with it). */
+static const char *const ALIASES[][2] = {
+    {"close_after", "credit.close_after"},
+    {"max_future", "credit.max_future"},
+    {"retention_days", "credit.retention_days"},
+};
+
 static const struct spec *spec_find(const char *name) {
+    for (size_t i = 0; i < sizeof ALIASES / sizeof ALIASES[0]; i++)
+        if (strcmp(ALIASES[i][0], name) == 0) name = ALIASES[i][1];
     for (size_t i = 0; i < NSPECS; i++)
         if (strcmp(SPECS[i].name, name) == 0) return &SPECS[i];
     return NULL;

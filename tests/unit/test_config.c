@@ -157,6 +157,19 @@ static void test_guard_keys(void **state) {
     config_init(&c);
     expect_set_ok(&c, "credit.max_future", "31622400");
     assert_int_equal(c.credit_max_future_s, 366 * 86400);
+    /* the semantics' own names are aliases of the credit.* keys (one key:
+     * both spellings in one file are a duplicate) */
+    config_free(&c);
+    config_init(&c);
+    expect_set_ok(&c, "max_future", "3600");
+    assert_int_equal(c.credit_max_future_s, 3600);
+    expect_set_ok(&c, "retention_days", "90");
+    assert_int_equal(c.credit_retention_days, 90);
+    expect_set_ok(&c, "close_after", "86400");
+    assert_int_equal(c.credit_close_after_s, 86400);
+    config_free(&c);
+    assert_int_not_equal(load_text(&c, "max_future = 1\ncredit.max_future = 2\n", err, sizeof err), 0);
+    assert_non_null(strstr(err, "credit.max_future: duplicate key"));
     config_free(&c);
     expect_set_error("credit.max_future", "31622401",
                      "t.conf:7: credit.max_future: 31622401 is outside 0..31622400");
