@@ -275,14 +275,23 @@ static int decode_void(struct dec *d, json_t *data, struct eng_event *ev) {
 /* specversion, time, type and data. */
 int event_decode(json_t *root, struct eng_event *ev, char *msg, size_t msglen) {
     struct dec d = {msg, msglen};
+    const char *ts;
+    /* Outputs carry the causing event's `time` (§8): known as soon as it
+     * reads, whichever field fails first, and absent when it does not read
+     * (a reject must not copy a time that is not RFC 3339). */
+    ev->time_str = NULL;
+    json_t *tv = json_object_get(root, "time");
+    if (json_is_string(tv) && json_string_length(tv) <= 64 &&
+        time_parse_rfc3339(json_string_value(tv), &ev->time) == 0)
+        ev->time_str = json_string_value(tv);
     json_t *v = json_object_get(root, "specversion");
     if (!json_is_string(v) || strcmp(json_string_value(v), "1.0") != 0)
         return fail(&d, "specversion: must be \"1.0\"");
-    int rc = get_str(&d, root, "", "time", 1, 64, &ev->time_str);
+    int rc = get_str(&d, root, "", "time", 1, 64, &ts);
     if (rc) return rc;
-    int trc = time_parse_rfc3339(ev->time_str, &ev->time);
-    if (trc == TIME_ERANGE) return fail(&d, "time: \"%s\" is out of range (1970..2261)", ev->time_str);
-    if (trc) return fail(&d, "time: \"%s\" is not an RFC 3339 date-time", ev->time_str);
+    int trc = time_parse_rfc3339(ts, &ev->time);
+    if (trc == TIME_ERANGE) return fail(&d, "time: \"%s\" is out of range (1970..2261)", ts);
+    if (trc) return fail(&d, "time: \"%s\" is not an RFC 3339 date-time", ts);
     const char *type;
     if ((rc = get_str(&d, root, "", "type", 1, 64, &type))) return rc;
     ev->type = event_type_of(type);

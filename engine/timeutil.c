@@ -99,7 +99,7 @@ static bool take_date(const char **p, struct civil *c) {
     return true;
 }
 
-/* "HH:MM:SS[.f{1,9}]" -> seconds of day and nanoseconds; 60 is folded. */
+/* "HH:MM:SS[.f+]" -> seconds of day and nanoseconds; 60 is folded. */
 static bool take_clock(const char **p, int64_t *sec, int64_t *ns) {
     int h, mi, s;
     if (!take_digits(p, 2, &h) || !take_char(p, ':', ':') ||
@@ -110,10 +110,11 @@ static bool take_clock(const char **p, int64_t *sec, int64_t *ns) {
     int64_t frac = 0;
     if (take_char(p, '.', '.')) {
         int n = 0;
-        for (; (*p)[0] >= '0' && (*p)[0] <= '9'; (*p)++, n++) {
-            if (n == 9) return false;                 /* > 9 digits */
-            frac = frac * 10 + ((*p)[0] - '0');
-        }
+        /* RFC 3339 allows any number of digits: nanoseconds are kept,
+         * further digits are read and dropped (truncated, never rounded up
+         * into the next second). */
+        for (; (*p)[0] >= '0' && (*p)[0] <= '9'; (*p)++, n++)
+            if (n < 9) frac = frac * 10 + ((*p)[0] - '0');
         if (n == 0) return false;
         for (; n < 9; n++) frac *= 10;
     }

@@ -19,7 +19,7 @@
 
 /* RFC 3339 date-time: YYYY-MM-DDTHH:MM:SS[.frac]('Z'|'z'|(+|-)HH:MM).
  * The separator is 'T' or 't' (a space is NOT accepted); the zone is 'Z',
- * 'z' or an offset.  Fraction 1..9 digits (more is TIME_ESYNTAX).  Validates
+ * 'z' or an offset.  Fraction of 1 or more digits (beyond 9 truncated).  Validates
  * day-of-month (leap years), hour 0-23, minute 0-59, second 0-60 (a leap
  * second 60 is folded to 59.999999999 of the same minute, whatever fraction
  * follows it), offsets up to +-23:59.  A calendar/field error is

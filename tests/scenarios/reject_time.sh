@@ -3,7 +3,7 @@
 # outputs are CloudEvents, whose `time` is RFC 3339; a rejected message whose
 # time is unreadable has no `time`, one whose time is readable carries it; and
 # `time` accepts every RFC 3339 date-time (time-secfrac = "." 1*DIGIT).
-# Fails on main as of 6160bea (review h-review). Run from the repository root
+# (A review found both on main as of 6160bea; fixed since.) Run from the repository root
 # after `make build/credit-replay`; prints "reject-time: N passed, N failed".
 set -u
 B=build

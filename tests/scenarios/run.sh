@@ -162,5 +162,8 @@ if sh "$S/retention.sh"; then ok; else bad "retention scenarios"; fi
 # 13. Usage corrections (v1.3 §13): example H, void state read back.
 if sh "$S/voids.sh"; then ok; else bad "void scenarios"; fi
 
+# 13. The `time` of rejects, and RFC 3339 fractions of any length.
+if sh "$S/reject_time.sh"; then ok; else bad "reject time scenarios"; fi
+
 echo "scenarios: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
