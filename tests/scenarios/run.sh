@@ -162,5 +162,9 @@ if sh "$S/retention.sh"; then ok; else bad "retention scenarios"; fi
 # 13. Usage corrections (v1.3 §13): example H, void state read back.
 if sh "$S/voids.sh"; then ok; else bad "void scenarios"; fi
 
+# 14. creditctl's staff and owner commands (issue 8): --dry-run events, flags,
+#     if_value from --db, balances after credit-replay.
+if sh "$S/ctl_cmds.sh"; then ok; else bad "creditctl command scenarios"; fi
+
 echo "scenarios: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
