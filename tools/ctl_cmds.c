@@ -18,10 +18,14 @@
 #include "engine/state.h"
 #include "engine/timeutil.h"
 #include "store/store.h"
+#include "tools/ctl_wait.h"
 #include "tools/kprod.h"
 
 #define EXIT_USAGE   1
 #define EXIT_RUNTIME 2
+#define EXIT_REJECTED 3       /* --wait: creditd rejected the event */
+#define EXIT_NO_OUTCOME 4     /* --wait: no outcome within the time */
+#define WAIT_MAX_S   3600
 #define ERRLEN       512
 #define FLUSH_MS     30000
 #define SOURCE_MAX   256      /* id / source bytes (semantics §1) */
@@ -86,7 +90,7 @@ static const struct flag FLAGS[] = {
 
 /* Options of every command: those taking a value, then the switches. */
 static const char *const COMMON_VAL[] = {"--db", "--config", "-b", "--bootstrap", "-X",
-                                         "--topic", "--source", "--id"};
+                                         "--topic", "--source", "--id", "--wait"};
 static const char *const SWITCHES[] = {"--dry-run", "--force", "--json", "--help", "-h"};
 
 struct args {
@@ -94,6 +98,7 @@ struct args {
     const char *org, *project;
     const char *val[NFLAGS];
     const char *db, *config, *bootstrap, *topic, *source, *id;
+    int wait_s;       /* --wait S, 0: no wait */
     char *xs[MAX_XS];
     int nx, dry_run, force;
 };
@@ -126,8 +131,13 @@ static void usage(FILE *f) {
         "  --source S        event source (else creditctl.source_staff / _owner)\n"
         "  --id ID           event id (default: a random UUID; reuse it to retry safely)\n"
         "  --dry-run         print the event JSON instead of producing it\n"
+        "  --wait S          then wait up to S seconds for creditd's outcome on the ledger\n"
+        "                    and rejected topics: \"applied\" and its ledger entries, or\n"
+        "                    \"rejected REASON: MESSAGE\" (value_changed: the current balance\n"
+        "                    from --db too)\n"
         "prints the event id once the broker confirmed delivery\n"
-        "exit status: 0 ok, 1 usage, 2 store or Kafka error\n");
+        "exit status: 0 ok, 1 usage, 2 store or Kafka error, 3 rejected (--wait),\n"
+        "             4 no outcome within S seconds (--wait)\n");
 }
 
 static int in_list(const char *a, const char *const *l, size_t n) {
@@ -176,6 +186,13 @@ static int set_common(struct args *g, const char *name, const char *v) {
     else if (!strcmp(name, "--topic")) g->topic = v;
     else if (!strcmp(name, "--source")) g->source = v;
     else if (!strcmp(name, "--id")) g->id = v;
+    else if (!strcmp(name, "--wait")) {
+        char *end;
+        long w = strtol(v, &end, 10);
+        if (*end || v[0] < '0' || v[0] > '9' || w < 1 || w > WAIT_MAX_S)
+            return bad("--wait: \"%s\" is not a number of seconds from 1 to %s", v, "3600");
+        g->wait_s = (int)w;
+    }
     else if (g->nx >= MAX_XS) return bad("too many -X options (at most %d)%s", "256", "");
     else g->xs[g->nx++] = (char *)v;
     return 0;
@@ -224,6 +241,7 @@ static int parse_args(struct args *g, int argc, char **argv) {
         if (npos == 1 && !(g->cmd = cmd_find(a))) return bad("unknown command %s%s", a, "");
     }
     if (!g->cmd) return bad("missing command%s%s", "", "");
+    if (g->wait_s && g->dry_run) return bad("--wait does not apply to --dry-run%s%s", "", "");
     if (npos - 1 != g->cmd->nargs)
         return bad("%s needs %s", g->cmd->name, g->cmd->nargs == 1 ? "ORG" : "ORG PROJECT");
     g->org = pos[1];
@@ -499,36 +517,32 @@ static int load_config(const struct args *g, struct config *cfg) {
     return 0;
 }
 
-/* Producer properties: the defaults, then the config's kafka.*, then -X
- * (kprod_new applies xs in order, so -X wins). */
-static int make_producer(const struct args *g, const struct config *cfg, struct kprod *k,
-                         char **props, const char **bootstrap) {
-    static const struct kclient_prop defs[] = {
-        {"partitioner", "murmur2_random"}, {"enable.idempotence", "true"},
-        {"acks", "all"}, {NULL, NULL}};
-    int n = 0;
-    for (size_t i = 0; i < cfg->nkafka && n < MAX_XS; i++) {
+/* Client properties: the config's kafka.*, then -X (later ones win), as
+ * "key=value" strings in props (the first *nown malloc'ed); the bootstrap. */
+static int client_props(const struct args *g, const struct config *cfg, char **props, int *n,
+                        int *nown, const char **bootstrap) {
+    for (size_t i = 0; i < cfg->nkafka && *n < MAX_XS; i++) {
         size_t len = strlen(cfg->kafka[i].name) + strlen(cfg->kafka[i].value) + 2;
-        if (!(props[n] = malloc(len))) return bad("out of memory%s%s", "", "");
-        snprintf(props[n++], len, "%s=%s", cfg->kafka[i].name, cfg->kafka[i].value);
+        if (!(props[*n] = malloc(len))) return bad("out of memory%s%s", "", "");
+        snprintf(props[(*n)++], len, "%s=%s", cfg->kafka[i].name, cfg->kafka[i].value);
+        *nown = *n;
     }
-    for (int i = 0; i < g->nx && n < 2 * MAX_XS; i++) props[n++] = g->xs[i];
+    for (int i = 0; i < g->nx; i++) props[(*n)++] = g->xs[i];
     *bootstrap = g->bootstrap ? g->bootstrap : config_kafka_get(cfg, "bootstrap.servers");
     if (!*bootstrap || !**bootstrap)
         return bad("no Kafka: give -b BOOTSTRAP or kafka.bootstrap.servers in --config%s%s", "", "");
-    *k = (struct kprod){.prog = "creditctl"};
-    return kprod_new(k, *bootstrap, defs, props, n) ? EXIT_USAGE : 0;
+    return 0;
 }
 
 /* Produce the event keyed by org and wait for its delivery report. */
-static int produce(const struct args *g, const struct config *cfg, const char *json) {
-    struct kprod k;
-    char *props[2 * MAX_XS] = {0};
-    const char *bootstrap = NULL;
-    const char *topic = g->topic ? g->topic : cfg->topic_input;
-    int rc = make_producer(g, cfg, &k, props, &bootstrap);
-    for (size_t i = 0; i < cfg->nkafka && i < MAX_XS; i++) free(props[i]);
-    if (rc) return rc;
+static int produce(const struct args *g, const char *bootstrap, char **props, int n,
+                   const char *topic, const char *json) {
+    static const struct kclient_prop defs[] = {
+        {"partitioner", "murmur2_random"}, {"enable.idempotence", "true"},
+        {"acks", "all"}, {NULL, NULL}};
+    struct kprod k = {.prog = "creditctl"};
+    if (kprod_new(&k, bootstrap, defs, props, n)) return EXIT_USAGE;
+    int rc = 0;
     rd_kafka_resp_err_t e = rd_kafka_producev(
         kprod_rk(&k), RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_VALUE((void *)json, strlen(json)),
         RD_KAFKA_V_KEY(g->org, strlen(g->org)), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
@@ -545,6 +559,55 @@ static int produce(const struct args *g, const struct config *cfg, const char *j
     return rc;
 }
 
+/* After a value_changed: the balance the event should have been based on. */
+static void print_current(const struct args *g) {
+    int has = 0;
+    int64_t v = 0;
+    char buf[MONEY_FMT_MAX];
+    if (!g->db) { printf("current balance: unknown (give --db DIR to see it)\n"); return; }
+    if (read_if_value(g->db, g->org, &has, &v)) return;
+    money_format(v, MONEY_DIGITS, buf);
+    printf("current balance: %s\n", has ? buf : "no credit");
+}
+
+/* --wait: the outcome of the event just delivered. */
+static int wait_outcome(const struct args *g, struct ctlwait *w, const char *src, const char *id) {
+    char reason[CTLWAIT_REASON_MAX], err[ERRLEN];
+    int rc = ctlwait_run(w, src, id, g->wait_s * 1000, reason, err, sizeof err);
+    if (rc < 0) { fprintf(stderr, "creditctl: --wait: %s\n", err); return EXIT_RUNTIME; }
+    if (rc == CTLWAIT_TIMEOUT) {
+        fprintf(stderr, "creditctl: --wait: no outcome of %s within %d s (is creditd running? "
+                "a duplicate or an event without ledger entries has none)\n", id, g->wait_s);
+        return EXIT_NO_OUTCOME;
+    }
+    if (rc == CTLWAIT_REJECTED && !strcmp(reason, "value_changed")) print_current(g);
+    return rc == CTLWAIT_REJECTED ? EXIT_REJECTED : 0;
+}
+
+/* Send (and with --wait, the wait consumer first: it must see the outcome). */
+static int send_event(const struct args *g, const struct config *cfg, json_t *ev, const char *json) {
+    char *props[2 * MAX_XS] = {0}, err[ERRLEN];
+    const char *bootstrap = NULL, *topic = g->topic ? g->topic : cfg->topic_input;
+    const char *id = json_string_value(json_object_get(ev, "id"));
+    const char *src = json_string_value(json_object_get(ev, "source"));
+    struct ctlwait *w = NULL;
+    int n = 0, nown = 0;
+    int rc = client_props(g, cfg, props, &n, &nown, &bootstrap);
+    if (!rc && g->wait_s &&
+        ctlwait_start(&w, bootstrap, props, n, cfg->topic_ledger, cfg->topic_rejected, err, sizeof err)) {
+        fprintf(stderr, "creditctl: --wait: %s\n", err);
+        rc = EXIT_RUNTIME;
+    }
+    if (!rc && !(rc = produce(g, bootstrap, props, n, topic, json))) {
+        printf("%s\n", id);
+        fflush(stdout);
+        if (w) rc = wait_outcome(g, w, src, id);
+    }
+    ctlwait_destroy(w);
+    for (int i = 0; i < nown; i++) free(props[i]);
+    return rc;
+}
+
 int ctlcmd_main(int argc, char **argv) {
     struct args g;
     struct config cfg;
@@ -558,7 +621,7 @@ int ctlcmd_main(int argc, char **argv) {
     char *json = rc ? NULL : json_dumps(ev, JSON_COMPACT | JSON_PRESERVE_ORDER);
     if (!rc && !json) { fprintf(stderr, "creditctl: out of memory\n"); rc = EXIT_RUNTIME; }
     if (!rc && g.dry_run) printf("%s\n", json);
-    else if (!rc && !(rc = produce(&g, &cfg, json))) printf("%s\n", id);
+    else if (!rc) rc = send_event(&g, &cfg, ev, json);
     free(json);
     json_decref(ev);
     config_free(&cfg);

@@ -10,6 +10,8 @@
 # 3. A grant with if_value read from --db (kafka.bootstrap.servers from
 #    --config) applies; a stale one (if_value of an older balance) is
 #    rejected value_changed on credit.rejected.
+# 4. --wait prints "applied" and the event's ledger entries, or the reject
+#    reason; a lost update shows value_changed and the current balance.
 # Needs make build/creditd build/creditctl build/credit-produce; kcat, jq.
 # Closing line: "it_ctl: N passed, N failed".
 set -uo pipefail
@@ -99,6 +101,20 @@ check "stale event carries if_value 100" test "$(jq -r .data.if_value "$T/stale.
 ctl --config "$T/c.conf" --db "$T/store" grant o1 --value 150 --if-value 100 --id "$stale_id" >/dev/null 2>"$T/g4.err"
 check "stale grant rejected value_changed" wait_for 60 rejected_has "$stale_id" value_changed
 check "balance still 120" bal_is '.[0].value' "120.000000"
+# ---- 4. --wait: the outcome read back from the output topics --------------
+ctl --config "$T/c.conf" --db "$T/store" adjust o1 --delta 5 --wait 60 >"$T/w1.out" 2>"$T/w1.err"; rc=$?
+check "adjust --wait exits 0 (got $rc)" test "$rc" -eq 0
+check "adjust --wait: id, then applied" test "$(sed -n 2p "$T/w1.out")" = applied
+check "adjust --wait: its staff_grant ledger entry" test "$(sed -n 3p "$T/w1.out" | jq -r --arg id "$(head -1 "$T/w1.out")" \
+    'select(.data.event_id == $id) | [.data.entry, .data.delta, .data.balance] | join(" ")')" = "staff_grant 5.000000 125.000000"
+ctl --config "$T/c.conf" --db "$T/store" grant o1 --value 1 --if-value 7 --wait 60 >"$T/w2.out" 2>"$T/w2.err"; rc=$?
+check "lost update --wait exits 3 (got $rc)" test "$rc" -eq 3
+check "lost update --wait: value_changed" grep -q '^rejected value_changed: ' "$T/w2.out"
+check "lost update --wait: current balance" grep -qx 'current balance: 125.000000' "$T/w2.out"
+check "balance still 125" bal_is '.[0].value' "125.000000"
+ctl --config "$T/c.conf" --id "$(head -1 "$T/w1.out")" --db "$T/store" adjust o1 --delta 6 --wait 30 >/dev/null 2>"$T/w3.err"; rc=$?
+check "different content under a used id: rejected id_conflict (got $rc)" test "$rc" -eq 3
+
 timeout 60 "$B/creditctl" revoke o1 -b 127.0.0.1:1 >"$T/nok.out" 2>"$T/nok.err"; rc=$?
 check "no broker: exit 2 (got $rc)" test "$rc" -eq 2
 check "no broker: no id printed" test ! -s "$T/nok.out"

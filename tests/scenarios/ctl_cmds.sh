@@ -120,6 +120,8 @@ rejects "project missing" "ORG PROJECT" allocate o1 --dry-run --value 1
 rejects "grant needs db" --force grant o1 --dry-run --value 1
 rejects "no bootstrap" bootstrap revoke o1
 rejects "duplicate flag" "--value given twice" grant o1 --force --dry-run --value 1 --value 2
+rejects "wait with dry-run" --wait revoke o1 --dry-run --wait 5
+rejects "wait zero" --wait revoke o1 --wait 0 -b 127.0.0.1:1
 # The read-only views are unchanged.
 rejects "view usage" "unknown command" --db "$tmp" nosuch
 
