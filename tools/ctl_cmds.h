@@ -15,8 +15,10 @@
  * if_value, the organisation's current balance read from --db (read-only,
  * store_get_org), unless --force.  --dry-run prints the event instead of
  * producing it.  The event's time is the wall clock (UTC): the producer's
- * timestamp, the only wall-clock use of creditctl.
- * Exit 0 ok, 1 bad usage, 2 store or Kafka error. */
+ * timestamp, the only wall-clock use of creditctl.  --wait S then reads the
+ * outcome from the output topics (tools/ctl_wait.h).
+ * Exit 0 ok, 1 bad usage, 2 store or Kafka error, 3 rejected (--wait),
+ * 4 no outcome within S seconds (--wait). */
 #ifndef TOOLS_CTL_CMDS_H
 #define TOOLS_CTL_CMDS_H
 
