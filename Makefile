@@ -44,7 +44,7 @@ $(B)/asan/libcreditd.a: $(patsubst %.c,$(B)/asan/obj/%.o,$(CORE_SRC))
 
 $(B)/credit-replay: $(B)/obj/tools/credit_replay.o $(B)/obj/tools/lineq.o $(B)/obj/tools/spool.o $(KCLIENT) $(B)/libcreditd.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
-$(B)/creditctl: $(B)/obj/tools/creditctl.o $(B)/libcreditd.a
+$(B)/creditctl: $(B)/obj/tools/creditctl.o $(B)/obj/tools/ctl_cmds.o $(B)/obj/tools/ctl_wait.o $(B)/obj/tools/kprod.o $(KCLIENT) $(B)/libcreditd.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
 $(B)/credit-produce: $(B)/obj/tools/credit_produce.o $(B)/obj/tools/kprod.o $(KCLIENT) $(B)/libcreditd.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)

@@ -41,6 +41,8 @@ static const struct spec SPECS[] = {
     STR("credit.currency", credit_currency, K_CURRENCY),
     NUM("credit.max_future", credit_max_future_s, K_INT, 0, GUARD_MAX_FUTURE_MAX),
     NUM("credit.retention_days", credit_retention_days, K_INT, 0, GUARD_RETENTION_DAYS_MAX),
+    STR("creditctl.source_owner", ctl_source_owner, K_STRING),
+    STR("creditctl.source_staff", ctl_source_staff, K_STRING),
     STR("group.id", group_id, K_STRING),
     {"input.partitions", K_PARTITIONS, offsetof(struct config, input_partitions), 0, 0, 0},
     NUM("outbox.max_pending", outbox_max_pending, K_INT, 1, 100000000),
@@ -796,6 +798,8 @@ void config_init(struct config *c) {
     c->stats_interval_ms = 10000;
     c->credit_close_after_s = 0;
     strcpy(c->credit_currency, "EUR");
+    strcpy(c->ctl_source_staff, "staff/creditctl");
+    strcpy(c->ctl_source_owner, "owners/creditctl");
     c->credit_max_future_s = GUARD_MAX_FUTURE_DEFAULT;
     c->credit_retention_days = GUARD_RETENTION_DAYS_DEFAULT;
 }

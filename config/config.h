@@ -39,6 +39,7 @@
 #define CONFIG_GROUP_MAX      255    /* group.id, bytes                        */
 #define CONFIG_CURRENCY_MAX   16     /* credit.currency (== ENGINE_CURRENCY_MAX) */
 #define CONFIG_PARTITIONS_MAX 1024   /* input.partitions: distinct entries     */
+#define CONFIG_SOURCE_ID_MAX  256    /* an event source (semantics §1) */
 #define CONFIG_SOURCES        4      /* sources.grant, .allocate, .usage, .clock */
 #define CONFIG_SOURCES_TEXT_MAX 65536 /* bytes of one sources.* value          */
 
@@ -85,6 +86,11 @@ struct config {
      * set (any source), else the list text as written ("" = no source),
      * owned, checked by guard_list_parse.  config_free resets them to NULL. */
     char   *sources[CONFIG_SOURCES];
+    /* creditctl.source_staff / creditctl.source_owner: the CloudEvent source
+     * of creditctl's staff commands (grant, adjust, revoke, void) and owner
+     * commands (allocate, deallocate, terminate).  creditd ignores them. */
+    char    ctl_source_staff[CONFIG_SOURCE_ID_MAX + 1];  /* "staff/creditctl"  */
+    char    ctl_source_owner[CONFIG_SOURCE_ID_MAX + 1];  /* "owners/creditctl" */
 
     /* kafka.* pass-through, in the order the names were first set (a later
      * override replaces the value in place).  Read-only for callers. */

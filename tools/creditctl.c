@@ -28,6 +28,7 @@
 #include "engine/state.h"
 #include "engine/timeutil.h"
 #include "store/store.h"
+#include "tools/ctl_cmds.h"
 
 #define ERRLEN     512
 #define EXIT_USAGE 1
@@ -54,6 +55,8 @@ static void usage(FILE *f) {
             "  stats                entries per database, sizes, counters, configuration,\n"
             "                       remembered keys and the oldest remembered event time\n"
             "  --help               this text\n"
+            "staff and owner commands (produce an event; see creditctl grant --help):\n"
+            "  grant, adjust, revoke, allocate, deallocate, terminate, void\n"
             "corrupt records are reported on stderr and skipped (exit status 2)\n"
             "exit status: 0 ok, 1 usage or unknown organisation, 2 store or output error\n"
             "             or corrupt records\n");
@@ -691,6 +694,7 @@ int main(int argc, char **argv) {
     struct opts op;
     struct store *s;
     memset(&op, 0, sizeof(op));
+    if (ctlcmd_wanted(argc, argv)) return ctlcmd_main(argc, argv);
     int rc = parse_args(argc, argv, &op);
     if (rc) return rc;
     if (op.help) { usage(stdout); return fflush(stdout) ? EXIT_STORE : 0; }

@@ -165,5 +165,9 @@ if sh "$S/voids.sh"; then ok; else bad "void scenarios"; fi
 # 13. The `time` of rejects, and RFC 3339 fractions of any length.
 if sh "$S/reject_time.sh"; then ok; else bad "reject time scenarios"; fi
 
+# 14. creditctl's staff and owner commands (issue 8): --dry-run events, flags,
+#     if_value from --db, balances after credit-replay.
+if sh "$S/ctl_cmds.sh"; then ok; else bad "creditctl command scenarios"; fi
+
 echo "scenarios: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -97,6 +97,8 @@ static void test_defaults(void **state) {
     assert_int_equal(c.stats_interval_ms, 10000);
     assert_int_equal(c.credit_close_after_s, 0);
     assert_string_equal(c.credit_currency, "EUR");
+    assert_string_equal(c.ctl_source_staff, "staff/creditctl");
+    assert_string_equal(c.ctl_source_owner, "owners/creditctl");
     assert_int_equal(c.credit_max_future_s, 2678400);
     assert_int_equal(c.credit_retention_days, 35);
     for (int i = 0; i < CONFIG_SOURCES; i++) assert_null(c.sources[i]);
@@ -552,9 +554,9 @@ static void test_dump_masks_and_sorts(void **state) {
         if (prev && strcmp(prev, line) >= 0) fail_msg("not sorted: \"%s\" then \"%s\"", prev, line);
         prev = line;
     }
-    /* 18 creditd keys (output.alerts and credit.retention_days included; the 4
-     * unset sources.* print nothing) + 8 kafka */
-    assert_int_equal(lines, 18 + 8);
+    /* 20 creditd keys (output.alerts, credit.retention_days and the two
+     * creditctl.source_* included; the 4 unset sources.* print nothing) + 8 kafka */
+    assert_int_equal(lines, 20 + 8);
     free(d);
     config_free(&c);
 }

@@ -1,0 +1,44 @@
+/* ctl_wait -- creditctl --wait: the outcome of one event, read from creditd's
+ * output topics (ledger and rejected).
+ *
+ * ctlwait_start() must run BEFORE the event is produced: it takes every
+ * partition's high watermark of both topics and assigns the consumer there,
+ * so no outcome written after it can be missed.  ctlwait_run() then reads
+ * (read_committed) until the event's outcome is seen or the time is up:
+ *   - applied: every credit.ledger entry whose data.event_id and
+ *     data.event_source are the event's, printed one JSON object per line
+ *     after "applied"; once one is seen, reading goes on to the partition's
+ *     end as it was then (creditd writes one event's entries together);
+ *   - rejected: the credit.rejected entry for the event; "rejected REASON:
+ *     MESSAGE" is printed and its reason copied out.
+ * An event applied without any ledger entry (a duplicate, a usage of 0, a
+ * delete of nothing) has no visible outcome: the wait then times out.
+ *
+ * Ownership: struct ctlwait owns its consumer; one owner thread. */
+#ifndef TOOLS_CTL_WAIT_H
+#define TOOLS_CTL_WAIT_H
+
+#include <stddef.h>
+
+#define CTLWAIT_APPLIED  0
+#define CTLWAIT_REJECTED 1
+#define CTLWAIT_TIMEOUT  2
+#define CTLWAIT_REASON_MAX 64
+
+struct ctlwait;
+
+/* A consumer on bootstrap with the "key=value" properties props[0..n) (the
+ * config's kafka.* and -X), assigned at the end of both topics.  0, or -1
+ * with err naming the topic or property. */
+int ctlwait_start(struct ctlwait **out, const char *bootstrap, char *const *props, int nprops,
+                  const char *ledger, const char *rejected, char *err, size_t errlen);
+
+/* Wait up to timeout_ms for the outcome of (source, id); print it.
+ * CTLWAIT_APPLIED, CTLWAIT_REJECTED (reason in reason[CTLWAIT_REASON_MAX]),
+ * CTLWAIT_TIMEOUT, or -1 with err (Kafka failure, output error). */
+int ctlwait_run(struct ctlwait *w, const char *source, const char *id, int timeout_ms,
+                char reason[CTLWAIT_REASON_MAX], char *err, size_t errlen);
+
+void ctlwait_destroy(struct ctlwait *w);
+
+#endif
