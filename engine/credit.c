@@ -805,8 +805,11 @@ static int usage_void(struct engine *e, struct eng_org *o) {
     int org_ok = o->has_credit && u->org_serial == o->serial && !ended_at(&o->terms, ev->time);
     int64_t r1 = org_ok ? u->d1 : 0, r2 = org_ok ? u->d2 : 0, v, x;
     if (r1 && (rc = find_project(e, o, u->project, &p))) return rc;
-    int proj_ok = r1 && p && p->has_credit && p->serial == u->proj_serial &&
-                  !ended_at(&p->terms, ev->time);
+    /* §13: the project draw goes back to P_p and V, or to V alone "when that
+     * project credit no longer exists" (deleted, terminated, or another
+     * credit since).  A project credit past its own end_date still exists
+     * (choice 7): it gets its draw back. */
+    int proj_ok = r1 && p && p->has_credit && p->serial == u->proj_serial;
     if (money_add(o->value, r1, &v) || money_add(v, r2, &v) ||
         (proj_ok && (money_add(p->value, r1, &x) || money_add(o->alloc_sum, r1, &x))))
         return reject(e, ENG_R_OVERFLOW, "data.usage_id: %s", "the refund would overflow a balance");

@@ -354,6 +354,27 @@ static void test_void_org_expired(void **state) {
     REJECTED_ONLY(h, "already_voided", "data.usage_id");
 }
 
+/* A project credit past its own end_date still exists (choice 7): its draw
+ * goes back to P_p and V, account project (§13: V alone only when the
+ * project credit no longer exists); late, January being closed. */
+static void test_void_project_expired(void **state) {
+    struct h *h = *state;
+    assert_int_equal(EV(h, "s1", "org_credit.set", "2026-01-05T10:00:00Z",
+                        "{'org':'o','value':'100'}"), ENG_APPLIED);
+    assert_int_equal(EV(h, "a1", "project_credit.set", "2026-01-05T11:00:00Z",
+                        "{'org':'o','project':'pA','value':'40','end_date':'2026-02-01'}"),
+                     ENG_APPLIED);
+    assert_int_equal(usage(h, "u1", "2026-01-10T10:00:00Z", "o", "pA", "hpc", "10"), ENG_APPLIED);
+    assert_int_equal(tick(h, "2026-02-01T00:00:00Z"), ENG_APPLIED);
+    assert_int_equal(P(h, "o", "pA"), 0);
+    assert_int_equal(V(h, "o"), U(90));
+    assert_int_equal(void_of(h, "v1", "2026-02-02T10:00:00Z", "o", "u1", "2026-01-10T10:00:00Z",
+                             NULL), ENG_APPLIED);
+    LEDGER(h, 0, "refund", "pA", "project", "10.000000", "10.000000", "100.000000", "2026-02", 1);
+    assert_int_equal(P(h, "o", "pA"), U(10));
+    assert_int_equal(V(h, "o"), U(100));
+}
+
 #define A(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void) {
@@ -368,6 +389,7 @@ int main(void) {
         A(test_void_project_deleted),
         A(test_void_org_deleted),
         A(test_void_org_expired),
+        A(test_void_project_expired),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
