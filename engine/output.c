@@ -101,15 +101,25 @@ static void terms_obj(struct jsonw *w, const struct eng_org *o, const struct led
     jsonw_obj_close(w);
 }
 
+/* The start every output of an organisation shares: its next sequence of
+ * `kind`, the id "<prefix><org>/<seq>" and the envelope of `type`, timed as
+ * the causing event.  *seq receives the sequence. */
+static int org_output(struct engine *e, struct eng_org *o, enum eng_out_kind kind,
+                      const char *prefix, const char *type, uint64_t *seq) {
+    char id[ENG_ID_MAX + 48];
+    int rc = next_seq(e, o, kind, seq);
+    if (rc) return rc;
+    output_id(id, prefix, o->id, *seq);
+    envelope(e, type, id, o->id, e->ev.time_str);
+    return 0;
+}
+
 int out_ledger(struct engine *e, struct eng_org *o, const struct ledger *l) {
     /* Every caller skips a zero change (org_credit.adjust rejects delta 0). */
     assert(l->delta != 0 || strcmp(l->entry, "terms") == 0 || strcmp(l->entry, "month_closed") == 0);
-    char id[ENG_ID_MAX + 48];
     uint64_t seq;
-    int rc = next_seq(e, o, ENG_OUT_LEDGER, &seq);
+    int rc = org_output(e, o, ENG_OUT_LEDGER, "ledger/", "credit.ledger", &seq);
     if (rc) return rc;
-    output_id(id, "ledger/", o->id, seq);
-    envelope(e, "credit.ledger", id, o->id, e->ev.time_str);
     struct jsonw *w = &e->w;
     jsonw_kstr(w, "org", o->id);
     jsonw_kstr(w, "project", l->project);
@@ -139,12 +149,9 @@ static const char *const alert_names[] = {"low_balance", "exhausted", "recovered
 /* credit.alert (§12): data in the order of the semantics. */
 int out_alert(struct engine *e, struct eng_org *o, const struct alert_q *a) {
     assert(a->kind <= AL_PROJECTED);
-    char id[ENG_ID_MAX + 48];
     uint64_t seq;
-    int rc = next_seq(e, o, ENG_OUT_ALERT, &seq);
+    int rc = org_output(e, o, ENG_OUT_ALERT, "alert/", "credit.alert", &seq);
     if (rc) return rc;
-    output_id(id, "alert/", o->id, seq);
-    envelope(e, "credit.alert", id, o->id, e->ev.time_str);
     struct jsonw *w = &e->w;
     jsonw_kstr(w, "org", o->id);
     jsonw_kstr(w, "project", a->has_project ? a->project : NULL);
@@ -189,12 +196,9 @@ int out_overage(struct engine *e, struct eng_org *o, int64_t covered, int64_t am
      * uncovered rest (draws are >= 0 and at most the cost). */
     assert(amount > 0);
     const struct eng_event *ev = &e->ev;
-    char id[ENG_ID_MAX + 48];
     uint64_t seq;
-    int rc = next_seq(e, o, ENG_OUT_OVERAGE, &seq);
+    int rc = org_output(e, o, ENG_OUT_OVERAGE, "overage/", "credit.overage", &seq);
     if (rc) return rc;
-    output_id(id, "overage/", o->id, seq);
-    envelope(e, "credit.overage", id, o->id, ev->time_str);
     struct jsonw *w = &e->w;
     jsonw_kstr(w, "org", o->id);
     jsonw_kstr(w, "project", ev->project);
@@ -224,14 +228,12 @@ int out_overage(struct engine *e, struct eng_org *o, int64_t covered, int64_t am
 int out_overage_void(struct engine *e, struct eng_org *o, const struct eng_usage_rec *u,
                      int64_t usage_time) {
     const struct eng_event *ev = &e->ev;
-    char id[ENG_ID_MAX + 48], voids[ENG_ID_MAX + 48];
+    char voids[ENG_ID_MAX + 48];
     uint64_t seq;
     assert(u->ov_seq > 0 && u->ov_seq <= (uint64_t)INT64_MAX && u->ov_amount > 0);
-    int rc = next_seq(e, o, ENG_OUT_OVERAGE, &seq);
+    int rc = org_output(e, o, ENG_OUT_OVERAGE, "overage/", "credit.overage.void", &seq);
     if (rc) return rc;
-    output_id(id, "overage/", o->id, seq);
     output_id(voids, "overage/", o->id, u->ov_seq);
-    envelope(e, "credit.overage.void", id, o->id, ev->time_str);
     struct jsonw *w = &e->w;
     jsonw_kstr(w, "voids", voids);
     jsonw_kmoney(w, "amount", u->ov_amount);
