@@ -3,6 +3,8 @@ CC      ?= cc
 CFLAGS  ?= -O2 -g
 WARN     = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wvla
 LIBS     = -lrdkafka -ljansson -llmdb
+# The daemon also serves HTTP (consumer/http.c) from a thread of its own.
+DAEMON_LIBS = -lmicrohttpd -lpthread
 SAN      = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 B        = build
 
@@ -53,13 +55,13 @@ $(B)/credit-tick: $(B)/obj/tools/credit_tick.o $(B)/obj/tools/kprod.o $(KCLIENT)
 # The daemon: consumer/*.o are linked into it only, not into libcreditd.a.
 $(DAEMON_OBJ): $(wildcard consumer/*.h)
 $(B)/creditd: $(DAEMON_OBJ) $(B)/libcreditd.a
-	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
+	$(CC) $(CFLAGS) -o $@ $^ $(LIBS) $(DAEMON_LIBS)
 # creditd built with -DCREDITD_TEST_HOOKS (CREDITD_TEST_FAIL_ON, consumer/pipeline.c): tests only.
 $(B)/testhooks/%.o: %.c $(CORE_HDR)
 	@mkdir -p $(dir $@)
 	$(CC) $(WARN) $(CFLAGS) -DCREDITD_TEST_HOOKS -I. -c $< -o $@
 $(B)/creditd-test: $(patsubst %.c,$(B)/testhooks/%.o,$(DAEMON_SRC)) $(B)/libcreditd.a
-	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
+	$(CC) $(CFLAGS) -o $@ $^ $(LIBS) $(DAEMON_LIBS)
 $(B)/kmock: $(B)/obj/tests/kafka/kmock.o $(B)/obj/consumer/mock.o $(KCLIENT) $(B)/libcreditd.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
 $(B)/gen-events: $(B)/obj/tools/gen_events.o $(B)/libcreditd.a

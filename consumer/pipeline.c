@@ -9,6 +9,7 @@
 
 #include "consumer/consumer.h"
 #include "consumer/kclient.h"
+#include "consumer/metrics.h"
 #include "consumer/mock.h"
 #include "consumer/relay.h"
 #include "engine/engine.h"
@@ -34,6 +35,7 @@ struct pipeline {
     struct engine *eng;
     struct consumer *in;
     struct relay *relay;
+    struct metrics *metrics;      /* published for the HTTP endpoints (metrics.h) */
     rd_kafka_message_t **batch;   /* [batch.max_messages] */
     size_t n;
     int32_t *parts;               /* assigned input partitions */
@@ -382,6 +384,7 @@ int pipeline_run(const struct config *c, volatile sig_atomic_t *stop, char *err,
     memset(&p, 0, sizeof(p));
     p.c = c;
     p.stop = stop;
+    if (metrics_new(&p.metrics, err, errlen)) return -1;
     int rc = start(&p);
     if (rc == KCLIENT_STOPPED) {
         fprintf(stderr, "creditd: stopped during start-up\n");
@@ -392,5 +395,6 @@ int pipeline_run(const struct config *c, volatile sig_atomic_t *stop, char *err,
     }
     if (rc) snprintf(err, errlen, "%s", p.err);
     stop_all(&p);
+    metrics_free(p.metrics);
     return rc;
 }

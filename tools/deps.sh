@@ -3,8 +3,10 @@
 # Called by every make target; a no-op when everything is present.
 # clang + libclang-rt-14-dev (libFuzzer for clang 14): make fuzz, make fuzz-short;
 # llvm-14 (llvm-cov, llvm-profdata): make fuzz-cov.
+# libmicrohttpd-dev: creditd's HTTP endpoint; python3-prometheus-client: its
+# text parser checks GET /metrics in the tests.
 set -eu
-PKGS="gcc make pkg-config librdkafka-dev libjansson-dev liblmdb-dev libcmocka-dev kcat jq python3-confluent-kafka clang libclang-rt-14-dev llvm-14"
+PKGS="gcc make pkg-config librdkafka-dev libjansson-dev liblmdb-dev libcmocka-dev kcat jq python3-confluent-kafka clang libclang-rt-14-dev llvm-14 libmicrohttpd-dev python3-prometheus-client"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
