@@ -46,7 +46,9 @@ $(B)/asan/libcreditd.a: $(patsubst %.c,$(B)/asan/obj/%.o,$(CORE_SRC))
 
 $(B)/credit-replay: $(B)/obj/tools/credit_replay.o $(B)/obj/tools/lineq.o $(B)/obj/tools/spool.o $(KCLIENT) $(B)/libcreditd.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
-$(B)/creditctl: $(B)/obj/tools/creditctl.o $(B)/obj/tools/ctl_cmds.o $(B)/obj/tools/ctl_wait.o $(B)/obj/tools/kprod.o $(KCLIENT) $(B)/libcreditd.a
+# tools/view.c: the JSON views creditctl prints and creditd's HTTP API serves.
+VIEW     = $(B)/obj/tools/view.o
+$(B)/creditctl: $(B)/obj/tools/creditctl.o $(B)/obj/tools/ctl_cmds.o $(VIEW) $(B)/obj/tools/ctl_wait.o $(B)/obj/tools/kprod.o $(KCLIENT) $(B)/libcreditd.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
 $(B)/credit-produce: $(B)/obj/tools/credit_produce.o $(B)/obj/tools/kprod.o $(KCLIENT) $(B)/libcreditd.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
@@ -54,13 +56,13 @@ $(B)/credit-tick: $(B)/obj/tools/credit_tick.o $(B)/obj/tools/kprod.o $(KCLIENT)
 	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
 # The daemon: consumer/*.o are linked into it only, not into libcreditd.a.
 $(DAEMON_OBJ): $(wildcard consumer/*.h)
-$(B)/creditd: $(DAEMON_OBJ) $(B)/libcreditd.a
+$(B)/creditd: $(DAEMON_OBJ) $(VIEW) $(B)/libcreditd.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LIBS) $(DAEMON_LIBS)
 # creditd built with -DCREDITD_TEST_HOOKS (CREDITD_TEST_FAIL_ON, consumer/pipeline.c): tests only.
 $(B)/testhooks/%.o: %.c $(CORE_HDR)
 	@mkdir -p $(dir $@)
 	$(CC) $(WARN) $(CFLAGS) -DCREDITD_TEST_HOOKS -I. -c $< -o $@
-$(B)/creditd-test: $(patsubst %.c,$(B)/testhooks/%.o,$(DAEMON_SRC)) $(B)/libcreditd.a
+$(B)/creditd-test: $(patsubst %.c,$(B)/testhooks/%.o,$(DAEMON_SRC)) $(VIEW) $(B)/libcreditd.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LIBS) $(DAEMON_LIBS)
 $(B)/kmock: $(B)/obj/tests/kafka/kmock.o $(B)/obj/consumer/mock.o $(KCLIENT) $(B)/libcreditd.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)

@@ -29,6 +29,7 @@
 #include "engine/timeutil.h"
 #include "store/store.h"
 #include "tools/ctl_cmds.h"
+#include "tools/view.h"
 
 #define ERRLEN     512
 #define EXIT_USAGE 1
@@ -118,53 +119,6 @@ static int text_width(const char *s) {
     return w;
 }
 
-/* ---- JSON helpers -------------------------------------------------------- */
-
-static void json_month(struct jsonw *w, const char *k, int32_t m) {
-    char b[8];
-    jsonw_key(w, k);
-    if (m == ENG_NO_MONTH) jsonw_null(w);
-    else { time_format_month(m, b); jsonw_str(w, b); }
-}
-
-static void json_date(struct jsonw *w, const char *k, int32_t m) {
-    char b[11];
-    jsonw_key(w, k);
-    if (m == ENG_NO_MONTH) jsonw_null(w);
-    else { time_format_month_date(m, b); jsonw_str(w, b); }
-}
-
-/* consumed .. apply_as_minimal_consumption: shared by org and project credits. */
-static void json_terms(struct jsonw *w, const struct eng_terms *t, int64_t consumed, int32_t open) {
-    jsonw_kmoney(w, "consumed", consumed);
-    jsonw_kmoney(w, "minimum", engine_month_minimum(t, open));
-    jsonw_kmoney(w, "expected", t->expected);
-    json_date(w, "end_date", t->end_month);
-    jsonw_kstr(w, "consumption_logic", logic_name(t->logic));
-    jsonw_kint(w, "grace_coefficient", t->grace);
-    jsonw_kbool(w, "apply_as_minimal_consumption", t->apply_min);
-}
-
-/* The org credit's fields from "value" on (open_month only in balances). */
-static void json_org_credit(struct jsonw *w, const struct eng_org *o, int with_open) {
-    jsonw_kmoney(w, "value", o->value);
-    jsonw_kmoney(w, "free", engine_free_credit(o));
-    if (with_open) json_month(w, "open_month", o->open_month);
-    json_terms(w, &o->terms, engine_month_consumed(o->acct, o->nacct, o->open_month), o->open_month);
-    jsonw_kbool(w, "reserve_allocations", o->terms.reserve);
-    jsonw_key(w, "offerings");
-    jsonw_arr_open(w);
-    for (int i = 0; i < o->noff; i++) jsonw_str(w, o->off[i]);
-    jsonw_arr_close(w);
-}
-
-static void json_project_credit(struct jsonw *w, const struct eng_project *p, int32_t open) {
-    jsonw_kmoney(w, "value", p->value);
-    json_terms(w, &p->terms, engine_month_consumed(p->acct, p->nacct, open), open);
-    jsonw_kbool(w, "use_org_credit", p->terms.use_org_credit);
-    jsonw_kbool(w, "mark_unused_as_spent_on_termination", p->terms.mark_unused);
-}
-
 /* Write the writer's buffer as one line; CB_FAIL with a message on error. */
 static int json_line(struct jsonw *w, char *err, size_t errlen) {
     if (!jsonw_ok(w)) {
@@ -236,19 +190,6 @@ static void corrupt_cb(void *arg, const char *msg) {
     c->n++;
 }
 
-/* Records that decode may still break the rules' invariants together (a
- * stored sum of P that is not the sum, a month outside open..watermark):
- * the views check the whole org as the engine does before computing with
- * it.  0, or -1 with msg "corrupt store DB: org X: why". */
-static int org_consistent(const char *db, const struct eng_org *o, char *msg, size_t len) {
-    char why[256];
-    int bad = eng_org_check(o, why, sizeof(why));
-    for (size_t i = 0; !bad && i < o->nproj; i++) bad = eng_project_check(o, &o->proj[i], why, sizeof(why));
-    if (!bad) bad = eng_org_check_alloc_sum(o, why, sizeof(why));
-    if (bad) snprintf(msg, len, "corrupt store %s: org %s: %s", db, o->id, why);
-    return bad ? -1 : 0;
-}
-
 struct bal_ctx {
     int json;
     struct jsonw w;
@@ -260,20 +201,12 @@ struct bal_ctx {
 
 static int bal_json(struct bal_ctx *b, const struct eng_org *o) {
     jsonw_reset(&b->w);
-    jsonw_obj_open(&b->w);
-    jsonw_kstr(&b->w, "org", o->id);
-    json_org_credit(&b->w, o, 1);
-    jsonw_obj_close(&b->w);
+    view_balance_org_json(&b->w, o);
     int rc = json_line(&b->w, b->err, sizeof(b->err));
     for (size_t i = 0; rc == 0 && i < o->nproj; i++) {
-        const struct eng_project *p = &o->proj[i];
-        if (!p->has_credit) continue;
+        if (!o->proj[i].has_credit) continue;
         jsonw_reset(&b->w);
-        jsonw_obj_open(&b->w);
-        jsonw_kstr(&b->w, "org", o->id);
-        jsonw_kstr(&b->w, "project", p->id);
-        json_project_credit(&b->w, p, o->open_month);
-        jsonw_obj_close(&b->w);
+        view_balance_project_json(&b->w, o, &o->proj[i]);
         rc = json_line(&b->w, b->err, sizeof(b->err));
     }
     return rc;
@@ -307,7 +240,7 @@ static int bal_table(struct bal_ctx *b, const struct eng_org *o) {
 static int bal_cb(void *arg, const struct eng_org *o) {
     struct bal_ctx *b = arg;
     char msg[ERRLEN];
-    if (org_consistent(b->db, o, msg, sizeof(msg))) {
+    if (view_org_check(b->db, o, msg, sizeof(msg))) {
         corrupt_cb(b->cc, msg);
         return 0;
     }
@@ -335,54 +268,7 @@ static int cmd_balances(struct store *s, const struct opts *op, struct corrupt_c
 
 /* ---- show ---------------------------------------------------------------- */
 
-/* Months with consumption, ascending (the store keeps no particular order). */
-static int sorted_acct(const struct eng_acct *in, int n, struct eng_acct out[ENG_MAX_MONTHS]) {
-    if (n > ENG_MAX_MONTHS) n = ENG_MAX_MONTHS;
-    for (int i = 0; i < n; i++) {
-        int j = i;
-        for (; j > 0 && out[j - 1].month > in[i].month; j--) out[j] = out[j - 1];
-        out[j] = in[i];
-    }
-    return n;
-}
-
-/* proj: a project's months also say whether overage_started fired (§12). */
-static void json_acct(struct jsonw *w, const struct eng_acct *a, int n, int proj) {
-    struct eng_acct s[ENG_MAX_MONTHS];
-    n = sorted_acct(a, n, s);
-    jsonw_key(w, "consumption");
-    jsonw_arr_open(w);
-    for (int i = 0; i < n; i++) {
-        jsonw_obj_open(w);
-        json_month(w, "month", s[i].month);
-        jsonw_kmoney(w, "consumed", s[i].consumed);
-        if (proj) jsonw_kbool(w, "overage_started", s[i].overage);
-        jsonw_obj_close(w);
-    }
-    jsonw_arr_close(w);
-}
-
 static int al_bit(const uint64_t m[2], int k) { return (int)((m[k / 64] >> (k % 64)) & 1); }
-
-/* Percentages of a threshold mask, descending (the order they fire in). */
-static void json_pcts(struct jsonw *w, const char *k, const uint64_t m[2]) {
-    jsonw_key(w, k);
-    jsonw_arr_open(w);
-    for (int i = ENG_ALERT_PCT_MAX; i >= 1; i--)
-        if (al_bit(m, i)) jsonw_int(w, i);
-    jsonw_arr_close(w);
-}
-
-/* A credit's alert state (§12): thresholds, reference, armed, exhausted. */
-static void json_alerts(struct jsonw *w, const struct eng_alerts *a) {
-    jsonw_key(w, "alerts");
-    jsonw_obj_open(w);
-    json_pcts(w, "thresholds", a->thr);
-    jsonw_kmoney(w, "reference", a->reference);
-    json_pcts(w, "armed", a->armed);
-    jsonw_kbool(w, "exhausted", a->exhausted);
-    jsonw_obj_close(w);
-}
 
 static void text_pcts(const uint64_t m[2]) {
     int any = 0;
@@ -400,55 +286,11 @@ static void text_alerts(const struct eng_alerts *a) {
     printf("; exhausted %s\n", a->exhausted ? "yes" : "no");
 }
 
-static void json_show_projects(struct jsonw *w, const struct eng_org *o) {
-    jsonw_key(w, "projects");
-    jsonw_arr_open(w);
-    for (size_t i = 0; i < o->nproj; i++) {
-        const struct eng_project *p = &o->proj[i];
-        jsonw_obj_open(w);
-        jsonw_kstr(w, "project", p->id);
-        jsonw_key(w, "credit");
-        if (!p->has_credit) jsonw_null(w);
-        else {
-            jsonw_obj_open(w);
-            json_project_credit(w, p, o->open_month);
-            json_alerts(w, &p->al);
-            jsonw_obj_close(w);
-        }
-        json_acct(w, p->acct, p->nacct, 1);
-        jsonw_obj_close(w);
-    }
-    jsonw_arr_close(w);
-}
-
 static int show_json(const struct eng_org *o) {
     struct jsonw w;
-    char err[ERRLEN], wm[40];
+    char err[ERRLEN];
     jsonw_init(&w);
-    jsonw_obj_open(&w);
-    jsonw_kstr(&w, "org", o->id);
-    jsonw_kint(&w, "partition", o->partition);
-    jsonw_key(&w, "watermark");
-    if (o->watermark == ENG_NO_TIME) jsonw_null(&w);
-    else { time_format(o->watermark, wm); jsonw_str(&w, wm); }
-    json_month(&w, "open_month", o->open_month);
-    jsonw_key(&w, "sequences");
-    jsonw_obj_open(&w);
-    jsonw_kint(&w, "overage", (int64_t)o->seq[ENG_OUT_OVERAGE]);
-    jsonw_kint(&w, "ledger", (int64_t)o->seq[ENG_OUT_LEDGER]);
-    jsonw_kint(&w, "alert", (int64_t)o->alert_seq);
-    jsonw_obj_close(&w);
-    jsonw_key(&w, "credit");
-    if (!o->has_credit) jsonw_null(&w);
-    else {
-        jsonw_obj_open(&w);
-        json_org_credit(&w, o, 0);
-        json_alerts(&w, &o->al);
-        jsonw_obj_close(&w);
-    }
-    json_acct(&w, o->acct, o->nacct, 0);
-    json_show_projects(&w, o);
-    jsonw_obj_close(&w);
+    view_show_json(&w, o);
     int rc = json_line(&w, err, sizeof(err));
     if (rc) fprintf(stderr, "creditctl: show: %s\n", err);
     jsonw_free(&w);
@@ -466,7 +308,7 @@ static void text_terms(const struct eng_terms *t, int32_t open) {
 static void text_acct(const struct eng_acct *a, int n) {
     struct eng_acct s[ENG_MAX_MONTHS];
     char mb[8], v[MONEY_FMT_MAX];
-    n = sorted_acct(a, n, s);
+    n = view_sorted_acct(a, n, s);
     printf("  consumption ");
     if (n == 0) printf(" -");
     for (int i = 0; i < n; i++)
@@ -535,7 +377,7 @@ static int cmd_show(struct store *s, const struct opts *op) {
         text_id(op->org, id);
         fprintf(stderr, "creditctl: no organisation %s in %s\n", id, op->db);
         rc = EXIT_USAGE;
-    } else if (rc || org_consistent(op->db, o, err, sizeof(err))) {
+    } else if (rc || view_org_check(op->db, o, err, sizeof(err))) {
         fprintf(stderr, "creditctl: show %s: %s\n", op->org, err);
         rc = EXIT_STORE;
     } else {
