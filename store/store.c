@@ -150,7 +150,7 @@ int st_rtxn_begin(struct store *s, MDB_txn **t, int *own, char *err, size_t errl
     if (s->txn) { *t = s->txn; return 0; }
     int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, t);
     if (rc == MDB_MAP_RESIZED) { /* the writer grew the map */
-        rc = mdb_env_set_mapsize(s->env, 0);
+        rc = st_set_mapsize(s, 0);
         if (!rc) rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, t);
     }
     if (rc) return st_fail(err, errlen, "store %s: begin read txn: %s", s->path, mdb_strerror(rc));
@@ -159,11 +159,19 @@ int st_rtxn_begin(struct store *s, MDB_txn **t, int *own, char *err, size_t errl
 }
 void st_rtxn_end(MDB_txn *t, int own) { if (own) mdb_txn_abort(t); }
 
+int st_set_mapsize(struct store *s, size_t size) {
+    int rc = pthread_rwlock_wrlock(&s->map_lock);
+    assert(rc == 0);  /* EDEADLK: this thread holds a view (a programmer error) */
+    rc = mdb_env_set_mapsize(s->env, size);
+    pthread_rwlock_unlock(&s->map_lock);
+    return rc;
+}
+
 static int grow_map(struct store *s) {
     MDB_envinfo info;
     assert(!s->txn);
     int rc = mdb_env_info(s->env, &info);
-    if (!rc) rc = mdb_env_set_mapsize(s->env, info.me_mapsize * 2);
+    if (!rc) rc = st_set_mapsize(s, info.me_mapsize * 2);
     if (!rc) s->grow_pending = 0;
     return rc;
 }
@@ -519,6 +527,19 @@ static int dbs_open(struct store *s, const struct store_opts *o, char *err, size
     return rc ? st_lmdb_fail(s, rc, "commit", "setup txn", err, errlen) : 0;
 }
 
+/* Writer-preferring: once growth waits, new views wait behind it (glibc's
+ * default prefers readers, and steady HTTP load would starve growth). */
+static int map_lock_init(struct store *s, char *err, size_t errlen) {
+    pthread_rwlockattr_t a;
+    int rc = pthread_rwlockattr_init(&a);
+    if (!rc) rc = pthread_rwlockattr_setkind_np(&a, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    if (!rc) rc = pthread_rwlock_init(&s->map_lock, &a);
+    pthread_rwlockattr_destroy(&a);
+    if (rc) return st_fail(err, errlen, "store %s: map lock: %s", s->path, strerror(rc));
+    s->map_lock_ok = 1;
+    return 0;
+}
+
 int store_open(struct store **out, const struct store_opts *o, char *err, size_t errlen) {
     *out = NULL;
     assert(o && o->path && (o->readonly || o->currency));
@@ -538,7 +559,8 @@ int store_open(struct store **out, const struct store_opts *o, char *err, size_t
     strcpy(s->path, o->path);
     s->readonly = o->readonly;
     s->lock_fd = -1;
-    int rc = o->readonly ? 0 : mkdir_p(s->path, err, errlen);
+    int rc = map_lock_init(s, err, errlen);
+    if (!rc && !o->readonly) rc = mkdir_p(s->path, err, errlen);
     if (!rc && !o->readonly) rc = writer_lock(s, err, errlen);  /* before LMDB opens anything */
     if (!rc) rc = env_open(s, o, err, errlen);
     if (!rc) rc = dbs_open(s, o, err, errlen);
@@ -555,6 +577,7 @@ void store_close(struct store *s) {
     if (s->txn) mdb_txn_abort(s->txn);
     if (s->env) mdb_env_close(s->env);
     if (s->lock_fd >= 0) close(s->lock_fd);  /* releases the writer lock */
+    if (s->map_lock_ok) pthread_rwlock_destroy(&s->map_lock);
     free(s);
 }
 
@@ -570,7 +593,7 @@ int store_begin(struct store *s, char *err, size_t errlen) {
     if (rc) return st_fail(err, errlen, "store %s: growing the map: %s", s->path, mdb_strerror(rc));
     rc = mdb_txn_begin(s->env, NULL, 0, &s->txn);
     if (rc == MDB_MAP_RESIZED) {
-        rc = mdb_env_set_mapsize(s->env, 0);
+        rc = st_set_mapsize(s, 0);
         if (!rc) rc = mdb_txn_begin(s->env, NULL, 0, &s->txn);
     }
     if (rc) {

@@ -186,6 +186,36 @@ typedef int (*store_org_cb)(void *arg, const struct eng_org *org); /* org borrow
 int store_scan_orgs(struct store *s, store_org_cb cb, void *arg, char *err, size_t errlen); /* ascending id */
 int store_get_org(struct store *s, const char *id, struct eng_org *out, char *err, size_t errlen);
 
+/* Views for other threads (creditd's HTTP API): a read txn of their own,
+ * also while the handle's thread is inside a write txn (the functions above
+ * would then read the writer's uncommitted batch, and an LMDB txn belongs to
+ * one thread).  A view sees one committed state for its whole life and
+ * never blocks the writer's commits; it does hold off map growth (which
+ * must wait until no txn is open in the process: store_begin and the end
+ * of a batch that hit a full map wait for open views), so keep a view to
+ * one request.  Views are not nested on a thread, and the thread that
+ * writes must not hold one.  A view's thread gets one LMDB reader slot.
+ * The corrupt hook is not used: a corrupt record is STORE_ECORRUPT, err
+ * naming db and key. */
+struct store_view;
+/* 0, or STORE_ERR with err (out of memory, LMDB). */
+int  store_view_begin(struct store *s, struct store_view **out, char *err, size_t errlen);
+void store_view_end(struct store_view *v);  /* NULL is fine */
+/* Org id loaded whole (every project) into out (eng_org_init'ed by the
+ * caller, eng_org_free after).  STORE_NOTFOUND for no such org (also for
+ * an id of 0 or more than ENG_ID_MAX bytes, which no org has). */
+int  store_view_get_org(struct store_view *v, const char *id, struct eng_org *out,
+                        char *err, size_t errlen);
+/* Orgs whose id is greater than after (byte order; "" or NULL: from the
+ * first), ascending, each loaded whole and passed to cb (borrowed during
+ * cb).  cb returns 0 to go on, or a non-zero value that stops the scan and
+ * is returned (use values outside the STORE_* codes).  A record that fails
+ * its checks stops the scan with STORE_ECORRUPT, err naming db and key,
+ * and bad_id set to the org's id ("" when the key itself is not an id).
+ * after is at most ENG_ID_MAX bytes (else STORE_ERR). */
+int  store_view_scan_orgs(struct store_view *v, const char *after, store_org_cb cb, void *arg,
+                          char bad_id[ENG_ID_MAX + 1], char *err, size_t errlen);
+
 /* Every database's entries, map and file sizes (one stat(2)), counters and
  * config: for periodic stats and tools, not per batch. */
 struct store_stats {

@@ -19,6 +19,7 @@
 
 #include <limits.h>
 #include <lmdb.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -72,6 +73,12 @@ struct store {
     void *emit_arg;
     store_corrupt_fn corrupt_fn; /* readonly views: report corrupt records and go on */
     void *corrupt_arg;
+    /* mdb_env_set_mapsize may only run while no txn is active in the
+     * process: views (other threads) hold it shared for their whole read
+     * txn, map growth takes it exclusive; writer-preferring, so a stream of
+     * views cannot starve growth (st_map_lock). */
+    pthread_rwlock_t map_lock;
+    int map_lock_ok;       /* map_lock was initialised */
     char path[PATH_MAX];
 };
 
@@ -107,6 +114,10 @@ int st_cursor_open(struct store *s, MDB_txn *t, int db, MDB_cursor **c, char *er
  * read txn (*own = 1; end it with st_rtxn_end). */
 int st_rtxn_begin(struct store *s, MDB_txn **t, int *own, char *err, size_t errlen);
 void st_rtxn_end(MDB_txn *t, int own);
+/* mdb_env_set_mapsize(s->env, size) under map_lock held exclusively: waits
+ * for the views of other threads to end.  The caller holds no txn and no
+ * view.  An LMDB code. */
+int st_set_mapsize(struct store *s, size_t size);
 
 /* ---- big-endian keys ----------------------------------------------------- */
 

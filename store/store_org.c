@@ -426,3 +426,102 @@ int store_scan_orgs(struct store *s, store_org_cb cb, void *arg, char *err, size
     free(o);
     return rc;
 }
+
+/* ---- views for other threads (store.h) ------------------------------------ */
+
+struct store_view {
+    struct store *s;
+    MDB_txn *txn;
+    struct eng_org *scratch;  /* store_view_scan_orgs' org, kept across calls */
+};
+
+/* A read txn under map_lock held shared.  MDB_MAP_RESIZED (another
+ * process grew the map: a read-only handle) is caught up with
+ * st_set_mapsize, the lock released meanwhile, then begun again. */
+static int view_txn(struct store *s, MDB_txn **t, char *err, size_t errlen) {
+    for (int tries = 0;; tries++) {
+        int rc = pthread_rwlock_rdlock(&s->map_lock);
+        if (rc) return st_fail(err, errlen, "store %s: view: map lock: %s", s->path, strerror(rc));
+        rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, t);
+        if (!rc) return 0;
+        pthread_rwlock_unlock(&s->map_lock);
+        if (rc != MDB_MAP_RESIZED || tries == 2 || (rc = st_set_mapsize(s, 0)) != 0)
+            return st_fail(err, errlen, "store %s: view: begin read txn: %s", s->path, mdb_strerror(rc));
+    }
+}
+
+int store_view_begin(struct store *s, struct store_view **out, char *err, size_t errlen) {
+    struct store_view *v = calloc(1, sizeof(*v));
+    *out = NULL;
+    if (!v) return st_fail(err, errlen, "store %s: view: out of memory", s->path);
+    v->s = s;
+    int rc = view_txn(s, &v->txn, err, errlen);
+    if (rc) {
+        free(v);
+        return rc;
+    }
+    *out = v;
+    return 0;
+}
+
+void store_view_end(struct store_view *v) {
+    if (!v) return;
+    mdb_txn_abort(v->txn);
+    pthread_rwlock_unlock(&v->s->map_lock);
+    if (v->scratch) {
+        eng_org_free(v->scratch);
+        free(v->scratch);
+    }
+    free(v);
+}
+
+int store_view_get_org(struct store_view *v, const char *id, struct eng_org *out,
+                       char *err, size_t errlen) {
+    size_t n = strlen(id);
+    if (n == 0 || n > ENG_ID_MAX) return STORE_NOTFOUND;  /* org_key_len would assert */
+    return st_load_org(v->s, v->txn, id, out, 1, err, errlen);
+}
+
+/* Position c on the first orgs key > after (MDB_FIRST without one). */
+static int view_seek(MDB_cursor *c, const char *after, MDB_val *k, MDB_val *val) {
+    size_t n = after ? strlen(after) : 0;
+    if (n == 0) return mdb_cursor_get(c, k, val, MDB_FIRST);
+    k->mv_size = n;
+    k->mv_data = (void *)after;
+    int rc = mdb_cursor_get(c, k, val, MDB_SET_RANGE);
+    if (rc == 0 && k->mv_size == n && memcmp(k->mv_data, after, n) == 0)
+        rc = mdb_cursor_get(c, k, val, MDB_NEXT);
+    return rc;
+}
+
+int store_view_scan_orgs(struct store_view *v, const char *after, store_org_cb cb, void *arg,
+                         char bad_id[ENG_ID_MAX + 1], char *err, size_t errlen) {
+    struct store *s = v->s;
+    char id[ENG_ID_MAX + 1];
+    MDB_cursor *c;
+    MDB_val k, val;
+    bad_id[0] = 0;
+    if (!v->scratch && (v->scratch = malloc(sizeof(*v->scratch))) != NULL) eng_org_init(v->scratch);
+    if (!v->scratch) return st_fail(err, errlen, "store %s: view: out of memory", s->path);
+    if (after && strlen(after) > ENG_ID_MAX)  /* LMDB keys are at most 511 bytes */
+        return st_fail(err, errlen, "store %s: view: after: longer than %d bytes", s->path, ENG_ID_MAX);
+    int rc = st_cursor_open(s, v->txn, DB_ORGS, &c, err, errlen);
+    if (rc) return rc;
+    int mrc = view_seek(c, after, &k, &val);
+    while (mrc == 0) {
+        rc = key_org(s, &k, id, err, errlen);
+        if (!rc) rc = st_load_org(s, v->txn, id, v->scratch, 1, err, errlen);
+        if (rc == STORE_NOTFOUND) /* the cursor just saw the key in this txn */
+            rc = st_fail(err, errlen, "store %s: org %s listed but not found", s->path, id);
+        if (rc == STORE_ECORRUPT && k.mv_size <= ENG_ID_MAX && !memchr(k.mv_data, 0, k.mv_size)) {
+            memcpy(bad_id, k.mv_data, k.mv_size);
+            bad_id[k.mv_size] = 0;
+        }
+        if (!rc) rc = cb(arg, v->scratch);
+        if (rc) break;
+        mrc = mdb_cursor_get(c, &k, &val, MDB_NEXT);
+    }
+    mdb_cursor_close(c);
+    if (!rc && mrc != 0 && mrc != MDB_NOTFOUND) rc = st_lmdb_fail(s, mrc, "read", "orgs", err, errlen);
+    return rc;
+}
