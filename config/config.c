@@ -7,6 +7,7 @@
  * because it pulls in jansson and this module is pure parsing. */
 #include "config/config.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -20,7 +21,7 @@ _Static_assert(CONFIG_SOURCES == GUARD_NCLASS, "one sources.* key per guard clas
 #define DEFAULT_MAP_SIZE (UINT64_C(1) << 30)
 #define MSG_MAX 192   /* a parse message, before "ORIGIN: KEY: " */
 
-enum kind { K_STRING, K_TOPIC, K_CURRENCY, K_INT, K_SIZE, K_PARTITIONS, K_SOURCES };
+enum kind { K_STRING, K_TOPIC, K_CURRENCY, K_INT, K_SIZE, K_PARTITIONS, K_SOURCES, K_LISTEN };
 
 struct spec {
     const char *name;
@@ -44,6 +45,10 @@ static const struct spec SPECS[] = {
     STR("creditctl.source_owner", ctl_source_owner, K_STRING),
     STR("creditctl.source_staff", ctl_source_staff, K_STRING),
     STR("group.id", group_id, K_STRING),
+    STR("http.listen", http_listen, K_LISTEN),
+    NUM("http.max_connections", http_max_connections, K_INT, 1, 1024),
+    NUM("http.ready_max_lag", http_ready_max_lag, K_INT, 1, INT64_C(1000000000000)),
+    NUM("http.timeout_s", http_timeout_s, K_INT, 1, 300),
     {"input.partitions", K_PARTITIONS, offsetof(struct config, input_partitions), 0, 0, 0},
     NUM("outbox.max_pending", outbox_max_pending, K_INT, 1, 100000000),
     STR("output.alerts", topic_alerts, K_TOPIC),
@@ -387,9 +392,18 @@ static int parse_partitions(const char *s, int32_t *out, size_t *nout, char *msg
     return 0;
 }
 
-/* A string value for a K_STRING/K_TOPIC/K_CURRENCY key. */
+/* A string value for a K_STRING/K_TOPIC/K_CURRENCY/K_LISTEN key. */
 static int check_string(const struct spec *ks, const char *s, char *msg, size_t msglen) {
     size_t len = strlen(s);
+    if (ks->kind == K_LISTEN) {
+        char host[CONFIG_LISTEN_HOST_MAX + 1];
+        int port, v6;
+        if (len >= ks->cap) {
+            snprintf(msg, msglen, "longer than %zu bytes", ks->cap - 1);
+            return -1;
+        }
+        return len == 0 ? 0 : config_listen_split(s, host, sizeof host, &port, &v6, msg, msglen);
+    }
     if (len == 0 || len >= ks->cap) {
         snprintf(msg, msglen, "must be 1..%zu bytes", ks->cap - 1);
         return -1;
@@ -664,6 +678,51 @@ static const char *field_str(const struct config *c, const char *key) {
     return (const char *)c + spec_find(key)->off;
 }
 
+/* "0".."65535" (digits only). */
+static int parse_port(const char *s, int *port) {
+    int64_t v;
+    if (!*s || strspn(s, "0123456789") != strlen(s) || parse_int(s, strlen(s), &v) || v > 65535)
+        return -1;
+    *port = (int)v;
+    return 0;
+}
+
+int config_listen_split(const char *s, char *host, size_t hostlen, int *port, int *ipv6,
+                        char *msg, size_t msglen) {
+    const char *b = s, *e, *colon;
+    unsigned char addr[16];
+    *ipv6 = s[0] == '[';
+    if (*ipv6) {
+        b = s + 1;
+        e = strchr(b, ']');
+        colon = e && e[1] == ':' ? e + 1 : NULL;
+    } else {
+        colon = strrchr(s, ':');
+        e = colon;
+    }
+    if (!colon || !e) {
+        snprintf(msg, msglen, "\"%s\": expected HOST:PORT or [IPV6]:PORT", s);
+        return -1;
+    }
+    size_t n = (size_t)(e - b);
+    if (n == 0 || n >= hostlen || n > CONFIG_LISTEN_HOST_MAX) {
+        snprintf(msg, msglen, "\"%s\": no address or too long an address before the port", s);
+        return -1;
+    }
+    memcpy(host, b, n);
+    host[n] = '\0';
+    if (inet_pton(*ipv6 ? AF_INET6 : AF_INET, host, addr) != 1) {
+        snprintf(msg, msglen, "\"%s\": %s is not an %s address%s", s, host, *ipv6 ? "IPv6" : "IPv4",
+                 *ipv6 ? "" : " (names are not resolved; IPv6 goes in brackets: [::1]:8080)");
+        return -1;
+    }
+    if (parse_port(colon + 1, port)) {
+        snprintf(msg, msglen, "\"%s\": port \"%s\" is not 0..65535", s, colon + 1);
+        return -1;
+    }
+    return 0;
+}
+
 int config_validate(const struct config *c, char *err, size_t errlen) {
     char msg[MSG_MAX];
     for (size_t i = 0; i < NSPECS; i++)
@@ -802,6 +861,9 @@ void config_init(struct config *c) {
     strcpy(c->ctl_source_owner, "owners/creditctl");
     c->credit_max_future_s = GUARD_MAX_FUTURE_DEFAULT;
     c->credit_retention_days = GUARD_RETENTION_DAYS_DEFAULT;
+    c->http_ready_max_lag = 10000;
+    c->http_max_connections = 64;
+    c->http_timeout_s = 10;
 }
 
 void config_free(struct config *c) {

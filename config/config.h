@@ -42,6 +42,8 @@
 #define CONFIG_SOURCE_ID_MAX  256    /* an event source (semantics §1) */
 #define CONFIG_SOURCES        4      /* sources.grant, .allocate, .usage, .clock */
 #define CONFIG_SOURCES_TEXT_MAX 65536 /* bytes of one sources.* value          */
+#define CONFIG_LISTEN_MAX     63     /* http.listen, bytes                     */
+#define CONFIG_LISTEN_HOST_MAX 46    /* an address as text (INET6_ADDRSTRLEN)  */
 
 /* One kafka.* property: name without the "kafka." prefix.  Both strings are
  * owned by the struct config holding them. */
@@ -91,6 +93,15 @@ struct config {
      * commands (allocate, deallocate, terminate).  creditd ignores them. */
     char    ctl_source_staff[CONFIG_SOURCE_ID_MAX + 1];  /* "staff/creditctl"  */
     char    ctl_source_owner[CONFIG_SOURCE_ID_MAX + 1];  /* "owners/creditctl" */
+    /* http.*: creditd's read-only HTTP endpoint (consumer/http.h).
+     * http.listen "" (the default) turns it off; else "HOST:PORT" with HOST
+     * an IPv4 address or a bracketed IPv6 address ("[::1]:8080"; no names:
+     * nothing is resolved at start-up), PORT 0..65535 (0: the kernel picks
+     * a free port, which creditd logs). */
+    char    http_listen[CONFIG_LISTEN_MAX + 1];
+    int64_t http_ready_max_lag;                  /* 10000, 1..10^12: GET /readyz */
+    int64_t http_max_connections;                /* 64, 1..1024 */
+    int64_t http_timeout_s;                      /* 10, 1..300: idle connection */
 
     /* kafka.* pass-through, in the order the names were first set (a later
      * override replaces the value in place).  Read-only for callers. */
@@ -140,6 +151,13 @@ int config_set_arg(struct config *c, const char *arg, char *err, size_t errlen);
  * outbox.max_pending >= batch.max_messages, and not both
  * kafka.bootstrap.servers and its alias kafka.metadata.broker.list. */
 int config_validate(const struct config *c, char *err, size_t errlen);
+
+/* Split an http.listen value "HOST:PORT" / "[IPV6]:PORT": host (the
+ * address without brackets, hostlen >= CONFIG_LISTEN_HOST_MAX + 1), port,
+ * *ipv6 = 1 for a bracketed address.  The address must be a literal that
+ * inet_pton reads.  0, or -1 with msg saying what is wrong. */
+int config_listen_split(const char *s, char *host, size_t hostlen, int *port, int *ipv6,
+                        char *msg, size_t msglen);
 
 /* The value of kafka property NAME (without "kafka."), or NULL.  Borrowed:
  * valid until c is next modified or freed. */

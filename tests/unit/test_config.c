@@ -554,9 +554,10 @@ static void test_dump_masks_and_sorts(void **state) {
         if (prev && strcmp(prev, line) >= 0) fail_msg("not sorted: \"%s\" then \"%s\"", prev, line);
         prev = line;
     }
-    /* 20 creditd keys (output.alerts, credit.retention_days and the two
-     * creditctl.source_* included; the 4 unset sources.* print nothing) + 8 kafka */
-    assert_int_equal(lines, 20 + 8);
+    /* 24 creditd keys (output.alerts, credit.retention_days, the two
+     * creditctl.source_* and the four http.* included; the 4 unset sources.*
+     * print nothing) + 8 kafka */
+    assert_int_equal(lines, 24 + 8);
     free(d);
     config_free(&c);
 }
@@ -655,6 +656,74 @@ static void test_validate(void **state) {
     expect_invalid(&c, "default: topic.input: not NUL-terminated");
 }
 
+/* http.*: defaults, the listen address forms, bounds, errors naming the key. */
+static void test_http_keys(void **state) {
+    (void)state;
+    struct config c;
+    char err[256] = "", host[CONFIG_LISTEN_HOST_MAX + 1], msg[256];
+    int port, v6;
+    config_init(&c);
+    assert_string_equal(c.http_listen, "");
+    assert_int_equal(c.http_ready_max_lag, 10000);
+    assert_int_equal(c.http_max_connections, 64);
+    assert_int_equal(c.http_timeout_s, 10);
+    char *d = dump(&c);
+    assert_non_null(strstr(d, "\nhttp.listen = \"\"\nhttp.max_connections = 64\n"
+                              "http.ready_max_lag = 10000\nhttp.timeout_s = 10\n"));
+    free(d);
+    expect_set_ok(&c, "http.listen", "127.0.0.1:8080");
+    expect_set_ok(&c, "http.ready_max_lag", "1");
+    expect_set_ok(&c, "http.max_connections", "1024");
+    expect_set_ok(&c, "http.timeout_s", "300");
+    assert_int_equal(config_validate(&c, err, sizeof err), 0);
+    d = dump(&c);
+    assert_non_null(strstr(d, "\nhttp.listen = 127.0.0.1:8080\n"));
+    free(d);
+    config_free(&c);
+    config_init(&c);
+    expect_set_ok(&c, "http.listen", "[::1]:0");
+    assert_string_equal(c.http_listen, "[::1]:0");
+    config_free(&c);
+
+    assert_int_equal(config_listen_split("0.0.0.0:65535", host, sizeof host, &port, &v6, msg, sizeof msg), 0);
+    assert_string_equal(host, "0.0.0.0");
+    assert_int_equal(port, 65535);
+    assert_int_equal(v6, 0);
+    assert_int_equal(config_listen_split("[fe80::1:2]:80", host, sizeof host, &port, &v6, msg, sizeof msg), 0);
+    assert_string_equal(host, "fe80::1:2");
+    assert_int_equal(port, 80);
+    assert_int_equal(v6, 1);
+
+    expect_set_error("http.listen", "localhost:8080", "t.conf:7: http.listen: \"localhost:8080\": localhost "
+                     "is not an IPv4 address (names are not resolved; IPv6 goes in brackets: [::1]:8080)");
+    expect_set_error("http.listen", "::1:8080", "t.conf:7: http.listen: \"::1:8080\": ::1 is not an IPv4 "
+                     "address (names are not resolved; IPv6 goes in brackets: [::1]:8080)");
+    expect_set_error("http.listen", "[::1]8080", "t.conf:7: http.listen: \"[::1]8080\": expected HOST:PORT or "
+                     "[IPV6]:PORT");
+    expect_set_error("http.listen", "[1.2.3.4]:80", "t.conf:7: http.listen: \"[1.2.3.4]:80\": 1.2.3.4 is not "
+                     "an IPv6 address");
+    expect_set_error("http.listen", "127.0.0.1", "t.conf:7: http.listen: \"127.0.0.1\": expected HOST:PORT or "
+                     "[IPV6]:PORT");
+    expect_set_error("http.listen", "127.0.0.1:65536", "t.conf:7: http.listen: \"127.0.0.1:65536\": port "
+                     "\"65536\" is not 0..65535");
+    expect_set_error("http.listen", "127.0.0.1:-1", "t.conf:7: http.listen: \"127.0.0.1:-1\": port \"-1\" is "
+                     "not 0..65535");
+    expect_set_error("http.listen", "127.0.0.1:", "t.conf:7: http.listen: \"127.0.0.1:\": port \"\" is not "
+                     "0..65535");
+    expect_set_error("http.listen", ":8080", "t.conf:7: http.listen: \":8080\": no address or too long an "
+                     "address before the port");
+    expect_set_error("http.max_connections", "0", "t.conf:7: http.max_connections: 0 is outside 1..1024");
+    expect_set_error("http.max_connections", "1025", "t.conf:7: http.max_connections: 1025 is outside 1..1024");
+    expect_set_error("http.timeout_s", "0", "t.conf:7: http.timeout_s: 0 is outside 1..300");
+    expect_set_error("http.ready_max_lag", "0", "t.conf:7: http.ready_max_lag: 0 is outside 1..1000000000000");
+    expect_set_error("http.port", "1", "t.conf:7: http.port: unknown key");
+    /* Fields assigned directly are checked too. */
+    config_init(&c);
+    strcpy(c.http_listen, "nowhere:1");
+    expect_invalid(&c, "default: http.listen: \"nowhere:1\": nowhere is not an IPv4 address (names are "
+                       "not resolved; IPv6 goes in brackets: [::1]:8080)");
+}
+
 static void test_has_bootstrap(void **state) {
     (void)state;
     struct config c;
@@ -685,6 +754,7 @@ int main(void) {
         cmocka_unit_test(test_validate),
         cmocka_unit_test(test_guard_keys),
         cmocka_unit_test(test_has_bootstrap),
+        cmocka_unit_test(test_http_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
