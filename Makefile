@@ -77,6 +77,9 @@ $(B)/store-poke: $(B)/obj/tests/scenarios/store_poke.o
 # test_lineq also tests tools/lineq.c (objects are linked before the library).
 $(B)/test_lineq: $(B)/obj/tools/lineq.o
 $(B)/asan/test_lineq: $(B)/asan/obj/tools/lineq.o
+# test_httpurl tests consumer/httpurl.c (the daemon's request targets).
+$(B)/test_httpurl: $(B)/obj/consumer/httpurl.o
+$(B)/asan/test_httpurl: $(B)/asan/obj/consumer/httpurl.o
 $(B)/test_%: $(B)/obj/tests/unit/test_%.o $(patsubst %.c,$(B)/obj/%.o,$(UNIT_HELP)) $(B)/libcreditd.a
 	$(CC) $(CFLAGS) -o $@ $(filter-out %.a,$^) $(filter %.a,$^) $(LIBS) -lcmocka
 $(B)/asan/test_%: $(B)/asan/obj/tests/unit/test_%.o $(patsubst %.c,$(B)/asan/obj/%.o,$(UNIT_HELP)) $(B)/asan/libcreditd.a
