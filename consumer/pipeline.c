@@ -8,6 +8,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "consumer/consumer.h"
+#include "consumer/http.h"
 #include "consumer/kclient.h"
 #include "consumer/metrics.h"
 #include "consumer/mock.h"
@@ -36,6 +37,7 @@ struct pipeline {
     struct consumer *in;
     struct relay *relay;
     struct metrics *metrics;      /* published for the HTTP endpoints (metrics.h) */
+    struct http *http;            /* the HTTP endpoint (http.listen), or NULL */
     rd_kafka_message_t **batch;   /* [batch.max_messages] */
     size_t n;
     int32_t *parts;               /* assigned input partitions */
@@ -169,6 +171,9 @@ static int start(struct pipeline *p) {
         fflush(stdout);
     }
     if (open_store(p)) return -1;
+    /* HTTP from here on: /healthz answers and /readyz says why not yet
+     * while creditd waits for Kafka. */
+    if (http_start(&p->http, c, p->store, p->metrics, p->err, sizeof(p->err))) return -1;
     int rc = consumer_open(&p->in, c, p->bootstrap, p->stop, p->err, sizeof(p->err));
     if (rc == 0) rc = relay_open(&p->relay, c, p->bootstrap, p->stop, p->err, sizeof(p->err));
     if (rc) return rc == KCLIENT_STOPPED ? KCLIENT_STOPPED : -1;
@@ -199,6 +204,8 @@ static int start(struct pipeline *p) {
  * group-offset commits) gets what is left of the shutdown budget. */
 static void stop_all(struct pipeline *p) {
     int64_t left = p->stop_deadline ? p->stop_deadline - kclient_now_ms() : KCLIENT_CLOSE_MS;
+    http_stop(p->http);  /* first: it reads the store and the metrics */
+    p->http = NULL;
     consumer_release(p->batch, p->n);
     p->n = 0;
     relay_close(p->relay);
