@@ -48,7 +48,7 @@ $(B)/credit-replay: $(B)/obj/tools/credit_replay.o $(B)/obj/tools/lineq.o $(B)/o
 	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
 # tools/view.c: the JSON views creditctl prints and creditd's HTTP API serves.
 VIEW     = $(B)/obj/tools/view.o
-$(B)/creditctl: $(B)/obj/tools/creditctl.o $(B)/obj/tools/ctl_cmds.o $(VIEW) $(B)/obj/tools/ctl_wait.o $(B)/obj/tools/kprod.o $(KCLIENT) $(B)/libcreditd.a
+$(B)/creditctl: $(B)/obj/tools/creditctl.o $(B)/obj/tools/ctl_cmds.o $(B)/obj/tools/ctl_http.o $(VIEW) $(B)/obj/tools/ctl_wait.o $(B)/obj/tools/kprod.o $(KCLIENT) $(B)/libcreditd.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
 $(B)/credit-produce: $(B)/obj/tools/credit_produce.o $(B)/obj/tools/kprod.o $(KCLIENT) $(B)/libcreditd.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
@@ -80,6 +80,9 @@ $(B)/asan/test_lineq: $(B)/asan/obj/tools/lineq.o
 # test_httpurl tests consumer/httpurl.c (the daemon's request targets).
 $(B)/test_httpurl: $(B)/obj/consumer/httpurl.o
 $(B)/asan/test_httpurl: $(B)/asan/obj/consumer/httpurl.o
+# test_ctl_http tests tools/ctl_http.c (creditctl --http).
+$(B)/test_ctl_http: $(B)/obj/tools/ctl_http.o
+$(B)/asan/test_ctl_http: $(B)/asan/obj/tools/ctl_http.o
 $(B)/test_%: $(B)/obj/tests/unit/test_%.o $(patsubst %.c,$(B)/obj/%.o,$(UNIT_HELP)) $(B)/libcreditd.a
 	$(CC) $(CFLAGS) -o $@ $(filter-out %.a,$^) $(filter %.a,$^) $(LIBS) -lcmocka
 $(B)/asan/test_%: $(B)/asan/obj/tests/unit/test_%.o $(patsubst %.c,$(B)/asan/obj/%.o,$(UNIT_HELP)) $(B)/asan/libcreditd.a

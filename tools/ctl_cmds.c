@@ -18,6 +18,7 @@
 #include "engine/state.h"
 #include "engine/timeutil.h"
 #include "store/store.h"
+#include "tools/ctl_http.h"
 #include "tools/ctl_wait.h"
 #include "tools/kprod.h"
 
@@ -28,6 +29,7 @@
 #define WAIT_MAX_S   3600
 #define ERRLEN       512
 #define FLUSH_MS     30000
+#define HTTP_TIMEOUT_MS 10000 /* --http: the whole GET of the balance */
 #define SOURCE_MAX   256      /* id / source bytes (semantics §1) */
 #define MAX_XS       256      /* -X and config kafka.* properties */
 
@@ -89,7 +91,7 @@ static const struct flag FLAGS[] = {
 #define NFLAGS (sizeof FLAGS / sizeof FLAGS[0])
 
 /* Options of every command: those taking a value, then the switches. */
-static const char *const COMMON_VAL[] = {"--db", "--config", "-b", "--bootstrap", "-X",
+static const char *const COMMON_VAL[] = {"--db", "--http", "--config", "-b", "--bootstrap", "-X",
                                          "--topic", "--source", "--id", "--wait"};
 static const char *const SWITCHES[] = {"--dry-run", "--force", "--json", "--help", "-h"};
 
@@ -97,7 +99,7 @@ struct args {
     const struct cmd *cmd;
     const char *org, *project;
     const char *val[NFLAGS];
-    const char *db, *config, *bootstrap, *topic, *source, *id;
+    const char *db, *http, *config, *bootstrap, *topic, *source, *id;
     int wait_s;       /* --wait S, 0: no wait */
     char *xs[MAX_XS];
     int nx, dry_run, force;
@@ -122,7 +124,9 @@ static void usage(FILE *f) {
         "  void ORG --usage-source S --usage-id ID --usage-time RFC3339 [--reason TEXT]\n"
         "options:\n"
         "  --db DIR          the store (read-only): grant sends if_value = the current\n"
-        "                    balance read from it (required for grant unless --force)\n"
+        "                    balance read from it (grant needs --db or --http, or --force)\n"
+        "  --http URL        or read that balance from creditd's HTTP API instead\n"
+        "                    (http://HOST:PORT, GET /v1/orgs/ORG; 10 s at most)\n"
         "  --force           grant without if_value (may overwrite a concurrent change)\n"
         "  --config FILE     creditd.conf: kafka.*, topic.input, creditctl.source_*\n"
         "  -b, --bootstrap S bootstrap servers (else kafka.bootstrap.servers)\n"
@@ -134,7 +138,7 @@ static void usage(FILE *f) {
         "  --wait S          then wait up to S seconds for creditd's outcome on the ledger\n"
         "                    and rejected topics: \"applied\" and its ledger entries, or\n"
         "                    \"rejected REASON: MESSAGE\" (value_changed: the current balance\n"
-        "                    from --db too)\n"
+        "                    from --db or --http too)\n"
         "prints the event id once the broker confirmed delivery\n"
         "exit status: 0 ok, 1 usage, 2 store or Kafka error, 3 rejected (--wait),\n"
         "             4 no outcome within S seconds (--wait)\n");
@@ -181,6 +185,7 @@ static int bad(const char *fmt, const char *a, const char *b) {
 
 static int set_common(struct args *g, const char *name, const char *v) {
     if (!strcmp(name, "--db")) g->db = v;
+    else if (!strcmp(name, "--http")) g->http = v;
     else if (!strcmp(name, "--config")) g->config = v;
     else if (!strcmp(name, "-b") || !strcmp(name, "--bootstrap")) g->bootstrap = v;
     else if (!strcmp(name, "--topic")) g->topic = v;
@@ -430,13 +435,28 @@ static int read_if_value(const char *db, const char *org, int *has, int64_t *val
     return rc;
 }
 
+/* The same from creditd's HTTP API (GET /v1/orgs/{org}, the store's
+ * committed state as creditd sees it). */
+static int http_if_value(const char *url, const char *org, int *has, int64_t *value) {
+    char err[ERRLEN];
+    if (ctlhttp_org_value(url, org, HTTP_TIMEOUT_MS, has, value, err, sizeof err) == 0) return 0;
+    fprintf(stderr, "creditctl: --http: organisation %s: %s\n", org, err);
+    return EXIT_RUNTIME;
+}
+
+/* The balance from --http when given, else from --db. */
+static int current_value(const struct args *g, int *has, int64_t *value) {
+    return g->http ? http_if_value(g->http, g->org, has, value) : read_if_value(g->db, g->org, has, value);
+}
+
 static int add_if_value(const struct args *g, json_t *data) {
     int has = 0;
     int64_t v = 0;
     char buf[MONEY_FMT_MAX];
     if (g->cmd->bit != C_GRANT || g->force || json_object_get(data, "if_value")) return 0;
-    if (!g->db) return bad("grant needs --db DIR (to send if_value) or --force%s%s", "", "");
-    int rc = read_if_value(g->db, g->org, &has, &v);
+    if (!g->db && !g->http)
+        return bad("grant needs --db DIR or --http URL (to send if_value), or --force%s%s", "", "");
+    int rc = current_value(g, &has, &v);
     if (rc || !has) return rc;
     money_format(v, MONEY_DIGITS, buf);
     json_object_set_new(data, "if_value", json_string(buf));
@@ -564,8 +584,11 @@ static void print_current(const struct args *g) {
     int has = 0;
     int64_t v = 0;
     char buf[MONEY_FMT_MAX];
-    if (!g->db) { printf("current balance: unknown (give --db DIR to see it)\n"); return; }
-    if (read_if_value(g->db, g->org, &has, &v)) return;
+    if (!g->db && !g->http) {
+        printf("current balance: unknown (give --db DIR or --http URL to see it)\n");
+        return;
+    }
+    if (current_value(g, &has, &v)) return;
     money_format(v, MONEY_DIGITS, buf);
     printf("current balance: %s\n", has ? buf : "no credit");
 }

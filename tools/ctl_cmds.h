@@ -13,7 +13,8 @@
  * Flags are checked before anything is sent, with the engine's own parsers
  * (money_parse, time_parse_*), and an error names the flag.  `grant` sends
  * if_value, the organisation's current balance read from --db (read-only,
- * store_get_org), unless --force.  --dry-run prints the event instead of
+ * store_get_org) or from creditd's HTTP API with --http URL (GET
+ * /v1/orgs/ORG: tools/ctl_http.h), unless --force.  --dry-run prints the event instead of
  * producing it.  The event's time is the wall clock (UTC): the producer's
  * timestamp, the only wall-clock use of creditctl.  --wait S then reads the
  * outcome from the output topics (tools/ctl_wait.h).
