@@ -4,10 +4,13 @@
 #
 #   tools/run-demo.sh [FILE...]
 #       Start build/creditd with a fresh store in build/run-store on its
-#       embedded broker, feed FILE... (default examples/timeline.jsonl), wait
-#       until every message is applied, show the balances and the overage
-#       events, then stop creditd with SIGTERM. Exit 0 when all went well.
+#       embedded broker, with its HTTP API on a free loopback port (prints
+#       the URLs), feed FILE... (default examples/timeline.jsonl), wait
+#       until every message is applied, show the balances, one organisation
+#       through GET /v1/orgs/ORG and the overage events, then stop creditd
+#       with SIGTERM. Exit 0 when all went well.
 #       $CREDITD_ARGS: extra creditd options (e.g. "-X outbox.max_pending=2").
+#       $HTTP_LISTEN: http.listen (default 127.0.0.1:0, a port the kernel picks).
 #   tools/run-demo.sh feed BOOTSTRAP TOPIC FILE...
 #       Produce JSON Lines events with kcat the way a real producer must:
 #       keyed by data.org with the murmur2 partitioner; a clock.tick is sent
@@ -73,6 +76,14 @@ feed() { # BOOTSTRAP TOPIC FILE...
     echo "$n"
 }
 
+http_get() { # URL: the body (exit 1 unless 200)
+    python3 - "$1" <<'PY'
+import sys, urllib.request
+with urllib.request.urlopen(sys.argv[1], timeout=10) as r:
+    sys.stdout.write(r.read().decode())
+PY
+}
+
 counter() { # STORE NAME: a counter from creditctl stats
     "$B/creditctl" --db "$1" stats 2>/dev/null | awk -v k="$2" '$1 == k {print $2}'
 }
@@ -84,26 +95,28 @@ applied_total() { # STORE
 }
 
 demo() {
-    local store=$B/run-store fifo pid addr="" line want got rc
+    local store=$B/run-store fifo pid addr="" url="" line want got rc org
     local files=("$@")
     ((${#files[@]})) || files=(examples/timeline.jsonl)
     rm -rf "$store"
     fifo=$(mktemp -u "${TMPDIR:-/tmp}/creditd-demo.XXXXXX")
     mkfifo "$fifo"
     # shellcheck disable=SC2086 # CREDITD_ARGS: extra options, word-split on purpose
-    "$B/creditd" --db "$store" -X stats.interval_ms=2000 ${CREDITD_ARGS:-} > "$fifo" &
+    "$B/creditd" --db "$store" -X stats.interval_ms=2000 -X "http.listen=${HTTP_LISTEN:-127.0.0.1:0}" \
+        ${CREDITD_ARGS:-} > "$fifo" &
     pid=$!
     trap 'kill -TERM $pid 2>/dev/null || true; rm -f "$fifo"' EXIT
     exec 3< "$fifo"
     local deadline=$((SECONDS + START_TIMEOUT))
     while ((SECONDS < deadline)) && read -r -t $((deadline - SECONDS + 1)) line <&3; do
-        if [[ "$line" == "creditd: embedded broker at "* ]]; then
-            addr=${line#creditd: embedded broker at }
-            break
-        fi
+        [[ "$line" == "creditd: embedded broker at "* ]] && addr=${line#creditd: embedded broker at }
+        [[ "$line" == "creditd: http listening on "* ]] && url=${line#creditd: http listening on }
+        [[ -n "$addr" && -n "$url" ]] && break
     done
     [[ -n "$addr" ]] || die "creditd did not report its embedded broker within ${START_TIMEOUT}s"
+    [[ -n "$url" ]] || die "creditd did not report its HTTP address within ${START_TIMEOUT}s"
     echo "run-demo: creditd (pid $pid) on embedded broker $addr"
+    echo "run-demo: HTTP API at $url: metrics $url/metrics, health $url/healthz, readiness $url/readyz"
     want=$(feed "$addr" credit.events "${files[@]}")
     echo "run-demo: produced $want messages from ${files[*]}"
     deadline=$((SECONDS + APPLY_TIMEOUT))
@@ -118,6 +131,15 @@ demo() {
     done
     echo "run-demo: $got messages applied (applied + duplicates + rejected); balances:"
     "$B/creditctl" --db "$store" balances
+    org=$("$B/creditctl" --db "$store" balances --json | head -n1 | jq -r .org)
+    if [[ -n "$org" ]]; then
+        echo "run-demo: GET $url/v1/orgs/$org (the same bytes as creditctl show $org --json):"
+        http_get "$url/v1/orgs/$org" > "$store.org.json" || die "GET $url/v1/orgs/$org failed"
+        cat "$store.org.json"
+        "$B/creditctl" --db "$store" show "$org" --json | cmp -s - "$store.org.json" \
+            || die "GET /v1/orgs/$org differs from creditctl show $org --json"
+        rm -f "$store.org.json"
+    fi
     echo "run-demo: overage events (credit.overage):"
     timeout 30 kcat -C -b "$addr" -t credit.overage -e -q -f '%k [%p] %s\n'
     kill -TERM "$pid"
