@@ -14,6 +14,15 @@
           body {"error": ...} that is valid UTF-8;
         - methods other than GET and HEAD (with and without a body): 405 with
           "Allow: GET, HEAD"; HEAD: the GET's status and headers, no body.
+  http_probe.py compare HOST:PORT CREDITCTL STORE ORGS_FILE
+      creditd's answers against creditctl's on the same store (nothing may
+      be applied meanwhile): for every id in ORGS_FILE (one per line),
+      GET /v1/orgs/{id} is 200 with exactly the bytes of `creditctl show ID
+      --json`, or 404 {"error":...,"org":ID} where creditctl knows no such
+      organisation; GET /v1/orgs followed page by page (limit 1, 7, the
+      default, 1000, and from an `after` in the middle) gives exactly the
+      objects of `creditctl balances --json`, in order, pages holding at
+      most `limit` organisations, `next` null on the last page.
   http_probe.py get HOST:PORT TARGET
       One GET; prints the status line's code, then the body.
 Only the standard library: raw sockets, so that malformed requests reach the
@@ -21,6 +30,7 @@ server as written.
 """
 import json
 import resource
+import subprocess
 import selectors
 import socket
 import sys
@@ -195,7 +205,77 @@ def methods(addr, rep, org):
               f"Content-Length {headers.get('content-length')}")
 
 
+def quote_id(org):
+    """Percent-encode an id for a path segment ('.' too: "." and ".." are ids)."""
+    return "".join(c if c.isascii() and (c.isalnum() or c in "-_~") else
+                   "".join(f"%{b:02X}" for b in c.encode()) for c in org).encode()
+
+
+def compare_orgs(addr, ctl, store, orgs, rep):
+    same = missing = 0
+    for org in orgs:
+        r = subprocess.run([ctl, "--db", store, "show", org, "--json"], capture_output=True, timeout=60)
+        status, headers, body, note = get(addr, b"/v1/orgs/" + quote_id(org))
+        if r.returncode == 0 and status == 200 and body == r.stdout:
+            same += 1
+            continue
+        err = json_error(body)
+        if r.returncode == 1 and status == 404 and err and err.get("org") == org:
+            missing += 1
+            continue
+        rep.check(False, f"GET /v1/orgs/{org}: {status or note} {body[:200]!r}; creditctl exit "
+                         f"{r.returncode} {r.stdout[:200]!r}")
+    rep.check(same > 0 and same + missing == len(orgs),
+              f"GET /v1/orgs/{{org}} == creditctl show --json for {same} orgs, 404 for {missing} unknown")
+
+
+def pages(addr, limit, after=""):
+    """Every balances object from after on, following next; (objects, pages) or a failure text."""
+    objs, n = [], 0
+    while True:
+        q = [] if limit is None else [b"limit=%d" % limit]
+        if after:
+            q.append(b"after=" + quote_id(after))
+        status, headers, body, note = get(addr, b"/v1/orgs" + (b"?" + b"&".join(q) if q else b""))
+        if status != 200 or headers.get("content-type") != "application/json":
+            return f"page {n}: {status or note} {body[:200]!r}"
+        page = json.loads(body)
+        orgs = [o for o in page["balances"] if "project" not in o]
+        if len(orgs) > (limit or 100):
+            return f"page {n}: {len(orgs)} organisations, limit {limit}"
+        objs += page["balances"]
+        n += 1
+        if page["next"] is None:
+            return objs, n
+        after = page["next"]
+
+
+def compare_pages(addr, ctl, store, rep):
+    r = subprocess.run([ctl, "--db", store, "balances", "--json"], capture_output=True, timeout=60)
+    want = [json.loads(line) for line in r.stdout.splitlines()]
+    rep.check(r.returncode == 0 and len(want) > 0, f"creditctl balances --json: {len(want)} objects")
+    for limit in (1, 7, None, 1000):
+        got = pages(addr, limit)
+        rep.check(not isinstance(got, str) and got[0] == want,
+                  f"GET /v1/orgs limit {limit or 'default'}: " +
+                  (got if isinstance(got, str) else f"{len(got[0])} objects in {got[1]} pages == creditctl's"))
+    orgs = [o["org"] for o in want if "project" not in o]
+    mid = orgs[len(orgs) // 2]
+    got = pages(addr, 5, after=mid)
+    tail = [o for o in want if o["org"] > mid]
+    rep.check(not isinstance(got, str) and got[0] == tail,
+              f"GET /v1/orgs?after={mid}: the {len(tail)} objects after it")
+
+
 def main():
+    if len(sys.argv) == 6 and sys.argv[1] == "compare":
+        rep = Report()
+        with open(sys.argv[5]) as f:
+            orgs = [line.rstrip("\n") for line in f if line.strip()]
+        compare_orgs(sys.argv[2], sys.argv[3], sys.argv[4], orgs, rep)
+        compare_pages(sys.argv[2], sys.argv[3], sys.argv[4], rep)
+        print(f"http_probe: {rep.failed} failed", flush=True)
+        sys.exit(1 if rep.failed else 0)
     if len(sys.argv) >= 3 and sys.argv[1] == "abuse":
         rep = Report()
         org = sys.argv[3] if len(sys.argv) > 3 else "o1"
