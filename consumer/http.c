@@ -5,6 +5,8 @@
 #include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -340,6 +342,13 @@ int http_start(struct http **out, const struct config *c, struct store *s, struc
         return -1;
     }
     unsigned max = (unsigned)c->http_max_connections, per_ip = max / 2 ? max / 2 : 1;
+    /* The server thread inherits this mask: SIGTERM and SIGINT stay with
+     * the pipeline's thread, whose waits they are meant to end. */
+    sigset_t block, old;
+    sigemptyset(&block);
+    sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &block, &old);
     h->d = MHD_start_daemon(
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | (v6 ? MHD_USE_IPv6 : 0), 0, NULL, NULL,
         on_request, h, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT, max,
@@ -347,6 +356,7 @@ int http_start(struct http **out, const struct config *c, struct store *s, struc
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)c->http_timeout_s,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, HTTP_CONN_MEMORY,
         MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, NULL, MHD_OPTION_END);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (!h->d) {
         snprintf(err, errlen, "http.listen %s: libmicrohttpd did not start", c->http_listen);
         close(fd);
