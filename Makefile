@@ -96,7 +96,7 @@ scenarios: deps $(TOOLS) $(B)/gen-events $(B)/store-poke
 	@sh tests/scenarios/run.sh
 
 # Integration tests on a real Apache Kafka broker that the scripts start themselves.
-kafka-test: deps $(TOOLS) $(B)/creditd $(TEST_BIN) $(B)/gen-events
+kafka-test: deps $(TOOLS) $(B)/creditd $(TEST_BIN) $(B)/gen-events $(B)/store-poke
 	@sh tests/kafka/run.sh
 
 test: unit unit-asan scenarios fuzz-short kafka-test

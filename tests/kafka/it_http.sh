@@ -24,7 +24,11 @@
 #    and --wait prints the current balance read over HTTP.
 # 5. A second creditd on the same http.listen fails at start-up naming
 #    http.listen; SIGTERM stops the first (HTTP included) with exit 0.
-# Needs make all build/gen-events; kcat, jq, python3.
+# 6. A corrupt record (store-poke: o1's credit record of another format
+#    version): GET /v1/orgs/o1 and a page holding o1 are 500 with a JSON
+#    error naming the database, the key and the org; the rest still reads;
+#    creditd stays up.
+# Needs make all build/gen-events build/store-poke; kcat, jq, python3.
 # Closing line: "it_http: N passed, N failed".
 set -uo pipefail
 
@@ -56,8 +60,8 @@ value_of() { body_of "/v1/orgs/$1" | jq -r '.credit.value // empty' 2>/dev/null;
 value_is() { [[ "$(value_of "$1")" == "$2" ]]; }            # ORG VALUE
 ctl() { timeout 60 "$B/creditctl" "$@"; }
 
-for tool in creditd creditctl credit-produce credit-tick gen-events; do
-    [[ -x "$B/$tool" ]] || { bad "$B/$tool missing (make all $B/gen-events)"; exit 1; }
+for tool in creditd creditctl credit-produce credit-tick gen-events store-poke; do
+    [[ -x "$B/$tool" ]] || { bad "$B/$tool missing (make all $B/gen-events $B/store-poke)"; exit 1; }
 done
 broker_start
 
@@ -169,3 +173,32 @@ rc=$?
 pid=""
 check "SIGTERM: creditd exits 0 (got $rc)" test $rc -eq 0
 check "after the stop nothing listens on $ADDR" test "$(status_of /healthz)" != 200
+
+# ---- 6. a corrupt record --------------------------------------------------------------
+hex() { printf '%s' "$1" | od -An -tx1 | tr -d ' \n'; }
+v=$("$B/store-poke" "$T/store" get org_credits "$(hex o1)")
+check "o1 has a credit record" test -n "$v"
+"$B/store-poke" "$T/store" put org_credits "$(hex o1)" "07${v#??}" || bad "store-poke"
+"$B/creditd" -X "bootstrap.servers=$BS" --db "$T/store" -X http.listen=127.0.0.1:0 \
+    -X stats.interval_ms=1000 -X credit.retention_days=0 -X credit.max_future=0 \
+    > "$T/creditd.out" 2>> "$T/creditd.log" &
+pid=$!
+check "creditd restarts on the store" wait_for 60 has_url
+URL=$(url_line | sed 's/^creditd: http listening on //')
+ADDR=${URL#http://}
+corrupt_500() { # TARGET: 500, the error names db org_credits, key "o1", org o1
+    local out
+    out=$(http "$1" 2>/dev/null)
+    [[ "$(head -n1 <<<"$out")" == 500 ]] &&
+        tail -n +2 <<<"$out" | jq -e '(.error | contains("db org_credits key \"o1\": record format version 7"))
+                                       and .org == "o1"' > /dev/null
+}
+check "GET /v1/orgs/o1: 500 naming db, key and org" corrupt_500 /v1/orgs/o1
+check "GET /v1/orgs (a page holding o1): 500 naming it" corrupt_500 "/v1/orgs?limit=1000"
+check "GET /v1/orgs?after=o1: 200 (past it)" status_is "/v1/orgs?after=o1" 200
+check "GET /v1/orgs/o2: 200" status_is /v1/orgs/o2 200
+check "creditd still up" alive "$pid"
+stop_creditd "$pid"
+rc=$?
+pid=""
+check "SIGTERM: exit 0 (got $rc)" test $rc -eq 0
