@@ -75,6 +75,10 @@ $(B)/store-poke: $(B)/obj/tests/scenarios/store_poke.o
 # test_lineq also tests tools/lineq.c (objects are linked before the library).
 $(B)/test_lineq: $(B)/obj/tools/lineq.o
 $(B)/asan/test_lineq: $(B)/asan/obj/tools/lineq.o
+# test_metrics tests consumer/metrics.c and consumer/latency.c (threads, fabs).
+$(B)/test_metrics: $(B)/obj/consumer/metrics.o $(B)/obj/consumer/latency.o
+$(B)/asan/test_metrics: $(B)/asan/obj/consumer/metrics.o $(B)/asan/obj/consumer/latency.o
+$(B)/test_metrics $(B)/asan/test_metrics: LIBS += -lpthread -lm
 $(B)/test_%: $(B)/obj/tests/unit/test_%.o $(patsubst %.c,$(B)/obj/%.o,$(UNIT_HELP)) $(B)/libcreditd.a
 	$(CC) $(CFLAGS) -o $@ $(filter-out %.a,$^) $(filter %.a,$^) $(LIBS) -lcmocka
 $(B)/asan/test_%: $(B)/asan/obj/tests/unit/test_%.o $(patsubst %.c,$(B)/asan/obj/%.o,$(UNIT_HELP)) $(B)/asan/libcreditd.a
