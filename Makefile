@@ -83,6 +83,10 @@ $(B)/asan/test_httpurl: $(B)/asan/obj/consumer/httpurl.o
 # test_ctl_http tests tools/ctl_http.c (creditctl --http).
 $(B)/test_ctl_http: $(B)/obj/tools/ctl_http.o
 $(B)/asan/test_ctl_http: $(B)/asan/obj/tools/ctl_http.o
+# test_metrics tests consumer/metrics.c and consumer/latency.c (threads, fabs).
+$(B)/test_metrics: $(B)/obj/consumer/metrics.o $(B)/obj/consumer/latency.o
+$(B)/asan/test_metrics: $(B)/asan/obj/consumer/metrics.o $(B)/asan/obj/consumer/latency.o
+$(B)/test_metrics $(B)/asan/test_metrics: LIBS += -lpthread -lm
 $(B)/test_%: $(B)/obj/tests/unit/test_%.o $(patsubst %.c,$(B)/obj/%.o,$(UNIT_HELP)) $(B)/libcreditd.a
 	$(CC) $(CFLAGS) -o $@ $(filter-out %.a,$^) $(filter %.a,$^) $(LIBS) -lcmocka
 $(B)/asan/test_%: $(B)/asan/obj/tests/unit/test_%.o $(patsubst %.c,$(B)/asan/obj/%.o,$(UNIT_HELP)) $(B)/asan/libcreditd.a
@@ -92,7 +96,7 @@ unit: deps $(UNITS)
 	@sh tests/run_units.sh $(UNITS)
 unit-asan: deps $(UNITS_SAN)
 	@sh tests/run_units.sh $(UNITS_SAN)
-scenarios: deps $(TOOLS) $(B)/gen-events $(B)/store-poke
+scenarios: deps $(TOOLS) $(B)/gen-events $(B)/store-poke $(B)/test_metrics
 	@sh tests/scenarios/run.sh
 
 # Integration tests on a real Apache Kafka broker that the scripts start themselves.

@@ -246,15 +246,22 @@ int consumer_pause(struct consumer *k, int pause, char *err, size_t errlen) {
 
 int consumer_paused(const struct consumer *k) { return k->paused; }
 
+int64_t consumer_partition_lag(struct consumer *k, int32_t p) {
+    int64_t lo, hi;
+    if (p < 0 || p >= k->npart) return -1;
+    if (rd_kafka_get_watermark_offsets(k->rk, k->topic, p, &lo, &hi) || hi < 0) return -1;
+    int64_t from = k->committed[p] == CONSUMER_NEVER ? lo : k->committed[p];
+    if (from < 0) return -1;
+    return hi > from ? hi - from : 0;
+}
+
 int64_t consumer_lag(struct consumer *k) {
     int64_t lag = 0;
     if (!k->assigned) return -1;
     for (int i = 0; i < k->assigned->cnt; i++) {
-        int32_t p = k->assigned->elems[i].partition;
-        int64_t lo, hi;
-        if (rd_kafka_get_watermark_offsets(k->rk, k->topic, p, &lo, &hi) || hi < 0) return -1;
-        int64_t from = k->committed[p] == CONSUMER_NEVER ? lo : k->committed[p];
-        if (from >= 0 && hi > from) lag += hi - from;
+        int64_t l = consumer_partition_lag(k, k->assigned->elems[i].partition);
+        if (l < 0) return -1;
+        lag += l;
     }
     return lag;
 }

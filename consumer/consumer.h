@@ -62,5 +62,12 @@ int consumer_paused(const struct consumer *k);
 /* Messages between the committed offsets and the high watermarks last seen
  * (cached, no broker round trip); -1 when unknown. */
 int64_t consumer_lag(struct consumer *k);
+/* The same for one partition: high watermark last seen minus the next
+ * offset the store committed (its low watermark when never consumed), 0 at
+ * least; -1 when unknown (no fetch response for it yet) or not a partition
+ * of the topic.  The cached watermark is refreshed by every fetch response,
+ * empty ones included, so it reaches 0 once the partition is caught up; it
+ * is not refreshed while input is paused (no fetches). */
+int64_t consumer_partition_lag(struct consumer *k, int32_t partition);
 
 #endif

@@ -4,12 +4,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <librdkafka/rdkafka.h>
 
 #include "consumer/consumer.h"
 #include "consumer/http.h"
 #include "consumer/kclient.h"
+#include "consumer/latency.h"
 #include "consumer/metrics.h"
 #include "consumer/mock.h"
 #include "consumer/relay.h"
@@ -19,6 +21,12 @@
 #define ERRLEN 1024
 #define PUBLISH_REFRESH_MS 5000   /* re-send every stored offset to the group this often */
 #define DUMP_BYTES 64             /* of a message that made the engine fail */
+#define PATH_MAX_TEST 4000        /* CREDITD_TEST_METRICS_FILE bytes at most */
+#define STORE_STATS_MS 5000       /* store figures for the metrics this often (store_stats) */
+#define LAT_CHUNK 256             /* delivery latencies published per call */
+#ifndef CREDITD_VERSION
+#define CREDITD_VERSION "dev"     /* creditd_build_info{version} */
+#endif
 
 /* start() passes on the stop of a Kafka wait (KCLIENT_STOPPED) next to -1
  * from store calls: the codes must not meet. */
@@ -38,6 +46,11 @@ struct pipeline {
     struct relay *relay;
     struct metrics *metrics;      /* published for the HTTP endpoints (metrics.h) */
     struct http *http;            /* the HTTP endpoint (http.listen), or NULL */
+    struct metrics_batch mb;      /* this batch's counts: published once it committed */
+    struct latency *lat;          /* event-to-delivery tracking (latency.h) */
+    int64_t *lag;                 /* [nparts]: scratch for the lag gauges */
+    int64_t store_stats_ms;       /* last store_stats for the metrics */
+    int committed;                /* a commit happened in this step */
     rd_kafka_message_t **batch;   /* [batch.max_messages] */
     size_t n;
     int32_t *parts;               /* assigned input partitions */
@@ -46,6 +59,9 @@ struct pipeline {
     uint64_t outbox;              /* entries in the store's outbox after the last commit */
 #ifdef CREDITD_TEST_HOOKS
     const char *fail_on;          /* CREDITD_TEST_FAIL_ON (test builds only), or NULL */
+    const char *metrics_file;     /* CREDITD_TEST_METRICS_FILE (test builds only), or NULL */
+    int64_t ready_max_lag;        /* CREDITD_TEST_READY_MAX_LAG, for metrics_file */
+    int64_t metrics_file_ms;
 #endif
     int64_t published_ms;         /* last full publish of the group offsets (0: not yet) */
     int64_t stop_deadline;        /* after a stop request: shutdown.flush_timeout_ms from then */
@@ -129,6 +145,135 @@ static int startup_txn(struct pipeline *p, int64_t *next) {
     }
 }
 
+/* ---- metrics (metrics.h): this thread is their only writer ---------------- */
+
+static double clock_s(clockid_t id) {
+    struct timespec ts;
+    clock_gettime(id, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* The facts fixed for the run, and the delivery-latency ring (its bound:
+ * latency.h). */
+static int metrics_start(struct pipeline *p) {
+    const struct config *c = p->c;
+    struct metrics_info mi = {CREDITD_VERSION, rd_kafka_version_str(),
+                              {c->topic_overage, c->topic_ledger, c->topic_rejected, c->topic_alerts},
+                              c->outbox_max_pending};
+    _Static_assert(ENG_OUT_OVERAGE == 0 && ENG_OUT_LEDGER == 1 && ENG_OUT_REJECTED == 2 &&
+                       ENG_OUT_ALERT == 3, "metrics_info.topics order");
+    metrics_set_info(p->metrics, &mi);
+    return latency_new(&p->lat, (size_t)(c->outbox_max_pending + c->batch_max_messages), p->err,
+                       sizeof(p->err));
+}
+
+/* After consumer_assign: the partitions whose lag is published. */
+static int metrics_assigned(struct pipeline *p) {
+    p->lag = malloc((p->nparts ? p->nparts : 1) * sizeof(*p->lag));
+    if (!p->lag) {
+        snprintf(p->err, sizeof(p->err), "out of memory");
+        return -1;
+    }
+    return metrics_set_partitions(p->metrics, p->parts, p->nparts, p->err, sizeof(p->err));
+}
+
+/* The store's figures, at start and every STORE_STATS_MS: store_stats reads
+ * every database's stat and the file's size, too much for every batch.  A
+ * failure is logged and leaves the figures as they were. */
+static void publish_store(struct pipeline *p, int64_t now) {
+    struct store_stats st;
+    char e[ERRLEN];
+    p->store_stats_ms = now;
+    if (store_stats(p->store, &st, e, sizeof(e))) {
+        fprintf(stderr, "creditd: metrics: %s\n", e);
+        return;
+    }
+    struct metrics_store ms = {st.used_bytes, st.map_size, st.file_bytes, 0, st.counters.applied,
+                               st.counters.duplicates, st.counters.rejected};
+    for (int i = 0; i < st.ndb; i++)
+        if (strcmp(st.db[i].name, "dedupe") == 0) ms.remembered_keys = st.db[i].entries;
+    metrics_publish_store(p->metrics, &ms);
+}
+
+/* Every step: lag per partition (cached watermarks, no round trip), outbox,
+ * pause, delivery reports. */
+static void publish_gauges(struct pipeline *p) {
+    struct metrics_gauges g;
+    memset(&g, 0, sizeof(g));
+    for (size_t i = 0; i < p->nparts; i++) p->lag[i] = consumer_partition_lag(p->in, p->parts[i]);
+    g.lag = p->lag;
+    g.outbox = p->outbox;
+    g.paused = consumer_paused(p->in);
+    relay_delivered_add(p->relay, g.delivered);
+    g.untracked = latency_untracked(p->lat);
+    metrics_publish_gauges(p->metrics, &g);
+}
+
+/* The latencies of the messages whose outputs are now all confirmed. */
+static void observe_delivered(struct pipeline *p) {
+    double buf[LAT_CHUNK];
+    uint64_t upto = relay_delivered_upto(p->relay);
+    int64_t now = (int64_t)(clock_s(CLOCK_REALTIME) * 1000.0);
+    size_t n;
+    while ((n = latency_delivered(p->lat, upto, now, buf, LAT_CHUNK)) > 0) {
+        metrics_observe_delivery(p->metrics, buf, n);
+        if (n < LAT_CHUNK) break;
+    }
+}
+
+/* relay_poll, then the latencies its delivery reports completed. */
+static int poll_relay(struct pipeline *p, int timeout_ms) {
+    int rc = relay_poll(p->relay, timeout_ms, p->err, sizeof(p->err));
+    observe_delivered(p);
+    return rc;
+}
+
+#ifdef CREDITD_TEST_HOOKS
+static void write_file(const char *path, const char *buf, size_t len) {
+    char tmp[PATH_MAX_TEST + 8];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    int ok = f && fwrite(buf, 1, len, f) == len;
+    if (f && fclose(f)) ok = 0;
+    if (!ok || rename(tmp, path))
+        fprintf(stderr, "creditd: TEST BUILD: writing %s failed\n", path);
+}
+
+/* Test builds only: CREDITD_TEST_METRICS_FILE=F writes metrics_render() to
+ * F and metrics_ready(CREDITD_TEST_READY_MAX_LAG) to F.ready ("200 ready" or
+ * "503 WHY") after every step with a commit, else every 200 ms, each through
+ * a rename (a reader never sees half a file): the tests check the metrics
+ * without the HTTP endpoint. */
+static void test_metrics_file(struct pipeline *p, int force) {
+    char *buf, why[256], line[300], path[PATH_MAX_TEST + 8];
+    size_t len;
+    int64_t now = kclient_now_ms();
+    if (!p->metrics_file || (!force && !p->committed && now - p->metrics_file_ms < 200)) return;
+    p->metrics_file_ms = now;
+    if (metrics_render(p->metrics, &buf, &len) == 0) {
+        write_file(p->metrics_file, buf, len);
+        free(buf);
+    }
+    int ok = metrics_ready(p->metrics, p->ready_max_lag, why, sizeof(why));
+    int n = snprintf(line, sizeof(line), "%d %s\n", ok ? 200 : 503, why);
+    snprintf(path, sizeof(path), "%s.ready", p->metrics_file);
+    write_file(path, line, (size_t)n);
+}
+
+static void test_hooks_env(struct pipeline *p) {
+    const char *lag = getenv("CREDITD_TEST_READY_MAX_LAG");
+    p->fail_on = getenv("CREDITD_TEST_FAIL_ON");
+    if (p->fail_on && !*p->fail_on) p->fail_on = NULL;
+    if (p->fail_on)
+        fprintf(stderr, "creditd: TEST BUILD: a message containing '%s' fails the engine\n", p->fail_on);
+    p->metrics_file = getenv("CREDITD_TEST_METRICS_FILE");
+    if (p->metrics_file && (!*p->metrics_file || strlen(p->metrics_file) > PATH_MAX_TEST))
+        p->metrics_file = NULL;
+    p->ready_max_lag = lag && *lag ? strtoll(lag, NULL, 10) : p->c->http_ready_max_lag;
+    metrics_set_ready_max_lag(p->metrics, p->ready_max_lag);
+}
+#endif
+
 static int open_store(struct pipeline *p) {
     struct store_opts so = {0};
     struct engine_config ec = {p->c->credit_close_after_s, p->c->credit_currency,
@@ -150,10 +295,7 @@ static int open_store(struct pipeline *p) {
 static int start(struct pipeline *p) {
     const struct config *c = p->c;
 #ifdef CREDITD_TEST_HOOKS
-    p->fail_on = getenv("CREDITD_TEST_FAIL_ON");
-    if (p->fail_on && !*p->fail_on) p->fail_on = NULL;
-    if (p->fail_on)
-        fprintf(stderr, "creditd: TEST BUILD: a message containing '%s' fails the engine\n", p->fail_on);
+    test_hooks_env(p);
 #endif
     if (strlen(c->topic_input) > PIPELINE_TOPIC_MAX) {
         snprintf(p->err, sizeof(p->err), "topic.input: longer than %d bytes", PIPELINE_TOPIC_MAX);
@@ -164,6 +306,7 @@ static int start(struct pipeline *p) {
         snprintf(p->err, sizeof(p->err), "out of memory (batch.max_messages)");
         return -1;
     }
+    if (metrics_start(p)) return -1;
     if (!config_has_bootstrap(c)) {
         if (mock_start(&p->mock, c, p->err, sizeof(p->err))) return -1;
         p->bootstrap = mock_bootstrap(p->mock);
@@ -174,6 +317,7 @@ static int start(struct pipeline *p) {
     /* HTTP from here on: /healthz answers and /readyz says why not yet
      * while creditd waits for Kafka. */
     if (http_start(&p->http, c, p->store, p->metrics, p->err, sizeof(p->err))) return -1;
+    metrics_set_store_open(p->metrics, 1);
     int rc = consumer_open(&p->in, c, p->bootstrap, p->stop, p->err, sizeof(p->err));
     if (rc == 0) rc = relay_open(&p->relay, c, p->bootstrap, p->stop, p->err, sizeof(p->err));
     if (rc) return rc == KCLIENT_STOPPED ? KCLIENT_STOPPED : -1;
@@ -191,7 +335,12 @@ static int start(struct pipeline *p) {
     }
     if (rc == 0) rc = consumer_assign(p->in, p->parts, next, p->nparts, p->err, sizeof(p->err));
     free(next);
+    if (rc == 0) rc = metrics_assigned(p);
     if (rc == 0) rc = refresh_outbox(p);
+    if (rc == 0) {
+        publish_store(p, kclient_now_ms());
+        publish_gauges(p);
+    }
     if (rc == 0)
         fprintf(stderr, "creditd: consuming %s (%zu of %d partitions), store %s, outbox %llu\n",
                 c->topic_input, p->nparts, (int)consumer_partition_count(p->in), c->store_path,
@@ -206,6 +355,9 @@ static void stop_all(struct pipeline *p) {
     int64_t left = p->stop_deadline ? p->stop_deadline - kclient_now_ms() : KCLIENT_CLOSE_MS;
     http_stop(p->http);  /* first: it reads the store and the metrics */
     p->http = NULL;
+    char e[64];
+    metrics_set_store_open(p->metrics, 0);  /* not ready from here on */
+    metrics_set_partitions(p->metrics, NULL, 0, e, sizeof(e));
     consumer_release(p->batch, p->n);
     p->n = 0;
     relay_close(p->relay);
@@ -216,6 +368,8 @@ static void stop_all(struct pipeline *p) {
     free(p->batch);
     free(p->parts);
     free(p->bnext);
+    free(p->lag);
+    latency_free(p->lat);
 }
 
 #ifdef CREDITD_TEST_HOOKS
@@ -257,8 +411,10 @@ static int engine_failed(struct pipeline *p, const rd_kafka_message_t *m, const 
  * offset of each partition it touched and the counters. */
 static int apply_messages(struct pipeline *p, struct store_counters *cnt) {
     struct engine_store ops;
+    uint64_t seq;   /* the last outbox seq so far: the batch's outputs follow it */
     store_engine_ops(p->store, &ops);
     memset(cnt, 0, sizeof(*cnt));
+    if (store_outbox_last_seq(p->store, &seq, p->err, sizeof(p->err))) return -1;
     for (size_t i = 0; i < p->n; i++) {
         const rd_kafka_message_t *m = p->batch[i];
         struct engine_msg em = {m->payload ? m->payload : "", m->len, p->c->topic_input,
@@ -270,6 +426,13 @@ static int apply_messages(struct pipeline *p, struct store_counters *cnt) {
         if (rc == 0) rc = test_fault(p, m, why, sizeof(why));
 #endif
         if (rc) return engine_failed(p, m, why);
+        metrics_batch_add(&p->mb, &res);
+        uint64_t nout = 0;
+        for (int k = 0; k < ENG_OUT_NKIND; k++) nout += res.outputs[k];
+        if (nout) {
+            seq += nout;
+            latency_batch_add(p->lat, seq, rd_kafka_message_timestamp(m, NULL));
+        }
         if (res.outcome == ENG_APPLIED) cnt->applied++;
         else if (res.outcome == ENG_DUPLICATE) cnt->duplicates++;
         else cnt->rejected++;
@@ -288,7 +451,10 @@ static int apply_messages(struct pipeline *p, struct store_counters *cnt) {
  * by the store and the same messages are applied again. */
 static int commit_batch(struct pipeline *p) {
     struct store_counters cnt;
+    double t0 = clock_s(CLOCK_MONOTONIC);
     for (;;) {
+        metrics_batch_reset(&p->mb);  /* a retried batch counts once */
+        latency_batch_reset(p->lat);
         for (size_t i = 0; i < p->nparts; i++) p->bnext[p->parts[i]] = -1;
         int rc = store_begin(p->store, p->err, sizeof(p->err));
         if (rc) return -1;
@@ -302,6 +468,11 @@ static int commit_batch(struct pipeline *p) {
         if (rc) return -1;
         break;
     }
+    /* Committed: the counts are published now and only now. */
+    metrics_publish_commit(p->metrics, p->n ? &p->mb : NULL, clock_s(CLOCK_MONOTONIC) - t0,
+                           clock_s(CLOCK_REALTIME));
+    latency_batch_commit(p->lat);
+    p->committed = 1;
     for (size_t i = 0; i < p->nparts; i++)
         if (p->bnext[p->parts[i]] >= 0) consumer_advance(p->in, p->parts[i], p->bnext[p->parts[i]]);
     consumer_commit_async(p->in, 0);
@@ -352,16 +523,15 @@ static int flow_control(struct pipeline *p) {
 static int step(struct pipeline *p) {
     char *err = p->err;
     size_t errlen = sizeof(p->err);
-    if (relay_poll(p->relay, 0, err, errlen) || relay_pump(p->relay, p->store, err, errlen) ||
-        flow_control(p))
+    if (poll_relay(p, 0) || relay_pump(p->relay, p->store, err, errlen) || flow_control(p))
         return -1;
     if (consumer_paused(p->in)) {
-        if (relay_poll(p->relay, (int)p->c->batch_max_ms, err, errlen)) return -1;
+        if (poll_relay(p, (int)p->c->batch_max_ms)) return -1;
     } else if (consumer_poll_batch(p->in, p->batch, (size_t)p->c->batch_max_messages,
                                    (int)p->c->batch_max_ms, p->stop, &p->n, err, errlen)) {
         return -1;
     }
-    if (relay_poll(p->relay, 0, err, errlen)) return -1;
+    if (poll_relay(p, 0)) return -1;
     if ((p->n > 0 || relay_txn_needed(p->relay)) && commit_batch(p)) return -1;
     stats_line(p);
     int64_t now = kclient_now_ms();
@@ -369,6 +539,12 @@ static int step(struct pipeline *p) {
         consumer_commit_async(p->in, 1);
         p->published_ms = now;
     }
+    if (now - p->store_stats_ms >= STORE_STATS_MS) publish_store(p, now);
+    publish_gauges(p);
+#ifdef CREDITD_TEST_HOOKS
+    test_metrics_file(p, 0);
+#endif
+    p->committed = 0;
     return 0;
 }
 
@@ -378,8 +554,13 @@ static int finish(struct pipeline *p) {
     p->stop_deadline = kclient_now_ms() + p->c->shutdown_flush_timeout_ms;
     int rc = relay_drain(p->relay, p->store, (int)p->c->shutdown_flush_timeout_ms, p->err,
                          sizeof(p->err));
+    observe_delivered(p);
     if (rc < 0) return -1;
     if (relay_txn_needed(p->relay) && commit_batch(p)) return -1;
+    publish_gauges(p);
+#ifdef CREDITD_TEST_HOOKS
+    test_metrics_file(p, 1);
+#endif
     consumer_commit_async(p->in, 1);
     fprintf(stderr, "creditd: stopped; outbox %llu entries%s\n", (unsigned long long)p->outbox,
             rc ? " (flush timed out: they are sent on the next start)" : "");
@@ -392,6 +573,7 @@ int pipeline_run(const struct config *c, volatile sig_atomic_t *stop, char *err,
     p.c = c;
     p.stop = stop;
     if (metrics_new(&p.metrics, err, errlen)) return -1;
+    metrics_set_ready_max_lag(p.metrics, c->http_ready_max_lag); /* creditd_ready as /readyz */
     int rc = start(&p);
     if (rc == KCLIENT_STOPPED) {
         fprintf(stderr, "creditd: stopped during start-up\n");

@@ -51,6 +51,7 @@ struct relay {
     struct outscan_found *found;  /* delivered by an earlier run (relay_recover) */
     size_t nfound;
     int failed, closing, more;
+    uint64_t reports[NKIND];      /* successful delivery reports, by kind (metrics) */
     char fail_reason[KCLIENT_ERRLEN];
 };
 
@@ -107,6 +108,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *user)
     sl->done = 1;
     sl->partition = m->partition;
     sl->offset = m->offset;
+    r->reports[sl->kind]++;
     advance(r);
 }
 
@@ -426,6 +428,12 @@ void relay_txn_done(struct relay *r, int committed) {
 }
 
 size_t relay_inflight(const struct relay *r) { return (size_t)(r->tail - r->head); }
+
+uint64_t relay_delivered_upto(const struct relay *r) { return r->delivered_upto; }
+
+void relay_delivered_add(const struct relay *r, uint64_t out[ENG_OUT_NKIND]) {
+    for (int k = 0; k < NKIND; k++) out[k] += r->reports[k];
+}
 
 int relay_drain(struct relay *r, struct store *s, int timeout_ms, char *err, size_t errlen) {
     int64_t deadline = kclient_now_ms() + timeout_ms;

@@ -71,6 +71,13 @@ int relay_txn_needed(const struct relay *r);
 /* Entries handed to the producer and not yet confirmed. */
 size_t relay_inflight(const struct relay *r);
 
+/* For the metrics: every outbox seq <= the returned one is confirmed
+ * (delivered now, or found delivered by an earlier run at start-up); and
+ * the successful delivery reports served since relay_open, by enum
+ * eng_out_kind, added to out[]. */
+uint64_t relay_delivered_upto(const struct relay *r);
+void relay_delivered_add(const struct relay *r, uint64_t out[ENG_OUT_NKIND]);
+
 /* Shutdown: keep handing outbox entries to the producer and serving
  * delivery reports for up to timeout_ms, until the outbox is delivered; then
  * drop what is left from the producer (the outbox keeps it: the next start

@@ -605,8 +605,12 @@ int engine_apply_parsed(struct engine *e, const struct engine_store *st,
     e->msg[0] = 0;
     e->naq = 0;
     e->urec.has = 0;
+    memset(res, 0, sizeof(*res));
+    e->res = res;
     res->outcome = ENG_APPLIED;
     res->reason = ENG_R_NONE;
+    json_t *type = json_is_object(root) ? json_object_get(root, "type") : NULL;
+    res->type = json_is_string(type) ? (int)event_type_of(json_string_value(type)) : ENG_T_UNKNOWN;
     if (!root) {
         snprintf(e->msg, sizeof(e->msg), "invalid JSON at line %d, column %d: %s", jerr->line,
                  jerr->column, jerr->text);

@@ -51,10 +51,29 @@ struct engine_msg {
 
 enum eng_outcome { ENG_APPLIED = 0, ENG_DUPLICATE = 1, ENG_REJECTED = 2 };
 
+/* §12 alert kinds, as counted in struct engine_result (engine_alert_name). */
+#define ENG_ALERT_NKIND 6
+
+/* What one message did.  Filled by every engine_apply call (also when it
+ * fails with ENG_ESTORE: then only what happened before the failure). */
 struct engine_result {
     enum eng_outcome outcome;
-    int reason;              /* enum eng_reason when rejected */
+    int reason;              /* enum eng_reason when rejected, else ENG_R_NONE */
+    /* enum eng_type of the message's "type" (event_type_name), ENG_T_UNKNOWN
+     * when the message is not a JSON object, has no string type or a type
+     * that is not ours -- whatever the outcome (a duplicate has its type). */
+    int type;
+    /* Outputs the message emitted, by enum eng_out_kind; credit.alert
+     * outputs also by alert kind (0..ENG_ALERT_NKIND-1, engine_alert_name).
+     * A reject counts its credit.rejected; a duplicate emits nothing. */
+    uint32_t outputs[ENG_OUT_NKIND];
+    uint32_t alerts[ENG_ALERT_NKIND];
 };
+
+/* The "alert" field of a credit.alert of kind k ("low_balance", "exhausted",
+ * "recovered", "overage_started", "expired", "projected_exhaustion"), or
+ * "unknown" out of range.  Static string. */
+const char *engine_alert_name(int kind);
 
 struct engine;
 

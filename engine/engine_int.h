@@ -13,6 +13,7 @@
 /* §12 alert kinds. */
 enum alert_kind { AL_LOW_BALANCE, AL_EXHAUSTED, AL_RECOVERED, AL_OVERAGE_STARTED, AL_EXPIRED,
                   AL_PROJECTED };
+_Static_assert(AL_PROJECTED + 1 == ENG_ALERT_NKIND, "ENG_ALERT_NKIND counts the alert kinds");
 
 /* One queued alert (alert.c): built while the event is applied, emitted at
  * its end so alerts follow the event's ledger and overage outputs. */
@@ -47,6 +48,7 @@ struct engine {
     /* The current call (valid during engine_apply only). */
     const struct engine_store *st;
     const struct engine_msg *m;
+    struct engine_result *res;   /* its result: outputs counted as they are emitted */
     struct eng_event ev;         /* id, source, time_str: the causing event */
     char *err;
     size_t errlen;

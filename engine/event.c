@@ -34,6 +34,12 @@ enum eng_type event_type_of(const char *name) {
     return ENG_T_UNKNOWN;
 }
 
+const char *event_type_name(int t) {
+    for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
+        if ((int)types[i].type == t) return types[i].name;
+    return "unknown";
+}
+
 void event_unknown_type_msg(char *msg, size_t msglen, const char *type) {
     size_t n = strlen(type), max = 64;
     const char *more = "";

@@ -49,8 +49,12 @@ enum eng_type {
     ENG_T_USAGE_VOID,
     ENG_T_TICK
 };
+#define ENG_T_COUNT (ENG_T_TICK + 1)
 /* Type from its name; ENG_T_UNKNOWN when not one of ours. */
 enum eng_type event_type_of(const char *name);
+/* The CloudEvents type name of t ("usage", "clock.tick", ...); "unknown"
+ * for ENG_T_UNKNOWN or out of range.  Static string. */
+const char *event_type_name(int t);
 
 #define EVENT_VOID_REASON_MAX 200   /* usage.void data.reason bytes (§3) */
 

@@ -36,7 +36,9 @@ static int finish(struct engine *e, enum eng_out_kind kind, const char *key) {
         snprintf(e->err, e->errlen, "out of memory building an output event");
         return ENG_ESTORE;
     }
-    return e->st->emit(e->st->ctx, kind, key, w->buf, w->len, e->err, e->errlen);
+    int rc = e->st->emit(e->st->ctx, kind, key, w->buf, w->len, e->err, e->errlen);
+    if (rc == 0) e->res->outputs[kind]++;
+    return rc;
 }
 
 /* The next sequence number of o's outputs of `kind`.  Stored sequences are
@@ -143,8 +145,12 @@ int out_ledger(struct engine *e, struct eng_org *o, const struct ledger *l) {
     return finish(e, ENG_OUT_LEDGER, o->id);
 }
 
-static const char *const alert_names[] = {"low_balance", "exhausted", "recovered",
-                                          "overage_started", "expired", "projected_exhaustion"};
+static const char *const alert_names[ENG_ALERT_NKIND] = {
+    "low_balance", "exhausted", "recovered", "overage_started", "expired", "projected_exhaustion"};
+
+const char *engine_alert_name(int kind) {
+    return kind >= 0 && kind < ENG_ALERT_NKIND ? alert_names[kind] : "unknown";
+}
 
 /* credit.alert (§12): data in the order of the semantics. */
 int out_alert(struct engine *e, struct eng_org *o, const struct alert_q *a) {
@@ -179,7 +185,9 @@ int out_alert(struct engine *e, struct eng_org *o, const struct alert_q *a) {
     jsonw_kint(w, "seq", (int64_t)seq);
     jsonw_kstr(w, "event_source", e->ev.source);
     jsonw_kstr(w, "event_id", e->ev.id);
-    return finish(e, ENG_OUT_ALERT, o->id);
+    rc = finish(e, ENG_OUT_ALERT, o->id);
+    if (rc == 0) e->res->alerts[a->kind]++;
+    return rc;
 }
 
 static void kqty(struct jsonw *w, const char *k, int has, int64_t v) {

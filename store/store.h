@@ -171,6 +171,10 @@ typedef int (*store_outbox_cb)(void *arg, uint64_t seq, enum eng_out_kind kind,
                                const char *key, const char *json, size_t len);
 int store_outbox_scan(struct store *s, uint64_t after, store_outbox_cb cb, void *arg,
                       char *err, size_t errlen);
+/* The last outbox seq ever used (0: none), inside the current write txn: the
+ * next emit gets *seq + 1 (the daemon maps its messages to the seqs of
+ * their outputs with it, for the delivery latency). */
+int store_outbox_last_seq(struct store *s, uint64_t *seq, char *err, size_t errlen);
 /* Delete entries with seq <= upto (inside the current write txn). */
 int store_outbox_delete_upto(struct store *s, uint64_t upto, char *err, size_t errlen);
 /* Entries in the outbox: one mdb_stat (O(1), no file access), in the write

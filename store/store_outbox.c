@@ -131,6 +131,11 @@ int store_outbox_count(struct store *s, uint64_t *n, char *err, size_t errlen) {
     return 0;
 }
 
+int store_outbox_last_seq(struct store *s, uint64_t *seq, char *err, size_t errlen) {
+    assert(s->txn);
+    return outbox_last(s, seq, err, errlen);
+}
+
 int store_outbox_delete_upto(struct store *s, uint64_t upto, char *err, size_t errlen) {
     MDB_cursor *c;
     MDB_val k, v;

@@ -65,7 +65,7 @@ alive() { [[ -n "$1" ]] && kill -0 "$1" 2>/dev/null; }
 running() { local st; st=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null); [[ -n "$st" && "$st" != Z ]]; }
 term_ready() {
     local m
-    [[ "$(cat "/proc/$1/comm" 2>/dev/null)" == creditd ]] || return 1
+    [[ "$(cat "/proc/$1/comm" 2>/dev/null)" == creditd?(-test) ]] || return 1  # test build too
     m=$(awk '/^SigCgt:/ {print $2}' "/proc/$1/status" 2>/dev/null)
     [[ -n "$m" ]] && (( (16#$m >> 14) & 1 ))
 }

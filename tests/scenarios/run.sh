@@ -169,5 +169,8 @@ if sh "$S/reject_time.sh"; then ok; else bad "reject time scenarios"; fi
 #     if_value from --db, balances after credit-replay.
 if sh "$S/ctl_cmds.sh"; then ok; else bad "creditctl command scenarios"; fi
 
+# 15. creditd's metrics text through the Prometheus client's parser (issue 8).
+if sh "$S/metrics_parse.sh"; then ok; else bad "metrics parser scenarios"; fi
+
 echo "scenarios: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -650,12 +650,20 @@ static uint64_t outbox_count(struct fx *f) {
     return n;
 }
 
+static uint64_t last_seq(struct fx *f) {
+    uint64_t seq = UINT64_MAX;
+    assert_int_equal(store_outbox_last_seq(f->s, &seq, f->err, sizeof(f->err)), STORE_OK);
+    return seq;
+}
+
 static void test_outbox(void **state) {
     struct fx *f = *state;
     struct seen s = scan(f, 0, 0);
     assert_int_equal(s.n, 0);
     begin(f);
+    assert_int_equal(last_seq(f), 0);
     assert_int_equal(emit(f, ENG_OUT_OVERAGE, "org-1", "{\"a\":1}"), ENG_OK);
+    assert_int_equal(last_seq(f), 1);
     assert_int_equal(emit(f, ENG_OUT_REJECTED, NULL, "{\"r\":true}"), ENG_OK);
     assert_int_equal(emit(f, ENG_OUT_LEDGER, "", "{}"), ENG_OK);
     s = scan(f, 0, 0);  /* inside the txn: sees its own entries */
@@ -704,6 +712,7 @@ static void test_outbox(void **state) {
     /* seqs are never reused, even after emptying the outbox and reopening */
     reopen(f, 0);
     begin(f);
+    assert_int_equal(last_seq(f), 4);  /* the outbox is empty; its last seq is kept */
     assert_int_equal(emit(f, ENG_OUT_OVERAGE, "k", "{\"x\":5}"), ENG_OK);
     commit(f);
     s = scan(f, 0, 0);
