@@ -18,8 +18,9 @@ UNITS_SAN= $(patsubst tests/unit/%.c,$(B)/asan/%,$(UNIT_SRC))
 TOOLS    = $(B)/credit-replay $(B)/creditctl $(B)/credit-produce $(B)/credit-tick
 DAEMON_SRC = $(wildcard consumer/*.c)
 DAEMON_OBJ = $(patsubst %.c,$(B)/obj/%.o,$(DAEMON_SRC))
-# The one Kafka client set-up (consumer/kclient.c), linked into the tools that talk to Kafka.
-KCLIENT  = $(B)/obj/consumer/kclient.o
+# The one Kafka client set-up (consumer/kclient.c), linked into the tools that talk to Kafka,
+# with the log writer it logs through (consumer/log.c).
+KCLIENT  = $(B)/obj/consumer/kclient.o $(B)/obj/consumer/log.o
 # Test-only binaries for tests/kafka: creditd with its test hooks, the fault-injecting mock broker.
 TEST_BIN = $(B)/creditd-test $(B)/kmock
 
@@ -75,6 +76,9 @@ $(B)/store-poke: $(B)/obj/tests/scenarios/store_poke.o
 # test_lineq also tests tools/lineq.c (objects are linked before the library).
 $(B)/test_lineq: $(B)/obj/tools/lineq.o
 $(B)/asan/test_lineq: $(B)/asan/obj/tools/lineq.o
+# test_log tests consumer/log.c (not part of the library).
+$(B)/test_log: $(B)/obj/consumer/log.o
+$(B)/asan/test_log: $(B)/asan/obj/consumer/log.o
 $(B)/test_%: $(B)/obj/tests/unit/test_%.o $(patsubst %.c,$(B)/obj/%.o,$(UNIT_HELP)) $(B)/libcreditd.a
 	$(CC) $(CFLAGS) -o $@ $(filter-out %.a,$^) $(filter %.a,$^) $(LIBS) -lcmocka
 $(B)/asan/test_%: $(B)/asan/obj/tests/unit/test_%.o $(patsubst %.c,$(B)/asan/obj/%.o,$(UNIT_HELP)) $(B)/asan/libcreditd.a
