@@ -17,6 +17,7 @@
 #include <cmocka.h>
 #include <jansson.h>
 
+#include "config/config.h"
 #include "consumer/log.h"
 
 #define T0 INT64_C(1764569282123)   /* 2025-12-01T06:08:02.123Z */
@@ -306,6 +307,27 @@ static void test_json_writer(void **state) {
     close(fd);
 }
 
+/* config.c validates log.format and log.level with its own list of names:
+ * both modules accept the same ones. */
+static void test_config_names_agree(void **state) {
+    (void)state;
+    static const char *const formats[] = {"text", "json", "xml", "Text", ""};
+    static const char *const levels[] = {"debug", "info", "warn", "error", "warning", "trace", ""};
+    char err[256];
+    for (size_t i = 0; i < sizeof formats / sizeof formats[0] + sizeof levels / sizeof levels[0]; i++) {
+        int is_fmt = i < sizeof formats / sizeof formats[0];
+        const char *v = is_fmt ? formats[i] : levels[i - sizeof formats / sizeof formats[0]];
+        struct config c;
+        config_init(&c);
+        int by_config = config_set(&c, is_fmt ? "log.format" : "log.level", v, "-X", err, sizeof err);
+        config_free(&c);
+        struct log_opts o = {"creditd", is_fmt ? v : NULL, is_fmt ? NULL : v, 0};
+        int by_log = log_init(&o, err, sizeof err);
+        if (by_config != by_log) fail_msg("\"%s\": config %d, log_init %d", v, by_config, by_log);
+    }
+    init_ok("creditd", "text", "info", 2);
+}
+
 /* ---- threads ----------------------------------------------------------- */
 
 #define THREADS 4
@@ -381,6 +403,7 @@ int main(void) {
         cmocka_unit_test(test_levels),
         cmocka_unit_test(test_init_errors),
         cmocka_unit_test(test_json_writer),
+        cmocka_unit_test(test_config_names_agree),
         cmocka_unit_test(test_threads_whole_lines),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
