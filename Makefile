@@ -1,4 +1,4 @@
-# creditd -- see README.md.  Targets: all, test, fuzz, fuzz-short, bench, run, clean.
+# creditd -- see README.md.  Targets: all, test, fuzz, fuzz-short, bench, run, install, uninstall, clean.
 CC      ?= cc
 CFLAGS  ?= -O2 -g
 WARN     = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wvla
@@ -24,7 +24,8 @@ KCLIENT  = $(B)/obj/consumer/kclient.o $(B)/obj/consumer/log.o
 # Test-only binaries for tests/kafka: creditd with its test hooks, the fault-injecting mock broker.
 TEST_BIN = $(B)/creditd-test $(B)/kmock
 
-.PHONY: all test unit unit-asan scenarios kafka-test fuzz fuzz-short fuzz-cov bench bench-kafka clean deps run
+.PHONY: all test unit unit-asan scenarios kafka-test fuzz fuzz-short fuzz-cov bench bench-kafka clean deps run \
+        install uninstall
 # Keep objects: make must not delete them (and print rm lines) after a test run.
 .SECONDARY:
 all: deps $(TOOLS) $(UNITS) $(B)/creditd $(TEST_BIN)
@@ -88,7 +89,8 @@ unit: deps $(UNITS)
 	@sh tests/run_units.sh $(UNITS)
 unit-asan: deps $(UNITS_SAN)
 	@sh tests/run_units.sh $(UNITS_SAN)
-scenarios: deps $(TOOLS) $(B)/gen-events $(B)/store-poke
+# daemon_logs.sh runs creditd (and creditd-test) on the embedded broker; packaging.sh runs make install.
+scenarios: deps $(TOOLS) $(B)/gen-events $(B)/store-poke $(B)/creditd $(B)/creditd-test
 	@sh tests/scenarios/run.sh
 
 # Integration tests on a real Apache Kafka broker that the scripts start themselves.
@@ -132,6 +134,41 @@ bench-kafka: deps $(TOOLS) $(B)/creditd $(B)/gen-events
 # Demo on the embedded broker: tools/run-demo.sh (fresh store in build/run-store).
 run: deps $(B)/creditd $(B)/creditctl $(B)/credit-replay
 	@bash tools/run-demo.sh
+
+# ---- installation (README "Installing as a service") ------------------------------
+# Binaries into $(PREFIX)/bin, the systemd units into the system unit directory
+# (/lib/systemd/system when PREFIX is /usr, as Debian has it; else
+# $(PREFIX)/lib/systemd/system, which systemd also reads), the configuration
+# example into /etc/creditd (never creditd.conf itself: an existing one is
+# never touched), README.md into $(PREFIX)/share/doc/creditd.  The units in
+# packaging/ name /usr/local paths; install rewrites them to these.
+PREFIX  ?= /usr/local
+DESTDIR ?=
+BINDIR  ?= $(PREFIX)/bin
+DOCDIR  ?= $(PREFIX)/share/doc/creditd
+UNITDIR ?= $(if $(filter /usr,$(PREFIX)),/lib/systemd/system,$(PREFIX)/lib/systemd/system)
+CONFDIR  = /etc/creditd
+INSTALL_BIN   = $(B)/creditd $(TOOLS)
+INSTALL_UNITS = creditd.service credit-tick.service credit-tick.timer
+
+install: $(INSTALL_BIN)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR) $(DESTDIR)$(CONFDIR)
+	install -m 0755 $(INSTALL_BIN) $(DESTDIR)$(BINDIR)/
+	install -m 0644 config/creditd.conf.example $(DESTDIR)$(CONFDIR)/creditd.conf.example
+	install -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md
+	for u in $(INSTALL_UNITS); do \
+	    sed -e 's|/usr/local/bin/|$(BINDIR)/|g' -e 's|/usr/local/share/doc/creditd/|$(DOCDIR)/|g' \
+	        packaging/$$u > $(DESTDIR)$(UNITDIR)/$$u.tmp && \
+	    chmod 0644 $(DESTDIR)$(UNITDIR)/$$u.tmp && mv -f $(DESTDIR)$(UNITDIR)/$$u.tmp $(DESTDIR)$(UNITDIR)/$$u \
+	    || exit 1; \
+	done
+
+# Removes what install put there (not /etc/creditd/creditd.conf, nor the store).
+uninstall:
+	rm -f $(addprefix $(DESTDIR)$(BINDIR)/,$(notdir $(INSTALL_BIN))) \
+	      $(addprefix $(DESTDIR)$(UNITDIR)/,$(INSTALL_UNITS)) \
+	      $(DESTDIR)$(CONFDIR)/creditd.conf.example $(DESTDIR)$(DOCDIR)/README.md
+	-rmdir $(DESTDIR)$(DOCDIR) $(DESTDIR)$(CONFDIR) 2>/dev/null
 
 clean:
 	rm -rf $(B)
