@@ -1,4 +1,4 @@
-# creditd -- see README.md.  Targets: all, test, fuzz, fuzz-short, bench, run, clean.
+# creditd -- see README.md.  Targets: all, test, fuzz, fuzz-short, bench, run, install, uninstall, clean.
 CC      ?= cc
 CFLAGS  ?= -O2 -g
 WARN     = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wvla
@@ -18,12 +18,14 @@ UNITS_SAN= $(patsubst tests/unit/%.c,$(B)/asan/%,$(UNIT_SRC))
 TOOLS    = $(B)/credit-replay $(B)/creditctl $(B)/credit-produce $(B)/credit-tick
 DAEMON_SRC = $(wildcard consumer/*.c)
 DAEMON_OBJ = $(patsubst %.c,$(B)/obj/%.o,$(DAEMON_SRC))
-# The one Kafka client set-up (consumer/kclient.c), linked into the tools that talk to Kafka.
-KCLIENT  = $(B)/obj/consumer/kclient.o
+# The one Kafka client set-up (consumer/kclient.c), linked into the tools that talk to Kafka,
+# with the log writer it logs through (consumer/log.c).
+KCLIENT  = $(B)/obj/consumer/kclient.o $(B)/obj/consumer/log.o
 # Test-only binaries for tests/kafka: creditd with its test hooks, the fault-injecting mock broker.
 TEST_BIN = $(B)/creditd-test $(B)/kmock
 
-.PHONY: all test unit unit-asan scenarios kafka-test fuzz fuzz-short fuzz-cov bench bench-kafka clean deps run
+.PHONY: all test unit unit-asan scenarios kafka-test fuzz fuzz-short fuzz-cov bench bench-kafka clean deps run \
+        install uninstall
 # Keep objects: make must not delete them (and print rm lines) after a test run.
 .SECONDARY:
 all: deps $(TOOLS) $(UNITS) $(B)/creditd $(TEST_BIN)
@@ -87,6 +89,9 @@ $(B)/asan/test_ctl_http: $(B)/asan/obj/tools/ctl_http.o
 $(B)/test_metrics: $(B)/obj/consumer/metrics.o $(B)/obj/consumer/latency.o
 $(B)/asan/test_metrics: $(B)/asan/obj/consumer/metrics.o $(B)/asan/obj/consumer/latency.o
 $(B)/test_metrics $(B)/asan/test_metrics: LIBS += -lpthread -lm
+# test_log tests consumer/log.c (not part of the library).
+$(B)/test_log: $(B)/obj/consumer/log.o
+$(B)/asan/test_log: $(B)/asan/obj/consumer/log.o
 $(B)/test_%: $(B)/obj/tests/unit/test_%.o $(patsubst %.c,$(B)/obj/%.o,$(UNIT_HELP)) $(B)/libcreditd.a
 	$(CC) $(CFLAGS) -o $@ $(filter-out %.a,$^) $(filter %.a,$^) $(LIBS) -lcmocka
 $(B)/asan/test_%: $(B)/asan/obj/tests/unit/test_%.o $(patsubst %.c,$(B)/asan/obj/%.o,$(UNIT_HELP)) $(B)/asan/libcreditd.a
@@ -96,7 +101,8 @@ unit: deps $(UNITS)
 	@sh tests/run_units.sh $(UNITS)
 unit-asan: deps $(UNITS_SAN)
 	@sh tests/run_units.sh $(UNITS_SAN)
-scenarios: deps $(TOOLS) $(B)/gen-events $(B)/store-poke $(B)/test_metrics
+# daemon_logs.sh runs creditd (and creditd-test) on the embedded broker; packaging.sh runs make install.
+scenarios: deps $(TOOLS) $(B)/gen-events $(B)/store-poke $(B)/test_metrics $(B)/creditd $(B)/creditd-test
 	@sh tests/scenarios/run.sh
 
 # Integration tests on a real Apache Kafka broker that the scripts start themselves.
@@ -140,6 +146,41 @@ bench-kafka: deps $(TOOLS) $(B)/creditd $(B)/gen-events
 # Demo on the embedded broker: tools/run-demo.sh (fresh store in build/run-store).
 run: deps $(B)/creditd $(B)/creditctl $(B)/credit-replay
 	@bash tools/run-demo.sh
+
+# ---- installation (README "Installing as a service") ------------------------------
+# Binaries into $(PREFIX)/bin, the systemd units into the system unit directory
+# (/lib/systemd/system when PREFIX is /usr, as Debian has it; else
+# $(PREFIX)/lib/systemd/system, which systemd also reads), the configuration
+# example into /etc/creditd (never creditd.conf itself: an existing one is
+# never touched), README.md into $(PREFIX)/share/doc/creditd.  The units in
+# packaging/ name /usr/local paths; install rewrites them to these.
+PREFIX  ?= /usr/local
+DESTDIR ?=
+BINDIR  ?= $(PREFIX)/bin
+DOCDIR  ?= $(PREFIX)/share/doc/creditd
+UNITDIR ?= $(if $(filter /usr,$(PREFIX)),/lib/systemd/system,$(PREFIX)/lib/systemd/system)
+CONFDIR  = /etc/creditd
+INSTALL_BIN   = $(B)/creditd $(TOOLS)
+INSTALL_UNITS = creditd.service credit-tick.service credit-tick.timer
+
+install: $(INSTALL_BIN)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR) $(DESTDIR)$(CONFDIR)
+	install -m 0755 $(INSTALL_BIN) $(DESTDIR)$(BINDIR)/
+	install -m 0644 config/creditd.conf.example $(DESTDIR)$(CONFDIR)/creditd.conf.example
+	install -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md
+	for u in $(INSTALL_UNITS); do \
+	    sed -e 's|/usr/local/bin/|$(BINDIR)/|g' -e 's|/usr/local/share/doc/creditd/|$(DOCDIR)/|g' \
+	        packaging/$$u > $(DESTDIR)$(UNITDIR)/$$u.tmp && \
+	    chmod 0644 $(DESTDIR)$(UNITDIR)/$$u.tmp && mv -f $(DESTDIR)$(UNITDIR)/$$u.tmp $(DESTDIR)$(UNITDIR)/$$u \
+	    || exit 1; \
+	done
+
+# Removes what install put there (not /etc/creditd/creditd.conf, nor the store).
+uninstall:
+	rm -f $(addprefix $(DESTDIR)$(BINDIR)/,$(notdir $(INSTALL_BIN))) \
+	      $(addprefix $(DESTDIR)$(UNITDIR)/,$(INSTALL_UNITS)) \
+	      $(DESTDIR)$(CONFDIR)/creditd.conf.example $(DESTDIR)$(DOCDIR)/README.md
+	-rmdir $(DESTDIR)$(DOCDIR) $(DESTDIR)$(CONFDIR) 2>/dev/null
 
 clean:
 	rm -rf $(B)

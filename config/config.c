@@ -21,7 +21,7 @@ _Static_assert(CONFIG_SOURCES == GUARD_NCLASS, "one sources.* key per guard clas
 #define DEFAULT_MAP_SIZE (UINT64_C(1) << 30)
 #define MSG_MAX 192   /* a parse message, before "ORIGIN: KEY: " */
 
-enum kind { K_STRING, K_TOPIC, K_CURRENCY, K_INT, K_SIZE, K_PARTITIONS, K_SOURCES, K_LISTEN };
+enum kind { K_STRING, K_TOPIC, K_CURRENCY, K_INT, K_SIZE, K_PARTITIONS, K_SOURCES, K_LISTEN, K_CHOICE };
 
 struct spec {
     const char *name;
@@ -29,10 +29,18 @@ struct spec {
     size_t off;          /* offsetof(struct config, field) */
     size_t cap;          /* strings: sizeof the char array */
     int64_t min, max;    /* K_INT, K_SIZE */
+    const char *const *choices;   /* K_CHOICE: the allowed values, NULL-terminated */
 };
 
-#define STR(n, f, k) {n, k, offsetof(struct config, f), sizeof(((struct config *)0)->f), 0, 0}
-#define NUM(n, f, k, lo, hi) {n, k, offsetof(struct config, f), 0, lo, hi}
+#define STR(n, f, k) {n, k, offsetof(struct config, f), sizeof(((struct config *)0)->f), 0, 0, NULL}
+#define NUM(n, f, k, lo, hi) {n, k, offsetof(struct config, f), 0, lo, hi, NULL}
+#define CHOICE(n, f, list) \
+    {n, K_CHOICE, offsetof(struct config, f), sizeof(((struct config *)0)->f), 0, 0, list}
+
+/* The values of log.format and log.level: the names consumer/log.c parses
+ * (test_log checks every one is accepted by log_init). */
+static const char *const LOG_FORMATS[] = {"text", "json", NULL};
+static const char *const LOG_LEVELS[] = {"debug", "info", "warn", "error", NULL};
 
 /* Sorted by name: config_dump() prints them in this order. */
 static const struct spec SPECS[] = {
@@ -49,15 +57,17 @@ static const struct spec SPECS[] = {
     NUM("http.max_connections", http_max_connections, K_INT, 1, 1024),
     NUM("http.ready_max_lag", http_ready_max_lag, K_INT, 1, INT64_C(1000000000000)),
     NUM("http.timeout_s", http_timeout_s, K_INT, 1, 300),
-    {"input.partitions", K_PARTITIONS, offsetof(struct config, input_partitions), 0, 0, 0},
+    {"input.partitions", K_PARTITIONS, offsetof(struct config, input_partitions), 0, 0, 0, NULL},
+    CHOICE("log.format", log_format, LOG_FORMATS),
+    CHOICE("log.level", log_level, LOG_LEVELS),
     NUM("outbox.max_pending", outbox_max_pending, K_INT, 1, 100000000),
     STR("output.alerts", topic_alerts, K_TOPIC),
     NUM("shutdown.flush_timeout_ms", shutdown_flush_timeout_ms, K_INT, 0, 3600000),
     /* min = the guard class (enum guard_class) */
-    {"sources.allocate", K_SOURCES, offsetof(struct config, sources[GUARD_ALLOCATE]), 0, GUARD_ALLOCATE, 0},
-    {"sources.clock", K_SOURCES, offsetof(struct config, sources[GUARD_CLOCK]), 0, GUARD_CLOCK, 0},
-    {"sources.grant", K_SOURCES, offsetof(struct config, sources[GUARD_GRANT]), 0, GUARD_GRANT, 0},
-    {"sources.usage", K_SOURCES, offsetof(struct config, sources[GUARD_USAGE]), 0, GUARD_USAGE, 0},
+    {"sources.allocate", K_SOURCES, offsetof(struct config, sources[GUARD_ALLOCATE]), 0, GUARD_ALLOCATE, 0, NULL},
+    {"sources.clock", K_SOURCES, offsetof(struct config, sources[GUARD_CLOCK]), 0, GUARD_CLOCK, 0, NULL},
+    {"sources.grant", K_SOURCES, offsetof(struct config, sources[GUARD_GRANT]), 0, GUARD_GRANT, 0, NULL},
+    {"sources.usage", K_SOURCES, offsetof(struct config, sources[GUARD_USAGE]), 0, GUARD_USAGE, 0, NULL},
     NUM("stats.interval_ms", stats_interval_ms, K_INT, 0, 86400000),
     NUM("store.map_size", store_map_size, K_SIZE, INT64_C(1) << 20, INT64_C(1) << 44),
     STR("store.path", store_path, K_STRING),
@@ -392,8 +402,21 @@ static int parse_partitions(const char *s, int32_t *out, size_t *nout, char *msg
     return 0;
 }
 
-/* A string value for a K_STRING/K_TOPIC/K_CURRENCY/K_LISTEN key. */
+/* One of the spec's choices, exactly (case matters, as in the example). */
+static int check_choice(const struct spec *ks, const char *s, char *msg, size_t msglen) {
+    size_t w = 0;
+    for (const char *const *c = ks->choices; *c; c++)
+        if (strcmp(s, *c) == 0) return 0;
+    w += (size_t)snprintf(msg, msglen, "\"%.32s\": not ", s);
+    for (const char *const *c = ks->choices; *c && w < msglen; c++)
+        w += (size_t)snprintf(msg + w, msglen - w, "%s%s", *c,
+                              !c[1] ? "" : !c[2] ? " or " : ", ");
+    return -1;
+}
+
+/* A string value for a K_STRING/K_TOPIC/K_CURRENCY/K_CHOICE/K_LISTEN key. */
 static int check_string(const struct spec *ks, const char *s, char *msg, size_t msglen) {
+    if (ks->kind == K_CHOICE) return check_choice(ks, s, msg, msglen);
     size_t len = strlen(s);
     if (ks->kind == K_LISTEN) {
         char host[CONFIG_LISTEN_HOST_MAX + 1];
@@ -859,6 +882,8 @@ void config_init(struct config *c) {
     strcpy(c->credit_currency, "EUR");
     strcpy(c->ctl_source_staff, "staff/creditctl");
     strcpy(c->ctl_source_owner, "owners/creditctl");
+    strcpy(c->log_format, "text");
+    strcpy(c->log_level, "info");
     c->credit_max_future_s = GUARD_MAX_FUTURE_DEFAULT;
     c->credit_retention_days = GUARD_RETENTION_DAYS_DEFAULT;
     c->http_ready_max_lag = 10000;

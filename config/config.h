@@ -102,6 +102,10 @@ struct config {
     int64_t http_ready_max_lag;                  /* 10000, 1..10^12: GET /readyz */
     int64_t http_max_connections;                /* 64, 1..1024 */
     int64_t http_timeout_s;                      /* 10, 1..300: idle connection */
+    /* log.format (text | json) and log.level (debug | info | warn | error):
+     * creditd's log writer (consumer/log.h) and credit-tick's. */
+    char    log_format[8];                       /* "text"                    */
+    char    log_level[8];                        /* "info"                    */
 
     /* kafka.* pass-through, in the order the names were first set (a later
      * override replaces the value in place).  Read-only for callers. */
@@ -134,7 +138,8 @@ int config_load_file(struct config *c, const char *path, char *err, size_t errle
  *                          like kcat's -X: a librdkafka property, unless its
  *                          first dot-component is a creditd namespace (store,
  *                          topic, input, group, batch, outbox, shutdown, stats,
- *                          credit), which is an error (write kafka.NAME).
+ *                          credit, log...), which is an error (write kafka.NAME:
+ *                          e.g. librdkafka's log.queue is kafka.log.queue).
  * Duplicates: a key may be set once per source (origin minus ":LINE"); a
  * later source overrides an earlier one, so load the file first, then apply
  * -X.  "-X bootstrap.servers" and "kafka.bootstrap.servers" are the same key.

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "consumer/kclient.h"
+#include "consumer/log.h"
 
 struct consumer {
     struct kclient *kc;
@@ -26,8 +27,8 @@ static void on_commit(rd_kafka_t *rk, rd_kafka_resp_err_t e,
     for (int i = 0; !e && offsets && i < offsets->cnt; i++)
         if (offsets->elems[i].err) e = offsets->elems[i].err; /* per-partition errors */
     if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET)
-        fprintf(stderr, "creditd: consumer: publishing group offsets failed (the store keeps "
-                        "them; they are published again shortly): %s\n", rd_kafka_err2str(e));
+        log_warn("consumer", "publishing group offsets failed (the store keeps "
+                        "them; they are published again shortly): %s", rd_kafka_err2str(e));
 }
 
 /* The consumer, with the input topic's partition count and the cluster id.
@@ -95,9 +96,9 @@ void consumer_close(struct consumer *k, int timeout_ms) {
     if (k->kc) {
         rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_NO_ERROR;
         if (k->assigned && k->paused) e = rd_kafka_resume_partitions(k->rk, k->assigned);
-        if (e) fprintf(stderr, "creditd: consumer: resuming before close: %s\n", rd_kafka_err2str(e));
+        if (e) log_warn("consumer", "resuming before close: %s", rd_kafka_err2str(e));
         e = k->assigned ? rd_kafka_assign(k->rk, NULL) : RD_KAFKA_RESP_ERR_NO_ERROR;
-        if (e) fprintf(stderr, "creditd: consumer: unassigning: %s\n", rd_kafka_err2str(e));
+        if (e) log_warn("consumer", "unassigning: %s", rd_kafka_err2str(e));
         kclient_consumer_close(k->kc, timeout_ms);
         /* librdkafka 2.0 leaks a partition reference on pause/resume (see
          * confluentinc/librdkafka#4486, #4674): rd_kafka_destroy() then waits
@@ -171,7 +172,7 @@ static int on_msg_error(struct consumer *k, const rd_kafka_message_t *m, char *e
         return -1;
     }
     default:
-        fprintf(stderr, "creditd: consumer: %s (transient, retrying)\n", rd_kafka_message_errstr(m));
+        log_warn("consumer", "%s (transient, retrying)", rd_kafka_message_errstr(m));
         return 0;
     }
 }
@@ -190,10 +191,10 @@ int consumer_poll_batch(struct consumer *k, rd_kafka_message_t **msgs, size_t ma
         int rc = 0;
         if (m->err) rc = on_msg_error(k, m, err, errlen);
         else if (m->partition < 0 || m->partition >= k->npart)
-            fprintf(stderr, "creditd: consumer: ignoring message from unexpected partition %d\n",
+            log_warn("consumer", "ignoring message from unexpected partition %d",
                     (int)m->partition);
         else if (k->polled[m->partition] != CONSUMER_NEVER && m->offset < k->polled[m->partition])
-            fprintf(stderr, "creditd: consumer: ignoring re-delivered %s [%d] offset %lld\n",
+            log_warn("consumer", "ignoring re-delivered %s [%d] offset %lld",
                     k->topic, (int)m->partition, (long long)m->offset);
         else {
             kclient_alive(k->kc);
@@ -227,7 +228,7 @@ void consumer_commit_async(struct consumer *k, int all) {
     }
     rd_kafka_resp_err_t e = l->cnt ? rd_kafka_commit(k->rk, l, 1) : RD_KAFKA_RESP_ERR_NO_ERROR;
     if (e) /* the store keeps the offsets: only the lag tools' view is late */
-        fprintf(stderr, "creditd: consumer: publishing group offsets: %s\n", rd_kafka_err2str(e));
+        log_warn("consumer", "publishing group offsets: %s", rd_kafka_err2str(e));
     rd_kafka_topic_partition_list_destroy(l);
 }
 

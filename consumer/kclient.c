@@ -1,6 +1,8 @@
 /* kclient.c -- see kclient.h. */
 #include "consumer/kclient.h"
 
+#include "consumer/log.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,10 +48,15 @@ static void on_error(rd_kafka_t *rk, int code, const char *reason, void *opaque)
         snprintf(kc->fatal_cause, sizeof(kc->fatal_cause), "%s: fatal Kafka error: %s: %s",
                  kc->role, rd_kafka_err2name(orig), buf);
         kc->fatal = 1;
-        fprintf(stderr, "%s: %s\n", kc->prog, kc->fatal_cause);
+        log_msg_as(kc->prog, LOG_LEVEL_ERROR, kc->role,
+                   LOG_FIELDS(LOG_S("source", "librdkafka"), LOG_S("error", rd_kafka_err2name(orig))),
+                   "fatal Kafka error: %s: %s", rd_kafka_err2name(orig), buf);
         return;
     }
-    fprintf(stderr, "%s: %s: kafka: %s: %s\n", kc->prog, kc->role, rd_kafka_err2name(code), reason);
+    /* librdkafka retries these itself: a warning, unless it is authentication. */
+    log_msg_as(kc->prog, is_auth_error(code) ? LOG_LEVEL_ERROR : LOG_LEVEL_WARN, kc->role,
+               LOG_FIELDS(LOG_S("source", "librdkafka"), LOG_S("error", rd_kafka_err2name(code))),
+               "kafka: %s: %s", rd_kafka_err2name(code), reason);
     if (code == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) {
         if (!kc->down_since) kc->down_since = kclient_now_ms();
         return;
@@ -62,14 +69,21 @@ static void on_error(rd_kafka_t *rk, int code, const char *reason, void *opaque)
     }
 }
 
-/* Log callback: may run on librdkafka's threads; reads only constant fields.
- * A broker failure is logged as "FAIL" and also raised as an error, which
- * on_error prints: one line is enough. */
+/* librdkafka's syslog(3) levels (0 emergency .. 7 debug) as ours. */
+static enum log_level syslog_level(int level) {
+    return level <= 3 ? LOG_LEVEL_ERROR : level == 4 ? LOG_LEVEL_WARN
+           : level <= 6 ? LOG_LEVEL_INFO : LOG_LEVEL_DEBUG;
+}
+
+/* Log callback: may run on librdkafka's threads; reads only constant fields
+ * (the log writer is thread-safe).  A broker failure is logged as "FAIL" and
+ * also raised as an error, which on_error prints: one line is enough. */
 static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
     const struct kclient *kc = rd_kafka_opaque(rk);
-    (void)level;
-    if (strcmp(fac, "FAIL") == 0) return;
-    fprintf(stderr, "%s: %s: kafka %s: %s\n", kc ? kc->prog : "kafka", kc ? kc->role : "-", fac, buf);
+    enum log_level l = syslog_level(level);
+    if (strcmp(fac, "FAIL") == 0 || !log_enabled(l)) return;
+    log_msg_as(kc ? kc->prog : "kafka", l, kc ? kc->role : "-",
+               LOG_FIELDS(LOG_S("source", "librdkafka"), LOG_S("facility", fac)), "kafka %s: %s", fac, buf);
 }
 
 static void on_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
@@ -213,11 +227,14 @@ static void poll_once(struct kclient *kc, int ms) {
     if (m->err == RD_KAFKA_RESP_ERR__FATAL)
         on_error(kc->rk, m->err, rd_kafka_message_errstr(m), kc);
     else if (m->err)
-        fprintf(stderr, "%s: %s: kafka: %s\n", kc->prog, kc->role, rd_kafka_message_errstr(m));
+        log_msg_as(kc->prog, LOG_LEVEL_WARN, kc->role,
+                   LOG_FIELDS(LOG_S("source", "librdkafka"), LOG_S("error", rd_kafka_err2name(m->err))),
+                   "kafka: %s", rd_kafka_message_errstr(m));
     else
-        fprintf(stderr, "%s: %s: dropping a message polled before assignment (%s [%d] offset %lld)\n",
-                kc->prog, kc->role, m->rkt ? rd_kafka_topic_name(m->rkt) : "?", (int)m->partition,
-                (long long)m->offset);
+        log_msg_as(kc->prog, LOG_LEVEL_WARN, kc->role, LOG_FIELDS(LOG_I("partition", m->partition),
+                                                                   LOG_I("offset", m->offset)),
+                   "dropping a message polled before assignment (%s [%d] offset %lld)",
+                   m->rkt ? rd_kafka_topic_name(m->rkt) : "?", (int)m->partition, (long long)m->offset);
     rd_kafka_message_destroy(m);
 }
 
@@ -371,8 +388,8 @@ int kclient_consumer_close(struct kclient *kc, int timeout_ms) {
     rd_kafka_error_t *e = rd_kafka_consumer_close_queue(kc->rk, q);
     int rc = 0;
     if (e) {
-        fprintf(stderr, "%s: %s: closing the Kafka consumer: %s\n", kc->prog, kc->role,
-                rd_kafka_error_string(e));
+        log_msg_as(kc->prog, LOG_LEVEL_WARN, kc->role, NULL, 0, "closing the Kafka consumer: %s",
+                   rd_kafka_error_string(e));
         rd_kafka_error_destroy(e);
         rc = -1;
     }
@@ -380,8 +397,9 @@ int kclient_consumer_close(struct kclient *kc, int timeout_ms) {
     while (rc == 0 && !rd_kafka_consumer_closed(kc->rk)) {
         int64_t left = deadline - kclient_now_ms();
         if (left <= 0) {
-            fprintf(stderr, "%s: %s: the Kafka consumer did not close within %d ms (offset commits "
-                    "to an unreachable coordinator?): leaving it\n", kc->prog, kc->role, timeout_ms);
+            log_msg_as(kc->prog, LOG_LEVEL_WARN, kc->role, NULL, 0,
+                       "the Kafka consumer did not close within %d ms (offset commits to an "
+                       "unreachable coordinator?): leaving it", timeout_ms);
             kc->unclosed = 1;
             rc = -1;
             break;

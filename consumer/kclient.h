@@ -9,8 +9,13 @@
  * that names a forced one with another value is refused: the program relies
  * on the forced value (e.g. enable.auto.offset.store=false).
  *
- * Callbacks.  The error and log callbacks print one line each to stderr,
- * "PROG: ROLE: kafka ...: cause".  The error callback also records the
+ * Callbacks.  The error and log callbacks write one line each through the
+ * log writer (consumer/log.h) with the spec's prog as the text prefix and the
+ * role as the component, "PROG: ROLE: kafka ...: cause" (JSON: "source":
+ * "librdkafka", "error" or "facility"); librdkafka's syslog levels map to
+ * error (0-3), warn (4), info (5-6) and debug (7), and what log.level drops
+ * is not formatted.  Retried errors are warnings; fatal and authentication
+ * errors are errors.  The error callback also records the
  * conditions that end the client's waits (kclient_failed):
  *   - a fatal error (rd_kafka_fatal_error()): always;
  *   - an authentication or TLS failure: with KCLIENT_STOP_AUTH;

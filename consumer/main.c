@@ -6,14 +6,25 @@
  * LMDB store (one transaction per batch) and relays the outputs to Kafka.
  * Without kafka.bootstrap.servers it runs an embedded (in-memory) broker and
  * prints "creditd: embedded broker at HOST:PORT" on stdout.
+ * Every other message goes through the log writer (consumer/log.h,
+ * log.format and log.level), from the moment the configuration is read.
  * Exit: 0 after SIGTERM/SIGINT, 1 on bad usage or configuration, 2 on a
- * fatal error (the store never holds a half-applied batch). */
+ * fatal error (the store never holds a half-applied batch), 3 when the
+ * crash-loop guard stopped creditd: a restart would stop at the same message,
+ * an operator must act (EXIT_HALTED; packaging/creditd.service does not
+ * restart on it). */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "config/config.h"
+#include "consumer/log.h"
 #include "consumer/pipeline.h"
+
+#define EXIT_USAGE  1
+#define EXIT_FATAL  2
+#define EXIT_HALTED 3
 
 #define ERRLEN 1024
 
@@ -79,16 +90,28 @@ static int load(struct config *c, int argc, char **argv, int *dump, char *err, s
     return config_validate(c, err, errlen) ? -1 : 0;
 }
 
+/* The log writer as configured.  Also after a configuration error, so that
+ * the error comes in the format asked for as far as the settings were read
+ * (log.* values are checked when set: a failure here leaves the defaults). */
+static int init_log(const struct config *c, char *err, size_t errlen) {
+    struct log_opts o = {"creditd", c->log_format, c->log_level, 0};
+    return log_init(&o, err, errlen);
+}
+
 int main(int argc, char **argv) {
     struct config c;
-    char err[ERRLEN];
+    char err[ERRLEN], lerr[256];
     int dump = 0;
     config_init(&c);
     int rc = load(&c, argc, argv, &dump, err, sizeof(err));
+    if (rc == 0 && !dump && init_log(&c, err, sizeof(err))) rc = -1;
     if (rc) {
-        if (rc < 0) fprintf(stderr, "creditd: %s\n", err);
+        if (rc < 0) {
+            (void)init_log(&c, lerr, sizeof(lerr));
+            log_error(NULL, "%s", err);
+        }
         config_free(&c);
-        return rc < 0 ? 1 : 0;
+        return rc < 0 ? EXIT_USAGE : 0;
     }
     if (dump) {
         config_dump(&c, stdout);
@@ -96,12 +119,12 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (install_signals()) {
-        perror("creditd: sigaction");
+        log_error(NULL, "sigaction: %s", strerror(errno));
         config_free(&c);
-        return 2;
+        return EXIT_FATAL;
     }
     rc = pipeline_run(&c, &stop_flag, err, sizeof(err));
-    if (rc) fprintf(stderr, "creditd: fatal: %s\n", err);
+    if (rc) log_error(NULL, "fatal: %s", err);
     config_free(&c);
-    return rc ? 2 : 0;
+    return rc == PIPELINE_HALTED ? EXIT_HALTED : rc ? EXIT_FATAL : 0;
 }

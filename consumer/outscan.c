@@ -9,6 +9,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "consumer/kclient.h"
+#include "consumer/log.h"
 
 struct scan {
     const struct outscan_part *parts;
@@ -57,7 +58,7 @@ static int header_seq(const rd_kafka_message_t *m, const char *instance, uint64_
 
 static int on_message(struct scan *s, const rd_kafka_message_t *m, char *err, size_t errlen) {
     if (!m->rkt) { /* a client-level event: transient, librdkafka retries */
-        fprintf(stderr, "creditd: output scan: %s\n", rd_kafka_message_errstr(m));
+        log_warn("output scan", "%s", rd_kafka_message_errstr(m));
         return 0;
     }
     size_t i = part_index(s, rd_kafka_topic_name(m->rkt), m->partition);
@@ -146,7 +147,7 @@ static int scan(const struct config *c, const char *bootstrap, volatile sig_atom
     } else {
         rc = scan_loop(kc, s, stop, timeout_ms, err, errlen);
         e = rd_kafka_assign(kclient_rk(kc), NULL);
-        if (e) fprintf(stderr, "creditd: output scan: unassigning: %s\n", rd_kafka_err2str(e));
+        if (e) log_warn("output scan", "unassigning: %s", rd_kafka_err2str(e));
     }
     kclient_consumer_close(kc, KCLIENT_CLOSE_MS);
     kclient_destroy(kc);

@@ -12,6 +12,7 @@
 #include "consumer/http.h"
 #include "consumer/kclient.h"
 #include "consumer/latency.h"
+#include "consumer/log.h"
 #include "consumer/metrics.h"
 #include "consumer/mock.h"
 #include "consumer/relay.h"
@@ -65,6 +66,7 @@ struct pipeline {
 #endif
     int64_t published_ms;         /* last full publish of the group offsets (0: not yet) */
     int64_t stop_deadline;        /* after a stop request: shutdown.flush_timeout_ms from then */
+    int halted;                   /* the crash-loop guard stopped the pipeline */
     struct {                      /* since the last stats line */
         int64_t at_ms;
         uint64_t events, batches;
@@ -138,7 +140,7 @@ static int startup_txn(struct pipeline *p, int64_t *next) {
         else store_abort(p->store);
         if (rc == STORE_EMAPFULL) continue;
         if (rc == 0 && fresh)
-            fprintf(stderr, "creditd: new store %s for cluster %s, topic %s (%d partitions)\n",
+            log_info(NULL, "new store %s for cluster %s, topic %s (%d partitions)",
                     p->c->store_path, consumer_cluster_id(p->in), p->c->topic_input,
                     (int)consumer_partition_count(p->in));
         return rc ? -1 : 0;
@@ -265,7 +267,7 @@ static void test_hooks_env(struct pipeline *p) {
     p->fail_on = getenv("CREDITD_TEST_FAIL_ON");
     if (p->fail_on && !*p->fail_on) p->fail_on = NULL;
     if (p->fail_on)
-        fprintf(stderr, "creditd: TEST BUILD: a message containing '%s' fails the engine\n", p->fail_on);
+        log_warn(NULL, "TEST BUILD: a message containing '%s' fails the engine", p->fail_on);
     p->metrics_file = getenv("CREDITD_TEST_METRICS_FILE");
     if (p->metrics_file && (!*p->metrics_file || strlen(p->metrics_file) > PATH_MAX_TEST))
         p->metrics_file = NULL;
@@ -342,7 +344,7 @@ static int start(struct pipeline *p) {
         publish_gauges(p);
     }
     if (rc == 0)
-        fprintf(stderr, "creditd: consuming %s (%zu of %d partitions), store %s, outbox %llu\n",
+        log_info(NULL, "consuming %s (%zu of %d partitions), store %s, outbox %llu",
                 c->topic_input, p->nparts, (int)consumer_partition_count(p->in), c->store_path,
                 (unsigned long long)p->outbox);
     p->st.at_ms = kclient_now_ms();
@@ -398,6 +400,7 @@ static int engine_failed(struct pipeline *p, const rd_kafka_message_t *m, const 
     }
     for (size_t i = 0, w = 0; b && i < n; i++)
         w += (size_t)snprintf(hex + w, sizeof(hex) - w, "%s%02x", i ? " " : "", b[i]);
+    p->halted = 1;
     snprintf(p->err, sizeof(p->err),
              "input %s [%d] offset %lld: the engine failed on this message (not a reject): %.400s; "
              "the batch is not applied and creditd stops (it stops here again until the cause is "
@@ -489,11 +492,11 @@ static void stats_line(struct pipeline *p) {
     struct store_stats st;
     char e[ERRLEN];
     if (store_stats(p->store, &st, e, sizeof(e))) {
-        fprintf(stderr, "creditd: stats: %s\n", e);
+        log_warn(NULL, "stats: %s", e);
         memset(&st, 0, sizeof(st));
     }
-    fprintf(stderr, "creditd: stats events/s=%.0f batch=%.0f lag=%lld outbox=%llu "
-            "duplicates=%llu rejects=%llu%s\n",
+    log_info(NULL, "stats events/s=%.0f batch=%.0f lag=%lld outbox=%llu "
+            "duplicates=%llu rejects=%llu%s",
             (double)p->st.events * 1000.0 / (double)dt,
             p->st.batches ? (double)p->st.events / (double)p->st.batches : 0.0,
             (long long)consumer_lag(p->in), (unsigned long long)p->outbox,
@@ -508,12 +511,12 @@ static void stats_line(struct pipeline *p) {
 static int flow_control(struct pipeline *p) {
     uint64_t max = (uint64_t)p->c->outbox_max_pending;
     if (!consumer_paused(p->in) && p->outbox > max) {
-        fprintf(stderr, "creditd: outbox holds %llu entries (> outbox.max_pending): pausing input\n",
+        log_warn(NULL, "outbox holds %llu entries (> outbox.max_pending): pausing input",
                 (unsigned long long)p->outbox);
         return consumer_pause(p->in, 1, p->err, sizeof(p->err));
     }
     if (consumer_paused(p->in) && p->outbox <= max / 2) {
-        fprintf(stderr, "creditd: outbox down to %llu entries: resuming input\n",
+        log_info(NULL, "outbox down to %llu entries: resuming input",
                 (unsigned long long)p->outbox);
         return consumer_pause(p->in, 0, p->err, sizeof(p->err));
     }
@@ -562,7 +565,7 @@ static int finish(struct pipeline *p) {
     test_metrics_file(p, 1);
 #endif
     consumer_commit_async(p->in, 1);
-    fprintf(stderr, "creditd: stopped; outbox %llu entries%s\n", (unsigned long long)p->outbox,
+    log_info(NULL, "stopped; outbox %llu entries%s", (unsigned long long)p->outbox,
             rc ? " (flush timed out: they are sent on the next start)" : "");
     return 0;
 }
@@ -576,7 +579,7 @@ int pipeline_run(const struct config *c, volatile sig_atomic_t *stop, char *err,
     metrics_set_ready_max_lag(p.metrics, c->http_ready_max_lag); /* creditd_ready as /readyz */
     int rc = start(&p);
     if (rc == KCLIENT_STOPPED) {
-        fprintf(stderr, "creditd: stopped during start-up\n");
+        log_info(NULL, "stopped during start-up");
         rc = 0;
     } else {
         while (rc == 0 && !*stop) rc = step(&p);
@@ -585,5 +588,5 @@ int pipeline_run(const struct config *c, volatile sig_atomic_t *stop, char *err,
     if (rc) snprintf(err, errlen, "%s", p.err);
     stop_all(&p);
     metrics_free(p.metrics);
-    return rc;
+    return rc && p.halted ? PIPELINE_HALTED : rc;
 }

@@ -19,7 +19,12 @@
 
 #define PIPELINE_TOPIC_MAX 200   /* the store's limit on topic names (offsets) */
 
-/* Run until *stop is set (0) or a fatal error (-1 with err). */
+/* The crash-loop guard stopped the pipeline: the engine failed on a message
+ * (not a reject); a restart would stop at the same message. */
+#define PIPELINE_HALTED (-2)
+
+/* Run until *stop is set (0) or a fatal error (-1 with err; PIPELINE_HALTED
+ * with err naming the message). */
 int pipeline_run(const struct config *c, volatile sig_atomic_t *stop, char *err, size_t errlen);
 
 #endif

@@ -11,6 +11,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "consumer/kclient.h"
+#include "consumer/log.h"
 #include "consumer/outscan.h"
 
 #define NKIND ENG_OUT_NKIND
@@ -181,7 +182,7 @@ void relay_close(struct relay *r) {
         rd_kafka_resp_err_t e = rd_kafka_purge(r->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
         if (e == RD_KAFKA_RESP_ERR_NO_ERROR) e = rd_kafka_flush(r->rk, 1000); /* purged reports */
         if (e) /* the outbox keeps whatever was not confirmed */
-            fprintf(stderr, "creditd: relay: dropping unsent outputs at close: %s\n", rd_kafka_err2str(e));
+            log_warn("relay", "dropping unsent outputs at close: %s", rd_kafka_err2str(e));
         kclient_destroy(r->kc);
     }
     for (int k = 0; k < NKIND; k++) free(r->t[k].p);
@@ -273,9 +274,9 @@ static int recover_parts(struct relay *r, struct outscan_part *parts, size_t *n,
             if (rc) return rc;
             if (from < lo) {
                 if (from > 0)
-                    fprintf(stderr, "creditd: relay: WARNING: output %s [%d] offsets %lld..%lld were "
+                    log_warn("relay", "WARNING: output %s [%d] offsets %lld..%lld were "
                             "deleted before creditd read them back; outbox entries delivered there "
-                            "by a crashed run would be sent again\n", t->name, (int)p,
+                            "by a crashed run would be sent again", t->name, (int)p,
                             (long long)from, (long long)lo - 1);
                 from = lo;
             }
@@ -298,14 +299,14 @@ int relay_recover(struct relay *r, const struct config *c, const char *bootstrap
     int64_t msgs = 0;
     for (size_t i = 0; rc == 0 && i < n; i++) msgs += parts[i].to - parts[i].from;
     if (rc == 0 && msgs > 0)
-        fprintf(stderr, "creditd: relay: reading back %lld unconfirmed output offsets\n", (long long)msgs);
+        log_info("relay", "reading back %lld unconfirmed output offsets", (long long)msgs);
     if (rc == 0)
         rc = outscan_run(c, bootstrap, r->stop, r->instance, parts, n, RELAY_SCAN_TIMEOUT_MS,
                          &r->found, &r->nfound, err, errlen);
     free(parts);
     if (rc == 0 && msgs > 0)
-        fprintf(stderr, "creditd: relay: read back %lld unconfirmed output offsets: %zu outbox "
-                "entries were already delivered\n", (long long)msgs, r->nfound);
+        log_info("relay", "read back %lld unconfirmed output offsets: %zu outbox "
+                "entries were already delivered", (long long)msgs, r->nfound);
     if (rc == 0) kclient_set_stop_on(r->kc, 0); /* running: only fatal errors stop it */
     return rc;
 }
@@ -445,7 +446,7 @@ int relay_drain(struct relay *r, struct store *s, int timeout_ms, char *err, siz
     }
     r->closing = 1; /* the outbox keeps what was not confirmed */
     rd_kafka_resp_err_t e = rd_kafka_purge(r->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
-    if (e) fprintf(stderr, "creditd: relay: purging unsent outputs: %s\n", rd_kafka_err2str(e));
+    if (e) log_warn("relay", "purging unsent outputs: %s", rd_kafka_err2str(e));
     rd_kafka_poll(r->rk, 0);
     return 1;
 }

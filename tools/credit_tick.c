@@ -1,6 +1,7 @@
 /* credit-tick -- produce one clock.tick CloudEvent to every partition of a topic.
  *
- *   credit-tick -b BOOTSTRAP [-t TOPIC] --time RFC3339 [--source S] [-X key=value]...
+ *   credit-tick [-b BOOTSTRAP] [-t TOPIC] --time RFC3339 [--source S]
+ *               [--config FILE] [-X key=value]...
  *
  * The topic's partition count comes from the broker's metadata; partition p
  * receives (explicitly, no key) the event
@@ -8,9 +9,13 @@
  * so that each partition's copy has its own id (semantics §1).  TIME is
  * validated as RFC 3339 and sent as given; S defaults to "clock", TOPIC to
  * credit.events.  The producer is idempotent, acks=all,
- * compression.type=none; -X passes librdkafka properties after these.  It
- * gives up early on a fatal Kafka error, an authentication failure or all
- * brokers down for a few seconds (tools/kprod.h), naming the cause.
+ * compression.type=none; then come --config's kafka.* properties, then -X.
+ * --config FILE reads creditd's configuration (packaging/credit-tick.service
+ * runs it so): kafka.* (kafka.bootstrap.servers unless -b), topic.input
+ * (unless -t) and log.format / log.level, which format every message after
+ * the arguments are read (consumer/log.h).  It gives up early on a fatal
+ * Kafka error, an authentication failure or all brokers down for a few
+ * seconds (tools/kprod.h), naming the cause.
  * Exit 0 when every copy was delivered, 1 on bad usage (including a bad
  * --time), 2 on Kafka or delivery errors. */
 #include <stdio.h>
@@ -20,6 +25,8 @@
 #include <jansson.h>
 #include <librdkafka/rdkafka.h>
 
+#include "config/config.h"
+#include "consumer/log.h"
 #include "engine/timeutil.h"
 #include "tools/kprod.h"
 
@@ -29,24 +36,26 @@
 #define DEFAULT_TOPIC "credit.events"
 
 struct opts {
-    const char *bootstrap, *topic, *time, *source;
-    char **xs;
-    int nx;
+    const char *bootstrap, *topic, *time, *source, *config;
+    char **xargs;      /* the -X values, in order (pointers into argv) */
+    int nxargs;
+    char **xs;         /* --config's kafka.* as "name=value" (the first nown, owned), then -X */
+    int nx, nown;
 };
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: credit-tick -b BOOTSTRAP [-t TOPIC] --time RFC3339 [--source S]\n"
-               "                   [-X key=value]...\n"
+    fprintf(f, "usage: credit-tick [-b BOOTSTRAP] [-t TOPIC] --time RFC3339 [--source S]\n"
+               "                   [--config FILE] [-X key=value]...\n"
                "Produce one clock.tick CloudEvent to every partition of TOPIC (default\n"
                DEFAULT_TOPIC "), id tick-TIME-pPARTITION, source S (default clock).\n"
+               "--config: creditd.conf's kafka.*, topic.input and log.* (-b, -t, -X win).\n"
                "exit status: 0 ok, 1 usage or bad --time, 2 Kafka or delivery error\n");
 }
 
 static int parse_args(int argc, char **argv, struct opts *o) {
-    o->topic = DEFAULT_TOPIC;
     o->source = "clock";
-    o->xs = calloc((size_t)argc, sizeof *o->xs);
-    if (!o->xs) { fprintf(stderr, "credit-tick: out of memory\n"); return -1; }
+    o->xargs = calloc((size_t)argc, sizeof *o->xargs);
+    if (!o->xargs) { fprintf(stderr, "credit-tick: out of memory\n"); return -1; }
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); exit(0); }
@@ -54,16 +63,16 @@ static int parse_args(int argc, char **argv, struct opts *o) {
                            : !strcmp(a, "-t")       ? &o->topic
                            : !strcmp(a, "--time")   ? &o->time
                            : !strcmp(a, "--source") ? &o->source
+                           : !strcmp(a, "--config") ? &o->config
                                                     : NULL;
         int x = !strcmp(a, "-X");
         if (!dst && !x) { fprintf(stderr, "credit-tick: unexpected argument %s\n", a); return -1; }
         if (i + 1 >= argc) { fprintf(stderr, "credit-tick: %s needs a value\n", a); return -1; }
-        if (x) o->xs[o->nx++] = argv[++i];
+        if (x) o->xargs[o->nxargs++] = argv[++i];
         else *dst = argv[++i];
     }
-    if (!o->bootstrap) { fprintf(stderr, "credit-tick: -b BOOTSTRAP is required\n"); return -1; }
     if (!o->time) { fprintf(stderr, "credit-tick: --time RFC3339 is required\n"); return -1; }
-    if (!*o->topic) { fprintf(stderr, "credit-tick: -t TOPIC is empty\n"); return -1; }
+    if (o->topic && !*o->topic) { fprintf(stderr, "credit-tick: -t TOPIC is empty\n"); return -1; }
     if (!*o->source) { fprintf(stderr, "credit-tick: --source is empty\n"); return -1; }
     int64_t ns;
     int t = time_parse_rfc3339(o->time, &ns);
@@ -73,6 +82,57 @@ static int parse_args(int argc, char **argv, struct opts *o) {
         return -1;
     }
     return 0;
+}
+
+/* --config (when given): checked like creditd does; the log writer set up
+ * from its log.* keys (defaults without it).  -1 after printing why. */
+static int load_config(const struct opts *o, struct config *cfg) {
+    char err[1024];
+    struct log_opts lo = {"credit-tick", NULL, NULL, 0};
+    config_init(cfg);
+    if (o->config && (config_load_file(cfg, o->config, err, sizeof err) ||
+                      config_validate(cfg, err, sizeof err))) {
+        fprintf(stderr, "credit-tick: --config %s: %s\n", o->config, err);
+        return -1;
+    }
+    if (o->config) {
+        lo.format = cfg->log_format;
+        lo.level = cfg->log_level;
+    }
+    if (log_init(&lo, err, sizeof err)) {
+        fprintf(stderr, "credit-tick: %s\n", err);
+        return -1;
+    }
+    return 0;
+}
+
+/* The client properties: the config's kafka.* as "name=value" strings
+ * (malloc'ed), then -X; the bootstrap and topic from the options or the
+ * config.  -1 after printing why. */
+static int collect_props(const struct config *cfg, struct opts *o) {
+    o->xs = calloc(cfg->nkafka + (size_t)o->nxargs + 1, sizeof *o->xs);
+    if (!o->xs) { log_error(NULL, "out of memory"); return -1; }
+    for (size_t i = 0; i < cfg->nkafka; i++) {
+        size_t len = strlen(cfg->kafka[i].name) + strlen(cfg->kafka[i].value) + 2;
+        if (!(o->xs[o->nx] = malloc(len))) { log_error(NULL, "out of memory"); return -1; }
+        snprintf(o->xs[o->nx++], len, "%s=%s", cfg->kafka[i].name, cfg->kafka[i].value);
+        o->nown = o->nx;
+    }
+    for (int i = 0; i < o->nxargs; i++) o->xs[o->nx++] = o->xargs[i];
+    if (!o->bootstrap) o->bootstrap = config_kafka_get(cfg, "bootstrap.servers");
+    if (!o->topic) o->topic = o->config ? cfg->topic_input : DEFAULT_TOPIC;
+    if (!o->bootstrap || !*o->bootstrap) {
+        log_error(NULL, "no Kafka: give -b BOOTSTRAP or kafka.bootstrap.servers in --config");
+        return -1;
+    }
+    return 0;
+}
+
+static void free_props(struct opts *o) {
+    for (int i = 0; o->xs && i < o->nown; i++) free(o->xs[i]);
+    free(o->xs);
+    free(o->xargs);
+    o->xs = o->xargs = NULL;
 }
 
 static int make_producer(const struct opts *o, struct kprod *k) {
@@ -92,7 +152,7 @@ static int partition_count(struct kprod *k, const char *topic) {
     int32_t n;
     if (kclient_partition_count(k->kc, topic, KCLIENT_META_TIMEOUT_MS, &n, err, sizeof err) == 0)
         return (int)n;
-    fprintf(stderr, "credit-tick: %s\n", err);
+    log_error(NULL, "%s", err);
     return -1;
 }
 
@@ -112,7 +172,7 @@ static int produce_ticks(const struct opts *o, struct kprod *k, int n) {
     rd_kafka_t *rk = kprod_rk(k);
     for (int p = 0; p < n; p++) {
         char *s = tick_json(o, p);
-        if (!s) { fprintf(stderr, "credit-tick: building the tick for partition %d\n", p); return -1; }
+        if (!s) { log_error(NULL, "building the tick for partition %d", p); return -1; }
         rd_kafka_resp_err_t err;
         while ((err = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(o->topic), RD_KAFKA_V_PARTITION(p),
                                         RD_KAFKA_V_VALUE(s, strlen(s)),
@@ -122,15 +182,13 @@ static int produce_ticks(const struct opts *o, struct kprod *k, int n) {
             rd_kafka_poll(rk, KCLIENT_POLL_MS);
         free(s);
         if (err) {
-            fprintf(stderr, "credit-tick: producing to %s partition %d: %s\n", o->topic, p,
-                    rd_kafka_err2str(err));
+            log_error(NULL, "producing to %s partition %d: %s", o->topic, p, rd_kafka_err2str(err));
             return -1;
         }
     }
     if (kprod_flush(k, FLUSH_MS)) return -1;
     if (k->failed || k->delivered != (unsigned long)n) {
-        fprintf(stderr, "credit-tick: %lu of %d ticks delivered to %s\n", k->delivered, n,
-                o->topic);
+        log_error(NULL, "%lu of %d ticks delivered to %s", k->delivered, n, o->topic);
         return -1;
     }
     return 0;
@@ -139,19 +197,27 @@ static int produce_ticks(const struct opts *o, struct kprod *k, int n) {
 int main(int argc, char **argv) {
     struct opts o = {0};
     struct kprod k = {0};
+    struct config cfg;
     if (parse_args(argc, argv, &o) != 0) {
         usage(stderr);
-        free(o.xs);
+        free_props(&o);
         return EXIT_USAGE;
     }
-    int bad = make_producer(&o, &k);
-    free(o.xs);
-    o.xs = NULL;
-    if (bad) return EXIT_USAGE;
+    if (load_config(&o, &cfg)) {
+        config_free(&cfg);
+        free_props(&o);
+        return EXIT_USAGE;
+    }
+    int bad = collect_props(&cfg, &o) || make_producer(&o, &k);
+    free_props(&o);
+    if (bad) {
+        config_free(&cfg);
+        return EXIT_USAGE;
+    }
     int n = partition_count(&k, o.topic);
     int rc = n > 0 ? produce_ticks(&o, &k, n) : -1;
     kprod_destroy(&k);
-    if (rc != 0) return EXIT_RUNTIME;
-    fprintf(stderr, "credit-tick: %d ticks (time %s) produced to %s\n", n, o.time, o.topic);
-    return 0;
+    if (rc == 0) log_info(NULL, "%d ticks (time %s) produced to %s", n, o.time, o.topic);
+    config_free(&cfg);   /* o.topic and o.bootstrap may point into it */
+    return rc ? EXIT_RUNTIME : 0;
 }

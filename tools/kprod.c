@@ -3,6 +3,8 @@
 
 #include <stdio.h>
 
+#include "consumer/log.h"
+
 static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *user) {
     struct kprod *k = user;
     (void)rk;
@@ -11,8 +13,8 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *user) {
     if (k->on_fail)
         k->on_fail(k, m);
     else
-        fprintf(stderr, "%s: delivery to partition %d failed: %s\n", k->prog, (int)m->partition,
-                rd_kafka_err2str(m->err));
+        log_msg_as(k->prog, LOG_LEVEL_ERROR, NULL, LOG_FIELDS(LOG_I("partition", m->partition)),
+                   "delivery to partition %d failed: %s", (int)m->partition, rd_kafka_err2str(m->err));
 }
 
 int kprod_new(struct kprod *k, const char *bootstrap, const struct kclient_prop *defs,
@@ -23,7 +25,7 @@ int kprod_new(struct kprod *k, const char *bootstrap, const struct kclient_prop 
                                 .stop_on = KCLIENT_STOP_AUTH | KCLIENT_STOP_DOWN, .user = k,
                                 .dr_msg_cb = dr_cb};
     if (kclient_new(&k->kc, &spec, err, sizeof err) == 0) return 0;
-    fprintf(stderr, "%s: %s\n", k->prog, err);
+    log_msg_as(k->prog, LOG_LEVEL_ERROR, NULL, NULL, 0, "%s", err);
     return -1;
 }
 
@@ -33,7 +35,7 @@ int kprod_failed(struct kprod *k) {
     char err[KCLIENT_ERRLEN];
     if (k->gave_up) return 1;
     if (!kclient_failed(k->kc, err, sizeof err)) return 0;
-    fprintf(stderr, "%s: %s\n", k->prog, err);
+    log_msg_as(k->prog, LOG_LEVEL_ERROR, NULL, NULL, 0, "%s", err);
     k->gave_up = 1;
     return 1;
 }
@@ -42,7 +44,7 @@ int kprod_flush(struct kprod *k, int timeout_ms) {
     char err[KCLIENT_ERRLEN];
     if (k->gave_up) return -1;
     if (kclient_flush(k->kc, timeout_ms, err, sizeof err) == 0) return 0;
-    fprintf(stderr, "%s: %s\n", k->prog, err);
+    log_msg_as(k->prog, LOG_LEVEL_ERROR, NULL, NULL, 0, "%s", err);
     k->gave_up = 1;
     return -1;
 }

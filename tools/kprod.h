@@ -1,7 +1,8 @@
 /* kprod -- the producer of credit-produce and credit-tick, on the shared
  * Kafka client set-up (consumer/kclient.h): the tool's defaults, then -X
  * key=value overrides; a delivery-report callback that counts delivered and
- * failed messages.  Messages are prefixed with k->prog.
+ * failed messages.  Messages go through the log writer (consumer/log.h) with
+ * k->prog as their prefix, at level error.
  *
  * The tools have no stop flag: their waits (kprod_flush, the tools' own
  * queue-full retries) end on a fatal error, an authentication failure, or all

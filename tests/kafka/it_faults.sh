@@ -12,7 +12,7 @@
 #    credit-replay's outputs (whole messages), no id twice.
 # 2. Crash-loop guard: build/creditd-test (creditd with its test hook) with
 #    CREDITD_TEST_FAIL_ON set to one event's id fails the engine on that
-#    message.  It exits 2 naming topic, partition, offset and the first
+#    message.  It exits 3 (needs an operator) naming topic, partition, offset and the first
 #    bytes of the message in hex; nothing of the batch is applied (no
 #    counters, no balances, no outputs); a restart stops at the same
 #    message; the production creditd then applies every event once, with
@@ -105,7 +105,7 @@ for run in 1 2; do
     # batch.max_ms: the first batch holds every message (all are there before the start).
     rc=0; CREDITD_TEST_FAIL_ON=$poison timeout 60 "$B/creditd-test" "${gargs[@]}" -X batch.max_ms=3000 \
         >/dev/null 2>"$T/g$run.log" || rc=$?
-    check "run $run: the engine failure stops creditd: exit 2 (exit $rc)" test "$rc" = 2
+    check "run $run: the engine failure stops creditd: exit 3, needs an operator (exit $rc)" test "$rc" = 3
     check "run $run: ... naming topic, partition and offset" \
         grep -q "input g.events \[0\] offset $((line - 1)): the engine failed" "$T/g$run.log"
     check "run $run: ... and the message's first bytes in hex" \

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Scenario tests of credit-replay and creditctl on a real LMDB store.
-# Run from the repository root after `make build/credit-replay build/creditctl`.
+# Run from the repository root through `make scenarios` (it builds what they run).
 # Prints a closing "scenarios: N passed, N failed" line.
 set -u
 B=build
@@ -171,6 +171,14 @@ if sh "$S/ctl_cmds.sh"; then ok; else bad "creditctl command scenarios"; fi
 
 # 15. creditd's metrics text through the Prometheus client's parser (issue 8).
 if sh "$S/metrics_parse.sh"; then ok; else bad "metrics parser scenarios"; fi
+
+# 16. creditd's logs on its embedded broker: JSON lines (librdkafka's too),
+#     the text lines unchanged, the crash-loop guard's exit 3 (issue 8).
+if sh "$S/daemon_logs.sh"; then ok; else bad "daemon log scenarios"; fi
+
+# 17. make install and the systemd units: files, modes, systemd-analyze
+#     verify (and a broken unit caught), the sandbox, the stop and restart policy.
+if sh "$S/packaging.sh"; then ok; else bad "packaging scenarios"; fi
 
 echo "scenarios: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -101,6 +101,8 @@ static void test_defaults(void **state) {
     assert_string_equal(c.ctl_source_owner, "owners/creditctl");
     assert_int_equal(c.credit_max_future_s, 2678400);
     assert_int_equal(c.credit_retention_days, 35);
+    assert_string_equal(c.log_format, "text");
+    assert_string_equal(c.log_level, "info");
     for (int i = 0; i < CONFIG_SOURCES; i++) assert_null(c.sources[i]);
     assert_int_equal(c.nkafka, 0);
     assert_int_equal(config_has_bootstrap(&c), 0);
@@ -554,10 +556,10 @@ static void test_dump_masks_and_sorts(void **state) {
         if (prev && strcmp(prev, line) >= 0) fail_msg("not sorted: \"%s\" then \"%s\"", prev, line);
         prev = line;
     }
-    /* 24 creditd keys (output.alerts, credit.retention_days, the two
-     * creditctl.source_* and the four http.* included; the 4 unset sources.*
-     * print nothing) + 8 kafka */
-    assert_int_equal(lines, 24 + 8);
+    /* 26 creditd keys (output.alerts, credit.retention_days, the two
+     * creditctl.source_*, the four http.* and log.* included; the 4 unset
+     * sources.* print nothing) + 8 kafka */
+    assert_int_equal(lines, 26 + 8);
     free(d);
     config_free(&c);
 }
@@ -724,6 +726,41 @@ static void test_http_keys(void **state) {
                        "not resolved; IPv6 goes in brackets: [::1]:8080)");
 }
 
+/* log.format and log.level (issue 8): the names, errors naming the key,
+ * the dump, and "log." as a creditd namespace on the command line. */
+static void test_log_keys(void **state) {
+    (void)state;
+    struct config c;
+    char err[256] = "";
+    int rc = load_text(&c, "log.format = json\nlog.level = debug\n", err, sizeof err);
+    if (rc) fail_msg("%s", err);
+    assert_string_equal(c.log_format, "json");
+    assert_string_equal(c.log_level, "debug");
+    assert_int_equal(config_validate(&c, err, sizeof err), 0);
+    char *d = dump(&c);
+    assert_non_null(strstr(d, "\nlog.format = json\nlog.level = debug\n"));
+    free(d);
+    assert_int_equal(config_set_arg(&c, "log.level=error", err, sizeof err), 0);   /* -X wins */
+    assert_string_equal(c.log_level, "error");
+    config_free(&c);
+    expect_set_error("log.format", "xml", "t.conf:7: log.format: \"xml\": not text or json");
+    expect_set_error("log.format", "JSON", "t.conf:7: log.format: \"JSON\": not text or json");
+    expect_set_error("log.format", "", "t.conf:7: log.format: \"\": not text or json");
+    expect_set_error("log.level", "verbose", "t.conf:7: log.level: \"verbose\": not debug, "
+                     "info, warn or error");
+    expect_set_error("log.level", "warning", "t.conf:7: log.level: \"warning\": not debug, "
+                     "info, warn or error");
+    expect_set_error("log.colour", "x", "t.conf:7: log.colour: unknown key");
+    config_init(&c);
+    assert_int_equal(config_set_arg(&c, "log.queue=true", err, sizeof err), -1);
+    assert_string_equal(err, "-X: log.queue: unknown creditd key (for the librdkafka property "
+                             "write kafka.log.queue)");
+    assert_int_equal(config_set_arg(&c, "kafka.log.queue=true", err, sizeof err), 0);
+    /* A field assigned directly is checked too. */
+    strcpy(c.log_level, "loud");
+    expect_invalid(&c, "default: log.level: \"loud\": not debug, info, warn or error");
+}
+
 static void test_has_bootstrap(void **state) {
     (void)state;
     struct config c;
@@ -755,6 +792,7 @@ int main(void) {
         cmocka_unit_test(test_guard_keys),
         cmocka_unit_test(test_has_bootstrap),
         cmocka_unit_test(test_http_keys),
+        cmocka_unit_test(test_log_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
