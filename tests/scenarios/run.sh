@@ -169,5 +169,8 @@ if sh "$S/reject_time.sh"; then ok; else bad "reject time scenarios"; fi
 #     if_value from --db, balances after credit-replay.
 if sh "$S/ctl_cmds.sh"; then ok; else bad "creditctl command scenarios"; fi
 
+# 15. credit-replay's progress line: on a terminal only (issue 8 point 5).
+if sh "$S/replay_progress.sh"; then ok; else bad "replay progress scenarios"; fi
+
 echo "scenarios: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
