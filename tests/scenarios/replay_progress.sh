@@ -22,9 +22,10 @@ done
 command -v script >/dev/null 2>&1 || { echo "replay_progress.sh: script (bsdutils) missing" >&2; exit 2; }
 
 # A pseudo-terminal for stdin, stdout and stderr: the command's terminal
-# output (with "\r\n" line ends) lands in FILE.  60 s bound.
+# output (with "\r\n" line ends) lands in FILE.  200 columns, so that the
+# line is never cut to the width of the terminal the tests run from.  60 s bound.
 on_tty() { # FILE COMMAND
-    timeout 60 script -qec "$2" /dev/null </dev/null >"$1" 2>&1
+    timeout 60 script -qec "stty cols 200 2>/dev/null; $2" /dev/null </dev/null >"$1" 2>&1
 }
 # The lines of a terminal capture, split at every "\r" and "\n".
 tty_lines() { tr '\r' '\n' <"$1" | grep -v '^$'; }
