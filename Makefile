@@ -46,7 +46,7 @@ $(B)/libcreditd.a: $(patsubst %.c,$(B)/obj/%.o,$(CORE_SRC))
 $(B)/asan/libcreditd.a: $(patsubst %.c,$(B)/asan/obj/%.o,$(CORE_SRC))
 	@rm -f $@; ar rcs $@ $^
 
-$(B)/credit-replay: $(B)/obj/tools/credit_replay.o $(B)/obj/tools/lineq.o $(B)/obj/tools/spool.o $(KCLIENT) $(B)/libcreditd.a
+$(B)/credit-replay: $(B)/obj/tools/credit_replay.o $(B)/obj/tools/lineq.o $(B)/obj/tools/spool.o $(B)/obj/tools/progress.o $(KCLIENT) $(B)/libcreditd.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
 # tools/view.c: the JSON views creditctl prints and creditd's HTTP API serves.
 VIEW     = $(B)/obj/tools/view.o
@@ -92,6 +92,9 @@ $(B)/test_metrics $(B)/asan/test_metrics: LIBS += -lpthread -lm
 # test_log tests consumer/log.c (not part of the library).
 $(B)/test_log: $(B)/obj/consumer/log.o
 $(B)/asan/test_log: $(B)/asan/obj/consumer/log.o
+# test_progress tests tools/progress.c (credit-replay's progress line).
+$(B)/test_progress: $(B)/obj/tools/progress.o
+$(B)/asan/test_progress: $(B)/asan/obj/tools/progress.o
 $(B)/test_%: $(B)/obj/tests/unit/test_%.o $(patsubst %.c,$(B)/obj/%.o,$(UNIT_HELP)) $(B)/libcreditd.a
 	$(CC) $(CFLAGS) -o $@ $(filter-out %.a,$^) $(filter %.a,$^) $(LIBS) -lcmocka
 $(B)/asan/test_%: $(B)/asan/obj/tests/unit/test_%.o $(patsubst %.c,$(B)/asan/obj/%.o,$(UNIT_HELP)) $(B)/asan/libcreditd.a

@@ -21,11 +21,16 @@
  * whose outputs could not be written is not committed, so a re-run applies
  * it again and writes them (the store's outbox is not used: the file is the
  * delivery).  Exit 0 when all input was processed, 1 on bad usage, 2 on I/O
- * or store errors. */
+ * or store errors.
+ *
+ * Progress (tools/progress.h): a line on stderr, redrawn in place, only when
+ * stderr is a terminal (or --progress; never with --no-progress), so that a
+ * log or a pipe gets the summary line alone, as before. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -37,6 +42,7 @@
 #include "engine/timeutil.h"
 #include "store/store.h"
 #include "tools/lineq.h"
+#include "tools/progress.h"
 #include "tools/spool.h"
 
 #define ERRLEN 512
@@ -72,20 +78,24 @@ struct replay {
     int txn_open;                 /* file replay: a batch transaction is open */
     struct engine_store ops;      /* bound to it */
     struct store_counters cnt;    /* its outcomes so far */
+    struct progress prog;         /* the progress line (tools/progress.h), off unless wanted */
+    struct progress_snap at;      /* where the run is: unit, done, total (lines: line_no) */
     char err[ERRLEN];
 };
 
 static void usage(void) {
     fprintf(stderr, "usage: credit-replay --db DIR [--config FILE] [--out FILE] [--batch N] [--until TIME]\n"
                     "                     [--close-after SECONDS] [--max-future SECONDS] [--retention-days DAYS]\n"
-                    "                     [--currency CODE]\n"
+                    "                     [--currency CODE] [--progress | --no-progress]\n"
                     "                     [--map-size BYTES] [--spool-mem BYTES] FILE...\n"
                     "       credit-replay --db NEWDIR --from-kafka BOOTSTRAP [--topic T] [-X key=value]...\n"
                     "                     [--config FILE] [--out FILE] [--batch N] [--close-after S]\n"
                     "                     [--max-future S] [--retention-days D] [--currency C]\n"
                     "  FILE is JSON Lines, one CloudEvent per line; - reads stdin.\n"
                     "  --config FILE: creditd's configuration file (credit.*, sources.*; with\n"
-                    "  --from-kafka also topic.input and kafka.*); options override it.\n");
+                    "  --from-kafka also topic.input and kafka.*); options override it.\n"
+                    "  --progress / --no-progress: the progress line on stderr (default: only\n"
+                    "  when stderr is a terminal).\n");
 }
 
 /* store_outbox_scan callback: non-zero stops the scan; the failure is in
@@ -157,6 +167,28 @@ static int replay_add(struct replay *r, const char *buf, size_t len, int32_t par
     l->no = no;
     r->n++;
     return 0;
+}
+
+/* ---- progress ------------------------------------------------------------ */
+
+/* Redraw the progress line when one is due (final: the last one, and a
+ * newline).  r->at holds the position; the lines are r->line_no. */
+static void show_progress(struct replay *r, int final) {
+    if (!r->prog.on) return;
+    int64_t now = progress_now_ns();
+    if (!final && !progress_due(&r->prog, now)) return;
+    r->at.lines = r->line_no > 0 ? (uint64_t)r->line_no : 0;
+    if (final) progress_end(&r->prog, &r->at, now);
+    else progress_draw(&r->prog, &r->at, now);
+}
+
+/* --progress and --no-progress override; else on when stderr is a terminal.
+ * The width keeps the line from wrapping (a wrapped line cannot be redrawn). */
+static void progress_start(struct replay *r, int want) {
+    struct winsize ws;
+    int tty = isatty(STDERR_FILENO);
+    int width = tty && ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 ? ws.ws_col : 0;
+    progress_init(&r->prog, stderr, want >= 0 ? want : tty, width, progress_now_ns());
 }
 
 /* ---- file replay: lines come parsed from a reader thread (lineq) ----------- */
@@ -261,12 +293,16 @@ static int replay_files(struct replay *r, char **files, int nfiles, size_t batch
     struct lineq *q;
     struct lineq_line l;
     int rc = 0, got = 0;
+    r->at.unit = PROGRESS_BYTES;
+    r->at.has_total = progress_input_size(files, nfiles, &r->at.total);
     if (lineq_start(&q, files, nfiles, r->has_until, r->until, r->err, sizeof(r->err))) return -1;
     while (rc == 0 && (got = lineq_next(q, &l, r->err, sizeof(r->err))) == 1) {
         if (!r->txn_open && (rc = txn_begin(r)) != 0) break;
         rc = stream_line(r, &l);
         r->line_no = l.no;
+        r->at.done += l.len + 1; /* and its newline (a last line without one: capped at total) */
         if (rc == 0 && r->n >= batch) rc = stream_commit(r);
+        show_progress(r, 0);
     }
     if (rc == 0 && got < 0) rc = -1;
     if (rc == 0 && r->txn_open) rc = stream_commit(r);
@@ -300,12 +336,20 @@ static struct kclient *kafka_open(struct replay *r, const char *bootstrap, char 
     return kclient_new(&kc, &spec, r->err, sizeof(r->err)) ? NULL : kc;
 }
 
-/* Read assigned partition p up to offset hi. */
-static int kafka_read(struct replay *r, struct kclient *kc, int32_t p, int64_t hi, size_t batch) {
-    int64_t last_msg = kclient_now_ms();
+/* Offsets [lo, hi) of one partition, captured before reading any. */
+struct span {
+    int64_t lo, hi;
+};
+
+/* Read assigned partition p up to offset sp.hi.  Progress: r->at.done is
+ * `base` (the partitions read before) plus the offsets read here. */
+static int kafka_read(struct replay *r, struct kclient *kc, int32_t p, struct span sp,
+                      uint64_t base, size_t batch) {
+    int64_t last_msg = kclient_now_ms(), hi = sp.hi;
     int rc = 0, done = 0;
     while (rc == 0 && !done) {
         if (kclient_failed(kc, r->err, sizeof(r->err))) return -1;
+        show_progress(r, 0); /* also while idle: the rate falls */
         rd_kafka_message_t *m = rd_kafka_consumer_poll(kclient_rk(kc), KCLIENT_POLL_MS);
         if (!m) {
             if (kclient_now_ms() - last_msg < KAFKA_MAX_IDLE_MS) continue;
@@ -323,6 +367,7 @@ static int kafka_read(struct replay *r, struct kclient *kc, int32_t p, int64_t h
             kclient_alive(kc);
             last_msg = kclient_now_ms();
             r->line_no++;
+            if (m->offset >= sp.lo && m->offset < hi) r->at.done = base + (uint64_t)(m->offset + 1 - sp.lo);
             rc = replay_add(r, m->payload ? m->payload : "", m->len, p, m->offset);
             if (rc == 0 && r->n >= batch) rc = apply_and_clear(r);
             done = m->offset >= hi - 1;
@@ -333,20 +378,18 @@ static int kafka_read(struct replay *r, struct kclient *kc, int32_t p, int64_t h
 }
 
 /* One partition from its beginning up to the end seen at start. */
-static int kafka_partition(struct replay *r, struct kclient *kc, int32_t p, size_t batch) {
-    int64_t lo, hi;
-    if (kclient_watermarks(kc, r->topic, p, KAFKA_TIMEOUT_MS, &lo, &hi, r->err, sizeof(r->err)))
-        return -1;
-    if (hi <= lo) return 0;
+static int kafka_partition(struct replay *r, struct kclient *kc, int32_t p, struct span sp,
+                           uint64_t base, size_t batch) {
+    if (sp.hi <= sp.lo) return 0;
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(l, r->topic, p)->offset = lo;
+    rd_kafka_topic_partition_list_add(l, r->topic, p)->offset = sp.lo;
     rd_kafka_resp_err_t err = rd_kafka_assign(kclient_rk(kc), l);
     rd_kafka_topic_partition_list_destroy(l);
     if (err) {
         snprintf(r->err, sizeof(r->err), "kafka assign %s[%d]: %s", r->topic, (int)p, rd_kafka_err2str(err));
         return -1;
     }
-    int rc = kafka_read(r, kc, p, hi, batch);
+    int rc = kafka_read(r, kc, p, sp, base, batch);
     err = rd_kafka_assign(kclient_rk(kc), NULL);
     if (err && rc == 0) {
         snprintf(r->err, sizeof(r->err), "kafka unassign %s[%d]: %s", r->topic, (int)p, rd_kafka_err2str(err));
@@ -355,14 +398,44 @@ static int kafka_partition(struct replay *r, struct kclient *kc, int32_t p, size
     return rc;
 }
 
+/* Every partition's [low, high) watermarks, before reading any: the replay
+ * reads up to these ends, and the progress line counts against their sum. */
+static int kafka_spans(struct replay *r, struct kclient *kc, int32_t n, struct span **out) {
+    struct span *sp = calloc(n > 0 ? (size_t)n : 1, sizeof(*sp));
+    if (!sp) {
+        snprintf(r->err, sizeof(r->err), "out of memory (%d partitions)", (int)n);
+        return -1;
+    }
+    r->at.unit = PROGRESS_MESSAGES;
+    r->at.has_total = 1;
+    for (int32_t p = 0; p < n; p++) {
+        if (kclient_watermarks(kc, r->topic, p, KAFKA_TIMEOUT_MS, &sp[p].lo, &sp[p].hi, r->err,
+                               sizeof(r->err))) {
+            free(sp);
+            return -1;
+        }
+        if (sp[p].hi > sp[p].lo) r->at.total += (uint64_t)(sp[p].hi - sp[p].lo);
+    }
+    *out = sp;
+    return 0;
+}
+
 /* The audit replay of the live log: every partition, kept apart, in
  * partition order (outcomes do not depend on how partitions interleave). */
 static int replay_kafka(struct replay *r, const char *bootstrap, char **xs, int nx, size_t batch) {
     int32_t n = 0;
+    struct span *sp = NULL;
+    uint64_t base = 0;
     struct kclient *kc = kafka_open(r, bootstrap, xs, nx);
     if (!kc) return -1;
     int rc = kclient_partition_count(kc, r->topic, KCLIENT_META_TIMEOUT_MS, &n, r->err, sizeof(r->err));
-    for (int32_t p = 0; rc == 0 && p < n; p++) rc = kafka_partition(r, kc, p, batch);
+    if (rc == 0) rc = kafka_spans(r, kc, n, &sp);
+    for (int32_t p = 0; rc == 0 && p < n; p++) {
+        rc = kafka_partition(r, kc, p, sp[p], base, batch);
+        if (sp[p].hi > sp[p].lo) base += (uint64_t)(sp[p].hi - sp[p].lo);
+        r->at.done = base;
+    }
+    free(sp);
     kclient_consumer_close(kc, KCLIENT_CLOSE_MS); /* a failure is logged; everything read is committed */
     kclient_destroy(kc);
     return rc ? -1 : 0;
@@ -397,6 +470,7 @@ struct args {
     char *owned[64];             /* the file's "name=value" strings */
     int nx, nowned, first_file;
     int has_cfg;
+    int progress;                /* --progress 1, --no-progress 0, neither -1 (a terminal decides) */
     struct config cfg;           /* --config; engine_config borrows its lists */
 };
 
@@ -434,11 +508,17 @@ static int load_config(struct args *a, const char *path) {
     return 0;
 }
 
+/* The options without a value. */
+static int is_switch(const char *o) {
+    return strcmp(o, "--progress") == 0 || strcmp(o, "--no-progress") == 0;
+}
+
 /* Options; 0, or 1 after printing usage.  --config is read first, so every
  * other option overrides the file wherever it stands. */
 static int parse_args(int argc, char **argv, struct args *a, struct replay *r) {
     long long v;
     int i;
+    a->progress = -1;
     a->batch = 1000;
     a->spool_mem = SPOOL_MEM_MAX;
     a->so.currency = a->ec.currency = "EUR";
@@ -446,13 +526,17 @@ static int parse_args(int argc, char **argv, struct args *a, struct replay *r) {
     a->so.retention_days = a->ec.retention_days = GUARD_RETENTION_DAYS_DEFAULT;
     a->topic = "credit.events";
     r->topic = NULL;
-    for (i = 1; i + 1 < argc && argv[i][0] == '-' && argv[i][1]; i += 2)
+    for (i = 1; i + 1 < argc && argv[i][0] == '-' && argv[i][1]; i += is_switch(argv[i]) ? 1 : 2)
         if (strcmp(argv[i], "--config") == 0) {
             if (a->has_cfg) { usage(); return 1; }
             if (load_config(a, argv[i + 1])) return 1;
         }
     for (i = 1; i < argc && argv[i][0] == '-' && argv[i][1]; i++) {
         const char *o = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
+        if (is_switch(o)) {
+            a->progress = strcmp(o, "--progress") == 0;
+            continue;
+        }
         if (!val) { usage(); return 1; }
         i++;
         if (strcmp(o, "--db") == 0) a->so.path = val;
@@ -522,6 +606,7 @@ int main(int argc, char **argv) {
     }
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
+    progress_start(&r, a.progress);
     int rc = drain(&r); /* anything a previous run left undelivered comes first */
     store_set_emit_hook(r.store, hold_out, &r);
     if (rc == 0 && a.bootstrap) rc = replay_kafka(&r, a.bootstrap, a.xs, a.nx, (size_t)a.batch);
@@ -530,6 +615,7 @@ int main(int argc, char **argv) {
     if (rc >= 0 && r.n) rc = apply_and_clear(&r);
     if (rc >= 0) rc = finish(&r);
     clock_gettime(CLOCK_MONOTONIC, &t1);
+    show_progress(&r, 1); /* its last line and a newline: the messages below start a line */
     if (rc < 0) fprintf(stderr, "credit-replay: %s\n", r.err);
     if (a.out_path && fclose(r.out) != 0 && rc >= 0) {
         fprintf(stderr, "credit-replay: %s: %s\n", a.out_path, strerror(errno));

@@ -92,7 +92,7 @@ static const struct flag FLAGS[] = {
 
 /* Options of every command: those taking a value, then the switches. */
 static const char *const COMMON_VAL[] = {"--db", "--http", "--config", "-b", "--bootstrap", "-X",
-                                         "--topic", "--source", "--id", "--wait"};
+                                         "--topic", "--source", "--id", "--time", "--wait"};
 static const char *const SWITCHES[] = {"--dry-run", "--force", "--json", "--help", "-h"};
 
 struct args {
@@ -100,6 +100,7 @@ struct args {
     const char *org, *project;
     const char *val[NFLAGS];
     const char *db, *http, *config, *bootstrap, *topic, *source, *id;
+    const char *time; /* --time: the event's time as given (a retry repeats it), else now */
     int wait_s;       /* --wait S, 0: no wait */
     char *xs[MAX_XS];
     int nx, dry_run, force;
@@ -133,7 +134,11 @@ static void usage(FILE *f) {
         "  -X key=value      librdkafka property (after the defaults and --config)\n"
         "  --topic T         input topic (else topic.input, default credit.events)\n"
         "  --source S        event source (else creditctl.source_staff / _owner)\n"
-        "  --id ID           event id (default: a random UUID; reuse it to retry safely)\n"
+        "  --id ID           event id (default: a random UUID)\n"
+        "  --time T          event time, RFC 3339 (default: now); to retry a send whose\n"
+        "                    delivery was not confirmed, repeat --id, --time and every\n"
+        "                    flag (grant: --if-value or --force, not a new read of --db):\n"
+        "                    the same event again is a duplicate, never applied twice\n"
         "  --dry-run         print the event JSON instead of producing it\n"
         "  --wait S          then wait up to S seconds for creditd's outcome on the ledger\n"
         "                    and rejected topics: \"applied\" and its ledger entries, or\n"
@@ -191,6 +196,7 @@ static int set_common(struct args *g, const char *name, const char *v) {
     else if (!strcmp(name, "--topic")) g->topic = v;
     else if (!strcmp(name, "--source")) g->source = v;
     else if (!strcmp(name, "--id")) g->id = v;
+    else if (!strcmp(name, "--time")) g->time = v;
     else if (!strcmp(name, "--wait")) {
         char *end;
         long w = strtol(v, &end, 10);
@@ -497,6 +503,8 @@ static int64_t now_ns(void) {
 static int build_event(const struct args *g, const struct config *cfg, json_t **out, char id[SOURCE_MAX + 1]) {
     char tbuf[48];
     int64_t now = now_ns();
+    if (g->time && (strlen(g->time) >= sizeof tbuf || time_parse_rfc3339(g->time, &now)))
+        return bad("--time: \"%s\" is not an RFC 3339 date-time%s", g->time, "");
     const char *src = g->source ? g->source : g->cmd->owner ? cfg->ctl_source_owner : cfg->ctl_source_staff;
     if (!*src || strlen(src) > SOURCE_MAX) return bad("--source: must be 1..256 bytes%s%s", "", "");
     if (g->id) {
@@ -506,7 +514,8 @@ static int build_event(const struct args *g, const struct config *cfg, json_t **
         fprintf(stderr, "creditctl: getrandom: %s\n", strerror(errno));
         return EXIT_RUNTIME;
     }
-    time_format(now, tbuf);
+    if (g->time) snprintf(tbuf, sizeof tbuf, "%s", g->time); /* as given: a retry is byte-identical */
+    else time_format(now, tbuf);
     json_t *ev = json_object(), *data = json_object();
     json_object_set_new(ev, "specversion", json_string("1.0"));
     json_object_set_new(ev, "id", json_string(id));

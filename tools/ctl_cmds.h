@@ -16,7 +16,9 @@
  * store_get_org) or from creditd's HTTP API with --http URL (GET
  * /v1/orgs/ORG: tools/ctl_http.h), unless --force.  --dry-run prints the event instead of
  * producing it.  The event's time is the wall clock (UTC): the producer's
- * timestamp, the only wall-clock use of creditctl.  --wait S then reads the
+ * timestamp, the only wall-clock use of creditctl; or --time T, so that a
+ * retry with the same --id, --time and flags is the same event (a duplicate,
+ * not an id_conflict).  --wait S then reads the
  * outcome from the output topics (tools/ctl_wait.h).
  * Exit 0 ok, 1 bad usage, 2 store or Kafka error, 3 rejected (--wait),
  * 4 no outcome within S seconds (--wait). */

@@ -115,6 +115,18 @@ check "balance still 125" bal_is '.[0].value' "125.000000"
 ctl --config "$T/c.conf" --id "$(head -1 "$T/w1.out")" --db "$T/store" adjust o1 --delta 6 --wait 30 >/dev/null 2>"$T/w3.err"; rc=$?
 check "different content under a used id: rejected id_conflict (got $rc)" test "$rc" -eq 3
 
+# A retry as documented: same --id, --time and flags is a duplicate (no new
+# outcome: --wait ends with exit 4), applied once.
+rt=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+ctl --config "$T/c.conf" --id retry-1 --time "$rt" adjust o1 --delta 2 --wait 60 >"$T/r1.out" 2>"$T/r1.err"; rc=$?
+check "adjust with --id and --time: applied (got $rc)" test "$rc" -eq 0
+check "creditd: org value 127" bal_is '.[0].value' "127.000000"
+ctl --config "$T/c.conf" --id retry-1 --time "$rt" adjust o1 --delta 2 --wait 5 >"$T/r2.out" 2>"$T/r2.err"; rc=$?
+check "the retry: no outcome, exit 4 (got $rc)" test "$rc" -eq 4
+ctl --config "$T/c.conf" --db "$T/store" adjust o1 --delta 1 --wait 60 >/dev/null 2>"$T/r3.err"; rc=$?
+check "an adjust after the retry: applied (got $rc)" test "$rc" -eq 0
+check "the retry was a duplicate: org value 128" bal_is '.[0].value' "128.000000"
+
 timeout 60 "$B/creditctl" revoke o1 -b 127.0.0.1:1 >"$T/nok.out" 2>"$T/nok.err"; rc=$?
 check "no broker: exit 2 (got $rc)" test "$rc" -eq 2
 check "no broker: no id printed" test ! -s "$T/nok.out"

@@ -154,6 +154,20 @@ timeout 60 kcat -C -b "$BS" -t credit.alerts -e -q -f '%s\n' | sort > "$T/live.a
 jq -c 'select(.type == "credit.alert")' "$T/audit.out" | sort > "$T/audit.alerts"
 check "audit replay alerts == the alerts topic (example C raises some)" \
     eval 'test -s "$T/live.alerts" && cmp -s "$T/live.alerts" "$T/audit.alerts"'
+no_progress_in() { ! grep -q "messages (" "$1" && ! grep -q $'\r' "$1"; }
+# On a terminal (script(1) gives it one): the progress line counts the
+# messages against the partitions' end offsets captured at start; the last
+# line is all of them, and the outputs are those of the run without one.
+timeout 120 script -qec "$B/credit-replay --db $T/audit-tty --from-kafka $BS --retention-days 0 --out $T/audit-tty.out" \
+    /dev/null </dev/null >"$T/audit-tty.txt" 2>&1
+check "--from-kafka on a terminal exits 0" test $? -eq 0
+check "--from-kafka progress: $N/$N messages (100%), events/s, ETA 0:00" \
+    grep -Eq "$N lines, $N/$N messages \(100%\), [0-9.]+[kM]? events/s, ETA 0:00" "$T/audit-tty.txt"
+check "--from-kafka progress: then the summary on its own line" \
+    grep -q "^credit-replay: $N lines: " "$T/audit-tty.txt"
+check "--from-kafka: outputs identical with and without a terminal" cmp -s "$T/audit.out" "$T/audit-tty.out"
+check "--from-kafka without a terminal: stderr has no progress line" \
+    no_progress_in "$T/audit.log"
 if "$B/credit-replay" --db "$T/audit" --from-kafka "$BS" --out /dev/null 2>/dev/null; then
     bad "--from-kafka into a used store must be refused"
 else ok "--from-kafka refuses a used store"; fi

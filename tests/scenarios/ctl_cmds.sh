@@ -89,6 +89,11 @@ a=$(ctl revoke o1 --dry-run | jq -r .id); b=$(ctl revoke o1 --dry-run | jq -r .i
 check "ids differ" [ -n "$a" ] && check "ids differ" [ "$a" != "$b" ]
 ctl revoke o1 --dry-run --id my-1 --source ops/alice >"$tmp/o.json"
 jqt "--id --source" "$tmp/o.json" '.id == "my-1" and .source == "ops/alice"'
+# --time: the event's time as given, so a retry (same --id, --time, flags) is the same event.
+ctl revoke o1 --dry-run --id r-1 --time 2026-01-05T10:00:00.5+01:00 >"$tmp/t1.json"
+jqt "--time as given" "$tmp/t1.json" '.id == "r-1" and .time == "2026-01-05T10:00:00.5+01:00"'
+ctl revoke o1 --dry-run --id r-1 --time 2026-01-05T10:00:00.5+01:00 >"$tmp/t2.json"
+check "--id and --time: the same event, byte for byte" cmp -s "$tmp/t1.json" "$tmp/t2.json"
 printf 'creditctl.source_staff = staff/portal\ncreditctl.source_owner = owners/portal\n' >"$tmp/c.conf"
 ctl --config "$tmp/c.conf" revoke o1 --dry-run >"$tmp/cs.json"
 ctl --config "$tmp/c.conf" terminate o1 p1 --dry-run >"$tmp/co.json"
@@ -122,6 +127,7 @@ rejects "no bootstrap" bootstrap revoke o1
 rejects "duplicate flag" "--value given twice" grant o1 --force --dry-run --value 1 --value 2
 rejects "wait with dry-run" --wait revoke o1 --dry-run --wait 5
 rejects "wait zero" --wait revoke o1 --wait 0 -b 127.0.0.1:1
+rejects "time syntax" --time revoke o1 --dry-run --time 2026-01-05
 # The read-only views are unchanged.
 rejects "view usage" "unknown command" --db "$tmp" nosuch
 
@@ -166,6 +172,22 @@ check "void: refund entry" [ "$(jq -r 'select(.type=="credit.ledger") | .data.en
 ctl revoke o1 --dry-run >"$tmp/e9"; apply "$db" "$tmp/e9"
 check "revoke: no credit" [ "$(bal "$db" 'length')" = 0 ]
 check "no event was invalid" [ "$(jq -s '[.[] | select(.type=="credit.rejected") | .data.reason] | sort' "$db.out" | jq -c .)" = '["value_changed"]' ]
+
+# ---- 4. a retry: same --id and --time is a duplicate; a new time is not ---
+db2="$tmp/db2"
+now=$(date -u +%s)
+t1=$(date -u -d "@$now" +%Y-%m-%dT%H:%M:%SZ); t2=$(date -u -d "@$((now + 1))" +%Y-%m-%dT%H:%M:%SZ)
+ctl grant o1 --force --dry-run --value 100 --time "$t1" >"$tmp/r0"; apply "$db2" "$tmp/r0"
+ctl adjust o1 --delta 5 --dry-run --id retry-1 --time "$t1" >"$tmp/r1"
+ctl adjust o1 --delta 5 --dry-run --id retry-1 --time "$t1" >"$tmp/r2"
+apply "$db2" "$tmp/r1"; apply "$db2" "$tmp/r2"
+check "retry with --id and --time: applied once" [ "$(bal "$db2" '.[0].value')" = 105.000000 ]
+check "retry with --id and --time: a duplicate" \
+    [ "$(ctl --db "$db2" stats | awk '$1 == "duplicates" {print $2}')" = 1 ]
+check "retry with --id and --time: no output" [ ! -s "$db2.new" ]
+ctl adjust o1 --delta 5 --dry-run --id retry-1 --time "$t2" >"$tmp/r3"; apply "$db2" "$tmp/r3"
+check "same --id, another time: id_conflict, not applied" \
+    [ "$(jq -r .data.reason "$db2.new") $(bal "$db2" '.[0].value')" = "id_conflict 105.000000" ]
 
 echo "ctl_cmds: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -180,5 +180,8 @@ if sh "$S/daemon_logs.sh"; then ok; else bad "daemon log scenarios"; fi
 #     verify (and a broken unit caught), the sandbox, the stop and restart policy.
 if sh "$S/packaging.sh"; then ok; else bad "packaging scenarios"; fi
 
+# 18. credit-replay's progress line: on a terminal only (issue 8 point 5).
+if sh "$S/replay_progress.sh"; then ok; else bad "replay progress scenarios"; fi
+
 echo "scenarios: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
