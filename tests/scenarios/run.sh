@@ -169,5 +169,9 @@ if sh "$S/reject_time.sh"; then ok; else bad "reject time scenarios"; fi
 #     if_value from --db, balances after credit-replay.
 if sh "$S/ctl_cmds.sh"; then ok; else bad "creditctl command scenarios"; fi
 
+# 15. Every creditctl command end to end with --wait on creditd's embedded
+#     broker: outcomes, ledger entries, balances, SIGTERM exit 0.
+if bash "$S/ctl_embedded.sh"; then ok; else bad "creditctl commands on the embedded broker"; fi
+
 echo "scenarios: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
