@@ -594,7 +594,8 @@ static int send_event(const struct args *g, const struct config *cfg, json_t *ev
     int n = 0, nown = 0;
     int rc = client_props(g, cfg, props, &n, &nown, &bootstrap);
     if (!rc && g->wait_s &&
-        ctlwait_start(&w, bootstrap, props, n, cfg->topic_ledger, cfg->topic_rejected, err, sizeof err)) {
+        ctlwait_start(&w, bootstrap, props, n, cfg->topic_ledger, cfg->topic_overage,
+                      cfg->topic_rejected, err, sizeof err)) {
         fprintf(stderr, "creditctl: --wait: %s\n", err);
         rc = EXIT_RUNTIME;
     }
