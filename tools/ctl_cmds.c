@@ -573,7 +573,7 @@ static void print_current(const struct args *g) {
 /* --wait: the outcome of the event just delivered. */
 static int wait_outcome(const struct args *g, struct ctlwait *w, const char *src, const char *id) {
     char reason[CTLWAIT_REASON_MAX], err[ERRLEN];
-    int rc = ctlwait_run(w, src, id, g->wait_s * 1000, reason, err, sizeof err);
+    int rc = ctlwait_run(w, g->db, src, id, g->wait_s * 1000, reason, err, sizeof err);
     if (rc < 0) { fprintf(stderr, "creditctl: --wait: %s\n", err); return EXIT_RUNTIME; }
     if (rc == CTLWAIT_TIMEOUT) {
         fprintf(stderr, "creditctl: --wait: no outcome of %s within %d s (is creditd running? "

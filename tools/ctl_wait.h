@@ -8,10 +8,13 @@
  *   - applied: every output whose data.event_id and data.event_source are the
  *     event's -- its credit.ledger entries and, for a usage.void, its
  *     credit.overage.void (a void of an overage-only usage has no ledger
- *     entry) -- printed one JSON object per line after "applied"; once one is
- *     seen, reading goes on until every ledger and overage partition is read
- *     to its end (creditd writes one event's outputs together; one that
- *     reaches the broker after that is not printed, the outcome stands);
+ *     entry) -- printed one JSON object per line after "applied".  Once the
+ *     first is read (its batch is committed), the others are either still in
+ *     the outbox of the store at db (read then: waited for by output id) or
+ *     were delivered before, so below the ledger and overage high watermarks
+ *     queried after that read: reading goes on until both hold.  Without db,
+ *     the watermarks alone: an output delivered after them is not printed
+ *     (the outcome stands);
  *   - rejected: the credit.rejected entry for the event; "rejected REASON:
  *     MESSAGE" is printed and its reason copied out.
  * An event applied without any such output (a duplicate, a usage of 0, a
@@ -39,11 +42,12 @@ int ctlwait_start(struct ctlwait **out, const char *bootstrap, char *const *prop
                   const char *ledger, const char *overage, const char *rejected, char *err,
                   size_t errlen);
 
-/* Wait up to timeout_ms for the outcome of (source, id); print it.
+/* Wait up to timeout_ms for the outcome of (source, id); print it.  db:
+ * creditd's store (read-only, for the outputs still in its outbox), or NULL.
  * CTLWAIT_APPLIED, CTLWAIT_REJECTED (reason in reason[CTLWAIT_REASON_MAX]),
  * CTLWAIT_TIMEOUT, or -1 with err (Kafka failure, output error). */
-int ctlwait_run(struct ctlwait *w, const char *source, const char *id, int timeout_ms,
-                char reason[CTLWAIT_REASON_MAX], char *err, size_t errlen);
+int ctlwait_run(struct ctlwait *w, const char *db, const char *source, const char *id,
+                int timeout_ms, char reason[CTLWAIT_REASON_MAX], char *err, size_t errlen);
 
 void ctlwait_destroy(struct ctlwait *w);
 

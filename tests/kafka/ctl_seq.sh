@@ -172,6 +172,8 @@ ctl_sequence() { # ORG OTHER
     cs_run void void "$o" --usage-source mk/usage --usage-id "u-$o-1" --usage-time "$ut" --reason "meter reset"
     vid=$CS_ID
     cs_applied "void of u-$o-1" "$CS_STAFF" "$o" "refund org px 120.000000 120.000000"
+    check "void: --wait printed its credit.overage.void too (of $ov, 10)" test "$(tail -n +3 "$CS_OUT" |
+        jq -r 'select(.type == "credit.overage.void") | .data.voids + " " + .data.amount')" = "$ov 10.000000"
     check "void: balances back to 120" cs_state_is "$o" "120.000000 120.000000 |"
     check "void: the month's consumption back to 0 (show)" \
         test "$(cs_show "$o" '[.consumption[] | select(.month == "'"${ut:0:7}"'") | .consumed][0]')" = '"0.000000"'
