@@ -88,9 +88,12 @@ int ctlwait_start(struct ctlwait **out, const char *bootstrap, char *const *prop
         {"enable.partition.eof", "true"},
         {"isolation.level", "read_committed"},
         {NULL, NULL}};
+    /* A fetch waits on the broker at most this long: the watermark queries
+     * of take_targets() queue behind it (0.5 s each by default). */
+    static const struct kclient_prop defaults[] = {{"fetch.wait.max.ms", "50"}, {NULL, NULL}};
     struct kclient_spec spec = {.prog = "creditctl", .role = "wait consumer",
                                 .type = RD_KAFKA_CONSUMER, .xs = props, .nx = nprops,
-                                .bootstrap = bootstrap, .forced = forced,
+                                .bootstrap = bootstrap, .forced = forced, .defaults = defaults,
                                 .stop_on = KCLIENT_STOP_AUTH | KCLIENT_STOP_DOWN};
     struct ctlwait *w = calloc(1, sizeof *w);
     if (!w) { snprintf(err, errlen, "out of memory"); return -1; }
