@@ -29,12 +29,13 @@ struct ctlwait {
     int64_t *target[W_NTOPIC];      /* [nparts]: read up to here once an output is seen */
 };
 
-/* A bounded set of output ids ("ledger/o1/7"); full: no longer complete. */
-struct ids { char *v[MAX_IDS]; size_t n; int full; };
+/* A bounded set of output ids ("ledger/o1/7").  An event with more outputs
+ * than MAX_IDS (a revoke of thousands of projects) is tracked in part: the
+ * wait may then last until its time is up, or end before all are printed. */
+struct ids { char *v[MAX_IDS]; size_t n; };
 
 static void ids_add(struct ids *s, const char *id) {
-    if (s->n == MAX_IDS || !(s->v[s->n] = strdup(id))) { s->full = 1; return; }
-    s->n++;
+    if (s->n < MAX_IDS && (s->v[s->n] = strdup(id))) s->n++;
 }
 
 /* Remove id; 1 when it was there. */
