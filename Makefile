@@ -84,7 +84,7 @@ unit: deps $(UNITS)
 	@sh tests/run_units.sh $(UNITS)
 unit-asan: deps $(UNITS_SAN)
 	@sh tests/run_units.sh $(UNITS_SAN)
-scenarios: deps $(TOOLS) $(B)/gen-events $(B)/store-poke
+scenarios: deps $(TOOLS) $(B)/creditd $(B)/gen-events $(B)/store-poke
 	@sh tests/scenarios/run.sh
 
 # Integration tests on a real Apache Kafka broker that the scripts start themselves.
