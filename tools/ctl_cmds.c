@@ -140,8 +140,8 @@ static void usage(FILE *f) {
         "                    flag (grant: --if-value or --force, not a new read of --db):\n"
         "                    the same event again is a duplicate, never applied twice\n"
         "  --dry-run         print the event JSON instead of producing it\n"
-        "  --wait S          then wait up to S seconds for creditd's outcome on the ledger\n"
-        "                    and rejected topics: \"applied\" and its ledger entries, or\n"
+        "  --wait S          then wait up to S seconds for creditd's outcome on the ledger,\n"
+        "                    overage and rejected topics: \"applied\" and its outputs, or\n"
         "                    \"rejected REASON: MESSAGE\" (value_changed: the current balance\n"
         "                    from --db or --http too)\n"
         "prints the event id once the broker confirmed delivery\n"
@@ -605,7 +605,7 @@ static void print_current(const struct args *g) {
 /* --wait: the outcome of the event just delivered. */
 static int wait_outcome(const struct args *g, struct ctlwait *w, const char *src, const char *id) {
     char reason[CTLWAIT_REASON_MAX], err[ERRLEN];
-    int rc = ctlwait_run(w, src, id, g->wait_s * 1000, reason, err, sizeof err);
+    int rc = ctlwait_run(w, g->db, src, id, g->wait_s * 1000, reason, err, sizeof err);
     if (rc < 0) { fprintf(stderr, "creditctl: --wait: %s\n", err); return EXIT_RUNTIME; }
     if (rc == CTLWAIT_TIMEOUT) {
         fprintf(stderr, "creditctl: --wait: no outcome of %s within %d s (is creditd running? "
@@ -626,7 +626,8 @@ static int send_event(const struct args *g, const struct config *cfg, json_t *ev
     int n = 0, nown = 0;
     int rc = client_props(g, cfg, props, &n, &nown, &bootstrap);
     if (!rc && g->wait_s &&
-        ctlwait_start(&w, bootstrap, props, n, cfg->topic_ledger, cfg->topic_rejected, err, sizeof err)) {
+        ctlwait_start(&w, bootstrap, props, n, cfg->topic_ledger, cfg->topic_overage,
+                      cfg->topic_rejected, err, sizeof err)) {
         fprintf(stderr, "creditctl: --wait: %s\n", err);
         rc = EXIT_RUNTIME;
     }

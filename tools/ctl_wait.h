@@ -1,18 +1,25 @@
 /* ctl_wait -- creditctl --wait: the outcome of one event, read from creditd's
- * output topics (ledger and rejected).
+ * output topics (ledger, overage and rejected).
  *
  * ctlwait_start() must run BEFORE the event is produced: it takes every
- * partition's high watermark of both topics and assigns the consumer there,
- * so no outcome written after it can be missed.  ctlwait_run() then reads
- * (read_committed) until the event's outcome is seen or the time is up:
- *   - applied: every credit.ledger entry whose data.event_id and
- *     data.event_source are the event's, printed one JSON object per line
- *     after "applied"; once one is seen, reading goes on to the partition's
- *     end as it was then (creditd writes one event's entries together);
+ * partition's high watermark of the three topics and assigns the consumer
+ * there, so no outcome written after it can be missed.  ctlwait_run() then
+ * reads (read_committed) until the event's outcome is seen or the time is up:
+ *   - applied: every output whose data.event_id and data.event_source are the
+ *     event's -- its credit.ledger entries and, for a usage.void, its
+ *     credit.overage.void (a void of an overage-only usage has no ledger
+ *     entry) -- printed one JSON object per line after "applied".  Once the
+ *     first is read (its batch is committed), the others are either still in
+ *     the outbox of the store at db (read then: waited for by output id) or
+ *     were delivered before, so below the ledger and overage high watermarks
+ *     queried after that read: reading goes on until both hold.  Without db,
+ *     the watermarks alone: an output delivered after them is not printed
+ *     (the outcome stands);
  *   - rejected: the credit.rejected entry for the event; "rejected REASON:
  *     MESSAGE" is printed and its reason copied out.
- * An event applied without any ledger entry (a duplicate, a usage of 0, a
+ * An event applied without any such output (a duplicate, a usage of 0, a
  * delete of nothing) has no visible outcome: the wait then times out.
+ * Alerts (credit.alert) are not read.
  *
  * Ownership: struct ctlwait owns its consumer; one owner thread. */
 #ifndef TOOLS_CTL_WAIT_H
@@ -28,16 +35,19 @@
 struct ctlwait;
 
 /* A consumer on bootstrap with the "key=value" properties props[0..n) (the
- * config's kafka.* and -X), assigned at the end of both topics.  0, or -1
- * with err naming the topic or property. */
+ * config's kafka.* and -X), assigned at the end of the three topics (names
+ * borrowed: they outlive the wait).  0, or -1 with err naming the topic or
+ * property. */
 int ctlwait_start(struct ctlwait **out, const char *bootstrap, char *const *props, int nprops,
-                  const char *ledger, const char *rejected, char *err, size_t errlen);
+                  const char *ledger, const char *overage, const char *rejected, char *err,
+                  size_t errlen);
 
-/* Wait up to timeout_ms for the outcome of (source, id); print it.
+/* Wait up to timeout_ms for the outcome of (source, id); print it.  db:
+ * creditd's store (read-only, for the outputs still in its outbox), or NULL.
  * CTLWAIT_APPLIED, CTLWAIT_REJECTED (reason in reason[CTLWAIT_REASON_MAX]),
  * CTLWAIT_TIMEOUT, or -1 with err (Kafka failure, output error). */
-int ctlwait_run(struct ctlwait *w, const char *source, const char *id, int timeout_ms,
-                char reason[CTLWAIT_REASON_MAX], char *err, size_t errlen);
+int ctlwait_run(struct ctlwait *w, const char *db, const char *source, const char *id,
+                int timeout_ms, char reason[CTLWAIT_REASON_MAX], char *err, size_t errlen);
 
 void ctlwait_destroy(struct ctlwait *w);
 

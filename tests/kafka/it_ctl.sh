@@ -12,6 +12,12 @@
 #    rejected value_changed on credit.rejected.
 # 4. --wait prints "applied" and the event's ledger entries, or the reject
 #    reason; a lost update shows value_changed and the current balance.
+# 5. Every command (grant, adjust + and -, grant with if_value, a stale
+#    grant, grant --force, allocate, an allocate over the credit, deallocate,
+#    terminate, a usage through credit-produce and its void, the void of an
+#    overage-only usage, revoke) with --wait: outcome, ledger entries,
+#    balances and outputs (tests/kafka/ctl_seq.sh, which
+#    tests/scenarios/ctl_embedded.sh runs on the embedded broker).
 # Needs make build/creditd build/creditctl build/credit-produce; kcat, jq.
 # Closing line: "it_ctl: N passed, N failed".
 set -uo pipefail
@@ -126,6 +132,14 @@ check "the retry: no outcome, exit 4 (got $rc)" test "$rc" -eq 4
 ctl --config "$T/c.conf" --db "$T/store" adjust o1 --delta 1 --wait 60 >/dev/null 2>"$T/r3.err"; rc=$?
 check "an adjust after the retry: applied (got $rc)" test "$rc" -eq 0
 check "the retry was a duplicate: org value 128" bal_is '.[0].value' "128.000000"
+
+# ---- 5. every command with --wait -----------------------------------------
+. tests/kafka/ctl_seq.sh
+STORE=$T/store
+CS_ARGS=(-b "$BS" --db "$STORE")
+CS_STAFF=staff/creditctl
+CS_OWNER=owners/creditctl
+ctl_sequence s1 s2
 
 timeout 60 "$B/creditctl" revoke o1 -b 127.0.0.1:1 >"$T/nok.out" 2>"$T/nok.err"; rc=$?
 check "no broker: exit 2 (got $rc)" test "$rc" -eq 2

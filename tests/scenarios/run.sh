@@ -183,5 +183,9 @@ if sh "$S/packaging.sh"; then ok; else bad "packaging scenarios"; fi
 # 18. credit-replay's progress line: on a terminal only (issue 8 point 5).
 if sh "$S/replay_progress.sh"; then ok; else bad "replay progress scenarios"; fi
 
+# 19. Every creditctl command end to end with --wait on creditd's embedded
+#     broker: outcomes, ledger entries, balances, SIGTERM exit 0.
+if bash "$S/ctl_embedded.sh"; then ok; else bad "creditctl commands on the embedded broker"; fi
+
 echo "scenarios: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
