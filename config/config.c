@@ -13,6 +13,10 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <fcntl.h>
 
 #include "engine/guard.h"  /* pure: the engine's own parser checks the source lists */
 
@@ -82,9 +86,17 @@ static const struct spec SPECS[] = {
 static const char *const TOPIC_KEYS[] = {"topic.input", "topic.overage", "topic.ledger",
                                          "topic.rejected", "output.alerts"};
 
-/* Substrings (any case) of keys whose values config_dump() masks. */
-static const char *const SECRET_MARKS[] = {"password", "secret", "sasl.oauthbearer.config",
-                                           "ssl.key"};
+/* The secret librdkafka properties (config_is_secret, README "Secrets"), any
+ * case: these names, and every name containing one of SECRET_WORDS (which
+ * covers all of them but sasl.oauthbearer.config, and future properties such
+ * as sasl.oauthbearer.assertion.private.key.passphrase).  Not secret: names,
+ * paths and public material (sasl.username, ssl.key.location,
+ * ssl.keystore.location, ssl.certificate.pem, sasl.kerberos.keytab). */
+static const char *const SECRET_NAMES[] = {"sasl.password", "ssl.key.password",
+                                           "ssl.keystore.password", "ssl.key.pem",
+                                           "sasl.oauthbearer.client.secret",
+                                           "sasl.oauthbearer.config"};
+static const char *const SECRET_WORDS[] = {"password", "secret", "passphrase", "key.pem"};
 
 /* Working value of a creditd key between parsing and assignment. */
 union parsed {
@@ -175,9 +187,12 @@ static int contains_nocase(const char *hay, const char *needle) {
     return 0;
 }
 
-static int is_secret(const char *key) {
-    for (size_t i = 0; i < sizeof SECRET_MARKS / sizeof SECRET_MARKS[0]; i++)
-        if (contains_nocase(key, SECRET_MARKS[i])) return 1;
+int config_is_secret(const char *name) {
+    if (strncmp(name, "kafka.", 6) == 0) name += 6;
+    for (size_t i = 0; i < sizeof SECRET_NAMES / sizeof SECRET_NAMES[0]; i++)
+        if (strcasecmp(name, SECRET_NAMES[i]) == 0) return 1;
+    for (size_t i = 0; i < sizeof SECRET_WORDS / sizeof SECRET_WORDS[0]; i++)
+        if (contains_nocase(name, SECRET_WORDS[i])) return 1;
     return 0;
 }
 
@@ -515,6 +530,104 @@ static size_t kafka_find(const struct config *c, const char *name) {
     return i;
 }
 
+/* ---- file: values ------------------------------------------------------ */
+
+#define CRED_DIR "${CREDENTIALS_DIRECTORY}"
+
+/* n bytes zeroed, then freed (a file's content may be a credential). */
+static void wipe_free_n(char *s, size_t n) {
+    if (!s) return;
+    volatile char *p = s;
+    for (size_t i = 0; i < n; i++) p[i] = '\0';
+    free(s);
+}
+
+/* The path of a "file:PATH" value: PATH, with a leading ${CREDENTIALS_DIRECTORY}
+ * replaced by that environment variable (the directory systemd gives a unit
+ * with LoadCredential=, one per unit).  malloc'ed, or NULL with msg. */
+static char *value_path(const char *path, char *msg, size_t msglen) {
+    size_t n = strlen(CRED_DIR);
+    const char *dir = "";
+    if (*path == '\0') {
+        snprintf(msg, msglen, "no path after \"file:\"");
+        return NULL;
+    }
+    if (strncmp(path, CRED_DIR, n) == 0) {
+        dir = getenv("CREDENTIALS_DIRECTORY");
+        if (!dir || !*dir) {
+            snprintf(msg, msglen, "CREDENTIALS_DIRECTORY is not set (systemd sets it in a unit "
+                     "with LoadCredential=)");
+            return NULL;
+        }
+        path += n;
+    }
+    char *p = concat(dir, path);
+    if (!p) snprintf(msg, msglen, "out of memory");
+    return p;
+}
+
+/* The content of the regular file at path into *out (malloc'ed): at most
+ * CONFIG_FILE_VALUE_MAX bytes, no NUL byte, one trailing newline dropped.
+ * 0, or -1 with msg saying what is wrong. */
+static int read_value_file(const char *path, char **out, char *msg, size_t msglen) {
+    struct stat st;
+    size_t len = 0, cap = CONFIG_FILE_VALUE_MAX + 1;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY), rc = 0;
+    char *buf = NULL;
+    if (fd < 0) {
+        snprintf(msg, msglen, "cannot open: %s", strerror(errno));
+        return -1;
+    }
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) rc = snprintf(msg, msglen, "not a regular file");
+    else if (st.st_size > CONFIG_FILE_VALUE_MAX)
+        rc = snprintf(msg, msglen, "larger than %d bytes", CONFIG_FILE_VALUE_MAX);
+    else if (!(buf = malloc(cap + 1))) rc = snprintf(msg, msglen, "out of memory");
+    while (rc == 0 && len < cap) {   /* the file may have grown since fstat */
+        ssize_t r = read(fd, buf + len, cap - len);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) rc = snprintf(msg, msglen, "read error: %s", strerror(errno));
+        if (r <= 0) break;
+        len += (size_t)r;
+    }
+    close(fd);
+    if (rc == 0 && len > CONFIG_FILE_VALUE_MAX)
+        rc = snprintf(msg, msglen, "larger than %d bytes", CONFIG_FILE_VALUE_MAX);
+    else if (rc == 0 && memchr(buf, '\0', len)) rc = snprintf(msg, msglen, "contains a NUL byte");
+    if (rc) {
+        wipe_free_n(buf, len);
+        return -1;
+    }
+    if (len > 0 && buf[len - 1] == '\n') len--;
+    buf[len] = '\0';
+    *out = buf;
+    return 0;
+}
+
+/* A kafka.* value into *val (malloc'ed): value itself, or for "file:PATH"
+ * the file's content, with *file = PATH as written (malloc'ed; else NULL).
+ * 0, or -1 with err naming origin, key and path. */
+static int kafka_value(const char *name, const char *value, const char *origin, char **val,
+                       char **file, char *err, size_t errlen) {
+    char msg[MSG_MAX];
+    *file = NULL;
+    if (strncmp(value, "file:", 5) != 0) {
+        *val = concat(value, "");
+        return *val ? 0 : fail(err, errlen, "%s: kafka.%s: out of memory", origin, name);
+    }
+    char *path = value_path(value + 5, msg, sizeof msg);
+    int rc = path ? read_value_file(path, val, msg, sizeof msg) : -1;
+    if (rc == 0 && !(*file = concat(value + 5, ""))) {
+        wipe_free(*val);
+        rc = snprintf(msg, sizeof msg, "out of memory");
+    }
+    if (rc && path && strcmp(path, value + 5) != 0)
+        fail(err, errlen, "%s: kafka.%s: %s (%s): %s", origin, name, value, path, msg);
+    else if (rc)
+        fail(err, errlen, "%s: kafka.%s: %s: %s", origin, name, value, msg);
+    free(path);
+    return rc ? -1 : 0;
+}
+
 /* kafka property name (without "kafka."): append, or replace in place. */
 static int set_kafka(struct config *c, const char *name, const char *value, const char *origin,
                      char *err, size_t errlen) {
@@ -522,31 +635,34 @@ static int set_kafka(struct config *c, const char *name, const char *value, cons
         return fail(err, errlen, "%s: kafka.%s: not a valid property name", origin, name);
     if (strcmp(name, "group.id") == 0)
         return fail(err, errlen, "%s: kafka.group.id: set creditd's group.id instead", origin);
-    char *key = concat("kafka.", name);
+    char *key = concat("kafka.", name), *val = NULL, *file = NULL;
     if (!key) return fail(err, errlen, "%s: kafka.%s: out of memory", origin, name);
-    if (check_dup(c, key, origin, err, errlen)) {
+    if (check_dup(c, key, origin, err, errlen) ||
+        kafka_value(name, value, origin, &val, &file, err, errlen)) {
         free(key);
         return -1;
     }
     size_t i = kafka_find(c, name);
     int add = i == c->nkafka;
-    char *val = concat(value, ""), *nm = add ? concat(name, "") : NULL;
+    char *nm = add ? concat(name, "") : NULL;
     void *arr = add ? grow(c->kafka, &c->kafka_cap, c->nkafka + 1, sizeof *c->kafka) : c->kafka;
     if (arr) c->kafka = arr;
-    if (!val || (add && (!nm || !arr)) || origin_record(c, key, origin)) {
-        free(val);
+    if ((add && (!nm || !arr)) || origin_record(c, key, origin)) {
+        wipe_free(val);
+        free(file);
         free(nm);
         free(key);
         return fail(err, errlen, "%s: kafka.%s: out of memory", origin, name);
     }
     free(key);
     if (add) {
-        c->kafka[c->nkafka].name = nm;
-        c->kafka[c->nkafka].value = val;
+        c->kafka[c->nkafka] = (struct config_kv){nm, val, file};
         c->nkafka++;
     } else {
         wipe_free(c->kafka[i].value);
+        free(c->kafka[i].file);
         c->kafka[i].value = val;
+        c->kafka[i].file = file;
     }
     return 0;
 }
@@ -626,33 +742,64 @@ static const char *split_line(char *line, char **key, char **value) {
     return NULL;
 }
 
-static int load_line(struct config *c, char *line, size_t len, const char *origin, char *err,
-                     size_t errlen) {
+/* A key of the file whose value is a secret in clear (not file:, not empty). */
+static int clear_secret(const char *key, const char *value) {
+    return strncmp(key, "kafka.", 6) == 0 && config_is_secret(key) && *value &&
+           strncmp(value, "file:", 5) != 0;
+}
+
+/* One line; the first secret in clear is noted in clear[clearlen] (key). */
+static int load_line(struct config *c, char *line, size_t len, const char *origin, char *clear,
+                     size_t clearlen, char *err, size_t errlen) {
     char *key, *value;
     if (strlen(line) != len) return fail(err, errlen, "%s: NUL byte in line", origin);
     const char *why = split_line(line, &key, &value);
     if (why && key) return fail(err, errlen, "%s: %s: %s", origin, key, why);
     if (why) return fail(err, errlen, "%s: %s", origin, why);
+    if (key && !clear[0] && clear_secret(key, value)) snprintf(clear, clearlen, "%s", key);
     return key ? config_set(c, key, value, origin, err, errlen) : 0;
+}
+
+/* A file holding a secret in clear must be its owner's alone (README
+ * "Secrets"): any permission for group or others is refused, with the fix. */
+static int check_private(FILE *f, const char *path, const char *key, char *err, size_t errlen) {
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0)
+        return fail(err, errlen, "%s: fstat: %s", path, strerror(errno));
+    unsigned mode = (unsigned)st.st_mode & 07777;
+    if ((mode & 077) == 0) return 0;
+    return fail(err, errlen, "%s: holds %s in clear and is %s by group or others (mode %04o): "
+                "chmod 600 %s, or use %s = file:/path (see README)", path, key,
+                mode & 044 ? "readable" : "accessible", mode, path, key);
 }
 
 int config_load_file(struct config *c, const char *path, char *err, size_t errlen) {
     FILE *f = fopen(path, "r");
     if (!f) return fail(err, errlen, "%s: cannot open: %s", path, strerror(errno));
     size_t olen = strlen(path) + 24, cap = 0;
-    char *origin = malloc(olen), *line = NULL;
+    char *origin = malloc(olen), *line = NULL, clear[128] = "";
     unsigned long lineno = 0;
     ssize_t len;
     int rc = origin ? 0 : fail(err, errlen, "%s: out of memory", path);
     while (rc == 0 && (len = getline(&line, &cap, f)) >= 0) {
         snprintf(origin, olen, "%s:%lu", path, ++lineno);
-        rc = load_line(c, line, (size_t)len, origin, err, errlen);
+        rc = load_line(c, line, (size_t)len, origin, clear, sizeof clear, err, errlen);
     }
     if (rc == 0 && ferror(f)) rc = fail(err, errlen, "%s: read error: %s", path, strerror(errno));
-    free(line);
+    if (rc == 0 && clear[0]) rc = check_private(f, path, clear, err, errlen);
+    if (line) wipe_free_n(line, cap);   /* it held the lines, secrets too */
     free(origin);
     fclose(f);
     return rc;
+}
+
+int config_load_args(struct config *c, const char *file, char *const *xs, int nx, char *err,
+                     size_t errlen) {
+    config_init(c);
+    if (file && config_load_file(c, file, err, errlen)) return -1;
+    for (int i = 0; i < nx; i++)
+        if (config_set_arg(c, xs[i], err, errlen)) return -1;
+    return config_validate(c, err, errlen);
 }
 
 /* ---- validation ------------------------------------------------------- */
@@ -845,8 +992,11 @@ static void print_kafka(const struct config *c, FILE *out) {
         if (!best) break;
         prev = best->name;
         fprintf(out, "kafka.%s = ", best->name);
-        if (is_secret(best->name)) fputs("********", out);
-        else print_string(out, best->value);
+        char *file = best->file ? concat("file:", best->file) : NULL;
+        if (file) print_string(out, file);   /* loads back: the file is read again */
+        else if (config_is_secret(best->name)) fputs("********", out);
+        else print_string(out, best->file ? "file:?" : best->value);   /* "file:?": out of memory */
+        free(file);
         fputc('\n', out);
     }
 }
@@ -895,6 +1045,7 @@ void config_free(struct config *c) {
     for (size_t i = 0; i < c->nkafka; i++) {
         free(c->kafka[i].name);
         wipe_free(c->kafka[i].value);
+        free(c->kafka[i].file);
     }
     free(c->kafka);
     for (size_t i = 0; i < c->norigins; i++) {

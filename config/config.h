@@ -23,6 +23,19 @@
  * memory).  No function keeps a pointer to its arguments.  Not thread-safe per
  * struct; separate structs are independent (there is no global state).
  *
+ * Secrets (README "Secrets"): config_is_secret() names the librdkafka
+ * properties that hold one.  Any kafka.* value written "file:PATH" is the
+ * content of that file instead, read when the key is set (config_set, so
+ * from the file and from -X alike): a regular file of at most
+ * CONFIG_FILE_VALUE_MAX bytes without a NUL byte, one trailing newline
+ * dropped; a leading ${CREDENTIALS_DIRECTORY} in PATH is that environment
+ * variable (systemd's LoadCredential= directory).  A configuration file that
+ * holds a secret in clear (not file:, not empty) must give group and others
+ * no permission at all (mode & 077 == 0): config_load_file refuses it,
+ * saying how to fix it.  Secret values are masked by config_dump and zeroed
+ * by config_free; kclient_log_setup (consumer/kclient.h) keeps them out of
+ * every log line.
+ *
  * Errors: functions return 0, or -1 with a NUL-terminated message in err
  * (errlen bytes, truncated if needed) of the form "ORIGIN: KEY: what", e.g.
  * "creditd.conf:12: batch.max_messages: not an integer".
@@ -44,12 +57,14 @@
 #define CONFIG_SOURCES_TEXT_MAX 65536 /* bytes of one sources.* value          */
 #define CONFIG_LISTEN_MAX     63     /* http.listen, bytes                     */
 #define CONFIG_LISTEN_HOST_MAX 46    /* an address as text (INET6_ADDRSTRLEN)  */
+#define CONFIG_FILE_VALUE_MAX 65536  /* bytes of a kafka.* "file:PATH" value's file */
 
-/* One kafka.* property: name without the "kafka." prefix.  Both strings are
+/* One kafka.* property: name without the "kafka." prefix.  The strings are
  * owned by the struct config holding them. */
 struct config_kv {
     char *name;
-    char *value;
+    char *value;    /* what librdkafka gets: for "file:PATH", the file's content */
+    char *file;     /* PATH as written after "file:" (no variable replaced), or NULL */
 };
 
 /* Where a key was last set (internal bookkeeping for duplicate detection and
@@ -125,8 +140,26 @@ void config_init(struct config *c);
 /* Read a creditd.conf file, calling config_set() for each pair with origin
  * "PATH:LINE" (PATH as given).  On error c holds the pairs before the failing
  * line; the caller should report err and config_free(c).  Does not validate
- * cross-key constraints: call config_validate() after all sources. */
+ * cross-key constraints: call config_validate() after all sources.
+ * A file holding a secret in clear with mode & 077 != 0 is an error after
+ * it was read: "PATH: holds kafka.sasl.password in clear and is readable by
+ * group or others (mode 0644): chmod 600 PATH, or use kafka.sasl.password =
+ * file:/path (see README)". */
 int config_load_file(struct config *c, const char *path, char *err, size_t errlen);
+
+/* What every program does with its --config FILE and -X KEY=VALUE arguments:
+ * config_init(c), config_load_file(file) unless file is NULL, then
+ * config_set_arg() for xs[0..nx) in order, then config_validate().  0, or -1
+ * with err; config_free(c) in both cases. */
+int config_load_args(struct config *c, const char *file, char *const *xs, int nx, char *err,
+                     size_t errlen);
+
+/* 1 when the librdkafka property name (with or without "kafka.") holds a
+ * secret: sasl.password, ssl.key.password, ssl.keystore.password,
+ * ssl.key.pem, sasl.oauthbearer.client.secret, sasl.oauthbearer.config, and
+ * any name containing "password", "secret", "passphrase" or "key.pem" (any
+ * case); else 0. */
+int config_is_secret(const char *name);
 
 /* Set one key from `origin` (used in messages and for duplicates).  value is
  * taken verbatim (the file loader trims and unquotes before calling).
@@ -174,9 +207,9 @@ int config_has_bootstrap(const struct config *c);
 
 /* Every effective setting as `key = value` lines sorted by key (kafka.* with
  * their prefix), values quoted when needed so the output loads back.  A
- * sources.* key that is not set (any source) has no line.  Values
- * of keys containing "password", "secret", "sasl.oauthbearer.config" or
- * "ssl.key" (any case) are printed as ********. */
+ * sources.* key that is not set (any source) has no line.  A kafka.* value
+ * read from a file is printed as file:PATH (never its content); a secret
+ * written in clear (config_is_secret) as ********. */
 void config_dump(const struct config *c, FILE *out);
 
 /* Free what c owns (zeroing the kafka values first: they may be credentials)

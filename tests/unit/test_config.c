@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -774,6 +775,261 @@ static void test_has_bootstrap(void **state) {
     config_free(&c);
 }
 
+/* ---- secrets (README "Secrets") ------------------------------------------ */
+
+/* Every secret librdkafka property, and names that look alike but are not. */
+static const char *const SECRET_KEYS[] = {
+    "sasl.password", "ssl.key.password", "ssl.keystore.password", "ssl.key.pem",
+    "sasl.oauthbearer.client.secret", "sasl.oauthbearer.config",
+    "sasl.oauthbearer.assertion.private.key.passphrase", "SSL.Keystore.Password"};
+static const char *const PUBLIC_KEYS[] = {
+    "sasl.username", "ssl.key.location", "ssl.keystore.location", "ssl.certificate.pem",
+    "ssl.ca.pem", "ssl.ca.location", "sasl.kerberos.keytab", "sasl.oauthbearer.client.id",
+    "bootstrap.servers", "security.protocol", "sasl.mechanisms", "debug"};
+#define NSECRET (sizeof SECRET_KEYS / sizeof SECRET_KEYS[0])
+#define NPUBLIC (sizeof PUBLIC_KEYS / sizeof PUBLIC_KEYS[0])
+
+static void test_secret_names(void **state) {
+    (void)state;
+    char k[128];
+    for (size_t i = 0; i < NSECRET; i++) {
+        snprintf(k, sizeof k, "kafka.%s", SECRET_KEYS[i]);
+        if (!config_is_secret(SECRET_KEYS[i]) || !config_is_secret(k)) fail_msg("%s not secret", k);
+    }
+    for (size_t i = 0; i < NPUBLIC; i++)
+        if (config_is_secret(PUBLIC_KEYS[i])) fail_msg("%s secret", PUBLIC_KEYS[i]);
+}
+
+/* A file holding text (mode 0600, mkstemp's); its path in path[64]. */
+static void secret_file(char path[64], const char *text, size_t len) {
+    write_tmp(path, "");
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    assert_int_equal(fwrite(text, 1, len, f), len);
+    assert_int_equal(fclose(f), 0);
+}
+
+/* Every secret key, in clear (-X) and from a file: no value in the dump; a
+ * clear one is ********, a file one file:PATH (which loads back). */
+static void test_dump_masks_every_secret(void **state) {
+    (void)state;
+    struct config c, b;
+    char err[512] = "", val[64], arg[256], path[64], want[160], dpath[64];
+    config_init(&c);
+    for (size_t i = 1; i < NSECRET; i++) {   /* [0], sasl.password, from a file below */
+        snprintf(arg, sizeof arg, "%s=clear-%zu-hunter2", SECRET_KEYS[i], i);
+        if (config_set_arg(&c, arg, err, sizeof err)) fail_msg("%s", err);
+    }
+    secret_file(path, "from-file-hunter3\n", 18);
+    snprintf(arg, sizeof arg, "kafka.sasl.password=file:%s", path);
+    if (config_set_arg(&c, arg, err, sizeof err)) fail_msg("%s", err);
+    assert_string_equal(config_kafka_get(&c, "sasl.password"), "from-file-hunter3");
+    char *d = dump(&c);
+    assert_null(strstr(d, "hunter"));
+    for (size_t i = 1; i < NSECRET; i++) {
+        snprintf(want, sizeof want, "\nkafka.%s = ********\n", SECRET_KEYS[i]);
+        if (!strstr(d, want)) fail_msg("no \"%s\" in\n%s", want, d);
+    }
+    snprintf(want, sizeof want, "\nkafka.sasl.password = file:%s\n", path);
+    assert_non_null(strstr(d, want));
+    /* The dump loads back (mode 0600), the file read again. */
+    write_tmp(dpath, d);
+    config_init(&b);
+    if (config_load_file(&b, dpath, err, sizeof err)) fail_msg("%s", err);
+    assert_string_equal(config_kafka_get(&b, "sasl.password"), "from-file-hunter3");
+    snprintf(val, sizeof val, "%s", config_kafka_get(&b, "ssl.key.pem"));
+    assert_string_equal(val, "********");   /* a masked value loads back masked */
+    unlink(dpath);
+    unlink(path);
+    free(d);
+    config_free(&b);
+    config_free(&c);
+}
+
+/* file:PATH: the content, one trailing newline dropped, for any kafka.* key
+ * and from -X too; ${CREDENTIALS_DIRECTORY}. */
+static void test_file_values(void **state) {
+    (void)state;
+    static const struct { const char *text; size_t len; const char *want; } cases[] = {
+        {"s3cret\n", 7, "s3cret"}, {"s3cret", 6, "s3cret"}, {"a\n\n", 3, "a\n"},
+        {"", 0, ""}, {"two\nlines\n", 10, "two\nlines"}, {" sp \r\n", 6, " sp \r"}};
+    char path[64], arg[128], err[512] = "";
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct config c;
+        secret_file(path, cases[i].text, cases[i].len);
+        snprintf(arg, sizeof arg, "file:%s", path);
+        config_init(&c);
+        expect_set_ok(&c, "kafka.sasl.password", arg);
+        assert_string_equal(config_kafka_get(&c, "sasl.password"), cases[i].want);
+        assert_string_equal(c.kafka[0].file, path);
+        expect_set_ok(&c, "kafka.ssl.ca.pem", arg);   /* not a secret: read all the same */
+        assert_string_equal(config_kafka_get(&c, "ssl.ca.pem"), cases[i].want);
+        config_free(&c);
+        unlink(path);
+    }
+    /* ${CREDENTIALS_DIRECTORY}/NAME, as systemd's LoadCredential= gives it. */
+    struct config c;
+    char dir[64] = "/tmp/test_config_cred_XXXXXX", cred[128];
+    assert_non_null(mkdtemp(dir));
+    snprintf(cred, sizeof cred, "%s/kafka-password", dir);
+    FILE *f = fopen(cred, "w");
+    assert_non_null(f);
+    fputs("from-systemd\n", f);
+    assert_int_equal(fclose(f), 0);
+    config_init(&c);
+    assert_int_equal(setenv("CREDENTIALS_DIRECTORY", dir, 1), 0);
+    if (config_set_arg(&c, "sasl.password=file:${CREDENTIALS_DIRECTORY}/kafka-password", err,
+                       sizeof err))
+        fail_msg("%s", err);
+    assert_string_equal(config_kafka_get(&c, "sasl.password"), "from-systemd");
+    char *d = dump(&c);
+    assert_non_null(strstr(d, "\nkafka.sasl.password = file:${CREDENTIALS_DIRECTORY}/kafka-password\n"));
+    free(d);
+    config_free(&c);
+    config_init(&c);
+    assert_int_equal(unsetenv("CREDENTIALS_DIRECTORY"), 0);
+    assert_int_equal(config_set_arg(&c, "sasl.password=file:${CREDENTIALS_DIRECTORY}/kafka-password",
+                                    err, sizeof err), -1);
+    assert_string_equal(err, "-X: kafka.sasl.password: file:${CREDENTIALS_DIRECTORY}/kafka-password: "
+                             "CREDENTIALS_DIRECTORY is not set (systemd sets it in a unit with "
+                             "LoadCredential=)");
+    assert_int_equal(c.nkafka, 0);
+    config_free(&c);
+    assert_int_equal(setenv("CREDENTIALS_DIRECTORY", "/nonexistent", 1), 0);
+    expect_set_error("kafka.sasl.password", "file:${CREDENTIALS_DIRECTORY}/p",
+                     "t.conf:7: kafka.sasl.password: file:${CREDENTIALS_DIRECTORY}/p "
+                     "(/nonexistent/p): cannot open: No such file or directory");
+    unsetenv("CREDENTIALS_DIRECTORY");
+    unlink(cred);
+    rmdir(dir);
+}
+
+/* file: errors name the origin, the key and the path; c is unchanged. */
+static void test_file_value_errors(void **state) {
+    (void)state;
+    char path[64], big[64], nul[64], want[256], arg[128];
+    expect_set_error("kafka.sasl.password", "file:/nonexistent/pw",
+                     "t.conf:7: kafka.sasl.password: file:/nonexistent/pw: cannot open: No such "
+                     "file or directory");
+    expect_set_error("kafka.sasl.password", "file:", "t.conf:7: kafka.sasl.password: file:: no "
+                     "path after \"file:\"");
+    expect_set_error("kafka.ssl.key.pem", "file:/tmp",
+                     "t.conf:7: kafka.ssl.key.pem: file:/tmp: not a regular file");
+    char *text = malloc(CONFIG_FILE_VALUE_MAX + 1);
+    assert_non_null(text);
+    memset(text, 'k', CONFIG_FILE_VALUE_MAX + 1);
+    secret_file(path, text, CONFIG_FILE_VALUE_MAX);      /* the bound itself: accepted */
+    secret_file(big, text, CONFIG_FILE_VALUE_MAX + 1);
+    free(text);
+    struct config c;
+    config_init(&c);
+    snprintf(arg, sizeof arg, "file:%s", path);
+    expect_set_ok(&c, "kafka.ssl.key.pem", arg);
+    assert_int_equal(strlen(config_kafka_get(&c, "ssl.key.pem")), CONFIG_FILE_VALUE_MAX);
+    config_free(&c);
+    snprintf(arg, sizeof arg, "file:%s", big);
+    snprintf(want, sizeof want, "t.conf:7: kafka.ssl.key.pem: file:%s: larger than 65536 bytes", big);
+    expect_set_error("kafka.ssl.key.pem", arg, want);
+    secret_file(nul, "ab\0cd\n", 6);
+    snprintf(arg, sizeof arg, "file:%s", nul);
+    snprintf(want, sizeof want, "t.conf:7: kafka.sasl.password: file:%s: contains a NUL byte", nul);
+    expect_set_error("kafka.sasl.password", arg, want);
+    if (geteuid() != 0) {   /* root reads any file */
+        assert_int_equal(chmod(nul, 0), 0);
+        snprintf(want, sizeof want, "t.conf:7: kafka.sasl.password: file:%s: cannot open: "
+                 "Permission denied", nul);
+        expect_set_error("kafka.sasl.password", arg, want);
+    }
+    /* From a file: the error names the line. */
+    char err[512] = "";
+    snprintf(want, sizeof want, "# x\nkafka.sasl.password = file:/nonexistent/pw\n");
+    assert_int_equal(load_text(&c, want, err, sizeof err), -1);
+    assert_string_equal(err, "F:2: kafka.sasl.password: file:/nonexistent/pw: cannot open: No such "
+                             "file or directory");
+    config_free(&c);
+    unlink(path);
+    unlink(big);
+    unlink(nul);
+}
+
+/* Load text written with mode; config_load_file's rc, err with the path as F. */
+static int load_mode(struct config *c, const char *text, mode_t mode, char *err, size_t errlen) {
+    char path[64], raw[512];
+    write_tmp(path, text);
+    assert_int_equal(chmod(path, mode), 0);
+    config_init(c);
+    raw[0] = '\0';
+    int rc = config_load_file(c, path, raw, sizeof raw);
+    unlink(path);
+    size_t n = strlen(path), o = 0;
+    for (const char *r = raw; *r && o + 1 < errlen;) {
+        if (strncmp(r, path, n) == 0) {
+            err[o++] = 'F';
+            r += n;
+        } else {
+            err[o++] = *r++;
+        }
+    }
+    err[o] = '\0';
+    return rc;
+}
+
+/* A secret in clear in a file open to group or others is refused. */
+static void test_clear_secret_refused(void **state) {
+    (void)state;
+    static const struct { mode_t mode; const char *text, *want; } cases[] = {
+        {0644, "kafka.bootstrap.servers = k:9092\nkafka.sasl.password = hunter2\n",
+         "F: holds kafka.sasl.password in clear and is readable by group or others (mode 0644): "
+         "chmod 600 F, or use kafka.sasl.password = file:/path (see README)"},
+        {0640, "kafka.ssl.key.password = \"hunter 2\"\nkafka.sasl.password = x\n",
+         "F: holds kafka.ssl.key.password in clear and is readable by group or others (mode 0640): "
+         "chmod 600 F, or use kafka.ssl.key.password = file:/path (see README)"},
+        {0604, "kafka.SASL.Password = hunter2\n",
+         "F: holds kafka.SASL.Password in clear and is readable by group or others (mode 0604): "
+         "chmod 600 F, or use kafka.SASL.Password = file:/path (see README)"},
+        {0620, "kafka.sasl.oauthbearer.config = principal=x\n",
+         "F: holds kafka.sasl.oauthbearer.config in clear and is accessible by group or others "
+         "(mode 0620): chmod 600 F, or use kafka.sasl.oauthbearer.config = file:/path (see README)"},
+    };
+    struct config c;
+    char err[512] = "";
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        if (load_mode(&c, cases[i].text, cases[i].mode, err, sizeof err) == 0)
+            fail_msg("mode %o accepted: %s", (unsigned)cases[i].mode, cases[i].text);
+        if (strcmp(err, cases[i].want) != 0) fail_msg("got \"%s\"\nwant \"%s\"", err, cases[i].want);
+        config_free(&c);
+    }
+    /* Accepted: mode 0600 / 0400; file:; an empty value; no secret; -X in clear. */
+    char path[64], text[256];
+    secret_file(path, "hunter2\n", 8);
+    snprintf(text, sizeof text, "kafka.sasl.password = file:%s\nkafka.ssl.key.location = /k.pem\n"
+             "kafka.ssl.key.password = \"\"\nkafka.sasl.username = u\n", path);
+    const struct { mode_t mode; const char *text; } ok[] = {
+        {0600, "kafka.sasl.password = hunter2\n"}, {0400, "kafka.ssl.key.pem = hunter2\n"},
+        {0644, text}, {0666, "kafka.bootstrap.servers = k:1\n"}};
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        if (load_mode(&c, ok[i].text, ok[i].mode, err, sizeof err) != 0)
+            fail_msg("mode %o refused: %s: %s", (unsigned)ok[i].mode, ok[i].text, err);
+        config_free(&c);
+    }
+    /* config_load_args: the same refusal; -X after the file. */
+    char cpath[64];
+    char *xs[] = {"sasl.password=hunter3", "log.level=debug"};
+    write_tmp(cpath, "kafka.sasl.password = hunter2\n");
+    if (config_load_args(&c, cpath, xs, 2, err, sizeof err)) fail_msg("%s", err);
+    assert_string_equal(config_kafka_get(&c, "sasl.password"), "hunter3");
+    assert_string_equal(c.log_level, "debug");
+    config_free(&c);
+    assert_int_equal(chmod(cpath, 0644), 0);
+    assert_int_equal(config_load_args(&c, cpath, xs, 2, err, sizeof err), -1);
+    assert_non_null(strstr(err, ": holds kafka.sasl.password in clear and is readable by group"));
+    config_free(&c);
+    assert_int_equal(config_load_args(&c, NULL, xs, 2, err, sizeof err), 0);
+    config_free(&c);
+    unlink(cpath);
+    unlink(path);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
@@ -793,6 +1049,11 @@ int main(void) {
         cmocka_unit_test(test_has_bootstrap),
         cmocka_unit_test(test_http_keys),
         cmocka_unit_test(test_log_keys),
+        cmocka_unit_test(test_secret_names),
+        cmocka_unit_test(test_dump_masks_every_secret),
+        cmocka_unit_test(test_file_values),
+        cmocka_unit_test(test_file_value_errors),
+        cmocka_unit_test(test_clear_secret_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
