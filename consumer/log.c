@@ -6,8 +6,10 @@
  * must turn any bytes into a valid line. */
 #include "consumer/log.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -32,6 +34,20 @@ static struct {
 
 /* Serialises the writes of whole lines. */
 static pthread_mutex_t write_mu = PTHREAD_MUTEX_INITIALIZER;
+
+/* The secrets kept out of the lines (log_add_secret): also part of the
+ * loaded configuration, written before any thread starts.  Strings with the
+ * same first byte are chained longest first (indexes + 1; 0 ends a chain),
+ * so a match found first is the longest there. */
+static struct {
+    char *s[LOG_SECRETS_MAX];
+    size_t len[LOG_SECRETS_MAX];
+    unsigned short next[LOG_SECRETS_MAX];
+    unsigned short head[256];
+    size_t n;
+} secrets;
+
+#define MASK "********"
 
 /* ---- names ------------------------------------------------------------- */
 
@@ -258,6 +274,109 @@ size_t log_render(enum log_format f, const struct log_rec *r, char *buf, size_t 
     return ln.len;
 }
 
+/* ---- secrets ----------------------------------------------------------- */
+
+static int secret_add(const char *v, size_t len) {
+    unsigned char b = (unsigned char)v[0];
+    for (size_t i = 0; i < secrets.n; i++)
+        if (secrets.len[i] == len && memcmp(secrets.s[i], v, len) == 0) return 0;
+    if (secrets.n == LOG_SECRETS_MAX) return -1;
+    char *copy = malloc(len + 1);
+    if (!copy) return -1;
+    memcpy(copy, v, len);
+    copy[len] = '\0';
+    size_t k = secrets.n++;
+    secrets.s[k] = copy;
+    secrets.len[k] = len;
+    unsigned short *at = &secrets.head[b];   /* the link to rewrite: longest first */
+    while (*at && secrets.len[*at - 1] >= len) at = &secrets.next[*at - 1];
+    secrets.next[k] = *at;
+    *at = (unsigned short)(k + 1);
+    return 0;
+}
+
+int log_add_secret(const char *value) {
+    if (!value || !*value) return 0;
+    if (secret_add(value, strlen(value))) return -1;
+    for (const char *p = value; *p;) {   /* the words, and their parts after '=' */
+        while (*p && isspace((unsigned char)*p)) p++;
+        size_t n = 0;
+        while (p[n] && !isspace((unsigned char)p[n])) n++;
+        const char *eq = memchr(p, '=', n);
+        size_t tail = eq ? n - (size_t)(eq + 1 - p) : 0;
+        if (n >= LOG_SECRET_WORD_MIN && secret_add(p, n)) return -1;
+        if (tail >= LOG_SECRET_WORD_MIN && secret_add(eq + 1, tail)) return -1;
+        p += n;
+    }
+    return 0;
+}
+
+void log_forget_secrets(void) {
+    for (size_t i = 0; i < secrets.n; i++) {
+        volatile char *p = secrets.s[i];
+        for (size_t j = 0; j < secrets.len[i]; j++) p[j] = '\0';
+        free(secrets.s[i]);
+    }
+    memset(&secrets, 0, sizeof secrets);
+}
+
+/* Bytes of s to mask: the longest registered secret that starts there, or,
+ * when s was cut (cut != 0), one whose beginning ends s; else 0. */
+static size_t secret_at(const char *s, int cut) {
+    for (unsigned short i = secrets.head[(unsigned char)*s]; i; i = secrets.next[i - 1]) {
+        const char *v = secrets.s[i - 1];
+        size_t k = 0, len = secrets.len[i - 1];
+        while (k < len && s[k] == v[k]) k++;
+        if (k == len || (cut && s[k] == '\0')) return k;
+    }
+    return 0;
+}
+
+/* in copied to out (cap bytes, NUL-terminated, cut to fit) with each
+ * secret replaced by MASK; *hit set when one was.  The copy's length. */
+static size_t scrub_copy(const char *in, int cut, char *out, size_t cap, int *hit) {
+    size_t o = 0;
+    while (*in && o + 1 < cap) {
+        size_t m = secret_at(in, cut);
+        if (m == 0) {
+            out[o++] = *in++;
+            continue;
+        }
+        size_t k = sizeof MASK - 1 < cap - 1 - o ? sizeof MASK - 1 : cap - 1 - o;
+        memcpy(out + o, MASK, k);
+        o += k;
+        in += m;
+        *hit = 1;
+    }
+    out[o] = '\0';
+    return o;
+}
+
+int log_scrub(char *s, size_t cap) {
+    char copy[LOG_MSG_MAX];
+    int hit = 0;
+    if (!secrets.n || cap == 0) return 0;
+    scrub_copy(s, 0, copy, sizeof copy < cap ? sizeof copy : cap, &hit);
+    if (hit) memcpy(s, copy, strlen(copy) + 1);
+    return hit;
+}
+
+/* The string fields (at most LOG_FIELDS_MAX) scrubbed into buf (one
+ * LOG_MSG_MAX for all; a field that no longer fits is emptied), in out. */
+static size_t scrub_fields(const struct log_field *f, size_t n, struct log_field *out, char *buf) {
+    size_t used = 0;
+    int hit = 0;
+    if (n > LOG_FIELDS_MAX) n = LOG_FIELDS_MAX;
+    for (size_t i = 0; i < n; i++) {
+        out[i] = f[i];
+        if (!f[i].str) continue;
+        out[i].str = buf + used;
+        used += scrub_copy(f[i].str, 0, buf + used, LOG_MSG_MAX - used, &hit) + 1;
+        if (used >= LOG_MSG_MAX) used = LOG_MSG_MAX - 1;   /* the rest: "" at the last byte */
+    }
+    return n;
+}
+
 /* ---- writing ----------------------------------------------------------- */
 
 /* The whole line, continuing partial writes, under the mutex. */
@@ -283,9 +402,17 @@ static void vlog(const char *prog, enum log_level l, const char *component,
                  const struct log_field *fields, size_t nfields, const char *fmt, va_list ap) {
     if (!log_enabled(l)) return;
     int saved = errno;
-    char msg[LOG_MSG_MAX], line[LOG_LINE_MAX];
-    int w = vsnprintf(msg, sizeof msg, fmt, ap);
-    struct log_rec r = {now_ms(), l, prog, component, fields, nfields, msg, w >= LOG_MSG_MAX};
+    char msg[LOG_MSG_MAX], clean[LOG_MSG_MAX], fbuf[LOG_MSG_MAX], line[LOG_LINE_MAX];
+    struct log_field fl[LOG_FIELDS_MAX];
+    int w = vsnprintf(msg, sizeof msg, fmt, ap), cut = w >= LOG_MSG_MAX;
+    struct log_rec r = {now_ms(), l, prog, component, fields, nfields, msg, cut};
+    if (secrets.n) {   /* nothing registered: nothing to scrub */
+        int hit = 0;
+        if (scrub_copy(msg, cut, clean, sizeof clean, &hit) + 1 == sizeof clean && hit) r.cut = 1;
+        r.message = clean;
+        r.fields = fields ? fl : NULL;
+        r.nfields = fields ? scrub_fields(fields, nfields, fl, fbuf) : 0;
+    }
     size_t n = log_render(settings.format, &r, line, sizeof line);
     write_line(line, n);
     errno = saved;

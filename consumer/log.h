@@ -30,6 +30,15 @@
  * PIPE_BUF is also atomic towards other writers of the same pipe.  errno is
  * preserved.  A failed write (stderr closed) loses the line silently.
  *
+ * Secrets: every string registered with log_add_secret() (the secret
+ * kafka.* values, consumer/kclient.h kclient_log_setup) is replaced by
+ * ******** in the message and in every string field before the line is
+ * formatted, whatever wrote it (creditd, a tool, librdkafka's log and error
+ * callbacks); so are its words of at least LOG_SECRET_WORD_MIN bytes (see
+ * there).  A message cut at LOG_MSG_MAX that ends with the beginning of a
+ * secret has that beginning masked too.  With secrets registered, at most
+ * LOG_FIELDS_MAX fields are written.
+ *
  * State: the settings (program name, format, level, fd) are part of the
  * loaded configuration: log_init() writes them once, before the program
  * starts any thread or Kafka client; afterwards they are only read.  Before
@@ -43,6 +52,9 @@
 #define LOG_MSG_MAX  4096   /* bytes of one formatted message, NUL included */
 #define LOG_LINE_MAX 8192   /* bytes of one line, '\n' included */
 #define LOG_PROG_MAX 63     /* bytes of the program name */
+#define LOG_SECRETS_MAX 512 /* strings kept out of the lines (secrets and their words) */
+#define LOG_SECRET_WORD_MIN 8 /* bytes of a secret's word registered on its own */
+#define LOG_FIELDS_MAX 16   /* fields of one line written while secrets are registered */
 
 enum log_level { LOG_LEVEL_DEBUG = 0, LOG_LEVEL_INFO, LOG_LEVEL_WARN, LOG_LEVEL_ERROR };
 enum log_format { LOG_FORMAT_TEXT = 0, LOG_FORMAT_JSON };
@@ -76,6 +88,26 @@ struct log_opts {
  * ("log.format: \"xml\": not text or json"); the settings are then
  * unchanged. */
 int log_init(const struct log_opts *o, char *err, size_t errlen);
+
+/* Keep value out of every line written from now on (see Secrets): the
+ * whole value and each of its whitespace-separated words of at least
+ * LOG_SECRET_WORD_MIN bytes, and each such word's part after its first '='
+ * of that length: librdkafka quotes the rest of a sasl.oauthbearer.config
+ * from a bad "key=value" on, and a PEM key's lines are words.  An empty or
+ * NULL value is ignored; a string registered twice counts once.  Part of the
+ * loaded configuration: call it before any thread or Kafka client starts.
+ * 0, or -1 when more than LOG_SECRETS_MAX strings would be registered or
+ * memory is short (those registered stay). */
+int log_add_secret(const char *value);
+
+/* Replace the registered secrets in the NUL-terminated s (a buffer of cap
+ * bytes; the result is cut to fit, and to LOG_MSG_MAX - 1 bytes) by
+ * ********: for text a program prints without the writer (an error message
+ * built from librdkafka's).  1 when something was replaced, else 0. */
+int log_scrub(char *s, size_t cap);
+
+/* Zero and forget every registered secret (tests). */
+void log_forget_secrets(void);
 
 /* Parse a level or format name: 0 with *out, or -1. */
 int log_level_parse(const char *name, enum log_level *out);

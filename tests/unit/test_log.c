@@ -394,6 +394,98 @@ static void test_threads_whole_lines(void **state) {
     free(k.buf);
 }
 
+/* ---- secrets ---------------------------------------------------------- */
+
+/* Registered secrets never reach a line: message and string fields, text
+ * and JSON, whole values, their words and '=' parts (librdkafka's
+ * "Unrecognized sasl.oauthbearer.config beginning at: ..."), a PEM line, a
+ * short secret, the beginning of one at the end of a cut message. */
+static void test_secrets_scrubbed(void **state) {
+    (void)state;
+    static const char pem[] = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n"
+                              "BKcwggSjAgEAAoIBAQC7\n-----END PRIVATE KEY-----";
+    int fd = tmp_fd();
+    init_ok("creditd", "text", "debug", fd);
+    assert_int_equal(log_add_secret("hunter2-pw"), 0);
+    assert_int_equal(log_add_secret("principal=admin bogus=OAUTHSECRET1"), 0);
+    assert_int_equal(log_add_secret(pem), 0);
+    assert_int_equal(log_add_secret("q7"), 0);
+    assert_int_equal(log_add_secret(""), 0);      /* ignored */
+    assert_int_equal(log_add_secret(NULL), 0);
+    assert_int_equal(log_add_secret("hunter2-pw"), 0);   /* counted once */
+    log_info("relay", "auth with hunter2-pw failed");
+    log_msg_as("credit-tick", LOG_LEVEL_ERROR, "producer", NULL, 0,
+               "kafka: _AUTHENTICATION: Failed to acquire SASL OAUTHBEARER token: Unrecognized "
+               "sasl.oauthbearer.config beginning at: bogus=OAUTHSECRET1");
+    log_debug(NULL, "line MIIEvQIBADANBgkqhkiG9w0BAQEFAASC and OAUTHSECRET1.");
+    log_warn(NULL, "xq7x");
+    char *s = drain(fd);
+    assert_string_equal(s, "creditd: relay: auth with ******** failed\n"
+                           "credit-tick: producer: kafka: _AUTHENTICATION: Failed to acquire SASL "
+                           "OAUTHBEARER token: Unrecognized sasl.oauthbearer.config beginning at: "
+                           "********\n"
+                           "creditd: line ******** and ********.\n"
+                           "creditd: x********x\n");
+    free(s);
+    /* JSON: the fields too. */
+    init_ok("creditd", "json", "info", fd);
+    log_msg(LOG_LEVEL_WARN, "consumer", LOG_FIELDS(LOG_S("error", "bad hunter2-pw"), LOG_I("n", 7),
+                                                   LOG_S("facility", "CONF")),
+            "%s", pem);
+    s = drain(fd);
+    json_t *j = parse_line(s, strlen(s));
+    assert_string_equal(jstr(j, "message"), "********");
+    assert_string_equal(jstr(j, "error"), "bad ********");
+    assert_string_equal(jstr(j, "facility"), "CONF");
+    assert_int_equal(json_integer_value(json_object_get(j, "n")), 7);
+    json_decref(j);
+    free(s);
+    /* A message cut at LOG_MSG_MAX in the middle of a secret: its start is masked. */
+    char big[LOG_MSG_MAX + 16];
+    memset(big, 'y', LOG_MSG_MAX - 4);
+    strcpy(big + LOG_MSG_MAX - 4, "hunter2-pw");
+    log_info(NULL, "%s", big);
+    s = drain(fd);
+    assert_null(strstr(s, "hun"));
+    j = parse_line(s, strlen(s));
+    /* "hun" became the mask, cut to the bytes left */
+    assert_int_equal(strlen(jstr(j, "message")), LOG_MSG_MAX - 1);
+    assert_non_null(strstr(jstr(j, "message"), "yyy***"));
+    assert_true(json_is_true(json_object_get(j, "truncated")));
+    json_decref(j);
+    free(s);
+    /* log_scrub: in place, for text printed without the writer. */
+    char buf[64] = "kafka consumer: token: bogus=OAUTHSECRET1";
+    assert_int_equal(log_scrub(buf, sizeof buf), 1);
+    assert_string_equal(buf, "kafka consumer: token: ********");
+    char small[8] = "hunter2";   /* "hunter2" alone is no secret: a prefix, not cut */
+    assert_int_equal(log_scrub(small, sizeof small), 0);
+    log_forget_secrets();
+    log_info(NULL, "hunter2-pw");
+    s = drain(fd);
+    assert_non_null(strstr(s, "\"hunter2-pw\""));
+    free(s);
+    init_ok("creditd", "text", "info", 2);
+    close(fd);
+}
+
+/* The registry is bounded: beyond LOG_SECRETS_MAX strings, -1. */
+static void test_secrets_bounded(void **state) {
+    (void)state;
+    char v[32];
+    log_forget_secrets();
+    for (int i = 0; i < LOG_SECRETS_MAX; i++) {
+        snprintf(v, sizeof v, "s%d", i);
+        assert_int_equal(log_add_secret(v), 0);
+    }
+    assert_int_equal(log_add_secret("one-more"), -1);
+    assert_int_equal(log_add_secret("s7"), 0);   /* already there */
+    char buf[32] = "a s7 b s511";
+    assert_int_equal(log_scrub(buf, sizeof buf), 1);
+    assert_string_equal(buf, "a ******** b ********");
+    log_forget_secrets();
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_text_is_unchanged),
@@ -405,6 +497,8 @@ int main(void) {
         cmocka_unit_test(test_json_writer),
         cmocka_unit_test(test_config_names_agree),
         cmocka_unit_test(test_threads_whole_lines),
+        cmocka_unit_test(test_secrets_scrubbed),
+        cmocka_unit_test(test_secrets_bounded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
