@@ -47,6 +47,7 @@ static void on_error(rd_kafka_t *rk, int code, const char *reason, void *opaque)
         rd_kafka_resp_err_t orig = rd_kafka_fatal_error(rk, buf, sizeof(buf));
         snprintf(kc->fatal_cause, sizeof(kc->fatal_cause), "%s: fatal Kafka error: %s: %s",
                  kc->role, rd_kafka_err2name(orig), buf);
+        log_scrub(kc->fatal_cause, sizeof(kc->fatal_cause));
         kc->fatal = 1;
         log_msg_as(kc->prog, LOG_LEVEL_ERROR, kc->role,
                    LOG_FIELDS(LOG_S("source", "librdkafka"), LOG_S("error", rd_kafka_err2name(orig))),
@@ -61,7 +62,10 @@ static void on_error(rd_kafka_t *rk, int code, const char *reason, void *opaque)
         if (!kc->down_since) kc->down_since = kclient_now_ms();
         return;
     }
+    /* The owners print these without the writer: no secret in them
+     * (librdkafka quotes a bad sasl.oauthbearer.config). */
     snprintf(kc->last, sizeof(kc->last), "%s: %s", rd_kafka_err2name(code), reason);
+    log_scrub(kc->last, sizeof(kc->last));
     if (is_auth_error(code)) {
         snprintf(kc->auth_cause, sizeof(kc->auth_cause), "%s: Kafka authentication failed: %.400s",
                  kc->role, kc->last);
@@ -104,6 +108,8 @@ static int set_one(rd_kafka_conf_t *conf, const struct kclient_spec *s, const ch
                    const char *name, const char *value, char *err, size_t errlen) {
     char buf[KCLIENT_ERRLEN];
     if (rd_kafka_conf_set(conf, name, value, buf, sizeof(buf)) == RD_KAFKA_CONF_OK) return 0;
+    if (config_is_secret(name) && *value && strstr(buf, value))   /* quoted by librdkafka */
+        snprintf(buf, sizeof(buf), "invalid value (not shown: a secret)");
     snprintf(err, errlen, "%s: %s%s: %s", s->role, origin, name, buf);
     return -1;
 }
@@ -116,29 +122,15 @@ static int set_list(rd_kafka_conf_t *conf, const struct kclient_spec *s, const c
 }
 
 /* A pass-through property: refused when it contradicts a forced one. */
-static int set_passed(rd_kafka_conf_t *conf, const struct kclient_spec *s, const char *origin,
-                      const char *name, const char *value, char *err, size_t errlen) {
+static int set_passed(rd_kafka_conf_t *conf, const struct kclient_spec *s, const char *name,
+                      const char *value, char *err, size_t errlen) {
     for (const struct kclient_prop *f = s->forced; f && f->name; f++)
         if (strcmp(f->name, name) == 0 && strcasecmp(f->value, value) != 0) {
-            snprintf(err, errlen, "%s: %s%s=%s: %s needs %s=%s", s->role, origin, name, value,
-                     s->prog, f->name, f->value);
+            snprintf(err, errlen, "%s: kafka.%s=%s: %s needs %s=%s", s->role, name,
+                     config_is_secret(name) ? "********" : value, s->prog, f->name, f->value);
             return -1;
         }
-    return set_one(conf, s, origin, name, value, err, errlen);
-}
-
-/* One -X "key=value" string. */
-static int set_x(rd_kafka_conf_t *conf, const struct kclient_spec *s, const char *x,
-                 char *err, size_t errlen) {
-    char name[256];
-    const char *eq = strchr(x, '=');
-    if (!eq || eq == x || (size_t)(eq - x) >= sizeof(name)) {
-        snprintf(err, errlen, "%s: -X %s: expected key=value", s->role, x);
-        return -1;
-    }
-    memcpy(name, x, (size_t)(eq - x));
-    name[eq - x] = 0;
-    return set_passed(conf, s, "-X ", name, eq + 1, err, errlen);
+    return set_one(conf, s, "kafka.", name, value, err, errlen);
 }
 
 static rd_kafka_conf_t *make_conf(const struct kclient_spec *s, struct kclient *kc,
@@ -146,8 +138,7 @@ static rd_kafka_conf_t *make_conf(const struct kclient_spec *s, struct kclient *
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     int rc = set_list(conf, s, "default ", s->defaults, err, errlen);
     for (size_t i = 0; rc == 0 && s->cfg && i < s->cfg->nkafka; i++)
-        rc = set_passed(conf, s, "kafka.", s->cfg->kafka[i].name, s->cfg->kafka[i].value, err, errlen);
-    for (int i = 0; rc == 0 && i < s->nx; i++) rc = set_x(conf, s, s->xs[i], err, errlen);
+        rc = set_passed(conf, s, s->cfg->kafka[i].name, s->cfg->kafka[i].value, err, errlen);
     if (rc == 0 && s->bootstrap) rc = set_one(conf, s, "", "bootstrap.servers", s->bootstrap, err, errlen);
     if (rc == 0) rc = set_list(conf, s, "", s->forced, err, errlen);
     if (rc) {
@@ -178,12 +169,31 @@ int kclient_new(struct kclient **out, const struct kclient_spec *s, char *err, s
         snprintf(err, errlen, "%s: creating the Kafka client: %s", s->role, buf);
     }
     if (!kc->rk) {
+        log_scrub(err, errlen);   /* librdkafka may quote a value */
         free(kc);
         return -1;
     }
     if (s->type == RD_KAFKA_CONSUMER) rd_kafka_poll_set_consumer(kc->rk);
     *out = kc;
     return 0;
+}
+
+int kclient_log_setup(const char *prog, const struct config *c, char *err, size_t errlen) {
+    struct log_opts o = {prog, c ? c->log_format : NULL, c ? c->log_level : NULL, 0};
+    if (log_init(&o, err, errlen)) return -1;
+    for (size_t i = 0; c && i < c->nkafka; i++)
+        if (config_is_secret(c->kafka[i].name) && log_add_secret(c->kafka[i].value)) {
+            snprintf(err, errlen, "kafka.%s: more secret text than the log writer can keep out "
+                     "of the logs (%d strings)", c->kafka[i].name, LOG_SECRETS_MAX);
+            return -1;
+        }
+    return 0;
+}
+
+int kclient_tool_config(struct config *c, const char *prog, const char *file, char *const *xs,
+                        int nx, char *err, size_t errlen) {
+    if (config_load_args(c, file, xs, nx, err, errlen)) return -1;
+    return kclient_log_setup(prog, c, err, errlen);
 }
 
 rd_kafka_t *kclient_rk(const struct kclient *kc) { return kc->rk; }

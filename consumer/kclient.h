@@ -4,10 +4,17 @@
  * configuration, callbacks, and bounded waits that see the stop flag.
  *
  * Configuration, in this order (a later setting overrides an earlier one):
- * spec->defaults, the pass-through (creditd's kafka.* keys, then a tool's -X
- * key=value strings), spec->bootstrap, spec->forced.  A pass-through property
- * that names a forced one with another value is refused: the program relies
- * on the forced value (e.g. enable.auto.offset.store=false).
+ * spec->defaults, the pass-through (the kafka.* keys of the program's
+ * struct config: its --config file, then its -X key=value arguments, read
+ * by config_load_args or creditd's own loop, with file:PATH values already
+ * read), spec->bootstrap, spec->forced.  A pass-through property that names
+ * a forced one with another value is refused: the program relies on the
+ * forced value (e.g. enable.auto.offset.store=false).
+ *
+ * Secrets: kclient_log_setup() registers the configuration's secret values
+ * (config_is_secret) with the log writer, so that no line shows them, and
+ * the causes kclient_new() and kclient_failed() return have them replaced
+ * by ******** too (log_scrub): the tools print those without the writer.
  *
  * Callbacks.  The error and log callbacks write one line each through the
  * log writer (consumer/log.h) with the spec's prog as the text prefix and the
@@ -70,8 +77,6 @@ struct kclient_spec {
     rd_kafka_type_t type;
     const struct kclient_prop *defaults;  /* NULL-name terminated, or NULL */
     const struct config *cfg;             /* kafka.* pass-through, or NULL */
-    char *const *xs;                      /* -X "key=value" pass-through ... */
-    int nx;                               /* ... and their count */
     const char *bootstrap;                /* bootstrap.servers, or NULL */
     const struct kclient_prop *forced;    /* NULL-name terminated, or NULL */
     volatile sig_atomic_t *stop;          /* the program's stop flag, or NULL */
@@ -83,6 +88,22 @@ struct kclient_spec {
 };
 
 struct kclient;
+
+/* The log writer of a program (consumer/log.h): prog as its name, c's
+ * log.format and log.level (c NULL: text, info), and c's secret kafka.*
+ * values kept out of every line (log_add_secret).  Call it once the
+ * configuration is loaded, before any client or thread starts.  0, or -1
+ * with err naming the setting. */
+int kclient_log_setup(const char *prog, const struct config *c, char *err, size_t errlen);
+
+/* What every tool that talks to Kafka (credit-produce, credit-tick,
+ * credit-replay, creditctl) does with its --config FILE (NULL: none) and
+ * -X KEY=VALUE arguments xs[0..nx), so that one configuration serves them
+ * all as it serves creditd: config_load_args (kafka.* pass-through, file:
+ * values, the refusal of a secret in clear in a file open to others), then
+ * kclient_log_setup(prog).  0, or -1 with err; config_free(c) either way. */
+int kclient_tool_config(struct config *c, const char *prog, const char *file, char *const *xs,
+                        int nx, char *err, size_t errlen);
 
 /* A configured handle (a consumer also gets rd_kafka_poll_set_consumer()).
  * 0, or -1 with err naming the role and the rejected property. */

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "config/config.h"
+#include "consumer/kclient.h"
 #include "consumer/log.h"
 #include "consumer/pipeline.h"
 
@@ -90,12 +91,12 @@ static int load(struct config *c, int argc, char **argv, int *dump, char *err, s
     return config_validate(c, err, errlen) ? -1 : 0;
 }
 
-/* The log writer as configured.  Also after a configuration error, so that
- * the error comes in the format asked for as far as the settings were read
- * (log.* values are checked when set: a failure here leaves the defaults). */
+/* The log writer as configured (log.*, and the secrets kept out of it).
+ * Also after a configuration error, so that the error comes in the format
+ * asked for as far as the settings were read (log.* values are checked when
+ * set: a failure here leaves the defaults). */
 static int init_log(const struct config *c, char *err, size_t errlen) {
-    struct log_opts o = {"creditd", c->log_format, c->log_level, 0};
-    return log_init(&o, err, errlen);
+    return kclient_log_setup("creditd", c, err, errlen);
 }
 
 int main(int argc, char **argv) {

@@ -1,20 +1,22 @@
 /* credit-produce -- produce JSON Lines events to Kafka, keyed by organisation.
  *
- *   credit-produce -b BOOTSTRAP [-t TOPIC] [-X key=value]... FILE...
+ *   credit-produce [-b BOOTSTRAP] [-t TOPIC] [--config FILE] [-X key=value]... FILE...
  *
  * Each line of each FILE (- is stdin) is produced verbatim as one message to
- * TOPIC (default credit.events), keyed by its data.org; a line without a
- * readable data.org string (a clock.tick, a malformed line) has no key.
- * Empty lines are skipped.  The producer is idempotent (ordering per
+ * TOPIC (default: topic.input, credit.events), keyed by its data.org; a line
+ * without a readable data.org string (a clock.tick, a malformed line) has no
+ * key.  Empty lines are skipped.  The producer is idempotent (ordering per
  * partition is kept across retries), acks=all, compression.type=none, and
  * uses partitioner=murmur2_random, the Java client's partitioner, so a key
- * lands on the partition a Java producer would choose.  -X key=value is
- * passed to librdkafka after these defaults (it may override them).
+ * lands on the partition a Java producer would choose.  --config FILE and
+ * -X key=value are creditd's (README "Configuration", "Secrets"): their
+ * kafka.* properties come after these defaults (they may override them),
+ * kafka.bootstrap.servers unless -b, topic.input unless -t, log.*.
  * The tool waits (bounded) for every delivery report; it gives up early on
  * a fatal Kafka error, an authentication failure or all brokers down for a
  * few seconds (tools/kprod.h), naming the cause.
- * Exit 0 when every message was delivered, 1 on bad usage, 2 on I/O, Kafka
- * or delivery errors. */
+ * Exit 0 when every message was delivered, 1 on bad usage or configuration,
+ * 2 on I/O, Kafka or delivery errors. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +25,7 @@
 #include <jansson.h>
 #include <librdkafka/rdkafka.h>
 
+#include "config/config.h"
 #include "tools/kprod.h"
 
 #define EXIT_USAGE    1
@@ -31,7 +34,7 @@
 #define DEFAULT_TOPIC "credit.events"
 
 struct opts {
-    const char *bootstrap, *topic;
+    const char *bootstrap, *topic, *config;
     char **xs;         /* -X values, in order */
     int nx;
     char **files;
@@ -44,27 +47,30 @@ struct counts {
 };
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: credit-produce -b BOOTSTRAP [-t TOPIC] [-X key=value]... FILE...\n"
+    fprintf(f, "usage: credit-produce [-b BOOTSTRAP] [-t TOPIC] [--config FILE] [-X key=value]...\n"
+               "                      FILE...\n"
                "Produce each line of FILE (JSON Lines; - is stdin) as one message to TOPIC\n"
-               "(default " DEFAULT_TOPIC "), keyed by data.org (no key if absent).\n"
+               "(default topic.input, " DEFAULT_TOPIC "), keyed by data.org (no key if absent).\n"
                "Defaults: partitioner=murmur2_random enable.idempotence=true acks=all\n"
-               "compression.type=none; -X passes librdkafka properties (may override).\n"
-               "exit status: 0 ok, 1 usage, 2 I/O, Kafka or delivery error\n");
+               "compression.type=none; --config's kafka.* and -X override them (as for creditd:\n"
+               "-X sets a librdkafka property or a creditd key; kafka.* values may be file:PATH).\n"
+               "-b: else kafka.bootstrap.servers.\n"
+               "exit status: 0 ok, 1 usage or configuration, 2 I/O, Kafka or delivery error\n");
 }
 
 static int parse_args(int argc, char **argv, struct opts *o) {
-    o->topic = DEFAULT_TOPIC;
     o->xs = calloc((size_t)argc, sizeof *o->xs);
     o->files = calloc((size_t)argc, sizeof *o->files);
     if (!o->xs || !o->files) { fprintf(stderr, "credit-produce: out of memory\n"); return -1; }
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); exit(0); }
-        if (!strcmp(a, "-b") || !strcmp(a, "-t") || !strcmp(a, "-X")) {
+        if (!strcmp(a, "-b") || !strcmp(a, "-t") || !strcmp(a, "-X") || !strcmp(a, "--config")) {
             if (i + 1 >= argc) { fprintf(stderr, "credit-produce: %s needs a value\n", a); return -1; }
             char *v = argv[++i];
             if (a[1] == 'b') o->bootstrap = v;
             else if (a[1] == 't') o->topic = v;
+            else if (a[1] == '-') o->config = v;
             else o->xs[o->nx++] = v;
         } else if (a[0] == '-' && a[1]) {
             fprintf(stderr, "credit-produce: unknown option %s\n", a);
@@ -73,8 +79,7 @@ static int parse_args(int argc, char **argv, struct opts *o) {
             o->files[o->nfiles++] = argv[i];
         }
     }
-    if (!o->bootstrap) { fprintf(stderr, "credit-produce: -b BOOTSTRAP is required\n"); return -1; }
-    if (!*o->topic) { fprintf(stderr, "credit-produce: -t TOPIC is empty\n"); return -1; }
+    if (o->topic && !*o->topic) { fprintf(stderr, "credit-produce: -t TOPIC is empty\n"); return -1; }
     if (!o->nfiles) { fprintf(stderr, "credit-produce: no FILE given (use - for stdin)\n"); return -1; }
     return 0;
 }
@@ -86,14 +91,33 @@ static void report_failure(const struct kprod *k, const rd_kafka_message_t *m) {
                 rd_kafka_err2str(m->err));
 }
 
-/* Defaults first, -X after them: a -X property overrides a default. */
-static int make_producer(const struct opts *o, struct counts *c) {
+/* --config and -X (kclient_tool_config); the bootstrap and topic from the
+ * options or the configuration.  -1 after printing why. */
+static int load_config(struct opts *o, struct config *cfg) {
+    char err[1024];
+    if (kclient_tool_config(cfg, "credit-produce", o->config, o->xs, o->nx, err, sizeof err)) {
+        fprintf(stderr, "credit-produce: %s\n", err);
+        return -1;
+    }
+    if (!o->bootstrap) o->bootstrap = config_kafka_get(cfg, "bootstrap.servers");
+    if (!o->topic) o->topic = cfg->topic_input;
+    if (!o->bootstrap || !*o->bootstrap) {
+        fprintf(stderr, "credit-produce: no Kafka: give -b BOOTSTRAP or kafka.bootstrap.servers "
+                        "(--config, -X)\n");
+        return -1;
+    }
+    return 0;
+}
+
+/* Defaults first, the configuration's kafka.* after them: --config and -X
+ * override a default. */
+static int make_producer(const struct opts *o, const struct config *cfg, struct counts *c) {
     static const struct kclient_prop defs[] = {
         {"partitioner", "murmur2_random"}, {"enable.idempotence", "true"},
         {"acks", "all"},                   {"compression.type", "none"},
         {NULL, NULL}};
     c->k = (struct kprod){.prog = "credit-produce", .on_fail = report_failure};
-    return kprod_new(&c->k, o->bootstrap, defs, o->xs, o->nx);
+    return kprod_new(&c->k, o->bootstrap, defs, cfg);
 }
 
 /* The line's data.org as the key (a copy in *key), or NULL for no key. */
@@ -177,19 +201,24 @@ static int finish(const struct opts *o, struct counts *c) {
 int main(int argc, char **argv) {
     struct opts o = {0};
     struct counts c = {0};
-    if (parse_args(argc, argv, &o) != 0) {
-        usage(stderr);
+    struct config cfg;
+    config_init(&cfg);
+    int rc = parse_args(argc, argv, &o);
+    if (rc) usage(stderr);
+    if (rc || load_config(&o, &cfg) || make_producer(&o, &cfg, &c)) {
+        config_free(&cfg);
+        free(o.xs);
+        free(o.files);
         return EXIT_USAGE;
     }
-    if (make_producer(&o, &c)) return EXIT_USAGE;
     rd_kafka_t *rk = kprod_rk(&c.k);
-    int rc = 0;
     for (int i = 0; rc == 0 && i < o.nfiles; i++) rc = produce_file(rk, &o, &c, o.files[i]);
     if (finish(&o, &c) != 0) rc = -1;
     kprod_destroy(&c.k);
+    if (rc == 0)
+        fprintf(stderr, "credit-produce: %lu messages produced to %s\n", c.k.delivered, o.topic);
+    config_free(&cfg);   /* o.topic and o.bootstrap may point into it */
     free(o.xs);
     free(o.files);
-    if (rc != 0) return EXIT_RUNTIME;
-    fprintf(stderr, "credit-produce: %lu messages produced to %s\n", c.k.delivered, o.topic);
-    return 0;
+    return rc ? EXIT_RUNTIME : 0;
 }

@@ -10,8 +10,11 @@
  * the rules the daemon ran with: credit.* and sources.* always; topic.input
  * and kafka.* only with --from-kafka (kafka.bootstrap.servers is replaced by
  * the --from-kafka argument); store.path is ignored (--db names the store, a
- * replay never writes into the daemon's).  Command-line options override
- * the file, whatever their position.
+ * replay never writes into the daemon's).  -X KEY=VALUE sets a key after the
+ * file, as for creditd (a librdkafka property, or a creditd key such as
+ * credit.close_after); both are read by kclient_tool_config (README
+ * "Secrets": file: values, the refusal of a secret in clear in a file open
+ * to others).  The other options override both, whatever their position.
  *
  * Lines are applied in order as partition 0 (line numbers count across all
  * files, from 1), committed in batches of N.  A batch's outputs are spooled
@@ -93,7 +96,8 @@ static void usage(void) {
                     "                     [--max-future S] [--retention-days D] [--currency C]\n"
                     "  FILE is JSON Lines, one CloudEvent per line; - reads stdin.\n"
                     "  --config FILE: creditd's configuration file (credit.*, sources.*; with\n"
-                    "  --from-kafka also topic.input and kafka.*); options override it.\n"
+                    "  --from-kafka also topic.input and kafka.*); -X KEY=VALUE: a key after it,\n"
+                    "  as for creditd (a librdkafka property or a creditd key); options override.\n"
                     "  --progress / --no-progress: the progress line on stderr (default: only\n"
                     "  when stderr is a terminal).\n");
 }
@@ -319,7 +323,7 @@ static int replay_files(struct replay *r, char **files, int nfiles, size_t batch
 /* The consumer on the shared client set-up (consumer/kclient.h): its waits
  * end on a fatal error, an authentication failure or all brokers down for a
  * few seconds, with that cause, instead of running into the idle timeout. */
-static struct kclient *kafka_open(struct replay *r, const char *bootstrap, char **xs, int nx) {
+static struct kclient *kafka_open(struct replay *r, const char *bootstrap, const struct config *cfg) {
     static const struct kclient_prop forced[] = {
         {"group.id", "credit-replay"}, /* assign only: never joins, never commits */
         {"enable.auto.commit", "false"},
@@ -329,7 +333,7 @@ static struct kclient *kafka_open(struct replay *r, const char *bootstrap, char 
         {"auto.offset.reset", "error"},
         {NULL, NULL}};
     struct kclient_spec spec = {.prog = "credit-replay", .role = "kafka consumer",
-                                .type = RD_KAFKA_CONSUMER, .xs = xs, .nx = nx,
+                                .type = RD_KAFKA_CONSUMER, .cfg = cfg,
                                 .bootstrap = bootstrap, .forced = forced,
                                 .stop_on = KCLIENT_STOP_AUTH | KCLIENT_STOP_DOWN};
     struct kclient *kc;
@@ -422,11 +426,12 @@ static int kafka_spans(struct replay *r, struct kclient *kc, int32_t n, struct s
 
 /* The audit replay of the live log: every partition, kept apart, in
  * partition order (outcomes do not depend on how partitions interleave). */
-static int replay_kafka(struct replay *r, const char *bootstrap, char **xs, int nx, size_t batch) {
+static int replay_kafka(struct replay *r, const char *bootstrap, const struct config *cfg,
+                        size_t batch) {
     int32_t n = 0;
     struct span *sp = NULL;
     uint64_t base = 0;
-    struct kclient *kc = kafka_open(r, bootstrap, xs, nx);
+    struct kclient *kc = kafka_open(r, bootstrap, cfg);
     if (!kc) return -1;
     int rc = kclient_partition_count(kc, r->topic, KCLIENT_META_TIMEOUT_MS, &n, r->err, sizeof(r->err));
     if (rc == 0) rc = kafka_spans(r, kc, n, &sp);
@@ -461,26 +466,25 @@ static int parse_long(const char *s, long long lo, long long hi, long long *out)
     return 0;
 }
 
+#define MAX_XS 128   /* -X arguments */
+
 struct args {
     struct store_opts so;
     struct engine_config ec;
     const char *out_path, *bootstrap, *topic;
     long long batch, spool_mem;
-    char *xs[64 + 64];           /* the file's kafka.* pairs first, then -X */
-    char *owned[64];             /* the file's "name=value" strings */
-    int nx, nowned, first_file;
-    int has_cfg;
+    char *xs[MAX_XS];            /* the -X arguments, in order */
+    int nx, first_file;
     int progress;                /* --progress 1, --no-progress 0, neither -1 (a terminal decides) */
-    struct config cfg;           /* --config; engine_config borrows its lists */
+    struct config cfg;           /* --config and -X; engine_config borrows its lists */
 };
 
-/* --config FILE: credit.*, sources.*, and for --from-kafka topic.input and
- * kafka.* (as -X pairs before the command line's).  0, or 1 after an error. */
+/* --config FILE (path NULL: none) and the -X arguments: credit.*,
+ * sources.*, and for --from-kafka topic.input and kafka.* (a.cfg, the
+ * client's pass-through).  0, or 1 after an error. */
 static int load_config(struct args *a, const char *path) {
     char err[ERRLEN];
-    config_init(&a->cfg);
-    a->has_cfg = 1;
-    if (config_load_file(&a->cfg, path, err, sizeof(err)) || config_validate(&a->cfg, err, sizeof(err))) {
+    if (kclient_tool_config(&a->cfg, "credit-replay", path, a->xs, a->nx, err, sizeof(err))) {
         fprintf(stderr, "credit-replay: %s\n", err);
         return 1;
     }
@@ -491,20 +495,6 @@ static int load_config(struct args *a, const char *path) {
     a->so.currency = a->ec.currency = c->credit_currency;
     for (int k = 0; k < CONFIG_SOURCES; k++) a->ec.sources[k] = c->sources[k];
     a->topic = c->topic_input;
-    for (size_t i = 0; i < c->nkafka; i++) {
-        const struct config_kv *kv = &c->kafka[i];
-        if (strcmp(kv->name, "bootstrap.servers") == 0 || strcmp(kv->name, "metadata.broker.list") == 0)
-            continue;
-        size_t n = strlen(kv->name) + strlen(kv->value) + 2;
-        char *x = a->nowned < 64 ? malloc(n) : NULL;
-        if (!x) {
-            fprintf(stderr, "credit-replay: %s: more than 64 kafka.* keys, or out of memory\n", path);
-            return 1;
-        }
-        snprintf(x, n, "%s=%s", kv->name, kv->value);
-        a->owned[a->nowned++] = x;
-        a->xs[a->nx++] = x;
-    }
     return 0;
 }
 
@@ -518,19 +508,20 @@ static int is_switch(const char *o) {
 static int parse_args(int argc, char **argv, struct args *a, struct replay *r) {
     long long v;
     int i;
+    const char *config = NULL;
     a->progress = -1;
     a->batch = 1000;
     a->spool_mem = SPOOL_MEM_MAX;
-    a->so.currency = a->ec.currency = "EUR";
-    a->so.max_future_s = a->ec.max_future_s = GUARD_MAX_FUTURE_DEFAULT;
-    a->so.retention_days = a->ec.retention_days = GUARD_RETENTION_DAYS_DEFAULT;
-    a->topic = "credit.events";
     r->topic = NULL;
     for (i = 1; i + 1 < argc && argv[i][0] == '-' && argv[i][1]; i += is_switch(argv[i]) ? 1 : 2)
         if (strcmp(argv[i], "--config") == 0) {
-            if (a->has_cfg) { usage(); return 1; }
-            if (load_config(a, argv[i + 1])) return 1;
+            if (config) { usage(); return 1; }
+            config = argv[i + 1];
+        } else if (strcmp(argv[i], "-X") == 0) {
+            if (a->nx == MAX_XS) { fprintf(stderr, "credit-replay: more than %d -X\n", MAX_XS); return 1; }
+            a->xs[a->nx++] = argv[i + 1];
         }
+    if (load_config(a, config)) return 1;
     for (i = 1; i < argc && argv[i][0] == '-' && argv[i][1]; i++) {
         const char *o = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
         if (is_switch(o)) {
@@ -540,7 +531,7 @@ static int parse_args(int argc, char **argv, struct args *a, struct replay *r) {
         if (!val) { usage(); return 1; }
         i++;
         if (strcmp(o, "--db") == 0) a->so.path = val;
-        else if (strcmp(o, "--config") == 0) {}
+        else if (strcmp(o, "--config") == 0 || strcmp(o, "-X") == 0) {}   /* read above */
         else if (strcmp(o, "--out") == 0) a->out_path = val;
         else if (strcmp(o, "--batch") == 0 && parse_long(val, 1, 1000000, &a->batch) == 0) {}
         else if (strcmp(o, "--close-after") == 0 && parse_long(val, 0, ENGINE_MAX_CLOSE_AFTER, &v) == 0)
@@ -557,7 +548,6 @@ static int parse_args(int argc, char **argv, struct args *a, struct replay *r) {
             a->so.map_size = (size_t)v;
         else if (strcmp(o, "--topic") == 0) a->topic = val;
         else if (strcmp(o, "--spool-mem") == 0 && parse_long(val, 0, 1LL << 34, &a->spool_mem) == 0) {}
-        else if (strcmp(o, "-X") == 0 && a->nx < 64 + 64) a->xs[a->nx++] = argv[i];
         else {
             fprintf(stderr, "credit-replay: bad option or value: %s %s\n", o, val);
             usage();
@@ -570,16 +560,14 @@ static int parse_args(int argc, char **argv, struct args *a, struct replay *r) {
     return 0;
 }
 
-static void free_args(struct args *a) {
-    for (int k = 0; k < a->nowned; k++) free(a->owned[k]);
-    if (a->has_cfg) config_free(&a->cfg);
-}
+static void free_args(struct args *a) { config_free(&a->cfg); }
 
 int main(int argc, char **argv) {
     struct replay r;
     struct args a;
     memset(&r, 0, sizeof(r));
     memset(&a, 0, sizeof(a));
+    config_init(&a.cfg);
     int bad = parse_args(argc, argv, &a, &r);
     if (bad) {
         free_args(&a);
@@ -609,7 +597,7 @@ int main(int argc, char **argv) {
     progress_start(&r, a.progress);
     int rc = drain(&r); /* anything a previous run left undelivered comes first */
     store_set_emit_hook(r.store, hold_out, &r);
-    if (rc == 0 && a.bootstrap) rc = replay_kafka(&r, a.bootstrap, a.xs, a.nx, (size_t)a.batch);
+    if (rc == 0 && a.bootstrap) rc = replay_kafka(&r, a.bootstrap, &a.cfg, (size_t)a.batch);
     if (rc == 0 && !a.bootstrap)
         rc = replay_files(&r, argv + a.first_file, argc - a.first_file, (size_t)a.batch);
     if (rc >= 0 && r.n) rc = apply_and_clear(&r);

@@ -8,12 +8,13 @@
  *   {"specversion":"1.0","id":"tick-TIME-pP","source":S,"type":"clock.tick","time":TIME}
  * so that each partition's copy has its own id (semantics §1).  TIME is
  * validated as RFC 3339 and sent as given; S defaults to "clock", TOPIC to
- * credit.events.  The producer is idempotent, acks=all,
- * compression.type=none; then come --config's kafka.* properties, then -X.
- * --config FILE reads creditd's configuration (packaging/credit-tick.service
- * runs it so): kafka.* (kafka.bootstrap.servers unless -b), topic.input
- * (unless -t) and log.format / log.level, which format every message after
- * the arguments are read (consumer/log.h).  It gives up early on a fatal
+ * topic.input (credit.events).  The producer is idempotent, acks=all,
+ * compression.type=none; then come the kafka.* properties of --config and
+ * -X, which are creditd's (README "Configuration", "Secrets";
+ * packaging/credit-tick.service runs it with creditd's file): kafka.*
+ * (kafka.bootstrap.servers unless -b), topic.input (unless -t) and
+ * log.format / log.level, which format every message after the arguments
+ * are read (consumer/log.h).  It gives up early on a fatal
  * Kafka error, an authentication failure or all brokers down for a few
  * seconds (tools/kprod.h), naming the cause.
  * Exit 0 when every copy was delivered, 1 on bad usage (including a bad
@@ -39,8 +40,6 @@ struct opts {
     const char *bootstrap, *topic, *time, *source, *config;
     char **xargs;      /* the -X values, in order (pointers into argv) */
     int nxargs;
-    char **xs;         /* --config's kafka.* as "name=value" (the first nown, owned), then -X */
-    int nx, nown;
 };
 
 static void usage(FILE *f) {
@@ -48,7 +47,8 @@ static void usage(FILE *f) {
                "                   [--config FILE] [-X key=value]...\n"
                "Produce one clock.tick CloudEvent to every partition of TOPIC (default\n"
                DEFAULT_TOPIC "), id tick-TIME-pPARTITION, source S (default clock).\n"
-               "--config: creditd.conf's kafka.*, topic.input and log.* (-b, -t, -X win).\n"
+               "--config: creditd.conf's kafka.*, topic.input and log.*; -X KEY=VALUE: as for\n"
+               "creditd, after it (a librdkafka property or a creditd key); -b and -t win.\n"
                "exit status: 0 ok, 1 usage or bad --time, 2 Kafka or delivery error\n");
 }
 
@@ -84,65 +84,32 @@ static int parse_args(int argc, char **argv, struct opts *o) {
     return 0;
 }
 
-/* --config (when given): checked like creditd does; the log writer set up
- * from its log.* keys (defaults without it).  -1 after printing why. */
-static int load_config(const struct opts *o, struct config *cfg) {
+/* --config and -X (kclient_tool_config: the log writer set up from their
+ * log.* keys); the bootstrap and topic from the options or the
+ * configuration.  -1 after printing why. */
+static int load_config(struct opts *o, struct config *cfg) {
     char err[1024];
-    struct log_opts lo = {"credit-tick", NULL, NULL, 0};
-    config_init(cfg);
-    if (o->config && (config_load_file(cfg, o->config, err, sizeof err) ||
-                      config_validate(cfg, err, sizeof err))) {
-        fprintf(stderr, "credit-tick: --config %s: %s\n", o->config, err);
+    if (kclient_tool_config(cfg, "credit-tick", o->config, o->xargs, o->nxargs, err, sizeof err)) {
+        log_error(NULL, "%s", err);
         return -1;
     }
-    if (o->config) {
-        lo.format = cfg->log_format;
-        lo.level = cfg->log_level;
-    }
-    if (log_init(&lo, err, sizeof err)) {
-        fprintf(stderr, "credit-tick: %s\n", err);
-        return -1;
-    }
-    return 0;
-}
-
-/* The client properties: the config's kafka.* as "name=value" strings
- * (malloc'ed), then -X; the bootstrap and topic from the options or the
- * config.  -1 after printing why. */
-static int collect_props(const struct config *cfg, struct opts *o) {
-    o->xs = calloc(cfg->nkafka + (size_t)o->nxargs + 1, sizeof *o->xs);
-    if (!o->xs) { log_error(NULL, "out of memory"); return -1; }
-    for (size_t i = 0; i < cfg->nkafka; i++) {
-        size_t len = strlen(cfg->kafka[i].name) + strlen(cfg->kafka[i].value) + 2;
-        if (!(o->xs[o->nx] = malloc(len))) { log_error(NULL, "out of memory"); return -1; }
-        snprintf(o->xs[o->nx++], len, "%s=%s", cfg->kafka[i].name, cfg->kafka[i].value);
-        o->nown = o->nx;
-    }
-    for (int i = 0; i < o->nxargs; i++) o->xs[o->nx++] = o->xargs[i];
     if (!o->bootstrap) o->bootstrap = config_kafka_get(cfg, "bootstrap.servers");
-    if (!o->topic) o->topic = o->config ? cfg->topic_input : DEFAULT_TOPIC;
+    if (!o->topic) o->topic = cfg->topic_input;
     if (!o->bootstrap || !*o->bootstrap) {
-        log_error(NULL, "no Kafka: give -b BOOTSTRAP or kafka.bootstrap.servers in --config");
+        log_error(NULL, "no Kafka: give -b BOOTSTRAP or kafka.bootstrap.servers (--config, -X)");
         return -1;
     }
     return 0;
 }
 
-static void free_props(struct opts *o) {
-    for (int i = 0; o->xs && i < o->nown; i++) free(o->xs[i]);
-    free(o->xs);
-    free(o->xargs);
-    o->xs = o->xargs = NULL;
-}
-
-static int make_producer(const struct opts *o, struct kprod *k) {
+static int make_producer(const struct opts *o, const struct config *cfg, struct kprod *k) {
     static const struct kclient_prop defs[] = {
         {"enable.idempotence", "true"},
         {"acks", "all"},
         {"compression.type", "none"},
         {NULL, NULL}};
     *k = (struct kprod){.prog = "credit-tick"};
-    return kprod_new(k, o->bootstrap, defs, o->xs, o->nx);
+    return kprod_new(k, o->bootstrap, defs, cfg);
 }
 
 /* The topic's partition count (kclient's retry policy), or -1 after
@@ -198,20 +165,15 @@ int main(int argc, char **argv) {
     struct opts o = {0};
     struct kprod k = {0};
     struct config cfg;
+    config_init(&cfg);
     if (parse_args(argc, argv, &o) != 0) {
         usage(stderr);
-        free_props(&o);
+        free(o.xargs);
         return EXIT_USAGE;
     }
-    if (load_config(&o, &cfg)) {
+    if (load_config(&o, &cfg) || make_producer(&o, &cfg, &k)) {
         config_free(&cfg);
-        free_props(&o);
-        return EXIT_USAGE;
-    }
-    int bad = collect_props(&cfg, &o) || make_producer(&o, &k);
-    free_props(&o);
-    if (bad) {
-        config_free(&cfg);
+        free(o.xargs);
         return EXIT_USAGE;
     }
     int n = partition_count(&k, o.topic);
@@ -219,5 +181,6 @@ int main(int argc, char **argv) {
     kprod_destroy(&k);
     if (rc == 0) log_info(NULL, "%d ticks (time %s) produced to %s", n, o.time, o.topic);
     config_free(&cfg);   /* o.topic and o.bootstrap may point into it */
+    free(o.xargs);
     return rc ? EXIT_RUNTIME : 0;
 }

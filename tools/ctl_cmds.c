@@ -129,9 +129,10 @@ static void usage(FILE *f) {
         "  --http URL        or read that balance from creditd's HTTP API instead\n"
         "                    (http://HOST:PORT, GET /v1/orgs/ORG; 10 s at most)\n"
         "  --force           grant without if_value (may overwrite a concurrent change)\n"
-        "  --config FILE     creditd.conf: kafka.*, topic.input, creditctl.source_*\n"
+        "  --config FILE     creditd.conf: kafka.*, topic.*, creditctl.source_*, log.*\n"
         "  -b, --bootstrap S bootstrap servers (else kafka.bootstrap.servers)\n"
-        "  -X key=value      librdkafka property (after the defaults and --config)\n"
+        "  -X key=value      a key after --config, as for creditd: a librdkafka property\n"
+        "                    (after creditctl's defaults) or a creditd key\n"
         "  --topic T         input topic (else topic.input, default credit.events)\n"
         "  --source S        event source (else creditctl.source_staff / _owner)\n"
         "  --id ID           event id (default: a random UUID)\n"
@@ -535,42 +536,32 @@ static int build_event(const struct args *g, const struct config *cfg, json_t **
 
 /* ---- configuration and producing ------------------------------------------ */
 
+/* --config and -X (kclient_tool_config, as for every tool). */
 static int load_config(const struct args *g, struct config *cfg) {
     char err[ERRLEN];
-    config_init(cfg);
-    if (!g->config) return 0;
-    if (config_load_file(cfg, g->config, err, sizeof err) || config_validate(cfg, err, sizeof err)) {
-        fprintf(stderr, "creditctl: --config %s: %s\n", g->config, err);
+    if (kclient_tool_config(cfg, "creditctl", g->config, g->xs, g->nx, err, sizeof err)) {
+        fprintf(stderr, "creditctl: %s\n", err);
         return EXIT_USAGE;
     }
     return 0;
 }
 
-/* Client properties: the config's kafka.*, then -X (later ones win), as
- * "key=value" strings in props (the first *nown malloc'ed); the bootstrap. */
-static int client_props(const struct args *g, const struct config *cfg, char **props, int *n,
-                        int *nown, const char **bootstrap) {
-    for (size_t i = 0; i < cfg->nkafka && *n < MAX_XS; i++) {
-        size_t len = strlen(cfg->kafka[i].name) + strlen(cfg->kafka[i].value) + 2;
-        if (!(props[*n] = malloc(len))) return bad("out of memory%s%s", "", "");
-        snprintf(props[(*n)++], len, "%s=%s", cfg->kafka[i].name, cfg->kafka[i].value);
-        *nown = *n;
-    }
-    for (int i = 0; i < g->nx; i++) props[(*n)++] = g->xs[i];
+/* The bootstrap servers: -b, else kafka.bootstrap.servers (--config, -X). */
+static int bootstrap_of(const struct args *g, const struct config *cfg, const char **bootstrap) {
     *bootstrap = g->bootstrap ? g->bootstrap : config_kafka_get(cfg, "bootstrap.servers");
     if (!*bootstrap || !**bootstrap)
-        return bad("no Kafka: give -b BOOTSTRAP or kafka.bootstrap.servers in --config%s%s", "", "");
+        return bad("no Kafka: give -b BOOTSTRAP or kafka.bootstrap.servers (--config, -X)%s%s", "", "");
     return 0;
 }
 
 /* Produce the event keyed by org and wait for its delivery report. */
-static int produce(const struct args *g, const char *bootstrap, char **props, int n,
+static int produce(const struct args *g, const char *bootstrap, const struct config *cfg,
                    const char *topic, const char *json) {
     static const struct kclient_prop defs[] = {
         {"partitioner", "murmur2_random"}, {"enable.idempotence", "true"},
         {"acks", "all"}, {NULL, NULL}};
     struct kprod k = {.prog = "creditctl"};
-    if (kprod_new(&k, bootstrap, defs, props, n)) return EXIT_USAGE;
+    if (kprod_new(&k, bootstrap, defs, cfg)) return EXIT_USAGE;
     int rc = 0;
     rd_kafka_resp_err_t e = rd_kafka_producev(
         kprod_rk(&k), RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_VALUE((void *)json, strlen(json)),
@@ -618,26 +609,24 @@ static int wait_outcome(const struct args *g, struct ctlwait *w, const char *src
 
 /* Send (and with --wait, the wait consumer first: it must see the outcome). */
 static int send_event(const struct args *g, const struct config *cfg, json_t *ev, const char *json) {
-    char *props[2 * MAX_XS] = {0}, err[ERRLEN];
+    char err[ERRLEN];
     const char *bootstrap = NULL, *topic = g->topic ? g->topic : cfg->topic_input;
     const char *id = json_string_value(json_object_get(ev, "id"));
     const char *src = json_string_value(json_object_get(ev, "source"));
     struct ctlwait *w = NULL;
-    int n = 0, nown = 0;
-    int rc = client_props(g, cfg, props, &n, &nown, &bootstrap);
+    int rc = bootstrap_of(g, cfg, &bootstrap);
     if (!rc && g->wait_s &&
-        ctlwait_start(&w, bootstrap, props, n, cfg->topic_ledger, cfg->topic_overage,
+        ctlwait_start(&w, bootstrap, cfg, cfg->topic_ledger, cfg->topic_overage,
                       cfg->topic_rejected, err, sizeof err)) {
         fprintf(stderr, "creditctl: --wait: %s\n", err);
         rc = EXIT_RUNTIME;
     }
-    if (!rc && !(rc = produce(g, bootstrap, props, n, topic, json))) {
+    if (!rc && !(rc = produce(g, bootstrap, cfg, topic, json))) {
         printf("%s\n", id);
         fflush(stdout);
         if (w) rc = wait_outcome(g, w, src, id);
     }
     ctlwait_destroy(w);
-    for (int i = 0; i < nown; i++) free(props[i]);
     return rc;
 }
 

@@ -79,7 +79,7 @@ static int assign_end(struct ctlwait *w, rd_kafka_topic_partition_list_t *l, int
     return 0;
 }
 
-int ctlwait_start(struct ctlwait **out, const char *bootstrap, char *const *props, int nprops,
+int ctlwait_start(struct ctlwait **out, const char *bootstrap, const struct config *cfg,
                   const char *ledger, const char *overage, const char *rejected, char *err,
                   size_t errlen) {
     static const struct kclient_prop forced[] = {
@@ -93,7 +93,7 @@ int ctlwait_start(struct ctlwait **out, const char *bootstrap, char *const *prop
      * of take_targets() queue behind it (0.5 s each by default). */
     static const struct kclient_prop defaults[] = {{"fetch.wait.max.ms", "50"}, {NULL, NULL}};
     struct kclient_spec spec = {.prog = "creditctl", .role = "wait consumer",
-                                .type = RD_KAFKA_CONSUMER, .xs = props, .nx = nprops,
+                                .type = RD_KAFKA_CONSUMER, .cfg = cfg,
                                 .bootstrap = bootstrap, .forced = forced, .defaults = defaults,
                                 .stop_on = KCLIENT_STOP_AUTH | KCLIENT_STOP_DOWN};
     struct ctlwait *w = calloc(1, sizeof *w);

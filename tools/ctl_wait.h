@@ -27,6 +27,8 @@
 
 #include <stddef.h>
 
+#include "config/config.h"
+
 #define CTLWAIT_APPLIED  0
 #define CTLWAIT_REJECTED 1
 #define CTLWAIT_TIMEOUT  2
@@ -34,11 +36,10 @@
 
 struct ctlwait;
 
-/* A consumer on bootstrap with the "key=value" properties props[0..n) (the
- * config's kafka.* and -X), assigned at the end of the three topics (names
- * borrowed: they outlive the wait).  0, or -1 with err naming the topic or
- * property. */
-int ctlwait_start(struct ctlwait **out, const char *bootstrap, char *const *props, int nprops,
+/* A consumer on bootstrap with cfg's kafka.* (creditctl's --config and -X:
+ * the producer's), assigned at the end of the three topics (names borrowed:
+ * they outlive the wait).  0, or -1 with err naming the topic or property. */
+int ctlwait_start(struct ctlwait **out, const char *bootstrap, const struct config *cfg,
                   const char *ledger, const char *overage, const char *rejected, char *err,
                   size_t errlen);
 

@@ -18,10 +18,10 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *user) {
 }
 
 int kprod_new(struct kprod *k, const char *bootstrap, const struct kclient_prop *defs,
-              char *const *xs, int nx) {
+              const struct config *cfg) {
     char err[KCLIENT_ERRLEN];
     struct kclient_spec spec = {.prog = k->prog, .role = "producer", .type = RD_KAFKA_PRODUCER,
-                                .defaults = defs, .xs = xs, .nx = nx, .bootstrap = bootstrap,
+                                .defaults = defs, .cfg = cfg, .bootstrap = bootstrap,
                                 .stop_on = KCLIENT_STOP_AUTH | KCLIENT_STOP_DOWN, .user = k,
                                 .dr_msg_cb = dr_cb};
     if (kclient_new(&k->kc, &spec, err, sizeof err) == 0) return 0;

@@ -1,7 +1,7 @@
-/* kprod -- the producer of credit-produce and credit-tick, on the shared
- * Kafka client set-up (consumer/kclient.h): the tool's defaults, then -X
- * key=value overrides; a delivery-report callback that counts delivered and
- * failed messages.  Messages go through the log writer (consumer/log.h) with
+/* kprod -- the producer of credit-produce, credit-tick and creditctl, on the
+ * shared Kafka client set-up (consumer/kclient.h): the tool's defaults, then
+ * the kafka.* of its configuration (--config, then -X key=value); a
+ * delivery-report callback that counts delivered and failed messages.  Messages go through the log writer (consumer/log.h) with
  * k->prog as their prefix, at level error.
  *
  * The tools have no stop flag: their waits (kprod_flush, the tools' own
@@ -11,7 +11,7 @@
  * Ownership: the caller owns struct kprod and must keep it alive (and at the
  * same address) until kprod_destroy(), since it is the delivery callback's
  * opaque, updated from the polls.  kprod_new keeps no pointer to bootstrap,
- * defs or xs after it returns. */
+ * defs or cfg after it returns. */
 #ifndef TOOLS_KPROD_H
 #define TOOLS_KPROD_H
 
@@ -34,11 +34,12 @@ struct kprod {
     int gave_up;             /* kprod_failed() said so (and printed why) */
 };
 
-/* A producer with bootstrap.servers=bootstrap, the defaults defs (NULL-name
- * terminated), then the nx "key=value" strings xs (so -X overrides a
- * default).  0, or -1 after printing why (a bad property, no client). */
+/* A producer with the defaults defs (NULL-name terminated), then cfg's
+ * kafka.* (so --config and -X override a default; cfg may be NULL), then
+ * bootstrap.servers=bootstrap.  0, or -1 after printing why (a bad
+ * property, no client). */
 int kprod_new(struct kprod *k, const char *bootstrap, const struct kclient_prop *defs,
-              char *const *xs, int nx);
+              const struct config *cfg);
 
 rd_kafka_t *kprod_rk(const struct kprod *k);
 
