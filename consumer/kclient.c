@@ -192,8 +192,10 @@ int kclient_log_setup(const char *prog, const struct config *c, char *err, size_
 
 int kclient_tool_config(struct config *c, const char *prog, const char *file, char *const *xs,
                         int nx, char *err, size_t errlen) {
-    if (config_load_args(c, file, xs, nx, err, errlen)) return -1;
-    return kclient_log_setup(prog, c, err, errlen);
+    char lerr[KCLIENT_ERRLEN];
+    if (config_load_args(c, file, xs, nx, err, errlen) == 0) return kclient_log_setup(prog, c, err, errlen);
+    (void)kclient_log_setup(prog, c, lerr, sizeof(lerr));   /* the error in the format asked for */
+    return -1;
 }
 
 rd_kafka_t *kclient_rk(const struct kclient *kc) { return kc->rk; }

@@ -101,7 +101,9 @@ int kclient_log_setup(const char *prog, const struct config *c, char *err, size_
  * -X KEY=VALUE arguments xs[0..nx), so that one configuration serves them
  * all as it serves creditd: config_load_args (kafka.* pass-through, file:
  * values, the refusal of a secret in clear in a file open to others), then
- * kclient_log_setup(prog).  0, or -1 with err; config_free(c) either way. */
+ * kclient_log_setup(prog) (after an error too, with what was read: the
+ * error can be logged as asked).  0, or -1 with err; config_free(c) either
+ * way. */
 int kclient_tool_config(struct config *c, const char *prog, const char *file, char *const *xs,
                         int nx, char *err, size_t errlen);
 

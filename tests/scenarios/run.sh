@@ -187,5 +187,11 @@ if sh "$S/replay_progress.sh"; then ok; else bad "replay progress scenarios"; fi
 #     broker: outcomes, ledger entries, balances, SIGTERM exit 0.
 if bash "$S/ctl_embedded.sh"; then ok; else bad "creditctl commands on the embedded broker"; fi
 
+# 20. Secrets (issue 9): file: values, masked in --dump-config and in every
+#     log of creditd and the tools (text and JSON, librdkafka's debug too),
+#     a secret librdkafka quotes masked, the refusal of a secret in clear in
+#     a file others may read, by every program.
+if sh "$S/secrets.sh"; then ok; else bad "secret scenarios"; fi
+
 echo "scenarios: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
