@@ -48,10 +48,13 @@
 #       restarts it; create-topic and the ready check connect as admin.
 #   broker.sh kafka-acls ARGS...
 #   broker.sh kafka-configs ARGS...
-#       Kafka's own kafka-acls.sh / kafka-configs.sh (AclCommand,
-#       ConfigCommand of the kafka-tools jar, fetched once through
-#       tests/kafka/pom-admin.xml) with exactly ARGS: pass --bootstrap-server
-#       and --command-config DIR/admin.properties yourself.
+#   broker.sh kafka-consumer-groups ARGS...
+#   broker.sh kafka-console-consumer ARGS...
+#       Kafka's own kafka-acls.sh, kafka-configs.sh, kafka-consumer-groups.sh,
+#       kafka-console-consumer.sh (classes of the kafka-tools jar, fetched
+#       once through tests/kafka/pom-admin.xml) with exactly ARGS: pass
+#       --bootstrap-server and --command-config (--consumer.config) yourself,
+#       e.g. DIR/admin.properties.
 #   broker.sh fetch
 #       Only make sure Java/Maven and the cached jars are there.
 #
@@ -756,6 +759,8 @@ case "$cmd" in
     start-secure) SECURE=1 cmd_start "$@" ;;
     kafka-acls) admin_tool org.apache.kafka.tools.AclCommand "$@" ;;
     kafka-configs) admin_tool org.apache.kafka.tools.ConfigCommand "$@" ;;
+    kafka-consumer-groups) admin_tool org.apache.kafka.tools.consumer.group.ConsumerGroupCommand "$@" ;;
+    kafka-console-consumer) admin_tool org.apache.kafka.tools.consumer.ConsoleConsumer "$@" ;;
     stop) cmd_stop "$@" ;;
     restart) cmd_restart "$@" ;;
     kill) cmd_kill "$@" ;;
