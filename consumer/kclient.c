@@ -299,7 +299,6 @@ void kclient_denied(const struct kclient *kc, const char *kind, const char *name
                  kc->sasl_user[0] ? "'" : "", kind, name);
 }
 
-const char *kclient_acl_need(const struct kclient *kc) { return kc->acl_need; }
 int kclient_group_denied(const struct kclient *kc) { return kc->group_denied; }
 
 /* " (last Kafka error: ...)" when the error callback saw one. */

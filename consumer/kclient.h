@@ -114,9 +114,6 @@ void kclient_alive(struct kclient *kc);
 void kclient_denied(const struct kclient *kc, const char *kind, const char *name, char *err,
                     size_t errlen);
 
-/* spec->acl_need of the client (NULL if none). */
-const char *kclient_acl_need(const struct kclient *kc);
-
 /* 1 once kclient_serve() polled a consumer error saying the group may not
  * be used (GROUP_AUTHORIZATION_FAILED, e.g. on FindCoordinator), else 0. */
 int kclient_group_denied(const struct kclient *kc);
