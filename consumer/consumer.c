@@ -19,14 +19,39 @@ struct consumer {
     int64_t *published;           /* [npart]: next offset committed to the group */
     int64_t *polled;              /* [npart]: next offset handed out by poll */
     int paused, ever_paused;
+    char group[CONFIG_GROUP_MAX + 1];
+    char denied[KCLIENT_ERRLEN];  /* a group-offset commit was refused: why ("" if not) */
 };
 
+static int is_denied(rd_kafka_resp_err_t e) {
+    return e == RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED ||
+           e == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED;
+}
+
+/* An authorization refusal on the group or the input topic, as one line. */
+static void denied(struct consumer *k, rd_kafka_resp_err_t e, char *err, size_t errlen) {
+    if (e == RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED) kclient_denied(k->kc, "group", k->group, err, errlen);
+    else kclient_denied(k->kc, "topic", k->topic, err, errlen);
+}
+
+/* The first error of a commit result: the request's, else a partition's. */
+static rd_kafka_resp_err_t commit_error(rd_kafka_resp_err_t e, const rd_kafka_topic_partition_list_t *l) {
+    for (int i = 0; !e && l && i < l->cnt; i++) e = l->elems[i].err;
+    return e;
+}
+
+/* A refused commit stops creditd (consumer_poll_batch): the offsets are
+ * only for monitoring, but a principal without Read on the group is a
+ * misconfiguration to fix, not to log every few seconds.  The store has
+ * committed the batches already: nothing is half-applied.  Other errors
+ * are retried by the next publish. */
 static void on_commit(rd_kafka_t *rk, rd_kafka_resp_err_t e,
                       rd_kafka_topic_partition_list_t *offsets, void *user) {
-    (void)rk; (void)user;
-    for (int i = 0; !e && offsets && i < offsets->cnt; i++)
-        if (offsets->elems[i].err) e = offsets->elems[i].err; /* per-partition errors */
-    if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET)
+    struct consumer *k = user;
+    (void)rk;
+    e = commit_error(e, offsets);
+    if (is_denied(e) && !k->denied[0]) denied(k, e, k->denied, sizeof(k->denied));
+    else if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET)
         log_warn("consumer", "publishing group offsets failed (the store keeps "
                         "them; they are published again shortly): %s", rd_kafka_err2str(e));
 }
@@ -46,7 +71,8 @@ static int make_handle(struct consumer *k, const struct config *c, const char *b
         {NULL, NULL}};
     struct kclient_spec spec = {.prog = "creditd", .role = "consumer", .type = RD_KAFKA_CONSUMER,
                                 .cfg = c, .bootstrap = bootstrap, .forced = forced, .stop = stop,
-                                .stop_on = KCLIENT_STOP_AUTH, .commit_cb = on_commit};
+                                .stop_on = KCLIENT_STOP_AUTH, .commit_cb = on_commit, .user = k,
+                                .acl_need = "Read"};
     if (kclient_new(&k->kc, &spec, err, errlen)) return -1;
     k->rk = kclient_rk(k->kc);
     int rc = kclient_partition_count(k->kc, k->topic, KCLIENT_META_TIMEOUT_MS, &k->npart, err, errlen);
@@ -70,6 +96,7 @@ int consumer_open(struct consumer **out, const struct config *c, const char *boo
         return -1;
     }
     snprintf(k->topic, sizeof(k->topic), "%s", c->topic_input);
+    snprintf(k->group, sizeof(k->group), "%s", c->group_id);
     int rc = make_handle(k, c, bootstrap, stop, err, errlen);
     if (rc == 0) {
         size_t n = (size_t)k->npart;
@@ -141,6 +168,86 @@ int consumer_assign(struct consumer *k, const int32_t *parts, const int64_t *nex
     return 0;
 }
 
+/* ---- start-up check of the group ------------------------------------------ */
+
+/* One OffsetFetch of l (Describe on the group and the topic), retried for
+ * transient errors until deadline.  0 (also when the coordinator did not
+ * answer in time: the group only serves monitoring), -1 when refused,
+ * KCLIENT_STOPPED. */
+static int fetch_check(struct consumer *k, rd_kafka_topic_partition_list_t *l, int64_t deadline,
+                       char *err, size_t errlen) {
+    rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR__TIMED_OUT;
+    for (;;) {
+        int64_t left = deadline - kclient_now_ms();
+        if (left <= 0) break;
+        e = commit_error(rd_kafka_committed(k->rk, l, left < KCLIENT_CALL_MS ? (int)left : KCLIENT_CALL_MS), l);
+        if (is_denied(e)) {
+            denied(k, e, err, errlen);
+            return -1;
+        }
+        if (!e) return 0;
+        int rc = kclient_serve(k->kc, KCLIENT_POLL_MS, err, errlen); /* errors, stop flag */
+        if (rc) return rc;
+        if (kclient_group_denied(k->kc)) { /* FindCoordinator refused: no offsets will come */
+            denied(k, RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED, err, errlen);
+            return -1;
+        }
+    }
+    log_warn("consumer", "group %s: could not read its offsets at start-up (%s): going on, the "
+             "offsets are published when the coordinator answers", k->group, rd_kafka_err2str(e));
+    return 0;
+}
+
+/* Commit the offsets of l (Read on the group) and wait for the result on a
+ * queue of its own, polled in slices until deadline.  Like fetch_check. */
+static int commit_check(struct consumer *k, rd_kafka_topic_partition_list_t *l, int64_t deadline,
+                        char *err, size_t errlen) {
+    rd_kafka_queue_t *q = rd_kafka_queue_new(k->rk);
+    rd_kafka_resp_err_t e = rd_kafka_commit_queue(k->rk, l, q, NULL, NULL);
+    int rc = 0, done = e != RD_KAFKA_RESP_ERR_NO_ERROR;
+    while (!done && rc == 0) {
+        int64_t left = deadline - kclient_now_ms();
+        if (left <= 0) break;
+        rd_kafka_event_t *ev = rd_kafka_queue_poll(q, left < KCLIENT_POLL_MS ? (int)left : KCLIENT_POLL_MS);
+        if (ev && rd_kafka_event_type(ev) == RD_KAFKA_EVENT_OFFSET_COMMIT) {
+            e = commit_error(rd_kafka_event_error(ev), rd_kafka_event_topic_partition_list(ev));
+            done = 1;
+        }
+        if (ev) rd_kafka_event_destroy(ev);
+        if (!done) rc = kclient_serve(k->kc, 0, err, errlen);
+        if (!done && kclient_group_denied(k->kc)) {
+            e = RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED;
+            done = 1;
+        }
+    }
+    rd_kafka_queue_destroy(q);
+    if (rc) return rc;
+    if (is_denied(e)) {
+        denied(k, e, err, errlen);
+        return -1;
+    }
+    if (!done || e)
+        log_warn("consumer", "group %s: publishing the stored offsets at start-up: %s (going on)",
+                 k->group, done ? rd_kafka_err2str(e) : "no answer in time");
+    return 0;
+}
+
+int consumer_check_group(struct consumer *k, const int32_t *parts, const int64_t *next, size_t n,
+                         char *err, size_t errlen) {
+    int64_t deadline = kclient_now_ms() + KCLIENT_META_TIMEOUT_MS;
+    rd_kafka_topic_partition_list_t *all = rd_kafka_topic_partition_list_new((int)n);
+    rd_kafka_topic_partition_list_t *known = rd_kafka_topic_partition_list_new((int)n);
+    for (size_t i = 0; i < n; i++) {
+        rd_kafka_topic_partition_list_add(all, k->topic, parts[i]);
+        if (next[i] != CONSUMER_NEVER) rd_kafka_topic_partition_list_add(known, k->topic, parts[i])->offset = next[i];
+    }
+    int rc = fetch_check(k, all, deadline, err, errlen);
+    if (rc == 0 && known->cnt > 0) rc = commit_check(k, known, deadline, err, errlen);
+    rd_kafka_topic_partition_list_destroy(all);
+    rd_kafka_topic_partition_list_destroy(known);
+    return rc;
+}
+
 /* An error event or errored message: 0 when it is transient or informational,
  * -1 (err set) when creditd must stop. */
 static int on_msg_error(struct consumer *k, const rd_kafka_message_t *m, char *err, size_t errlen) {
@@ -157,11 +264,13 @@ static int on_msg_error(struct consumer *k, const rd_kafka_message_t *m, char *e
                  "them with credit-replay before restarting",
                  topic, (int)m->partition, rd_kafka_message_errstr(m));
         return -1;
+    case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
+    case RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED:
+        denied(k, e, err, errlen);
+        return -1;
     case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
     case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
     case RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION:
-    case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
-    case RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED:
         snprintf(err, errlen, "input %s [%d]: %s", topic, (int)m->partition,
                  rd_kafka_message_errstr(m));
         return -1;
@@ -183,6 +292,10 @@ int consumer_poll_batch(struct consumer *k, rd_kafka_message_t **msgs, size_t ma
     *n = 0;
     while (*n < max && !*stop) {
         if (kclient_failed(k->kc, err, errlen)) return -1;
+        if (k->denied[0]) {
+            snprintf(err, errlen, "%s", k->denied);
+            return -1;
+        }
         int64_t left = deadline - kclient_now_ms();
         if (left < 0) break;
         rd_kafka_message_t *m =

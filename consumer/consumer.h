@@ -35,6 +35,19 @@ void consumer_close(struct consumer *k, int timeout_ms);
 int32_t consumer_partition_count(const struct consumer *k);
 const char *consumer_cluster_id(const struct consumer *k);
 
+/* Start-up, before consumer_assign: may creditd's principal use its group?
+ * Reads the group's offsets of parts[0..n) (needs Describe on the group)
+ * and, for the partitions whose next[i] the store knows, commits next[i]
+ * (needs Read; the same offsets creditd publishes at every start anyway).
+ * A refusal is -1 with err naming the principal, the operation and the
+ * group or topic; a coordinator that does not answer within
+ * KCLIENT_META_TIMEOUT_MS is only logged (the group serves monitoring).
+ * On a fresh store (no offsets) Read is first used by the first batch's
+ * publish: a refusal then stops creditd from consumer_poll_batch, after
+ * that batch was committed to the store.  0, -1 or KCLIENT_STOPPED. */
+int consumer_check_group(struct consumer *k, const int32_t *parts, const int64_t *next, size_t n,
+                         char *err, size_t errlen);
+
 /* Assign parts[0..n) of the input topic, each from next[i] (the next offset
  * to apply) or the beginning when next[i] == CONSUMER_NEVER. */
 int consumer_assign(struct consumer *k, const int32_t *parts, const int64_t *next, size_t n,

@@ -13,6 +13,8 @@ struct kclient {
     rd_kafka_t *rk;
     rd_kafka_type_t type;
     const char *prog, *role;               /* borrowed for the client's life */
+    const char *acl_need;                  /* borrowed too (spec->acl_need), or NULL */
+    char mech[32], sasl_user[128];         /* sasl.mechanisms, sasl.username ("" if unset) */
     volatile sig_atomic_t *stop;
     unsigned stop_on;
     void *user;
@@ -21,8 +23,9 @@ struct kclient {
     /* Written by the error callback, on the owner's thread. */
     int fatal, auth;
     int unclosed;                          /* kclient_consumer_close() gave up waiting */
+    int group_denied;                      /* a consumer error said: group authorization failed */
     int64_t down_since;                    /* all brokers down since (ms), 0: not known down */
-    char fatal_cause[KCLIENT_ERRLEN], auth_cause[KCLIENT_ERRLEN];
+    char fatal_cause[KCLIENT_ERRLEN], auth_cause[KCLIENT_ERRLEN * 2];
     char last[KCLIENT_ERRLEN];             /* the last error but "all brokers down" */
 };
 
@@ -35,6 +38,36 @@ int64_t kclient_now_ms(void) {
 static int is_auth_error(int code) {
     return code == RD_KAFKA_RESP_ERR__AUTHENTICATION || code == RD_KAFKA_RESP_ERR__SSL ||
            code == RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED;
+}
+
+/* librdkafka before 2.6.1 repeats the client nonce in its SCRAM final
+ * message; Kafka 4 brokers check it strictly and refuse every SCRAM login
+ * from it as "invalid credentials" (confluentinc/librdkafka#4895). */
+#define KCLIENT_SCRAM_FIXED 0x020601ff
+
+/* The cause of an authentication or TLS failure, one line naming what to
+ * check: the CA for a certificate the client cannot verify, the mechanism
+ * and user for a refused login (the broker does not say whether the user
+ * exists or the password is wrong). */
+static void auth_cause(struct kclient *kc, int code, const char *reason) {
+    char hint[256] = "";
+    if (code == RD_KAFKA_RESP_ERR__SSL) {
+        int verify = strstr(reason, "certificate verify failed") != NULL;
+        snprintf(kc->auth_cause, sizeof(kc->auth_cause), "%s: Kafka TLS %s: %.400s", kc->role,
+                 verify ? "verification failed (the broker's certificate does not verify against "
+                          "ssl.ca.location, or its name does not match the broker's address)"
+                        : "handshake failed",
+                 reason);
+        return;
+    }
+    if (strncasecmp(kc->mech, "SCRAM", 5) == 0 && rd_kafka_version() < KCLIENT_SCRAM_FIXED)
+        snprintf(hint, sizeof(hint), "; if they are right: librdkafka %s cannot log in with SCRAM "
+                 "to Kafka 4 brokers (librdkafka#4895, fixed in 2.6.1), use sasl.mechanisms=PLAIN "
+                 "over SASL_SSL", rd_kafka_version_str());
+    snprintf(kc->auth_cause, sizeof(kc->auth_cause),
+             "%s: Kafka authentication failed (SASL %s, user '%.100s': check sasl.username and "
+             "sasl.password%s): %.300s", kc->role, kc->mech[0] ? kc->mech : "GSSAPI", kc->sasl_user, hint,
+             reason);
 }
 
 /* Error callback (served by the owner's polls).  Every error is one line;
@@ -67,8 +100,7 @@ static void on_error(rd_kafka_t *rk, int code, const char *reason, void *opaque)
     snprintf(kc->last, sizeof(kc->last), "%s: %s", rd_kafka_err2name(code), reason);
     log_scrub(kc->last, sizeof(kc->last));
     if (is_auth_error(code)) {
-        snprintf(kc->auth_cause, sizeof(kc->auth_cause), "%s: Kafka authentication failed: %.400s",
-                 kc->role, kc->last);
+        auth_cause(kc, code, kc->last);
         kc->auth = 1;
     }
 }
@@ -161,9 +193,15 @@ int kclient_new(struct kclient **out, const struct kclient_spec *s, char *err, s
     }
     *kc = (struct kclient){.type = s->type, .prog = s->prog, .role = s->role, .stop = s->stop,
                            .stop_on = s->stop_on, .user = s->user, .dr_msg_cb = s->dr_msg_cb,
-                           .commit_cb = s->commit_cb};
+                           .commit_cb = s->commit_cb, .acl_need = s->acl_need};
     char buf[KCLIENT_ERRLEN];
     rd_kafka_conf_t *conf = make_conf(s, kc, err, errlen);
+    size_t n = sizeof(kc->mech);
+    if (conf && rd_kafka_conf_get(conf, "sasl.mechanisms", kc->mech, &n) != RD_KAFKA_CONF_OK)
+        kc->mech[0] = 0;
+    n = sizeof(kc->sasl_user);
+    if (conf && rd_kafka_conf_get(conf, "sasl.username", kc->sasl_user, &n) != RD_KAFKA_CONF_OK)
+        kc->sasl_user[0] = 0;
     if (conf && !(kc->rk = rd_kafka_new(s->type, conf, buf, sizeof(buf)))) {
         rd_kafka_conf_destroy(conf);
         snprintf(err, errlen, "%s: creating the Kafka client: %s", s->role, buf);
@@ -236,6 +274,7 @@ static void poll_once(struct kclient *kc, int ms) {
     }
     rd_kafka_message_t *m = rd_kafka_consumer_poll(kc->rk, ms);
     if (!m) return;
+    if (m->err == RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED) kc->group_denied = 1;
     if (m->err == RD_KAFKA_RESP_ERR__FATAL)
         on_error(kc->rk, m->err, rd_kafka_message_errstr(m), kc);
     else if (m->err)
@@ -259,6 +298,20 @@ int kclient_serve(struct kclient *kc, int timeout_ms, char *err, size_t errlen) 
         poll_once(kc, slice(left, KCLIENT_POLL_MS));
     }
 }
+
+void kclient_denied(const struct kclient *kc, const char *kind, const char *name, char *err,
+                    size_t errlen) {
+    if (kc->acl_need)
+        snprintf(err, errlen, "%s: %s %s: not authorized: the principal%s%s%s needs %s on %s %s "
+                 "(an ACL; see tools/kafka-acls.sh)", kc->role, kind, name, kc->sasl_user[0] ? " '" : "",
+                 kc->sasl_user, kc->sasl_user[0] ? "'" : "", kc->acl_need, kind, name);
+    else
+        snprintf(err, errlen, "%s: %s %s: not authorized: no ACL of the principal%s%s%s allows "
+                 "this on %s %s", kc->role, kind, name, kc->sasl_user[0] ? " '" : "", kc->sasl_user,
+                 kc->sasl_user[0] ? "'" : "", kind, name);
+}
+
+int kclient_group_denied(const struct kclient *kc) { return kc->group_denied; }
 
 /* " (last Kafka error: ...)" when the error callback saw one. */
 static const char *last_note(const struct kclient *kc, char *buf, size_t len) {
@@ -314,6 +367,11 @@ int kclient_partition_count(struct kclient *kc, const char *topic, int timeout_m
             rc = -1;
             break;
         }
+        if (e == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED) {
+            kclient_denied(kc, "topic", topic, err, errlen);
+            rc = -1;
+            break;
+        }
         if (definitive(e)) {
             snprintf(err, errlen, "%s: topic %s: %s", kc->role, topic, rd_kafka_err2str(e));
             rc = -1;
@@ -359,6 +417,10 @@ int kclient_watermarks(struct kclient *kc, const char *topic, int32_t partition,
         int64_t left = deadline - kclient_now_ms();
         int rc = check(kc, err, errlen);
         if (rc) return rc;
+        if (e == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED) {
+            kclient_denied(kc, "topic", topic, err, errlen);
+            return -1;
+        }
         if (left <= 0 || definitive(e)) {
             snprintf(err, errlen, "%s: %s [%d]: offsets: %s%s", kc->role, topic, (int)partition,
                      rd_kafka_err2str(e), left <= 0 ? last_note(kc, note, sizeof(note)) : "");

@@ -22,7 +22,11 @@
  * "librdkafka", "error" or "facility"); librdkafka's syslog levels map to
  * error (0-3), warn (4), info (5-6) and debug (7), and what log.level drops
  * is not formatted.  Retried errors are warnings; fatal and authentication
- * errors are errors.  The error callback also records the
+ * errors are errors.  An authentication failure is told apart from a TLS
+ * one (a certificate that does not verify against ssl.ca.location) and
+ * names the SASL mechanism and user; for SCRAM with a librdkafka older than
+ * 2.6.1 it adds that such a librdkafka cannot log in to Kafka 4 brokers
+ * with SCRAM.  The error callback also records the
  * conditions that end the client's waits (kclient_failed):
  *   - a fatal error (rd_kafka_fatal_error()): always;
  *   - an authentication or TLS failure: with KCLIENT_STOP_AUTH;
@@ -81,6 +85,8 @@ struct kclient_spec {
     const struct kclient_prop *forced;    /* NULL-name terminated, or NULL */
     volatile sig_atomic_t *stop;          /* the program's stop flag, or NULL */
     unsigned stop_on;                     /* KCLIENT_STOP_* */
+    const char *acl_need;                 /* what the principal needs on this client's topics,
+                                           * e.g. "Read" (kclient_denied), or NULL */
     void *user;                           /* opaque of the two callbacks below */
     void (*dr_msg_cb)(rd_kafka_t *rk, const rd_kafka_message_t *m, void *user);
     void (*commit_cb)(rd_kafka_t *rk, rd_kafka_resp_err_t e,
@@ -123,6 +129,17 @@ int kclient_failed(struct kclient *kc, char *err, size_t errlen);
 /* A broker answered (a message, a delivery report, metadata): forget the
  * all-brokers-down and authentication conditions. */
 void kclient_alive(struct kclient *kc);
+
+/* An authorization failure on KIND ("topic", "group") NAME, as one line
+ * naming the principal (sasl.username) and, when the spec said so, the
+ * operation it needs ("relay: topic credit.alerts: not authorized: the
+ * principal 'creditd' needs Write on topic credit.alerts ..."). */
+void kclient_denied(const struct kclient *kc, const char *kind, const char *name, char *err,
+                    size_t errlen);
+
+/* 1 once kclient_serve() polled a consumer error saying the group may not
+ * be used (GROUP_AUTHORIZATION_FAILED, e.g. on FindCoordinator), else 0. */
+int kclient_group_denied(const struct kclient *kc);
 
 /* The last error the error callback saw, "all brokers down" aside ("" if
  * none); valid until the next poll of the handle. */

@@ -11,7 +11,10 @@
 #include "consumer/kclient.h"
 #include "consumer/log.h"
 
+#define OUTSCAN_GROUP "creditd-outscan"  /* group.id: never joins, never commits */
+
 struct scan {
+    struct kclient *kc;           /* the scan's consumer (messages naming its principal) */
     const struct outscan_part *parts;
     size_t n;
     char *done;                   /* [n]: partition read to its end */
@@ -66,6 +69,14 @@ static int on_message(struct scan *s, const rd_kafka_message_t *m, char *err, si
         mark_done(s, i);
         return 0;
     }
+    if (m->err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED) {
+        kclient_denied(s->kc, "topic", rd_kafka_topic_name(m->rkt), err, errlen);
+        return -1;
+    }
+    if (m->err == RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED) {
+        kclient_denied(s->kc, "group", OUTSCAN_GROUP, err, errlen);
+        return -1;
+    }
     if (m->err) {
         snprintf(err, errlen, "reading output %s [%d]: %s", rd_kafka_topic_name(m->rkt),
                  (int)m->partition, rd_kafka_message_errstr(m));
@@ -93,7 +104,7 @@ static int on_message(struct scan *s, const rd_kafka_message_t *m, char *err, si
 static struct kclient *scan_handle(const struct config *c, const char *bootstrap,
                                    volatile sig_atomic_t *stop, char *err, size_t errlen) {
     static const struct kclient_prop forced[] = {
-        {"group.id", "creditd-outscan"}, /* never joins: assign only, never commits */
+        {"group.id", OUTSCAN_GROUP}, /* never joins: assign only, never commits */
         {"enable.auto.commit", "false"},
         {"enable.auto.offset.store", "false"},
         {"auto.offset.reset", "error"},
@@ -102,7 +113,8 @@ static struct kclient *scan_handle(const struct config *c, const char *bootstrap
         {NULL, NULL}};
     struct kclient_spec spec = {.prog = "creditd", .role = "output scan", .type = RD_KAFKA_CONSUMER,
                                 .cfg = c, .bootstrap = bootstrap, .forced = forced, .stop = stop,
-                                .stop_on = KCLIENT_STOP_AUTH};
+                                .stop_on = KCLIENT_STOP_AUTH,
+                                .acl_need = "Read (and Describe on group " OUTSCAN_GROUP ")"};
     struct kclient *kc;
     return kclient_new(&kc, &spec, err, errlen) ? NULL : kc;
 }
@@ -139,6 +151,7 @@ static int scan(const struct config *c, const char *bootstrap, volatile sig_atom
                 char *err, size_t errlen) {
     struct kclient *kc = scan_handle(c, bootstrap, stop, err, errlen);
     if (!kc) return -1;
+    s->kc = kc;
     int rc = 0;
     rd_kafka_resp_err_t e = rd_kafka_assign(kclient_rk(kc), l);
     if (e) {
@@ -157,7 +170,7 @@ static int scan(const struct config *c, const char *bootstrap, volatile sig_atom
 int outscan_run(const struct config *c, const char *bootstrap, volatile sig_atomic_t *stop,
                 const char *instance, const struct outscan_part *parts, size_t n, int timeout_ms,
                 struct outscan_found **found, size_t *nfound, char *err, size_t errlen) {
-    struct scan s = {parts, n, calloc(n ? n : 1, 1), 0, instance, NULL, 0, 0};
+    struct scan s = {NULL, parts, n, calloc(n ? n : 1, 1), 0, instance, NULL, 0, 0};
     *found = NULL;
     *nfound = 0;
     if (!s.done) {

@@ -331,6 +331,7 @@ static int start(struct pipeline *p) {
     }
     rc = startup_txn(p, next);
     if (rc == 0) rc = relay_recover(p->relay, c, p->bootstrap, p->err, sizeof(p->err));
+    if (rc == 0) rc = consumer_check_group(p->in, p->parts, next, p->nparts, p->err, sizeof(p->err));
     if (rc == KCLIENT_STOPPED) {
         free(next);
         return rc;

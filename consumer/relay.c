@@ -97,7 +97,13 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *user)
         if (r->closing && (m->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE ||
                            m->err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT))
             return;
-        if (!r->failed)
+        if (!r->failed && m->err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED) {
+            char why[KCLIENT_ERRLEN];
+            kclient_denied(r->kc, "topic", r->t[sl->kind].name, why, sizeof(why));
+            snprintf(r->fail_reason, sizeof(r->fail_reason), "delivering outbox entry %" PRIu64
+                     " (%s) failed: %.380s; the entry stays in the outbox (restart once fixed)",
+                     sl->seq, kind_names[sl->kind], why);
+        } else if (!r->failed)
             snprintf(r->fail_reason, sizeof(r->fail_reason),
                      "relay: delivering outbox entry %" PRIu64 " (%s) to %s failed: %s: %s; "
                      "the entry stays in the outbox (restart to retry)", sl->seq,
@@ -146,7 +152,8 @@ static int make_producer(struct relay *r, const struct config *c, const char *bo
     struct kclient_spec spec = {.prog = "creditd", .role = "relay", .type = RD_KAFKA_PRODUCER,
                                 .defaults = defaults, .cfg = c, .bootstrap = bootstrap,
                                 .forced = forced, .stop = r->stop, .stop_on = KCLIENT_STOP_AUTH,
-                                .user = r, .dr_msg_cb = on_delivery};
+                                .user = r, .dr_msg_cb = on_delivery,
+                                .acl_need = "Write (and Read, for the start-up read-back)"};
     if (kclient_new(&r->kc, &spec, err, errlen)) return -1;
     r->rk = kclient_rk(r->kc);
     return 0;

@@ -27,6 +27,34 @@
 #       Print HOST:PORT of the broker in DIR.
 #   broker.sh status DIR
 #       Exit 0 (and print "running PID") if the broker process is alive.
+#   broker.sh start-secure DIR [--user NAME:PASSWORD]... [key=value ...]
+#       Like start, but the client listener is SASL_SSL (SCRAM-SHA-512 over
+#       TLS) and the KRaft StandardAuthorizer denies what no ACL allows
+#       (allow.everyone.if.no.acl.found=false).  When DIR is new: a test CA
+#       and a broker certificate for the loopback names (localhost,
+#       127.0.0.1) are made with openssl (PEM, in DIR/tls), and the SCRAM
+#       users `admin` (random password; a super user, also the broker's own
+#       inter-broker identity) and each --user are created when the storage is
+#       formatted.  The listener also offers PLAIN (over TLS) for the same
+#       users: librdkafka before 2.6.1 cannot do SCRAM with Kafka 4 (see
+#       rdkafka_mechanism).  The controller listener (loopback) is TLS with
+#       client certificates: only the broker's own certificate gets in.
+#       Prints HOST:PORT.  Also in DIR: tls/ca.pem (the CA clients trust),
+#       mechanism (what this machine's librdkafka can use: PLAIN or
+#       SCRAM-SHA-512), admin.librdkafka (librdkafka properties of admin:
+#       kcat -F, -X),
+#       admin.properties (Java client properties of admin: Kafka's tools'
+#       --command-config), users ("NAME PASSWORD" lines).  `start DIR`
+#       restarts it; create-topic and the ready check connect as admin.
+#   broker.sh kafka-acls ARGS...
+#   broker.sh kafka-configs ARGS...
+#   broker.sh kafka-consumer-groups ARGS...
+#   broker.sh kafka-console-consumer ARGS...
+#       Kafka's own kafka-acls.sh, kafka-configs.sh, kafka-consumer-groups.sh,
+#       kafka-console-consumer.sh (classes of the kafka-tools jar, fetched
+#       once through tests/kafka/pom-admin.xml) with exactly ARGS: pass
+#       --bootstrap-server and --command-config (--consumer.config) yourself,
+#       e.g. DIR/admin.properties.
 #   broker.sh fetch
 #       Only make sure Java/Maven and the cached jars are there.
 #
@@ -109,6 +137,40 @@ ensure_jars() {
         mv "$tmp" "$CACHE/kafka-$KAFKA_VERSION"
         date -u +%FT%TZ > "$marker"
     ) 9>"$CACHE/.lock"
+}
+
+# Kafka's admin tools (kafka-tools jar, tests/kafka/pom-admin.xml) next to
+# the broker's jars, once; the broker's own copy is left as it is.
+ADMIN="$CACHE/kafka-$KAFKA_VERSION/admin"
+ensure_admin_jars() {
+    ensure_jars
+    [[ -f "$ADMIN/.complete" ]] && return 0
+    (
+        flock -w 900 9 || die "timed out waiting for the lock on $CACHE"
+        [[ -f "$ADMIN/.complete" ]] && exit 0
+        local tmp="$ADMIN.tmp.$$"
+        rm -rf "$tmp"
+        log "downloading Apache Kafka $KAFKA_VERSION admin tools into $ADMIN (once)"
+        if ! mvn -B -q -f "$HERE/pom-admin.xml" -Dkafka.version="$KAFKA_VERSION" \
+                -Dkafka.admindir="$tmp" package >"$CACHE/mvn-admin.log" 2>&1; then
+            cat "$CACHE/mvn-admin.log" >&2
+            rm -rf "$tmp"
+            die "mvn failed to resolve kafka-tools $KAFKA_VERSION"
+        fi
+        ls "$tmp"/kafka-tools-*.jar >/dev/null 2>&1 || die "no kafka-tools jar after mvn"
+        rm -rf "$ADMIN"
+        mv "$tmp" "$ADMIN"
+        date -u +%FT%TZ > "$ADMIN/.complete"
+    ) 9>"$CACHE/.lock"
+}
+
+# Run one of Kafka's command-line tools (a class of the kafka-tools jar).
+admin_tool() { # CLASS ARGS...
+    local class="$1"; shift
+    ensure_admin_jars
+    "$(java_bin)" -Xmx256m -XX:TieredStopAtLevel=1 -Xshare:auto \
+        -Dlog4j2.configurationFile="$HERE/log4j2-tools.properties" \
+        -cp "$LIBS/*:$ADMIN/*" "$class" "$@"
 }
 
 # A freshly formatted KRaft data directory, made once per cache: formatting
@@ -275,23 +337,31 @@ while True:
         print(s); break'
 }
 
+# server.properties of DIR: MODE plain (a PLAINTEXT listener) or secure
+# (SASL_SSL, see start-secure; needs DIR/tls and the admin password).
 write_config() {
-    local dir="$1"; shift
+    local dir="$1" mode="$2"; shift 2
     local ports port cport kv
     for kv in "$@"; do
         [[ "$kv" == *=* ]] || die "not key=value: $kv"
     done
     ports="$(free_ports)"
     port="${ports% *}"; cport="${ports#* }"
-    cat > "$dir/server.properties" <<EOF
-# Written by tests/kafka/broker.sh: single-node KRaft test broker.
-process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@127.0.0.1:$cport
-listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
-advertised.listeners=PLAINTEXT://127.0.0.1:$port
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
-inter.broker.listener.name=PLAINTEXT
+    {
+        echo "# Written by tests/kafka/broker.sh: single-node KRaft test broker ($mode)."
+        echo "process.roles=broker,controller"
+        echo "node.id=1"
+        echo "controller.quorum.voters=1@127.0.0.1:$cport"
+        if [[ "$mode" == secure ]]; then
+            secure_listener_config "$dir" "$port" "$cport"
+        else
+            echo "listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport"
+            echo "advertised.listeners=PLAINTEXT://127.0.0.1:$port"
+            echo "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+            echo "inter.broker.listener.name=PLAINTEXT"
+        fi
+    } > "$dir/server.properties"
+    cat >> "$dir/server.properties" <<EOF
 controller.listener.names=CONTROLLER
 log.dirs=$dir/data
 num.partitions=1
@@ -320,6 +390,141 @@ EOF
     done
 }
 
+# ---- the secured broker (start-secure) --------------------------------------
+# A test CA and the broker's certificate (EC P-256, PEM), valid for the
+# loopback names; the broker's PEM keystore is its key and chain in one file.
+make_tls() { # DIR
+    local t="$1/tls"
+    mkdir -p "$t"
+    (
+        umask 077
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 30 \
+            -keyout "$t/ca.key" -out "$t/ca.pem" -subj "/CN=creditd test CA" \
+            -addext "basicConstraints=critical,CA:TRUE" \
+            -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+        openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+            -keyout "$t/broker.key" -out "$t/broker.csr" -subj "/CN=localhost" 2>/dev/null
+        printf '%s\n' "subjectAltName=DNS:localhost,IP:127.0.0.1" "basicConstraints=CA:FALSE" \
+            "keyUsage=critical,digitalSignature,keyEncipherment" \
+            "extendedKeyUsage=serverAuth,clientAuth" > "$t/broker.ext"
+        openssl x509 -req -in "$t/broker.csr" -CA "$t/ca.pem" -CAkey "$t/ca.key" -CAcreateserial \
+            -days 30 -extfile "$t/broker.ext" -out "$t/broker.crt" 2>/dev/null
+        cat "$t/broker.key" "$t/broker.crt" "$t/ca.pem" > "$t/broker.pem"
+    ) || die "openssl could not make the test certificates"
+    openssl verify -CAfile "$t/ca.pem" "$t/broker.crt" >/dev/null || die "the broker certificate does not verify"
+    chmod 644 "$t/ca.pem"
+}
+
+random_password() { "$PY" -c 'import secrets; print(secrets.token_urlsafe(18))'; }
+
+# librdkafka before 2.6.1 (Debian 12 has 2.0.2) cannot authenticate with
+# SCRAM against a Kafka 4 broker: it repeats the client nonce in its final
+# message, which Kafka 4 checks strictly (confluentinc/librdkafka#4895).  So
+# the listener also offers PLAIN (over the same TLS), and librdkafka clients
+# older than that use it; Kafka's Java tools and the broker itself use SCRAM.
+rdkafka_mechanism() {
+    "$PY" -c 'import confluent_kafka as c; v = c.libversion()[1]
+print("SCRAM-SHA-512" if v >= 0x020601ff else "PLAIN")' 2>/dev/null || echo PLAIN
+}
+
+# The listener part of a secured broker's server.properties.  Clients (and
+# the broker itself, as admin) use SASL_SSL: SCRAM-SHA-512 with the users
+# created at format time or later with kafka-configs, or PLAIN with the
+# users of DIR/users (the same names, so the same principals and ACLs).
+# The controller listener is TLS with client certificates, whose only
+# holder is the broker (User:CN=localhost).
+secure_listener_config() { # DIR PORT CPORT
+    local dir="$1" port="$2" cport="$3" pw name upw plain=""
+    pw="$(awk '$1 == "admin" {print $2}' "$dir/users")"
+    while read -r name upw; do
+        plain+=" user_$name=\"$upw\""
+    done < "$dir/users"
+    cat <<EOF
+listeners=SASL_SSL://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
+advertised.listeners=SASL_SSL://127.0.0.1:$port
+listener.security.protocol.map=SASL_SSL:SASL_SSL,CONTROLLER:SSL
+inter.broker.listener.name=SASL_SSL
+sasl.enabled.mechanisms=SCRAM-SHA-512,PLAIN
+sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="admin" password="$pw";
+listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required$plain;
+ssl.keystore.type=PEM
+ssl.keystore.location=$dir/tls/broker.pem
+ssl.truststore.type=PEM
+ssl.truststore.location=$dir/tls/ca.pem
+ssl.endpoint.identification.algorithm=https
+listener.name.controller.ssl.client.auth=required
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+allow.everyone.if.no.acl.found=false
+super.users=User:admin;User:CN=localhost
+EOF
+}
+
+# The admin's client settings: librdkafka's (ready check, create-topic,
+# kcat -F) and Java's (Kafka's tools, --command-config).
+write_admin_conf() { # DIR PASSWORD
+    local dir="$1" pw="$2"
+    (
+        umask 077
+        cat > "$dir/admin.librdkafka" <<EOF
+security.protocol=SASL_SSL
+sasl.mechanisms=$(rdkafka_mechanism)
+sasl.username=admin
+sasl.password=$pw
+ssl.ca.location=$dir/tls/ca.pem
+EOF
+        cat > "$dir/admin.properties" <<EOF
+security.protocol=SASL_SSL
+sasl.mechanism=SCRAM-SHA-512
+sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="admin" password="$pw";
+ssl.truststore.type=PEM
+ssl.truststore.location=$dir/tls/ca.pem
+EOF
+    )
+}
+
+# Format DIR/data for a secured broker, with its SCRAM users (DIR/users).
+# Not from the template: the credentials are records of the metadata log.
+format_secure() { # DIR
+    local dir="$1" name pw
+    local -a scram=()
+    while read -r name pw; do
+        scram+=(--add-scram "SCRAM-SHA-512=[name=$name,password=$pw]")
+    done < "$dir/users"
+    rm -rf "$dir/data"
+    "$(java_bin)" -Xmx256m -cp "$LIBS/*" kafka.tools.StorageTool format -t "$(cluster_id)" \
+        -c "$dir/server.properties" "${scram[@]}" >"$dir/format.log" 2>&1 \
+        || { cat "$dir/format.log" >&2; die "formatting the secured broker's storage failed"; }
+    [[ -f "$dir/data/meta.properties" ]] || die "format wrote no meta.properties"
+}
+
+# A new secured broker in DIR: certificates, users, config, storage.
+init_secure() { # DIR [--user NAME:PASSWORD]... [key=value ...]
+    local dir="$1" u pw; shift
+    local -a kvs=()
+    (
+        umask 077
+        echo "admin $(random_password)" > "$dir/users"
+    )
+    while (($#)); do
+        case "$1" in
+            --user)
+                (($# >= 2)) || usage
+                u="${2%%:*}"; pw="${2#*:}"
+                [[ "$2" == *:* && "$u" =~ ^[A-Za-z0-9._-]+$ && "$pw" =~ ^[A-Za-z0-9._~+/-]+$ && "$u" != admin ]] \
+                    || die "--user NAME:PASSWORD: letters, digits and ._- in NAME (not admin), no ,]= or spaces in PASSWORD: $2"
+                echo "$u $pw" >> "$dir/users"
+                shift 2 ;;
+            *) kvs+=("$1"); shift ;;
+        esac
+    done
+    make_tls "$dir"
+    rdkafka_mechanism > "$dir/mechanism"
+    write_admin_conf "$dir" "$(awk '$1 == "admin" {print $2}' "$dir/users")"
+    write_config "$dir" secure "${kvs[@]}"
+    format_secure "$dir"
+}
+
 write_log4j() {
     cat > "$1/log4j2.properties" <<EOF
 status = warn
@@ -344,15 +549,22 @@ jvm_opts() {
         -Dlog4j2.configurationFile="$1/log4j2.properties" "${extra[@]}"
 }
 
+# The admin's librdkafka properties file of a secured broker, "" for a plain one.
+admin_conf() { # DIR
+    [[ -f "$1/admin.librdkafka" ]] && echo "$1/admin.librdkafka" || true
+}
+
 # Wait (bounded, polling) until the broker answers a metadata request.
 wait_ready() {
     local dir="$1" pid="$2" bs
     bs="$(cat "$dir/bootstrap")"
     if "$PY" -c 'import confluent_kafka' >/dev/null 2>&1; then
-        "$PY" - "$bs" "$pid" "$START_TIMEOUT" <<'EOF' && return 0
+        "$PY" - "$bs" "$pid" "$START_TIMEOUT" "$(admin_conf "$dir")" <<'EOF' && return 0
 import sys, time
 from confluent_kafka.admin import AdminClient
 bs, pid, timeout = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+conf = dict(l.split("=", 1) for l in open(sys.argv[4]).read().splitlines() if "=" in l) \
+    if sys.argv[4] else {}
 deadline = time.monotonic() + timeout
 def alive():
     try:
@@ -364,8 +576,8 @@ import logging
 quiet = logging.getLogger("broker.sh.quiet")
 quiet.addHandler(logging.NullHandler())
 quiet.propagate = False
-admin = AdminClient({"bootstrap.servers": bs, "logger": quiet,
-                     "reconnect.backoff.ms": 50, "reconnect.backoff.max.ms": 200})
+admin = AdminClient(dict(conf, **{"bootstrap.servers": bs, "logger": quiet,
+                     "reconnect.backoff.ms": 50, "reconnect.backoff.max.ms": 200}))
 while time.monotonic() < deadline:
     if not alive():
         print("broker.sh: broker process exited during startup", file=sys.stderr)
@@ -383,10 +595,11 @@ EOF
         return 1
     fi
     # Fallback: kcat
-    local deadline=$((SECONDS + START_TIMEOUT))
+    local deadline=$((SECONDS + START_TIMEOUT)) conf
+    conf="$(admin_conf "$dir")"
     while ((SECONDS < deadline)); do
         alive "$pid" || { log "broker process exited during startup"; return 1; }
-        kcat -b "$bs" -L -m 2 >/dev/null 2>&1 && return 0
+        kcat -b "$bs" ${conf:+-F "$conf"} -L -m 2 >/dev/null 2>&1 && return 0
         sleep 0.2
     done
     log "broker did not answer within ${START_TIMEOUT}s"
@@ -394,12 +607,13 @@ EOF
 }
 
 # ---- subcommands -----------------------------------------------------------
-cmd_start() {
+cmd_start() { # DIR [key=value ...]; SECURE=1: start-secure's arguments
     (($# >= 1)) || usage
     local dir
     dir="$(abs_dir "$1")"; shift
     ensure_tools
     ensure_jars
+    [[ "${SECURE:-0}" == 0 ]] || command -v openssl >/dev/null || die "start-secure needs openssl"
     local java pid
     java="$(java_bin)" || die "no java"
     if pid="$(running_pid "$dir")"; then
@@ -408,13 +622,13 @@ cmd_start() {
         return 0
     fi
     if [[ ! -f "$dir/server.properties" ]]; then
-        write_config "$dir" "$@"
+        if [[ "${SECURE:-0}" == 1 ]]; then init_secure "$dir" "$@"; else write_config "$dir" plain "$@"; fi
     elif (($# > 0)); then
         log "$dir/server.properties exists; ignoring extra settings: $*"
     fi
     local port
-    port="$(sed -n 's#^listeners=PLAINTEXT://127.0.0.1:\([0-9]*\),.*#\1#p' "$dir/server.properties")"
-    [[ -n "$port" ]] || die "no PLAINTEXT listener in $dir/server.properties"
+    port="$(sed -n 's#^listeners=[A-Z_]*://127.0.0.1:\([0-9]*\),.*#\1#p' "$dir/server.properties")"
+    [[ -n "$port" ]] || die "no client listener in $dir/server.properties"
     echo "127.0.0.1:$port" > "$dir/bootstrap"
 
     write_log4j "$dir"
@@ -495,17 +709,19 @@ cmd_create_topic() {
     local dir="$1" name="$2" parts="$3"; shift 3
     [[ -f "$dir/bootstrap" ]] || die "no broker in $dir"
     [[ "$parts" =~ ^[0-9]+$ ]] || die "PARTITIONS must be a number: $parts"
-    "$PY" - "$(cat "$dir/bootstrap")" "$name" "$parts" "$@" <<'EOF'
+    "$PY" - "$(cat "$dir/bootstrap")" "$(admin_conf "$dir")" "$name" "$parts" "$@" <<'EOF'
 import sys, time
 from confluent_kafka.admin import AdminClient, NewTopic
-bs, name, parts, kvs = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4:]
+bs, name, parts, kvs = sys.argv[1], sys.argv[3], int(sys.argv[4]), sys.argv[5:]
+conf = dict(l.split("=", 1) for l in open(sys.argv[2]).read().splitlines() if "=" in l) \
+    if sys.argv[2] else {}
 config = {}
 for kv in kvs:
     k, sep, v = kv.partition("=")
     if not sep:
         sys.exit(f"broker.sh: not key=value: {kv}")
     config[k] = v
-admin = AdminClient({"bootstrap.servers": bs})
+admin = AdminClient(dict(conf, **{"bootstrap.servers": bs}))
 fut = admin.create_topics([NewTopic(name, parts, 1, config=config)],
                           operation_timeout=30, request_timeout=60)[name]
 try:
@@ -540,13 +756,18 @@ cmd_status() {
 cmd="$1"; shift
 case "$cmd" in
     start) cmd_start "$@" ;;
+    start-secure) SECURE=1 cmd_start "$@" ;;
+    kafka-acls) admin_tool org.apache.kafka.tools.AclCommand "$@" ;;
+    kafka-configs) admin_tool org.apache.kafka.tools.ConfigCommand "$@" ;;
+    kafka-consumer-groups) admin_tool org.apache.kafka.tools.consumer.group.ConsumerGroupCommand "$@" ;;
+    kafka-console-consumer) admin_tool org.apache.kafka.tools.consumer.ConsoleConsumer "$@" ;;
     stop) cmd_stop "$@" ;;
     restart) cmd_restart "$@" ;;
     kill) cmd_kill "$@" ;;
     create-topic) cmd_create_topic "$@" ;;
     bootstrap) cmd_bootstrap "$@" ;;
     status) cmd_status "$@" ;;
-    fetch) ensure_tools; ensure_jars ;;
+    fetch) ensure_tools; ensure_jars; ensure_admin_jars ;;
     -h|--help|help) usage ;;
     *) usage ;;
 esac

@@ -83,8 +83,17 @@ stop_creditd() { # PID [SECONDS]: SIGTERM, returns creditd's exit status (killed
 }
 
 # ---- topics --------------------------------------------------------------------
+# KCAT_CONF (optional): a librdkafka properties file for the test's own
+# reads (a secured broker's admin.librdkafka); PRODUCE_X, TICK_X (optional
+# arrays): -X arguments of credit-produce and credit-tick in produce_all.
 topic_dump() { # TOPIC FILE: every message value, one per line
-    timeout 120 kcat -C -b "$BS" -t "$1" -e -q -f '%s\n' -X isolation.level=read_committed > "$2"
+    timeout 120 kcat -C -b "$BS" $(kcat_conf) -t "$1" -e -q -f '%s\n' \
+        -X isolation.level=read_committed > "$2"
+}
+# KCAT_CONF as -X arguments (kcat -F announces the file on stderr).
+kcat_conf() {
+    [[ -n "${KCAT_CONF:-}" ]] || return 0
+    sed -n 's/^\([^#=][^=]*\)=\(.*\)$/-X \1=\2/p' "$KCAT_CONF"
 }
 # Whole output messages, comparable across partitionings: a tick's copy on
 # partition P is tick-TIME-pP in Kafka (tick-TIME-p0 in the reference).
@@ -94,11 +103,13 @@ dup_ids() { jq -r .id "$1" | LC_ALL=C sort | uniq -d | head -n 5; }
 # The offsets creditd published for its group (for lag tools) are the end of
 # every input partition.
 group_at_end() { # TOPIC PARTITIONS GROUP
-    timeout 60 /usr/bin/python3 - "$BS" "$@" <<'PY'
+    timeout 60 /usr/bin/python3 - "$BS" "${KCAT_CONF:-}" "$@" <<'PY'
 import sys
 from confluent_kafka import Consumer, TopicPartition
-bs, topic, n, group = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
-c = Consumer({"bootstrap.servers": bs, "group.id": group, "enable.auto.commit": False})
+bs, topic, n, group = sys.argv[1], sys.argv[3], int(sys.argv[4]), sys.argv[5]
+conf = dict(l.split("=", 1) for l in open(sys.argv[2]).read().splitlines() if "=" in l) \
+    if sys.argv[2] else {}
+c = Consumer(dict(conf, **{"bootstrap.servers": bs, "group.id": group, "enable.auto.commit": False}))
 rc = 0
 for tp in c.committed([TopicPartition(topic, p) for p in range(n)], timeout=30):
     lo, hi = c.get_watermark_offsets(TopicPartition(topic, tp.partition), timeout=30)
@@ -119,26 +130,33 @@ PY
 prepare_stream() { # EVENTS ORGS
     "$B/gen-events" --orgs "$2" --events "$1" --seed "$SEED" --out "$T/events.jsonl" 2>/dev/null \
         || { bad "gen-events"; exit 1; }
+    split_stream "$T/events.jsonl" "$T"
+}
+
+# split_stream FILE DIR: DIR/seg.N, DIR/ticks.txt and DIR/ref.jsonl of FILE
+# (as prepare_stream), nlines nticks want gen_dups of it.
+split_stream() {
+    local dir="$2"
     # Split at the ticks: seg.N holds the lines before tick N; ticks.txt the times.
-    awk -v dir="$T" '
+    awk -v dir="$dir" '
         BEGIN { n = 0; f = dir "/seg.0"; printf "" > f }
         /"type":"clock\.tick"/ {
             if (!match($0, /"time":"[^"]*"/)) { print "tick without time" > "/dev/stderr"; exit 1 }
             print substr($0, RSTART + 8, RLENGTH - 9) > (dir "/ticks.txt")
             close(f); n++; f = dir "/seg." n; printf "" > f; next
         }
-        { print > f }' "$T/events.jsonl" || { bad "splitting the stream"; exit 1; }
-    touch "$T/ticks.txt"
-    nticks=$(wc -l < "$T/ticks.txt")
-    nlines=$(wc -l < "$T/events.jsonl")
+        { print > f }' "$1" || { bad "splitting the stream"; exit 1; }
+    touch "$dir/ticks.txt"
+    nticks=$(wc -l < "$dir/ticks.txt")
+    nlines=$(wc -l < "$1")
     want=$(( nlines - nticks + nticks * PARTS ))
-    gen_dups=$(awk '$0 == prev {n++} {prev = $0} END {print n + 0}' "$T/events.jsonl")
+    gen_dups=$(awk '$0 == prev {n++} {prev = $0} END {print n + 0}' "$1")
     # The reference input: the same file with each tick's id as credit-tick's copy
     # on partition 0 (month_closed entries name it in event_id).
     awk '/"type":"clock\.tick"/ && match($0, /"time":"[^"]*"/) {
             t = substr($0, RSTART + 8, RLENGTH - 9)
             sub(/"id":"[^"]*"/, "\"id\":\"tick-" t "-p0\"")
-         } { print }' "$T/events.jsonl" > "$T/ref.jsonl"
+         } { print }' "$1" > "$dir/ref.jsonl"
 }
 
 # The reference replay, in the background (sets ref_pid).
@@ -163,15 +181,15 @@ broker_start() {
     done
 }
 
-produce_all() { # segments and ticks in file order; each step waits for its acks
-    local i=0 tick
+produce_all() { # [DIR [TOPIC]]: segments and ticks in file order; each step waits for its acks
+    local i=0 tick dir="${1:-$T}" topic="${2:-credit.events}"
     while :; do
-        if [[ -s "$T/seg.$i" ]]; then
-            "$B/credit-produce" -b "$BS" -t credit.events "$T/seg.$i" || return 1
+        if [[ -s "$dir/seg.$i" ]]; then
+            "$B/credit-produce" -b "$BS" -t "$topic" ${PRODUCE_X[@]+"${PRODUCE_X[@]}"} "$dir/seg.$i" || return 1
         fi
-        tick=$(sed -n "$((i + 1))p" "$T/ticks.txt")
+        tick=$(sed -n "$((i + 1))p" "$dir/ticks.txt")
         [[ -n "$tick" ]] || return 0
-        "$B/credit-tick" -b "$BS" -t credit.events --time "$tick" || return 1
+        "$B/credit-tick" -b "$BS" -t "$topic" ${TICK_X[@]+"${TICK_X[@]}"} --time "$tick" || return 1
         i=$((i + 1))
     done
 }
@@ -203,9 +221,9 @@ wait_replay() {
 # creditd's outputs against credit-replay's: balances byte-identical; the
 # overage, ledger and alerts topics hold exactly credit-replay's outputs (multisets of
 # whole messages, a tick's -pP suffix removed from event_id) with no id twice;
-# credit.rejected is empty.
+# credit.rejected is empty.  Topics OUT_PREFIX.KIND (default credit.KIND).
 compare_with_replay() {
-    local kind
+    local kind op="${OUT_PREFIX:-credit}"
     "$B/creditctl" --db "$T/ref" balances --json > "$T/ref.balances"
     "$B/creditctl" --db "$T/store" balances --json > "$T/balances"
     check "balances byte-identical to credit-replay's ($(wc -l < "$T/balances") lines)" \
@@ -216,14 +234,14 @@ compare_with_replay() {
     check "credit-replay printed only overage, ledger and alert events" \
         test "$(wc -l < "$T/ref.out")" = "$(( $(wc -l < "$T/ref.overage.raw") + $(wc -l < "$T/ref.ledger.raw") + $(wc -l < "$T/ref.alerts.raw") ))"
     for kind in overage ledger alerts; do
-        topic_dump "credit.$kind" "$T/$kind.raw" || bad "reading credit.$kind"
+        topic_dump "$op.$kind" "$T/$kind.raw" || bad "reading $op.$kind"
         norm "$T/ref.$kind.raw" > "$T/ref.$kind"
         norm "$T/$kind.raw" > "$T/$kind"
-        check "credit.$kind == credit-replay's ($(wc -l < "$T/$kind") vs $(wc -l < "$T/ref.$kind") messages)" \
+        check "$op.$kind == credit-replay's ($(wc -l < "$T/$kind") vs $(wc -l < "$T/ref.$kind") messages)" \
             cmp -s "$T/ref.$kind" "$T/$kind"
         dup_ids "$T/$kind.raw" > "$T/$kind.dups"
-        check "credit.$kind: no output id twice $(head -n 3 "$T/$kind.dups" | tr '\n' ' ')" test ! -s "$T/$kind.dups"
+        check "$op.$kind: no output id twice $(head -n 3 "$T/$kind.dups" | tr '\n' ' ')" test ! -s "$T/$kind.dups"
     done
-    topic_dump credit.rejected "$T/rejected.raw" || bad "reading credit.rejected"
-    check "credit.rejected is empty" test ! -s "$T/rejected.raw"
+    topic_dump "$op.rejected" "$T/rejected.raw" || bad "reading $op.rejected"
+    check "$op.rejected is empty" test ! -s "$T/rejected.raw"
 }
