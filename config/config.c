@@ -6,8 +6,8 @@
  * engine/engine.h, which engine_new() checks again); engine.h is not included
  * because it pulls in jansson and this module is pure parsing. */
 #include "config/config.h"
+#include "config/config_int.h"
 
-#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -86,18 +86,6 @@ static const struct spec SPECS[] = {
 static const char *const TOPIC_KEYS[] = {"topic.input", "topic.overage", "topic.ledger",
                                          "topic.rejected", "output.alerts"};
 
-/* The secret librdkafka properties (config_is_secret, README "Secrets"), any
- * case: these names, and every name containing one of SECRET_WORDS (which
- * covers all of them but sasl.oauthbearer.config, and future properties such
- * as sasl.oauthbearer.assertion.private.key.passphrase).  Not secret: names,
- * paths and public material (sasl.username, ssl.key.location,
- * ssl.keystore.location, ssl.certificate.pem, sasl.kerberos.keytab). */
-static const char *const SECRET_NAMES[] = {"sasl.password", "ssl.key.password",
-                                           "ssl.keystore.password", "ssl.key.pem",
-                                           "sasl.oauthbearer.client.secret",
-                                           "sasl.oauthbearer.config"};
-static const char *const SECRET_WORDS[] = {"password", "secret", "passphrase", "key.pem"};
-
 /* Working value of a creditd key between parsing and assignment. */
 union parsed {
     int64_t i;
@@ -175,25 +163,6 @@ static int name_ok(const char *s) {
     for (; *s; s++)
         if (!name_char(*s)) return 0;
     return 1;
-}
-
-static int contains_nocase(const char *hay, const char *needle) {
-    size_t n = strlen(needle);
-    for (; *hay; hay++) {
-        size_t i = 0;
-        while (i < n && hay[i] && tolower((unsigned char)hay[i]) == needle[i]) i++;
-        if (i == n) return 1;
-    }
-    return 0;
-}
-
-int config_is_secret(const char *name) {
-    if (strncmp(name, "kafka.", 6) == 0) name += 6;
-    for (size_t i = 0; i < sizeof SECRET_NAMES / sizeof SECRET_NAMES[0]; i++)
-        if (strcasecmp(name, SECRET_NAMES[i]) == 0) return 1;
-    for (size_t i = 0; i < sizeof SECRET_WORDS / sizeof SECRET_WORDS[0]; i++)
-        if (contains_nocase(name, SECRET_WORDS[i])) return 1;
-    return 0;
 }
 
 /* The semantics (v1.3 §6, §11, §14) and issue 7 name these settings without
@@ -530,79 +499,6 @@ static size_t kafka_find(const struct config *c, const char *name) {
     return i;
 }
 
-/* ---- file: values ------------------------------------------------------ */
-
-#define CRED_DIR "${CREDENTIALS_DIRECTORY}"
-
-/* n bytes zeroed, then freed (a file's content may be a credential). */
-static void wipe_free_n(char *s, size_t n) {
-    if (!s) return;
-    volatile char *p = s;
-    for (size_t i = 0; i < n; i++) p[i] = '\0';
-    free(s);
-}
-
-/* The path of a "file:PATH" value: PATH, with a leading ${CREDENTIALS_DIRECTORY}
- * replaced by that environment variable (the directory systemd gives a unit
- * with LoadCredential=, one per unit).  malloc'ed, or NULL with msg. */
-static char *value_path(const char *path, char *msg, size_t msglen) {
-    size_t n = strlen(CRED_DIR);
-    const char *dir = "";
-    if (*path == '\0') {
-        snprintf(msg, msglen, "no path after \"file:\"");
-        return NULL;
-    }
-    if (strncmp(path, CRED_DIR, n) == 0) {
-        dir = getenv("CREDENTIALS_DIRECTORY");
-        if (!dir || !*dir) {
-            snprintf(msg, msglen, "CREDENTIALS_DIRECTORY is not set (systemd sets it in a unit "
-                     "with LoadCredential=)");
-            return NULL;
-        }
-        path += n;
-    }
-    char *p = concat(dir, path);
-    if (!p) snprintf(msg, msglen, "out of memory");
-    return p;
-}
-
-/* The content of the regular file at path into *out (malloc'ed): at most
- * CONFIG_FILE_VALUE_MAX bytes, no NUL byte, one trailing newline dropped.
- * 0, or -1 with msg saying what is wrong. */
-static int read_value_file(const char *path, char **out, char *msg, size_t msglen) {
-    struct stat st;
-    size_t len = 0, cap = CONFIG_FILE_VALUE_MAX + 1;
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY), rc = 0;
-    char *buf = NULL;
-    if (fd < 0) {
-        snprintf(msg, msglen, "cannot open: %s", strerror(errno));
-        return -1;
-    }
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) rc = snprintf(msg, msglen, "not a regular file");
-    else if (st.st_size > CONFIG_FILE_VALUE_MAX)
-        rc = snprintf(msg, msglen, "larger than %d bytes", CONFIG_FILE_VALUE_MAX);
-    else if (!(buf = malloc(cap + 1))) rc = snprintf(msg, msglen, "out of memory");
-    while (rc == 0 && len < cap) {   /* the file may have grown since fstat */
-        ssize_t r = read(fd, buf + len, cap - len);
-        if (r < 0 && errno == EINTR) continue;
-        if (r < 0) rc = snprintf(msg, msglen, "read error: %s", strerror(errno));
-        if (r <= 0) break;
-        len += (size_t)r;
-    }
-    close(fd);
-    if (rc == 0 && len > CONFIG_FILE_VALUE_MAX)
-        rc = snprintf(msg, msglen, "larger than %d bytes", CONFIG_FILE_VALUE_MAX);
-    else if (rc == 0 && memchr(buf, '\0', len)) rc = snprintf(msg, msglen, "contains a NUL byte");
-    if (rc) {
-        wipe_free_n(buf, len);
-        return -1;
-    }
-    if (len > 0 && buf[len - 1] == '\n') len--;
-    buf[len] = '\0';
-    *out = buf;
-    return 0;
-}
-
 /* A kafka.* value into *val (malloc'ed): value itself, or for "file:PATH"
  * the file's content, with *file = PATH as written (malloc'ed; else NULL).
  * 0, or -1 with err naming origin, key and path. */
@@ -614,8 +510,8 @@ static int kafka_value(const char *name, const char *value, const char *origin, 
         *val = concat(value, "");
         return *val ? 0 : fail(err, errlen, "%s: kafka.%s: out of memory", origin, name);
     }
-    char *path = value_path(value + 5, msg, sizeof msg);
-    int rc = path ? read_value_file(path, val, msg, sizeof msg) : -1;
+    char *path = config_value_path(value + 5, msg, sizeof msg);
+    int rc = path ? config_read_value_file(path, val, msg, sizeof msg) : -1;
     if (rc == 0 && !(*file = concat(value + 5, ""))) {
         wipe_free(*val);
         rc = snprintf(msg, sizeof msg, "out of memory");
@@ -787,7 +683,7 @@ int config_load_file(struct config *c, const char *path, char *err, size_t errle
     }
     if (rc == 0 && ferror(f)) rc = fail(err, errlen, "%s: read error: %s", path, strerror(errno));
     if (rc == 0 && clear[0]) rc = check_private(f, path, clear, err, errlen);
-    if (line) wipe_free_n(line, cap);   /* it held the lines, secrets too */
+    if (line) config_wipe_free_n(line, cap);   /* it held the lines, secrets too */
     free(origin);
     fclose(f);
     return rc;
@@ -846,51 +742,6 @@ static int check_field(const struct config *c, const struct spec *ks, char *msg,
 
 static const char *field_str(const struct config *c, const char *key) {
     return (const char *)c + spec_find(key)->off;
-}
-
-/* "0".."65535" (digits only). */
-static int parse_port(const char *s, int *port) {
-    int64_t v;
-    if (!*s || strspn(s, "0123456789") != strlen(s) || parse_int(s, strlen(s), &v) || v > 65535)
-        return -1;
-    *port = (int)v;
-    return 0;
-}
-
-int config_listen_split(const char *s, char *host, size_t hostlen, int *port, int *ipv6,
-                        char *msg, size_t msglen) {
-    const char *b = s, *e, *colon;
-    unsigned char addr[16];
-    *ipv6 = s[0] == '[';
-    if (*ipv6) {
-        b = s + 1;
-        e = strchr(b, ']');
-        colon = e && e[1] == ':' ? e + 1 : NULL;
-    } else {
-        colon = strrchr(s, ':');
-        e = colon;
-    }
-    if (!colon || !e) {
-        snprintf(msg, msglen, "\"%s\": expected HOST:PORT or [IPV6]:PORT", s);
-        return -1;
-    }
-    size_t n = (size_t)(e - b);
-    if (n == 0 || n >= hostlen || n > CONFIG_LISTEN_HOST_MAX) {
-        snprintf(msg, msglen, "\"%s\": no address or too long an address before the port", s);
-        return -1;
-    }
-    memcpy(host, b, n);
-    host[n] = '\0';
-    if (inet_pton(*ipv6 ? AF_INET6 : AF_INET, host, addr) != 1) {
-        snprintf(msg, msglen, "\"%s\": %s is not an %s address%s", s, host, *ipv6 ? "IPv6" : "IPv4",
-                 *ipv6 ? "" : " (names are not resolved; IPv6 goes in brackets: [::1]:8080)");
-        return -1;
-    }
-    if (parse_port(colon + 1, port)) {
-        snprintf(msg, msglen, "\"%s\": port \"%s\" is not 0..65535", s, colon + 1);
-        return -1;
-    }
-    return 0;
 }
 
 int config_validate(const struct config *c, char *err, size_t errlen) {
