@@ -68,7 +68,10 @@ $(B)/creditd-test: $(patsubst %.c,$(B)/testhooks/%.o,$(DAEMON_SRC)) $(VIEW) $(B)
 	$(CC) $(CFLAGS) -o $@ $^ $(LIBS) $(DAEMON_LIBS)
 $(B)/kmock: $(B)/obj/tests/kafka/kmock.o $(B)/obj/consumer/mock.o $(KCLIENT) $(B)/libcreditd.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
-$(B)/gen-events: $(B)/obj/tools/gen_events.o $(B)/libcreditd.a
+# gen-events: options and the generator (gen_events), the organisation model and its
+# simulation (gen_model), the CloudEvents rendering (gen_render).
+$(B)/gen-events: $(B)/obj/tools/gen_events.o $(B)/obj/tools/gen_model.o $(B)/obj/tools/gen_render.o \
+                 $(B)/libcreditd.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
 $(B)/bench-parse: $(B)/obj/tools/bench_parse.o $(B)/libcreditd.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
