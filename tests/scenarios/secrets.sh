@@ -82,7 +82,7 @@ start() {
     ADDR=""
     deadline=$(( $(now) + 30 ))
     while [ "$(now)" -le "$deadline" ] && kill -0 "$PID" 2>/dev/null; do
-        ADDR=$(sed -n 's/^creditd: embedded broker at //p' "$tmp/$name.out")
+        ADDR=$(sed -n 's/^creditd: embedded broker at //p' "$tmp/$name.out" 2>/dev/null)
         [ -n "$ADDR" ] && return 0
         sleep 0.1
     done
