@@ -138,7 +138,7 @@ int main(int argc, char **argv) {
         config_free(&c);
         return EXIT_FATAL;
     }
-    log_info(NULL, "creditd %s, librdkafka %s", CREDITD_VERSION, rd_kafka_version_str());
+    log_info(NULL, "version %s, librdkafka %s", CREDITD_VERSION, rd_kafka_version_str());
     rc = pipeline_run(&c, &stop_flag, err, sizeof(err));
     if (rc) log_error(NULL, "fatal: %s", err);
     config_free(&c);
