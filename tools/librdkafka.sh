@@ -40,7 +40,11 @@ if ! { [ -f "$crate" ] && sha_ok "$crate"; }; then
     echo "librdkafka.sh: downloading $URL" >&2
     rm -f "$crate.part"
     curl -fsSL --retry 3 -o "$crate.part" "$URL" || die "download of $URL failed"
-    sha_ok "$crate.part" || die "$URL: sha256 $(sha256sum "$crate.part" | cut -d' ' -f1), expected $SHA256: refused"
+    if ! sha_ok "$crate.part"; then
+        got=$(sha256sum "$crate.part" | cut -d' ' -f1)
+        rm -f "$crate.part"
+        die "$URL: sha256 $got, expected $SHA256: refused"
+    fi
     mv -f "$crate.part" "$crate"
 fi
 
