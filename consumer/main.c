@@ -1,11 +1,14 @@
 /* creditd -- the credit-management stream processor.
  *
- *   creditd [--config FILE] [-X key=value]... [--db DIR] [--dump-config] [--help]
+ *   creditd [--config FILE] [-X key=value]... [--db DIR] [--dump-config] [--help] [--version]
  *
  * Consumes the input topic, applies every event through the engine into the
  * LMDB store (one transaction per batch) and relays the outputs to Kafka.
  * Without kafka.bootstrap.servers it runs an embedded (in-memory) broker and
  * prints "creditd: embedded broker at HOST:PORT" on stdout.
+ * --version prints "creditd VERSION (librdkafka X.Y.Z)", the librdkafka it
+ * runs with (built from source, README "librdkafka, built from source"); the
+ * first log line of a run says the same.
  * Every other message goes through the log writer (consumer/log.h,
  * log.format and log.level), from the moment the configuration is read.
  * Exit: 0 after SIGTERM/SIGINT, 1 on bad usage or configuration, 2 on a
@@ -18,6 +21,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <librdkafka/rdkafka.h>
+
 #include "config/config.h"
 #include "consumer/kclient.h"
 #include "consumer/log.h"
@@ -29,6 +34,10 @@
 
 #define ERRLEN 1024
 
+#ifndef CREDITD_VERSION
+#define CREDITD_VERSION "dev"     /* as consumer/pipeline.c */
+#endif
+
 static volatile sig_atomic_t stop_flag;
 
 static void on_signal(int sig) {
@@ -38,13 +47,14 @@ static void on_signal(int sig) {
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: creditd [--config FILE] [-X key=value]... [--db DIR] [--dump-config]\n"
+            "usage: creditd [--config FILE] [-X key=value]... [--db DIR] [--dump-config] [--version]\n"
             "  --config FILE   creditd.conf (key = value lines; see creditd.conf.example)\n"
             "  -X key=value    set a creditd key or a librdkafka property (like kcat);\n"
             "                  applied after --config, in order\n"
             "  --db DIR        the store directory (store.path)\n"
             "  --dump-config   print the effective configuration (secrets masked), exit\n"
             "  --help          this text\n"
+            "  --version       print creditd's and librdkafka's versions, exit\n"
             "Without kafka.bootstrap.servers, creditd starts an embedded broker and\n"
             "prints 'creditd: embedded broker at HOST:PORT' on stdout.\n");
 }
@@ -66,6 +76,10 @@ static int load(struct config *c, int argc, char **argv, int *dump, char *err, s
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) { usage(stdout); return 1; }
+        if (strcmp(a, "--version") == 0) {
+            printf("creditd %s (librdkafka %s)\n", CREDITD_VERSION, rd_kafka_version_str());
+            return 1;
+        }
         if (strcmp(a, "--dump-config") == 0) { *dump = 1; continue; }
         int takes = strcmp(a, "--config") == 0 || strcmp(a, "--db") == 0 || strcmp(a, "-X") == 0;
         if (!takes && strncmp(a, "-X", 2) != 0) {
@@ -124,6 +138,7 @@ int main(int argc, char **argv) {
         config_free(&c);
         return EXIT_FATAL;
     }
+    log_info(NULL, "version %s, librdkafka %s", CREDITD_VERSION, rd_kafka_version_str());
     rc = pipeline_run(&c, &stop_flag, err, sizeof(err));
     if (rc) log_error(NULL, "fatal: %s", err);
     config_free(&c);

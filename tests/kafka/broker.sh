@@ -40,8 +40,10 @@
 #       rdkafka_mechanism).  The controller listener (loopback) is TLS with
 #       client certificates: only the broker's own certificate gets in.
 #       Prints HOST:PORT.  Also in DIR: tls/ca.pem (the CA clients trust),
-#       mechanism (what this machine's librdkafka can use: PLAIN or
-#       SCRAM-SHA-512), admin.librdkafka (librdkafka properties of admin:
+#       mechanism (what the system's librdkafka -- kcat's and
+#       python3-confluent-kafka's, Debian's 2.0.2 -- can use: PLAIN or
+#       SCRAM-SHA-512; creditd and the tools, built with librdkafka 2.12.1 by
+#       tools/librdkafka.sh, use SCRAM-SHA-512: it_secure.sh), admin.librdkafka (librdkafka properties of admin:
 #       kcat -F, -X),
 #       admin.properties (Java client properties of admin: Kafka's tools'
 #       --command-config), users ("NAME PASSWORD" lines).  `start DIR`
@@ -421,7 +423,9 @@ random_password() { "$PY" -c 'import secrets; print(secrets.token_urlsafe(18))';
 # SCRAM against a Kafka 4 broker: it repeats the client nonce in its final
 # message, which Kafka 4 checks strictly (confluentinc/librdkafka#4895).  So
 # the listener also offers PLAIN (over the same TLS), and librdkafka clients
-# older than that use it; Kafka's Java tools and the broker itself use SCRAM.
+# older than that use it (the system's kcat and python3-confluent-kafka);
+# Kafka's Java tools, the broker itself, and creditd and the tools (built with
+# librdkafka 2.12.1, tools/librdkafka.sh) use SCRAM.
 rdkafka_mechanism() {
     "$PY" -c 'import confluent_kafka as c; v = c.libversion()[1]
 print("SCRAM-SHA-512" if v >= 0x020601ff else "PLAIN")' 2>/dev/null || echo PLAIN

@@ -148,7 +148,8 @@ if start text -X stats.interval_ms=200; then
     if $PY - "$tmp/text.err" "$tmp/text.store" <<'PYEOF'
 import re, sys
 store = re.escape(sys.argv[2])
-forms = [rf"creditd: new store {store} for cluster \S+, topic credit\.events \(4 partitions\)",
+forms = [r"creditd: version \S+, librdkafka \d+\.\d+\.\d+",
+         rf"creditd: new store {store} for cluster \S+, topic credit\.events \(4 partitions\)",
          rf"creditd: consuming credit\.events \(4 of 4 partitions\), store {store}, outbox 0",
          r"creditd: stats events/s=\d+ batch=\d+ lag=-?\d+ outbox=\d+ duplicates=\d+ rejects=\d+",
          r"creditd: stopped; outbox 0 entries"]
@@ -158,8 +159,9 @@ if lines[-1] != "":
 for l in lines[:-1]:
     if not any(re.fullmatch(f, l) for f in forms):
         sys.exit(f"unexpected line: {l!r}")
-if not (re.fullmatch(forms[0], lines[0]) and re.fullmatch(forms[1], lines[1]) and re.fullmatch(forms[3], lines[-2])):
-    sys.exit("order: new store, consuming, ..., stopped")
+if not (re.fullmatch(forms[0], lines[0]) and re.fullmatch(forms[1], lines[1]) and re.fullmatch(forms[2], lines[2])
+        and re.fullmatch(forms[4], lines[-2])):
+    sys.exit("order: version, new store, consuming, ..., stopped")
 PYEOF
     then ok; else bad "text lines differ from creditd's usual ones"; fi
 else
