@@ -236,6 +236,14 @@ int kclient_tool_config(struct config *c, const char *prog, const char *file, ch
     return -1;
 }
 
+int kclient_tool_bootstrap(const struct config *c, const char *given, const char **out, char *err,
+                           size_t errlen) {
+    *out = given ? given : config_kafka_get(c, "bootstrap.servers");
+    if (*out && **out) return 0;
+    snprintf(err, errlen, "no Kafka: give -b BOOTSTRAP or kafka.bootstrap.servers (--config, -X)");
+    return -1;
+}
+
 rd_kafka_t *kclient_rk(const struct kclient *kc) { return kc->rk; }
 const char *kclient_role(const struct kclient *kc) { return kc->role; }
 void kclient_set_stop_on(struct kclient *kc, unsigned stop_on) { kc->stop_on = stop_on; }

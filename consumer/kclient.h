@@ -113,6 +113,12 @@ int kclient_log_setup(const char *prog, const struct config *c, char *err, size_
 int kclient_tool_config(struct config *c, const char *prog, const char *file, char *const *xs,
                         int nx, char *err, size_t errlen);
 
+/* A tool's bootstrap servers: given (its -b, NULL if none), else
+ * kafka.bootstrap.servers from c.  *out is borrowed (from given or c).
+ * 0, or -1 with err saying how to name a broker. */
+int kclient_tool_bootstrap(const struct config *c, const char *given, const char **out, char *err,
+                           size_t errlen);
+
 /* A configured handle (a consumer also gets rd_kafka_poll_set_consumer()).
  * 0, or -1 with err naming the role and the rejected property. */
 int kclient_new(struct kclient **out, const struct kclient_spec *spec, char *err, size_t errlen);

@@ -99,11 +99,9 @@ static int load_config(struct opts *o, struct config *cfg) {
         fprintf(stderr, "credit-produce: %s\n", err);
         return -1;
     }
-    if (!o->bootstrap) o->bootstrap = config_kafka_get(cfg, "bootstrap.servers");
     if (!o->topic) o->topic = cfg->topic_input;
-    if (!o->bootstrap || !*o->bootstrap) {
-        fprintf(stderr, "credit-produce: no Kafka: give -b BOOTSTRAP or kafka.bootstrap.servers "
-                        "(--config, -X)\n");
+    if (kclient_tool_bootstrap(cfg, o->bootstrap, &o->bootstrap, err, sizeof err)) {
+        fprintf(stderr, "credit-produce: %s\n", err);
         return -1;
     }
     return 0;

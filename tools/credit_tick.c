@@ -93,10 +93,9 @@ static int load_config(struct opts *o, struct config *cfg) {
         log_error(NULL, "%s", err);
         return -1;
     }
-    if (!o->bootstrap) o->bootstrap = config_kafka_get(cfg, "bootstrap.servers");
     if (!o->topic) o->topic = cfg->topic_input;
-    if (!o->bootstrap || !*o->bootstrap) {
-        log_error(NULL, "no Kafka: give -b BOOTSTRAP or kafka.bootstrap.servers (--config, -X)");
+    if (kclient_tool_bootstrap(cfg, o->bootstrap, &o->bootstrap, err, sizeof err)) {
+        log_error(NULL, "%s", err);
         return -1;
     }
     return 0;

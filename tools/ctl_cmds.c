@@ -548,9 +548,8 @@ static int load_config(const struct args *g, struct config *cfg) {
 
 /* The bootstrap servers: -b, else kafka.bootstrap.servers (--config, -X). */
 static int bootstrap_of(const struct args *g, const struct config *cfg, const char **bootstrap) {
-    *bootstrap = g->bootstrap ? g->bootstrap : config_kafka_get(cfg, "bootstrap.servers");
-    if (!*bootstrap || !**bootstrap)
-        return bad("no Kafka: give -b BOOTSTRAP or kafka.bootstrap.servers (--config, -X)%s%s", "", "");
+    char err[ERRLEN];
+    if (kclient_tool_bootstrap(cfg, g->bootstrap, bootstrap, err, sizeof err)) return bad("%s%s", err, "");
     return 0;
 }
 
