@@ -179,22 +179,23 @@ static int metrics_assigned(struct pipeline *p) {
     return metrics_set_partitions(p->metrics, p->parts, p->nparts, p->err, sizeof(p->err));
 }
 
-/* The store's figures, at start and every STORE_STATS_MS: store_stats reads
- * every database's stat and the file's size, too much for every batch.  A
- * failure is logged and leaves the figures as they were. */
-static void publish_store(struct pipeline *p, int64_t now) {
-    struct store_stats st;
+/* The store's figures into *st and the metrics, at start, every
+ * STORE_STATS_MS and for each stats line: store_stats reads every
+ * database's stat and the file's size, too much for every batch.  A failure
+ * is logged (under what) and leaves the metrics as they were.  0, or -1. */
+static int publish_store(struct pipeline *p, int64_t now, struct store_stats *st, const char *what) {
     char e[ERRLEN];
     p->store_stats_ms = now;
-    if (store_stats(p->store, &st, e, sizeof(e))) {
-        fprintf(stderr, "creditd: metrics: %s\n", e);
-        return;
+    if (store_stats(p->store, st, e, sizeof(e))) {
+        log_warn(NULL, "%s: %s", what, e);
+        return -1;
     }
-    struct metrics_store ms = {st.used_bytes, st.map_size, st.file_bytes, 0, st.counters.applied,
-                               st.counters.duplicates, st.counters.rejected};
-    for (int i = 0; i < st.ndb; i++)
-        if (strcmp(st.db[i].name, "dedupe") == 0) ms.remembered_keys = st.db[i].entries;
+    struct metrics_store ms = {st->used_bytes, st->map_size, st->file_bytes, 0, st->counters.applied,
+                               st->counters.duplicates, st->counters.rejected};
+    for (int i = 0; i < st->ndb; i++)
+        if (strcmp(st->db[i].name, "dedupe") == 0) ms.remembered_keys = st->db[i].entries;
     metrics_publish_store(p->metrics, &ms);
+    return 0;
 }
 
 /* Every step: lag per partition (cached watermarks, no round trip), outbox,
@@ -238,7 +239,7 @@ static void write_file(const char *path, const char *buf, size_t len) {
     int ok = f && fwrite(buf, 1, len, f) == len;
     if (f && fclose(f)) ok = 0;
     if (!ok || rename(tmp, path))
-        fprintf(stderr, "creditd: TEST BUILD: writing %s failed\n", path);
+        log_warn(NULL, "TEST BUILD: writing %s failed", path);
 }
 
 /* Test builds only: CREDITD_TEST_METRICS_FILE=F writes metrics_render() to
@@ -341,7 +342,8 @@ static int start(struct pipeline *p) {
     if (rc == 0) rc = metrics_assigned(p);
     if (rc == 0) rc = refresh_outbox(p);
     if (rc == 0) {
-        publish_store(p, kclient_now_ms());
+        struct store_stats st;
+        publish_store(p, kclient_now_ms(), &st, "metrics");
         publish_gauges(p);
     }
     if (rc == 0)
@@ -491,11 +493,7 @@ static void stats_line(struct pipeline *p) {
     int64_t now = kclient_now_ms(), dt = now - p->st.at_ms;
     if (p->c->stats_interval_ms <= 0 || dt < p->c->stats_interval_ms) return;
     struct store_stats st;
-    char e[ERRLEN];
-    if (store_stats(p->store, &st, e, sizeof(e))) {
-        log_warn(NULL, "stats: %s", e);
-        memset(&st, 0, sizeof(st));
-    }
+    if (publish_store(p, now, &st, "stats")) memset(&st, 0, sizeof(st));
     log_info(NULL, "stats events/s=%.0f batch=%.0f lag=%lld outbox=%llu "
             "duplicates=%llu rejects=%llu%s",
             (double)p->st.events * 1000.0 / (double)dt,
@@ -543,7 +541,8 @@ static int step(struct pipeline *p) {
         consumer_commit_async(p->in, 1);
         p->published_ms = now;
     }
-    if (now - p->store_stats_ms >= STORE_STATS_MS) publish_store(p, now);
+    struct store_stats st;
+    if (now - p->store_stats_ms >= STORE_STATS_MS) publish_store(p, now, &st, "metrics");
     publish_gauges(p);
 #ifdef CREDITD_TEST_HOOKS
     test_metrics_file(p, 0);
