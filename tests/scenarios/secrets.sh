@@ -29,7 +29,7 @@ check() { # WHAT CMD...
     what=$1; shift
     if "$@"; then ok; else bad "$what"; fi
 }
-now() { date +%s; }
+. "$(dirname "$0")/daemon_lib.sh"  # now, start, seen, wait_seen, wait_grep
 rand() { od -An -N8 -tx1 /dev/urandom | tr -d ' \n'; }
 
 # The secrets: three in files, one in clear in a private (0600) file.
@@ -73,39 +73,6 @@ check "\${CREDENTIALS_DIRECTORY}: no secret value" no_secret "$tmp/dump2"
 
 # ---- 2. creditd and every tool, text then JSON --------------------------------------
 
-# start NAME ARGS...: creditd on a fresh store; sets PID, ADDR.
-start() {
-    name=$1; shift
-    "$B/creditd" --db "$tmp/$name.store" "$@" >"$tmp/$name.out" 2>"$tmp/$name.err" &
-    PID=$!
-    pids="$pids $PID"
-    ADDR=""
-    deadline=$(( $(now) + 30 ))
-    while [ "$(now)" -le "$deadline" ] && kill -0 "$PID" 2>/dev/null; do
-        ADDR=$(sed -n 's/^creditd: embedded broker at //p' "$tmp/$name.out" 2>/dev/null)
-        [ -n "$ADDR" ] && return 0
-        sleep 0.1
-    done
-    return 1
-}
-seen() {
-    "$B/creditctl" --db "$1" stats 2>/dev/null |
-        awk '$1 == "applied" || $1 == "duplicates" || $1 == "rejected" {n += $2} END {print n + 0}'
-}
-wait_seen() { # STORE N: within 60 s
-    deadline=$(( $(now) + 60 ))
-    while [ "$(seen "$1")" -lt "$2" ]; do
-        [ "$(now)" -le "$deadline" ] || return 1
-        sleep 0.2
-    done
-}
-wait_grep() { # FILE PATTERN: within 30 s
-    deadline=$(( $(now) + 30 ))
-    until grep -q "$2" "$1"; do
-        [ "$(now)" -le "$deadline" ] || return 1
-        sleep 0.1
-    done
-}
 stop() { # PID: SIGTERM, exit status in RC (255: it did not exit within 30 s)
     kill -TERM "$1"
     deadline=$(( $(now) + 30 ))
