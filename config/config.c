@@ -45,6 +45,7 @@ struct spec {
  * (test_log checks every one is accepted by log_init). */
 static const char *const LOG_FORMATS[] = {"text", "json", NULL};
 static const char *const LOG_LEVELS[] = {"debug", "info", "warn", "error", NULL};
+static const char *const ASSIGNMENTS[] = {"static", "group", NULL};
 
 /* Sorted by name: config_dump() prints them in this order. */
 static const struct spec SPECS[] = {
@@ -61,6 +62,7 @@ static const struct spec SPECS[] = {
     NUM("http.max_connections", http_max_connections, K_INT, 1, 1024),
     NUM("http.ready_max_lag", http_ready_max_lag, K_INT, 1, INT64_C(1000000000000)),
     NUM("http.timeout_s", http_timeout_s, K_INT, 1, 300),
+    CHOICE("input.assignment", input_assignment, ASSIGNMENTS),
     {"input.partitions", K_PARTITIONS, offsetof(struct config, input_partitions), 0, 0, 0, NULL},
     CHOICE("log.format", log_format, LOG_FORMATS),
     CHOICE("log.level", log_level, LOG_LEVELS),
@@ -72,6 +74,8 @@ static const struct spec SPECS[] = {
     {"sources.clock", K_SOURCES, offsetof(struct config, sources[GUARD_CLOCK]), 0, GUARD_CLOCK, 0, NULL},
     {"sources.grant", K_SOURCES, offsetof(struct config, sources[GUARD_GRANT]), 0, GUARD_GRANT, 0, NULL},
     {"sources.usage", K_SOURCES, offsetof(struct config, sources[GUARD_USAGE]), 0, GUARD_USAGE, 0, NULL},
+    STR("state.changelog.topic", state_changelog_topic, K_TOPIC),
+    NUM("state.standby_replicas", state_standby_replicas, K_INT, 0, 1),
     NUM("stats.interval_ms", stats_interval_ms, K_INT, 0, 86400000),
     NUM("store.map_size", store_map_size, K_SIZE, INT64_C(1) << 20, INT64_C(1) << 44),
     STR("store.path", store_path, K_STRING),
@@ -82,9 +86,9 @@ static const struct spec SPECS[] = {
 };
 #define NSPECS (sizeof SPECS / sizeof SPECS[0])
 
-/* The five topics, which must differ (outputs written to the input would loop). */
+/* The six topics (the changelog's too), which must differ (outputs written to the input would loop). */
 static const char *const TOPIC_KEYS[] = {"topic.input", "topic.overage", "topic.ledger",
-                                         "topic.rejected", "output.alerts"};
+                                         "topic.rejected", "output.alerts", "state.changelog.topic"};
 
 /* Working value of a creditd key between parsing and assignment. */
 union parsed {
@@ -762,6 +766,10 @@ int config_validate(const struct config *c, char *err, size_t errlen) {
                     origin_of(c, "outbox.max_pending"),
                     (long long)c->outbox_max_pending, (long long)c->batch_max_messages,
                     origin_of(c, "batch.max_messages"));
+    if (strcmp(c->input_assignment, "group") == 0 && c->input_npartitions)
+        return fail(err, errlen, "%s: input.partitions: set with input.assignment = group (%s): "
+                    "in group mode the consumer group assigns the partitions; remove one of them",
+                    origin_of(c, "input.partitions"), origin_of(c, "input.assignment"));
     if (config_kafka_get(c, "bootstrap.servers") && config_kafka_get(c, "metadata.broker.list"))
         return fail(err, errlen, "%s: kafka.metadata.broker.list: alias of kafka.bootstrap.servers "
                     "(%s): set only one", origin_of(c, "kafka.metadata.broker.list"),
@@ -874,6 +882,8 @@ void config_init(struct config *c) {
     strcpy(c->topic_rejected, "credit.rejected");
     strcpy(c->topic_alerts, "credit.alerts");
     strcpy(c->group_id, "creditd");
+    strcpy(c->input_assignment, "static");
+    strcpy(c->state_changelog_topic, "credit.changelog");
     c->batch_max_messages = 10000;
     c->batch_max_ms = 100;
     c->outbox_max_pending = 100000;

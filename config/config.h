@@ -89,6 +89,17 @@ struct config {
     int32_t input_partitions[CONFIG_PARTITIONS_MAX];
     size_t  input_npartitions;
     char    group_id[CONFIG_GROUP_MAX + 1];      /* default "creditd"         */
+    /* input.assignment: "static" (the default: this instance owns
+     * input.partitions, or all; outbox and read-back) or "group" (instances
+     * with the same group.id share the partitions through the consumer
+     * group protocol, cooperative-sticky; outputs, changelog and input
+     * offsets in one Kafka transaction: consumer/README.md "Group mode"). */
+    char    input_assignment[8];
+    /* state.*: group mode only.  The compacted changelog topic (as many
+     * partitions as the input) and the standby replicas (0 or 1: keep every
+     * partition this instance does not own warm from the changelog). */
+    char    state_changelog_topic[CONFIG_TOPIC_MAX + 1]; /* "credit.changelog" */
+    int64_t state_standby_replicas;              /* 0, 0..1                   */
     int64_t batch_max_messages;                  /* 10000, 1..1000000         */
     int64_t batch_max_ms;                        /* 100, 1..60000             */
     int64_t outbox_max_pending;                  /* 100000; pause above it    */

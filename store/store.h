@@ -220,6 +220,80 @@ int  store_view_get_org(struct store_view *v, const char *id, struct eng_org *ou
 int  store_view_scan_orgs(struct store_view *v, const char *after, store_org_cb cb, void *arg,
                           char bad_id[ENG_ID_MAX + 1], char *err, size_t errlen);
 
+/* ---- Change capture and the state changelog (group mode) -----------------
+ *
+ * In group mode (consumer/README.md "Group mode") the engine state of each
+ * input partition is also kept in a compacted Kafka topic, the changelog,
+ * and the store is a local cache of it.  A changelog record is one LMDB
+ * record of the engine state: its key is STORE_CHANGE_KEY_MAX bytes at most,
+ * [one byte naming the database (store_changes.c: a fixed wire code, not the
+ * internal enum)][the LMDB key]; its value is the LMDB value (every record
+ * starts with the format version byte), or none (a tombstone: the record was
+ * removed).  The state databases are orgs, sequences, org_credits,
+ * project_credits, months, org_partition, partitions, dedupe, dedupe_expiry
+ * and offsets; meta (config, counters), the outbox and the changelog
+ * offsets are this store's own and never captured.
+ *
+ * Capture: while on, every put and delete of a state database in the write
+ * txn (the engine's, store_offset_put's and the expiry sweep's) is noted,
+ * with the input partition it belongs to: the one set by
+ * store_capture_partition (the partition of the message being applied);
+ * an expired key belongs to the partition of its dedupe_expiry entry.  The
+ * notes live in the write txn (an aborted batch forgets them). */
+#define STORE_CHANGE_KEY_MAX (1 + 4 + 8 + STORE_DKEY_RAW_MAX)
+
+/* On (1) / off (0) for this handle (default off); between transactions. */
+void store_capture(struct store *s, int on);
+/* The input partition the next captured changes belong to (>= 0). */
+void store_capture_partition(struct store *s, int32_t partition);
+
+/* Inside the write txn: the changes noted since store_begin, each once
+ * (the record's value as it is now in the txn, or NULL/0 for a removed
+ * record), ordered by (partition, key); then the notes are cleared.  key
+ * and val are borrowed, valid during cb only.  cb returns non-zero to stop
+ * (that value is returned; the notes are then kept).  0 or STORE_*. */
+typedef int (*store_change_cb)(void *arg, int32_t partition, const uint8_t *key, size_t klen,
+                               const uint8_t *val, size_t vlen);
+int store_changes_scan(struct store *s, store_change_cb cb, void *arg, char *err, size_t errlen);
+
+/* Inside the write txn, capture off: apply one changelog record (val NULL:
+ * remove the record; removing a missing one is fine).  The bytes come from
+ * Kafka: an unknown database code, a key or value of impossible length, or a
+ * value whose version byte is not STORE_FORMAT_VERSION is STORE_ERR with err
+ * saying what ("changelog record: unknown database code 0x7a"); the caller
+ * adds the topic, partition and offset. */
+int store_change_apply(struct store *s, const uint8_t *key, size_t klen, const uint8_t *val,
+                       size_t vlen, char *err, size_t errlen);
+
+/* The changelog offset the store's state of input partition p reflects:
+ * the next changelog offset to read (STORE_NOTFOUND: never restored or
+ * written, read from the beginning).  In the write txn, or its own read txn
+ * outside one.  Not captured. */
+int store_changelog_get(struct store *s, int32_t partition, int64_t *next, char *err, size_t errlen);
+int store_changelog_put(struct store *s, int32_t partition, int64_t next, char *err, size_t errlen);
+
+/* Inside the write txn: remove everything the store keeps for input
+ * partition p (its organisations and their records, index entries, clock,
+ * idempotency keys recorded with partition p, input offset, changelog
+ * offset), e.g. before restoring it from the changelog from the start.
+ * Keys recorded with partition -1 (store.h "Bounded idempotency memory")
+ * are kept: they cannot be told apart and a restore puts the same bytes.
+ * Captured when capture is on (as tombstones of partition p).  *removed
+ * counts records.  0 or STORE_*. */
+int store_partition_drop(struct store *s, int32_t partition, uint64_t *removed, char *err,
+                         size_t errlen);
+
+/* The expiry sweep (store.h "Bounded idempotency memory") normally runs in
+ * store_commit.  store_sweep runs it now, inside the write txn, so that its
+ * removals are captured before store_changes_scan; store_commit then does
+ * not sweep again in this txn.  store_sweep_only limits every sweep of this
+ * handle to partitions parts[0..n) (copied; n 0 with parts NULL: all
+ * partitions, the default): in group mode an instance removes keys only of
+ * the partitions it owns, so that the owner alone writes a partition's
+ * changelog.  0 or STORE_*. */
+int store_sweep(struct store *s, char *err, size_t errlen);
+int store_sweep_only(struct store *s, const int32_t *parts, size_t n, char *err, size_t errlen);
+
 /* Every database's entries, map and file sizes (one stat(2)), counters and
  * config: for periodic stats and tools, not per batch. */
 struct store_stats {
