@@ -241,6 +241,12 @@ int  store_view_scan_orgs(struct store_view *v, const char *after, store_org_cb 
  * an expired key belongs to the partition of its dedupe_expiry entry.  The
  * notes live in the write txn (an aborted batch forgets them). */
 #define STORE_CHANGE_KEY_MAX (1 + 4 + 8 + STORE_DKEY_RAW_MAX)
+/* The database codes of changelog keys (fixed: they are on the wire). */
+enum store_change_db {
+    STORE_CL_ORGS = 'o', STORE_CL_SEQ = 's', STORE_CL_ORGCRED = 'c', STORE_CL_PROJCRED = 'p',
+    STORE_CL_MONTHS = 'm', STORE_CL_ORGPART = 'i', STORE_CL_PARTS = 'k', STORE_CL_DEDUPE = 'd',
+    STORE_CL_DDEXP = 'x', STORE_CL_OFFSETS = 'f'
+};
 
 /* On (1) / off (0) for this handle (default off); between transactions. */
 void store_capture(struct store *s, int on);
