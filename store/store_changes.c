@@ -269,14 +269,15 @@ static int drop_where(struct store *s, int db, const uint8_t *pre, size_t pn, dr
     MDB_cursor *c;
     MDB_val k, v;
     int rc = st_cursor_open(s, s->txn, db, &c, err, errlen);
-    memcpy(cur, pre, pn);
+    if (rc) return rc;
+    if (pn) memcpy(cur, pre, pn);  /* pre may be NULL when pn is 0 */
     while (!rc) {
         int yes = 1;
         k.mv_size = cl;
         k.mv_data = cur;
         int mrc = mdb_cursor_get(c, &k, &v, cl ? MDB_SET_RANGE : MDB_FIRST);
         for (; mrc == 0; mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-            if (k.mv_size < pn || memcmp(k.mv_data, pre, pn) != 0) {
+            if (k.mv_size < pn || (pn && memcmp(k.mv_data, pre, pn) != 0)) {
                 mrc = MDB_NOTFOUND;
                 break;
             }
