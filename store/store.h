@@ -283,7 +283,10 @@ int store_changes_scan(struct store *s, store_change_cb cb, void *arg, char *err
  * adds the topic, partition and offset.  Keys are checked per database (ids
  * of 1..ENG_ID_MAX bytes without NUL, partitions >= 0, lengths) and values
  * decoded as the store reads them, so a record the store would later find
- * corrupt is refused here. */
+ * corrupt is refused here.  A txn that applies a record does not sweep at
+ * store_commit: capture is off, so its removals would never reach the
+ * changelog (which would keep those keys, and bring them back on the next
+ * restore); the partition's owner sweeps them and its tombstones follow. */
 int store_change_apply(struct store *s, const uint8_t *key, size_t klen, const uint8_t *val,
                        size_t vlen, char *err, size_t errlen);
 

@@ -209,7 +209,10 @@ int store_change_apply(struct store *s, const uint8_t *key, size_t klen, const u
     st_key_text(db, key + 1, klen - 1, kt, sizeof(kt));
     const char *kwhy = key_bad(db, key + 1, klen - 1);
     if (kwhy) return st_fail(err, errlen, "changelog record: db %s key %s: %s", st_db_names[db], kt, kwhy);
-    if (!val) return st_pub_rc(s, st_db_del(s, db, key + 1, klen - 1, err, errlen));
+    if (!val) {
+        s->swept = 1;
+        return st_pub_rc(s, st_db_del(s, db, key + 1, klen - 1, err, errlen));
+    }
     if (vlen == 0)
         return st_fail(err, errlen, "changelog record: db %s key %s: empty value (a removal has "
                        "none)", st_db_names[db], kt);
@@ -217,6 +220,7 @@ int store_change_apply(struct store *s, const uint8_t *key, size_t klen, const u
         return st_fail(err, errlen, "changelog record: db %s key %s: format version %u, this "
                        "build reads %d", st_db_names[db], kt, val[0], STORE_FORMAT_VERSION);
     MDB_val v = {vlen, (void *)val};
+    s->swept = 1;  /* store.h: no sweep in a txn that applies records */
     if (val_bad(db, &v, why, sizeof(why)))
         return st_fail(err, errlen, "changelog record: db %s key %s: value: %s", st_db_names[db], kt, why);
     return st_pub_rc(s, st_db_put(s, db, key + 1, klen - 1, val, vlen, err, errlen));

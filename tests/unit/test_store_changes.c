@@ -796,6 +796,39 @@ static void test_sweep_only(void **state) {
     store_close(s);
 }
 
+/* A txn that applies changelog records does not sweep at commit (its
+ * removals could not be captured); the next ordinary batch does. */
+static void test_apply_no_sweep(void **state) {
+    struct fx *f = *state;
+    const int64_t day = INT64_C(86400000000000), t0 = BASE_S * INT64_C(1000000000);
+    const int32_t none[1] = {0};
+    struct engine_store ops;
+    struct recs l = {0};
+    struct store *a = open_new(f), *b = open_new(f);
+    store_engine_ops(a, &ops);
+    assert_int_equal(store_sweep_only(a, none, 0, f->err, sizeof(f->err)), STORE_OK);
+    store_capture(a, 1);
+    begin(f, a);
+    store_capture_partition(a, 0);
+    for (int i = 0; i < 5; i++) put_key(f, &ops, i, 0, t0);
+    assert_int_equal(ops.clock_put(ops.ctx, 0, t0 + 10 * day, f->err, sizeof(f->err)), ENG_OK);
+    assert_int_equal(store_sweep(a, f->err, sizeof(f->err)), STORE_OK);
+    scan(f, a, &l);
+    commit(f, a);
+    assert_int_equal(store_last_removed(a), 0);
+    assert_int_equal(l.n, 11);  /* 5 keys, 5 expiry entries, the clock */
+    apply_recs(f, b, &l, -1);
+    assert_int_equal(store_last_removed(b), 0);
+    assert_int_equal(entries(f, b, "dedupe"), 5);
+    begin(f, b);
+    commit(f, b);
+    assert_int_equal(store_last_removed(b), 5);
+    store_capture(a, 0);
+    recs_free(&l);
+    store_close(a);
+    store_close(b);
+}
+
 /* ---- changelog offsets, older stores ------------------------------------------- */
 
 static void test_changelog_offsets(void **state) {
@@ -862,6 +895,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_abort_forgets, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scan_stopped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sweep_only, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_apply_no_sweep, setup, teardown),
         cmocka_unit_test_setup_teardown(test_changelog_offsets, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
