@@ -262,7 +262,9 @@ enum store_change_db {
 /* On (1) / off (0) for this handle (default off); between transactions
  * (asserted), writers only. */
 void store_capture(struct store *s, int on);
-/* The input partition the next captured changes belong to (>= 0). */
+/* The input partition the next captured changes belong to (>= 0; kept
+ * until changed).  Capture on before any call is a programmer error
+ * (asserted at the first noted write of an unkeyed record). */
 void store_capture_partition(struct store *s, int32_t partition);
 
 /* Inside the write txn: the changes noted (since the last scan), each once
