@@ -60,7 +60,9 @@ $(B)/credit-replay: $(B)/obj/tools/credit_replay.o $(B)/obj/tools/lineq.o $(B)/o
 	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
 # tools/view.c: the JSON views creditctl prints and creditd's HTTP API serves.
 VIEW     = $(B)/obj/tools/view.o
-$(B)/creditctl: $(B)/obj/tools/creditctl.o $(B)/obj/tools/ctl_cmds.o $(B)/obj/tools/ctl_http.o $(VIEW) $(B)/obj/tools/ctl_wait.o $(B)/obj/tools/kprod.o $(KCLIENT) $(B)/libcreditd.a
+# --from-kafka (tools/ctl_kafka.c) reads the state changelog with consumer/changelog.c.
+$(B)/creditctl: $(B)/obj/tools/creditctl.o $(B)/obj/tools/ctl_cmds.o $(B)/obj/tools/ctl_http.o $(VIEW) $(B)/obj/tools/ctl_wait.o $(B)/obj/tools/kprod.o \
+                $(B)/obj/tools/ctl_kafka.o $(B)/obj/consumer/changelog.o $(KCLIENT) $(B)/libcreditd.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
 $(B)/credit-produce: $(B)/obj/tools/credit_produce.o $(B)/obj/tools/kprod.o $(KCLIENT) $(B)/libcreditd.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
