@@ -248,6 +248,11 @@ static int on_message(struct changelog *cl, rd_kafka_message_t *m, int *keep, ch
     /* Below next: from before a reassignment; at or past the end: later than the read. */
     if (!pt || m->offset < pt->next || m->offset >= pt->end) return 0;
     if (check_header(cl, m, err, errlen)) return -1;
+    if (cl->nheld >= CHANGELOG_TXN_RECORDS) {   /* the loops commit before: never */
+        snprintf(err, errlen, "changelog %s: more than %d records held", cl->topic,
+                 CHANGELOG_TXN_RECORDS);
+        return -1;
+    }
     cl->held[cl->nheld++] = m;
     cl->held_bytes += m->key_len + m->len;
     *keep = 1;
