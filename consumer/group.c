@@ -184,12 +184,21 @@ static int stored_offsets(struct group *g, rd_kafka_topic_partition_list_t *l, c
     return rc ? -1 : 0;
 }
 
+static int assign(struct group *g, rd_kafka_topic_partition_list_t *l, char *err, size_t errlen) {
+    rd_kafka_error_t *ae = rd_kafka_incremental_assign(g->rk, l);
+    if (!ae) return 0;
+    snprintf(err, errlen, "incremental_assign: %s", rd_kafka_error_string(ae));
+    rd_kafka_error_destroy(ae);
+    return -1;
+}
+
 /* Newly assigned partitions: wait until no transaction of a previous owner
  * is pending on them (the committed offsets are asked with require_stable,
  * which read_committed sets), restore their state from the changelog, and
  * assign them at the offsets the restored state holds. */
 static int on_assign(struct group *g, rd_kafka_topic_partition_list_t *l, char *err, size_t errlen) {
     char text[LIST_TEXT];
+    if (l->cnt == 0) return assign(g, l, err, errlen);  /* cooperative: nothing new this round */
     list_text(l, text, sizeof(text));
     int32_t *ps = malloc(((size_t)l->cnt + 1) * sizeof(*ps));
     if (!ps) { snprintf(err, errlen, "out of memory"); return -1; }
@@ -216,19 +225,18 @@ static int on_assign(struct group *g, rd_kafka_topic_partition_list_t *l, char *
     metrics_add_restored(g->metrics, records);
     log_info("group", "assigned partitions %s: restored %" PRIu64 " changelog records in %.1f s",
              text, records, (double)(kclient_now_ms() - t0) / 1000.0);
-    rd_kafka_error_t *ae = rd_kafka_incremental_assign(g->rk, l);
-    if (ae) {
-        snprintf(err, errlen, "incremental_assign: %s", rd_kafka_error_string(ae));
-        rd_kafka_error_destroy(ae);
-        return -1;
-    }
-    return 0;
+    return assign(g, l, err, errlen);
 }
 
 /* Revoked (or lost) partitions: the batch being collected forgets their
  * messages (the next owner reads them from the committed offset). */
 static int on_revoke(struct group *g, rd_kafka_topic_partition_list_t *l, char *err, size_t errlen) {
     char text[LIST_TEXT];
+    if (l->cnt == 0) {
+        rd_kafka_error_t *ue = rd_kafka_incremental_unassign(g->rk, l);
+        if (ue) rd_kafka_error_destroy(ue);
+        return 0;
+    }
     list_text(l, text, sizeof(text));
     for (int i = 0; i < l->cnt; i++) {
         int32_t p = l->elems[i].partition;
