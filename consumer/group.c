@@ -265,7 +265,8 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e, rd_kafka_topic_p
     struct group *g = user;
     int rc;
     (void)rk;
-    metrics_add_rebalance(g->metrics, e == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS ? "assigned" : "revoked");
+    if (l->cnt > 0)
+        metrics_add_rebalance(g->metrics, e == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS ? "assigned" : "revoked");
     if (e == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS && !g->fatal)
         rc = on_assign(g, l, g->fatal_err, sizeof(g->fatal_err));
     else if (e == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS)
