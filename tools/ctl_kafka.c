@@ -92,7 +92,7 @@ static int restore(const struct config *cfg, const char *bootstrap, const char *
         fprintf(stderr, "creditctl: --from-kafka: a store in %s: %s\n", dir, err);
         return EXIT_STORE;
     }
-    int rc = changelog_open(&cl, cfg, bootstrap, "restore", &stop_flag, err, sizeof(err));
+    int rc = changelog_open(&cl, cfg, bootstrap, "view", &stop_flag, err, sizeof(err));
     int32_t n = rc ? 0 : changelog_partition_count(cl);
     int32_t *parts = rc ? NULL : malloc((size_t)(n > 0 ? n : 1) * sizeof(*parts));
     uint64_t records = 0;
