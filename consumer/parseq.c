@@ -383,6 +383,10 @@ size_t parseq_pending(const struct parseq *q) {
     return (size_t)(q->pushed - q->taken);
 }
 
+size_t parseq_capacity(const struct parseq *q) {
+    return (size_t)q->nslots * PARSEQ_CHUNK;
+}
+
 void parseq_free(struct parseq *q) {
     if (!q) return;
     stop_threads(q);

@@ -104,6 +104,8 @@ void parseq_reset(struct parseq *q);
 
 /* Messages pushed and not yet taken (push mode). */
 size_t parseq_pending(const struct parseq *q);
+/* Messages the ring holds: PARSEQ_SLOTS(nthreads) * PARSEQ_CHUNK. */
+size_t parseq_capacity(const struct parseq *q);
 
 /* Stop the threads (a source is interrupted), free every tree and q.
  * NULL is ignored. */

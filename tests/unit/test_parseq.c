@@ -149,6 +149,7 @@ static void test_bounded(void **state) {
     for (i = 0; i < cap; i++) assert_int_equal(push(q, &m, i), 1);
     assert_int_equal(push(q, &m, i), 0);           /* full: nothing was taken */
     assert_int_equal(parseq_pending(q), (size_t)cap);
+    assert_int_equal(parseq_capacity(q), (size_t)cap);
     for (int64_t k = 0; k < PARSEQ_CHUNK; k++) take(q, &m, k);
     assert_int_equal(push(q, &m, i), 0);           /* the first chunk is still the caller's */
     take(q, &m, PARSEQ_CHUNK);                     /* passes it */
