@@ -36,6 +36,8 @@ struct qitem {
     void *tag;
     json_t *root;
     json_error_t jerr;
+    uint64_t hash;
+    int hashed;
 };
 
 struct parseq_chunk {
@@ -106,6 +108,7 @@ static void chunk_parse(struct parseq_chunk *c) {
     for (int k = 0; k < c->n; k++) {
         struct qitem *it = &c->it[k];
         it->root = engine_parse(it->buf, it->len, &it->jerr);
+        it->hashed = json_is_object(it->root) && engine_hash(it->root, &it->hash) == 0;
     }
 }
 
@@ -171,12 +174,22 @@ static void read_step(struct parseq *q) {
     pthread_cond_signal(&q->done);
 }
 
-/* Under mu: one unit of work (parse a READY slot, read and parse the next
- * chunk, free a DONE slot); 0 when there was none.  mu is released while
- * working. */
+/* Under mu: one unit of work (free a DONE slot, parse a READY one, read
+ * and parse the next chunk); 0 when there was none.  mu is released while
+ * working.  Freeing comes first: the allocator hands the freed blocks to
+ * the next parse, still in the cache. */
 static int worker_step(struct parseq *q) {
-    struct parseq_chunk *s = ready_slot(q);
+    struct parseq_chunk *s = done_slot(q);
     if (s) {
+        s->state = S_CLEARING;
+        pthread_mutex_unlock(&q->mu);
+        chunk_clear(s);
+        pthread_mutex_lock(&q->mu);
+        s->state = S_FREE;
+        pthread_cond_signal(&q->done);
+        return 1;
+    }
+    if ((s = ready_slot(q)) != NULL) {
         s->state = S_PARSING;
         pthread_mutex_unlock(&q->mu);
         chunk_parse(s);
@@ -189,20 +202,12 @@ static int worker_step(struct parseq *q) {
         read_step(q);
         return 1;
     }
-    if ((s = done_slot(q)) != NULL) {
-        s->state = S_CLEARING;
-        pthread_mutex_unlock(&q->mu);
-        chunk_clear(s);
-        pthread_mutex_lock(&q->mu);
-        s->state = S_FREE;
-        pthread_cond_signal(&q->done);
-        return 1;
-    }
     return 0;
 }
 
 static void *worker_main(void *arg) {
     struct parseq *q = arg;
+    pthread_setname_np(pthread_self(), "parseq");   /* top -H, perf: where parsing runs */
     pthread_mutex_lock(&q->mu);
     while (!q->stop)
         if (!worker_step(q) && !q->stop) pthread_cond_wait(&q->work, &q->mu);
@@ -318,13 +323,15 @@ void parseq_flush(struct parseq *q) {
     pthread_mutex_unlock(&q->mu);
 }
 
-/* Under mu: the caller passed slot r. */
+/* Under mu: the caller passed slot r.  A source's reader may wait for
+ * that room; in push mode its trees are freed when a parsing thread wakes
+ * for the next chunk (or when start_slot needs the slot): no wake-up here. */
 static void pass_slot(struct parseq *q) {
     at(q, q->r)->state = S_DONE;
     q->r++;
     q->holding = 0;
     q->pos = 0;
-    pthread_cond_signal(&q->work);   /* trees to free, room to read into */
+    if (q->has_src) pthread_cond_signal(&q->work);
 }
 
 /* Under mu: wait until slot r is parsed: 1; 0 at the end; -1 failed. */
@@ -358,6 +365,7 @@ int parseq_next(struct parseq *q, struct parseq_item *it, char *err, size_t errl
     it->tag = x->tag;
     it->root = x->root;
     it->jerr = &x->jerr;
+    it->hash = x->hashed ? &x->hash : NULL;
     q->taken++;
     return 1;
 }

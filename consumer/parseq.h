@@ -1,7 +1,9 @@
 /* parseq.h -- parse ahead, apply in order: the input pipeline shared by
  * creditd (static and group mode) and credit-replay.
  *
- * Messages are parsed (engine_parse: jansson) on `nthreads` parsing threads
+ * Messages are parsed (engine_parse: jansson) and their content hashed
+ * (engine_hash, which the idempotency check needs) on `nthreads` parsing
+ * threads
  * while the caller applies earlier ones through the engine and the store on
  * its own thread; the caller gets the parses back in exactly the order the
  * messages came in.  The engine, the store and LMDB stay on the caller's
@@ -55,6 +57,9 @@ struct parseq_item {
     void *tag;                   /* the caller's (push), NULL for a source */
     json_t *root;                /* engine_parse's tree, or NULL: invalid JSON, jerr says why */
     const json_error_t *jerr;
+    /* engine_hash of root, computed on the parsing thread when root is an
+     * object, else NULL: hand it to engine_apply_hashed. */
+    const uint64_t *hash;
 };
 
 /* A source of input, called on a parsing thread (never two calls at

@@ -424,7 +424,9 @@ void pipeline_halt_text(const struct config *c, const rd_kafka_message_t *m, con
 int pipeline_next_parsed(struct parseq *q, rd_kafka_message_t *const *batch, size_t n,
                          size_t *pushed, size_t i, struct parseq_item *it, char *err,
                          size_t errlen) {
-    if (*pushed < n && parseq_pending(q) + PARSEQ_CHUNK <= parseq_capacity(q)) {
+    /* Refilled when half empty: the parsing threads get several chunks per
+     * wake-up rather than one. */
+    if (*pushed < n && parseq_pending(q) * 2 <= parseq_capacity(q)) {
         for (; *pushed < n; ++*pushed) {
             const rd_kafka_message_t *m = batch[*pushed];
             if (!parseq_push(q, m->payload ? m->payload : "", m->len, m->offset, batch[*pushed]))
@@ -466,7 +468,8 @@ static int apply_messages(struct pipeline *p, struct store_counters *cnt) {
         struct engine_msg em = {it.buf, it.len, p->c->topic_input, m->partition, m->offset};
         struct engine_result res;
         char why[ERRLEN];
-        int rc = engine_apply_parsed(p->eng, &ops, &em, it.root, it.jerr, &res, why, sizeof(why));
+        int rc = engine_apply_hashed(p->eng, &ops, &em, it.root, it.jerr, it.hash, &res, why,
+                                     sizeof(why));
 #ifdef CREDITD_TEST_HOOKS
         if (rc == 0) rc = test_fault(p, m, why, sizeof(why));
 #endif

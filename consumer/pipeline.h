@@ -45,9 +45,10 @@ int pipeline_open_store(const struct config *c, struct store **s, struct engine 
 int pipeline_pin(struct store *s, const struct config *c, const char *name, const char *want,
                  const char *what, char *err, size_t errlen);
 /* The batch's message i, parsed (batch[0..n) in order, i counting from 0 by
- * one: the loop that applies them).  Pushes batch[*pushed..n) to q first
- * while q has room for a chunk; the payloads are borrowed until the batch's
- * messages were all taken or parseq_reset.  0 with *it, or -1 with err. */
+ * one: the loop that applies them).  First, when q is at most half full,
+ * pushes as many of batch[*pushed..n) as fit; the payloads are borrowed
+ * until the batch's messages were all taken or parseq_reset.  0 with *it,
+ * or -1 with err. */
 int pipeline_next_parsed(struct parseq *q, rd_kafka_message_t *const *batch, size_t n,
                          size_t *pushed, size_t i, struct parseq_item *it, char *err,
                          size_t errlen);

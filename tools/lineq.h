@@ -24,6 +24,7 @@ struct lineq_line {
     int64_t no;                 /* 1-based, counted across all files */
     json_t *root;               /* the parse, or NULL (then jerr says why) */
     const json_error_t *jerr;
+    const uint64_t *hash;       /* engine_hash of root (parseq.h), or NULL */
 };
 
 /* Start reading files ("-" = stdin) in order on nthreads parsing threads
