@@ -107,6 +107,11 @@ struct config {
     int64_t input_parse_threads;                 /* 1, 0..CONFIG_PARSE_THREADS_MAX */
     int64_t batch_max_messages;                  /* 10000, 1..1000000         */
     int64_t batch_max_ms;                        /* 100, 1..60000             */
+    /* batch.linger_ms: a batch that has messages ends once none came for
+     * this long (0: as soon as none is waiting), so a batch is what
+     * arrived while the previous one was applied and committed: latency
+     * near one commit at low rates, full batches under load. */
+    int64_t batch_linger_ms;                     /* 0, 0..60000               */
     int64_t outbox_max_pending;                  /* 100000; pause above it    */
     int64_t shutdown_flush_timeout_ms;           /* 10000                     */
     int64_t stats_interval_ms;                   /* 10000, 0 = off            */

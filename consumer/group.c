@@ -454,15 +454,18 @@ static int msg_error(struct group *g, const rd_kafka_message_t *m, char *err, si
     }
 }
 
-/* Collect up to batch.max_messages within batch.max_ms (the rebalance
- * callback runs in here and may drop messages of revoked partitions). */
+/* Collect up to batch.max_messages within batch.max_ms, ending once none
+ * came for batch.linger_ms (as consumer_poll_batch; the rebalance callback
+ * runs in here and may drop messages of revoked partitions). */
 static int poll_batch(struct group *g) {
-    int64_t deadline = kclient_now_ms() + g->c->batch_max_ms;
+    int64_t deadline = kclient_now_ms() + g->c->batch_max_ms, last = 0, linger = g->c->batch_linger_ms;
     while (g->n < (size_t)g->c->batch_max_messages && !*g->stop && !g->fatal) {
         if (kclient_failed(g->kc, g->err, sizeof(g->err))) return -1;
-        int64_t left = deadline - kclient_now_ms();
+        int64_t now = kclient_now_ms(), left = deadline - now;
         if (left < 0) break;
+        if (g->n > 0 && last + linger - now < left) left = last + linger > now ? last + linger - now : 0;
         rd_kafka_message_t *m = rd_kafka_consumer_poll(g->rk, left > KCLIENT_POLL_MS ? KCLIENT_POLL_MS : (int)left);
+        if (!m && g->n > 0 && kclient_now_ms() >= last + linger) break;
         if (!m) continue;
         if (m->err) {
             int rc = msg_error(g, m, g->err, sizeof(g->err));
@@ -474,6 +477,7 @@ static int poll_batch(struct group *g) {
         } else {
             kclient_alive(g->kc);
             g->batch[g->n++] = m;
+            last = kclient_now_ms();
         }
     }
     if (g->fatal) {

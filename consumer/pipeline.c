@@ -573,7 +573,8 @@ static int step(struct pipeline *p) {
     if (consumer_paused(p->in)) {
         if (poll_relay(p, (int)p->c->batch_max_ms)) return -1;
     } else if (consumer_poll_batch(p->in, p->batch, (size_t)p->c->batch_max_messages,
-                                   (int)p->c->batch_max_ms, p->stop, &p->n, err, errlen)) {
+                                   (int)p->c->batch_max_ms, (int)p->c->batch_linger_ms, p->stop,
+                                   &p->n, err, errlen)) {
         return -1;
     }
     if (poll_relay(p, 0)) return -1;

@@ -93,6 +93,7 @@ static void test_defaults(void **state) {
     assert_string_equal(c.group_id, "creditd");
     assert_int_equal(c.batch_max_messages, 10000);
     assert_int_equal(c.batch_max_ms, 100);
+    assert_int_equal(c.batch_linger_ms, 0);
     assert_int_equal(c.outbox_max_pending, 100000);
     assert_int_equal(c.shutdown_flush_timeout_ms, 10000);
     assert_int_equal(c.stats_interval_ms, 10000);
@@ -557,11 +558,12 @@ static void test_dump_masks_and_sorts(void **state) {
         if (prev && strcmp(prev, line) >= 0) fail_msg("not sorted: \"%s\" then \"%s\"", prev, line);
         prev = line;
     }
-    /* 30 creditd keys (output.alerts, credit.retention_days, the two
+    /* 31 creditd keys (output.alerts, credit.retention_days, the two
      * creditctl.source_*, the four http.* and log.*, input.assignment,
-     * input.parse_threads, state.changelog.topic and state.standby_replicas
-     * included; the 4 unset sources.* print nothing) + 8 kafka */
-    assert_int_equal(lines, 30 + 8);
+     * input.parse_threads, batch.linger_ms, state.changelog.topic and
+     * state.standby_replicas included; the 4 unset sources.* print nothing)
+     * + 8 kafka */
+    assert_int_equal(lines, 31 + 8);
     free(d);
     config_free(&c);
 }
