@@ -76,7 +76,7 @@ fail() { say "FAILED: $*"; exit 1; }
 now() { date +%s.%N; }
 sub() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
 
-for f in creditd creditctl credit-produce credit-replay gen-events; do
+for f in creditd creditctl credit-produce credit-replay credit-tick gen-events; do
     [[ -x "$B/$f" ]] || fail "$B/$f is not built (make bench-kafka builds it)"
 done
 command -v kcat >/dev/null || fail "kcat is missing (make deps)"
@@ -147,16 +147,44 @@ t1=$(now)
 kcat_s=$(sub "$t0" "$t1")
 say "kcat read $N in $kcat_s s"
 
+# CPU seconds per thread of PID, summed by thread name: "name seconds" lines
+# (creditd's main thread is "creditd", the parsing threads "parseq",
+# librdkafka's "rdk:*").
+thread_cpu() {
+    local t
+    for t in /proc/"$1"/task/*; do
+        printf '%s %s\n' "$(cat "$t/comm" 2>/dev/null)" "$(awk '{ print $14 + $15 }' "$t/stat" 2>/dev/null)"
+    done | awk -v hz="$(getconf CLK_TCK)" 'NF == 2 { c[$1] += $2 } END { for (k in c) printf "%s %.2f\n", k, c[k] / hz }'
+}
+# Per-thread CPU between two thread_cpu samples, per event: "name=µs ..." (µs per event).
+cpu_per_event() { # BEFORE AFTER EVENTS
+    awk -v n="$3" 'FNR == NR { b[$1] = $2; next } { d = $2 - b[$1]; if (d > 0.005) printf "%s %.1f µs, ", $1, d * 1e6 / n }' \
+        <(printf '%s\n' "${1:-none 0}") <(printf '%s\n' "$2") | sed 's/, $//'
+}
+# Runs a command, sampling its threads' CPU every 0.1 s: the last sample in $T/cpu.last.
+run_sampled() {
+    "$@" &
+    local p=$! cur
+    : > "$T/cpu.last"
+    while kill -0 "$p" 2>/dev/null; do
+        cur=$(thread_cpu "$p")
+        [[ -n "$cur" ]] && printf '%s\n' "$cur" > "$T/cpu.last"
+        sleep 0.1
+    done
+    wait "$p"
+}
+
 # ---- 4b. credit-replay on the same events --------------------------------------------
 replay_rate() { # LOG -> events/s of the summary line
     sed -n 's/.* s (\([0-9]*\) events\/s)$/\1/p' "$1" | tail -n 1
 }
 load_replay=$(loadavg)
 say "credit-replay --batch 10000 $FILE ..."
-timeout 1800 "$B/credit-replay" --db "$T/replay-file" --batch 10000 --no-progress \
+run_sampled timeout 1800 "$B/credit-replay" --db "$T/replay-file" --batch 10000 --no-progress \
     --out /dev/null "$FILE" 2> "$T/replay-file.log" \
     || { tail -n 5 "$T/replay-file.log" >&2; fail "credit-replay (file)"; }
 replay_file=$(replay_rate "$T/replay-file.log")
+cpu_replay=$(cpu_per_event "" "$(cat "$T/cpu.last")" "$N")
 say "$(tail -n 1 "$T/replay-file.log")"
 rm -rf "$T/replay-file"
 say "credit-replay --batch 10000 --from-kafka $BS ..."
@@ -188,17 +216,22 @@ t_start=$(now)
     > /dev/null 2> "$T/creditd.log" &
 pid=$!
 perf_pid=""
-if [[ -n "${BENCH_PERF:-}" ]] && command -v perf >/dev/null; then
-    perf record -q -g -o "$BENCH_PERF" -p "$pid" 2> "$T/perf.log" &
+start_perf() { # once creditd applies: every thread exists (perf -p sees only those)
+    [[ -n "${BENCH_PERF:-}" ]] && command -v perf >/dev/null || return 0
+    perf record -q -F 499 --call-graph dwarf,16384 -o "$BENCH_PERF" -p "$pid" 2> "$T/perf.log" &
     perf_pid=$!
-fi
+}
 t_first="" s_first=0 t_last="" deadline=$((SECONDS + APPLY_TIMEOUT))
 while :; do
     alive || { tail -n 20 "$T/creditd.log" >&2; fail "creditd exited while applying"; }
     if poll_stats; then
         t=$(now); s=$(seen)
-        if [[ -z "$t_first" ]] && ((s > 0)); then t_first=$t s_first=$s; fi
-        if ((s >= N)); then t_last=$t; break; fi
+        if [[ -z "$t_first" ]] && ((s > 0)); then
+            t_first=$t s_first=$s
+            cpu_first=$(thread_cpu "$pid")
+            start_perf
+        fi
+        if ((s >= N)); then t_last=$t; cpu_last=$(thread_cpu "$pid"); break; fi
     fi
     ((SECONDS < deadline)) || fail "creditd applied $(seen) of $N within ${APPLY_TIMEOUT}s"
     sleep 0.2
@@ -213,6 +246,7 @@ while :; do
     ((SECONDS < deadline)) || fail "outbox not empty after ${DRAIN_TIMEOUT}s: $(counter "$T/stats.now" outbox)"
     sleep 0.2
 done
+cpu_creditd=$(cpu_per_event "$cpu_first" "$cpu_last" "$((N - s_first))")
 startup_s=$(sub "$t_start" "$t_first")
 apply_s=$(sub "$t_first" "$t_last")
 drain_s=$(sub "$t_last" "$t_drained")
@@ -223,11 +257,27 @@ say "creditd: first applied ${startup_s}s after start, all $N ${apply_s}s later,
     "outbox empty ${drain_s}s after that ($n_over overage, $n_ledger ledger, $n_rej rejected)"
 
 # ---- 6. latency ---------------------------------------------------------------------------
+# The probe's events are at 2026-04-15 and later; the stream's last ticks
+# left some partitions' clocks at 2026-02-01, where 2026-04-15 is past the
+# future-time guard (max_future, 31 days): first a tick at the probe's time
+# on every partition (as credit-tick would send hourly), applied and its
+# outputs delivered before the probe starts.
+LAT_TIME=2026-04-15T00:00:00Z
+timeout 120 "$B/credit-tick" -b "$BS" -t "$TOPIC" --time "$LAT_TIME" 2> "$T/tick.log" \
+    || { cat "$T/tick.log" >&2; fail "credit-tick"; }
+ticks=$(sed -n 's/^credit-tick: \([0-9]*\) ticks.*/\1/p' "$T/tick.log")
+deadline=$((SECONDS + DRAIN_TIMEOUT))
+while :; do
+    alive || { tail -n 20 "$T/creditd.log" >&2; fail "creditd exited while applying the ticks"; }
+    if poll_stats && (($(seen) >= N + ${ticks:-0})) && [[ "$(counter "$T/stats.now" outbox)" == 0 ]]; then break; fi
+    ((SECONDS < deadline)) || fail "the ticks were not applied and delivered within ${DRAIN_TIMEOUT}s"
+    sleep 0.2
+done
 load_lat=$(loadavg)
 batch_ms=$("$B/creditd" "${CREDITD_X[@]}" --dump-config 2>/dev/null | awk '$1 == "batch.max_ms" { print $3 }')
 say "latency: $LAT_RATE usage/s for $LAT_SECONDS s, produce -> credit.overage ..."
 lat=$(timeout $((LAT_SECONDS + 240)) "$PY" "$PROBE" latency "$BS" --rate "$LAT_RATE" \
-      --seconds "$LAT_SECONDS" 2> "$T/probe.log")
+      --seconds "$LAT_SECONDS" --time "$LAT_TIME" 2> "$T/probe.log")
 lat_rc=$?
 cat "$T/probe.log" >&2
 [[ -n "$lat" ]] && say "$lat"
@@ -265,7 +315,8 @@ awk -v n="$N" -v file="$FILE" -v produce="$produce_s" -v kcat="$kcat_s" \
     -v rfile="${replay_file:-0}" -v rkafka="${replay_kafka:-0}" -v bms="${batch_ms:-?}" \
     -v cx="${BENCH_CREDITD_X:-}" -v kv="$kafka_version" -v ncpu="$ncpu" -v model="$model" \
     -v mem="$mem" -v fstype="$fstype" -v load="$load_start" -v load_r="$load_replay" \
-    -v load_c="$load_creditd" -v load_l="$load_lat" -v load_e="$(loadavg)" 'BEGIN {
+    -v load_c="$load_creditd" -v load_l="$load_lat" -v load_e="$(loadavg)" \
+    -v cpu_c="$cpu_creditd" -v cpu_r="$cpu_replay" 'BEGIN {
     krate = kcat > 0 ? n / kcat : 0
     crate = apply > 0 ? (n - s_first) / apply : 0
     ratio = krate > 0 ? crate / krate : 0
@@ -280,6 +331,8 @@ awk -v n="$N" -v file="$FILE" -v produce="$produce_s" -v kcat="$kcat_s" \
     printf "                 %d applied, %d duplicates, %d rejected; outputs %d overage, %d ledger, %d rejected\n", applied, dups, rej, n_over, n_ledger, n_rej
     printf "ratio            %.2f  (creditd / credit-replay from the file), %.2f (/ --from-kafka)\n", rr_file, rr_kafka
     printf "ratio            %.2f  (creditd / kcat)\n", ratio
+    printf "CPU per event    creditd: %s\n", cpu_c
+    printf "                 credit-replay (file): %s\n", cpu_r
     printf "outbox drain     %.2f s after the last applied event\n", drain
     if (lat_rc == 0)
         printf "latency          p50 %.1f ms, p99 %.1f ms, max %.1f ms  (%d usage at %.0f/s for %.0f s, produce -> overage received; batch.max_ms=%s)\n", p50, p99, pmax, sent, lrate, lsec, bms
