@@ -27,6 +27,8 @@ DAEMON_OBJ = $(patsubst %.c,$(B)/obj/%.o,$(DAEMON_SRC))
 # The one Kafka client set-up (consumer/kclient.c), linked into the tools that talk to Kafka,
 # with the log writer it logs through (consumer/log.c).
 KCLIENT  = $(B)/obj/consumer/kclient.o $(B)/obj/consumer/log.o
+# "Parse ahead, apply in order" (consumer/parseq.c): creditd's input and credit-replay's.
+PARSEQ   = $(B)/obj/consumer/parseq.o
 # Test-only binaries for tests/kafka: creditd with its test hooks, the fault-injecting mock broker,
 # the changelog producer of it_changelog.sh.
 TEST_BIN = $(B)/creditd-test $(B)/kmock $(B)/clog-feed
@@ -57,7 +59,7 @@ $(B)/libcreditd.a: $(patsubst %.c,$(B)/obj/%.o,$(CORE_SRC))
 $(B)/asan/libcreditd.a: $(patsubst %.c,$(B)/asan/obj/%.o,$(CORE_SRC))
 	@rm -f $@; ar rcs $@ $^
 
-$(B)/credit-replay: $(B)/obj/tools/credit_replay.o $(B)/obj/tools/lineq.o $(B)/obj/tools/spool.o $(B)/obj/tools/progress.o $(KCLIENT) $(B)/libcreditd.a
+$(B)/credit-replay: $(B)/obj/tools/credit_replay.o $(B)/obj/tools/lineq.o $(B)/obj/tools/spool.o $(B)/obj/tools/progress.o $(PARSEQ) $(KCLIENT) $(B)/libcreditd.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
 # tools/view.c: the JSON views creditctl prints and creditd's HTTP API serves.
 VIEW     = $(B)/obj/tools/view.o
@@ -95,8 +97,11 @@ $(B)/store-poke: $(B)/obj/tests/scenarios/store_poke.o
 	$(CC) $(CFLAGS) -o $@ $^ -llmdb
 
 # test_lineq also tests tools/lineq.c (objects are linked before the library).
-$(B)/test_lineq: $(B)/obj/tools/lineq.o
-$(B)/asan/test_lineq: $(B)/asan/obj/tools/lineq.o
+$(B)/test_lineq: $(B)/obj/tools/lineq.o $(PARSEQ)
+$(B)/asan/test_lineq: $(B)/asan/obj/tools/lineq.o $(B)/asan/obj/consumer/parseq.o
+# test_parseq tests consumer/parseq.c.
+$(B)/test_parseq: $(PARSEQ)
+$(B)/asan/test_parseq: $(B)/asan/obj/consumer/parseq.o
 # test_httpurl tests consumer/httpurl.c (the daemon's request targets).
 $(B)/test_httpurl: $(B)/obj/consumer/httpurl.o
 $(B)/asan/test_httpurl: $(B)/asan/obj/consumer/httpurl.o

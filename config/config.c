@@ -49,6 +49,7 @@ static const char *const ASSIGNMENTS[] = {"static", "group", NULL};
 
 /* Sorted by name: config_dump() prints them in this order. */
 static const struct spec SPECS[] = {
+    NUM("batch.linger_ms", batch_linger_ms, K_INT, 0, 60000),
     NUM("batch.max_messages", batch_max_messages, K_INT, 1, 1000000),
     NUM("batch.max_ms", batch_max_ms, K_INT, 1, 60000),
     NUM("credit.close_after", credit_close_after_s, K_INT, 0, 90 * 86400),
@@ -63,6 +64,7 @@ static const struct spec SPECS[] = {
     NUM("http.ready_max_lag", http_ready_max_lag, K_INT, 1, INT64_C(1000000000000)),
     NUM("http.timeout_s", http_timeout_s, K_INT, 1, 300),
     CHOICE("input.assignment", input_assignment, ASSIGNMENTS),
+    NUM("input.parse_threads", input_parse_threads, K_INT, 0, CONFIG_PARSE_THREADS_MAX),
     {"input.partitions", K_PARTITIONS, offsetof(struct config, input_partitions), 0, 0, 0, NULL},
     CHOICE("log.format", log_format, LOG_FORMATS),
     CHOICE("log.level", log_level, LOG_LEVELS),
@@ -886,6 +888,8 @@ void config_init(struct config *c) {
     strcpy(c->state_changelog_topic, "credit.changelog");
     c->batch_max_messages = 10000;
     c->batch_max_ms = 100;
+    c->batch_linger_ms = 0;
+    c->input_parse_threads = 1;
     c->outbox_max_pending = 100000;
     c->shutdown_flush_timeout_ms = 10000;
     c->stats_interval_ms = 10000;

@@ -58,6 +58,7 @@
 #define CONFIG_LISTEN_MAX     63     /* http.listen, bytes                     */
 #define CONFIG_LISTEN_HOST_MAX 46    /* an address as text (INET6_ADDRSTRLEN)  */
 #define CONFIG_FILE_VALUE_MAX 65536  /* bytes of a kafka.* "file:PATH" value's file */
+#define CONFIG_PARSE_THREADS_MAX 32  /* input.parse_threads (== PARSEQ_THREADS_MAX) */
 
 /* One kafka.* property: name without the "kafka." prefix.  The strings are
  * owned by the struct config holding them. */
@@ -100,8 +101,17 @@ struct config {
      * partition this instance does not own warm from the changelog). */
     char    state_changelog_topic[CONFIG_TOPIC_MAX + 1]; /* "credit.changelog" */
     int64_t state_standby_replicas;              /* 0, 0..1                   */
+    /* input.parse_threads: threads parsing the input's JSON ahead of the
+     * engine (consumer/parseq.h), order kept; 0 parses on the engine's
+     * thread.  creditd and credit-replay read it. */
+    int64_t input_parse_threads;                 /* 1, 0..CONFIG_PARSE_THREADS_MAX */
     int64_t batch_max_messages;                  /* 10000, 1..1000000         */
     int64_t batch_max_ms;                        /* 100, 1..60000             */
+    /* batch.linger_ms: a batch that has messages ends once none came for
+     * this long (0: as soon as none is waiting), so a batch is what
+     * arrived while the previous one was applied and committed: latency
+     * near one commit at low rates, full batches under load. */
+    int64_t batch_linger_ms;                     /* 0, 0..60000               */
     int64_t outbox_max_pending;                  /* 100000; pause above it    */
     int64_t shutdown_flush_timeout_ms;           /* 10000                     */
     int64_t stats_interval_ms;                   /* 10000, 0 = off            */

@@ -287,8 +287,9 @@ static int on_msg_error(struct consumer *k, const rd_kafka_message_t *m, char *e
 }
 
 int consumer_poll_batch(struct consumer *k, rd_kafka_message_t **msgs, size_t max, int max_ms,
-                        volatile sig_atomic_t *stop, size_t *n, char *err, size_t errlen) {
-    int64_t deadline = kclient_now_ms() + max_ms;
+                        int linger_ms, volatile sig_atomic_t *stop, size_t *n, char *err,
+                        size_t errlen) {
+    int64_t deadline = kclient_now_ms() + max_ms, last = 0;
     *n = 0;
     while (*n < max && !*stop) {
         if (kclient_failed(k->kc, err, errlen)) return -1;
@@ -296,10 +297,13 @@ int consumer_poll_batch(struct consumer *k, rd_kafka_message_t **msgs, size_t ma
             snprintf(err, errlen, "%s", k->denied);
             return -1;
         }
-        int64_t left = deadline - kclient_now_ms();
+        int64_t now = kclient_now_ms(), left = deadline - now;
         if (left < 0) break;
+        if (*n > 0 && last + linger_ms - now < left) /* lingering: polled at least once */
+            left = last + linger_ms > now ? last + linger_ms - now : 0;
         rd_kafka_message_t *m =
             rd_kafka_consumer_poll(k->rk, left > KCLIENT_POLL_MS ? KCLIENT_POLL_MS : (int)left);
+        if (!m && *n > 0 && kclient_now_ms() >= last + linger_ms) break;
         if (!m) continue;
         int rc = 0;
         if (m->err) rc = on_msg_error(k, m, err, errlen);
@@ -313,6 +317,7 @@ int consumer_poll_batch(struct consumer *k, rd_kafka_message_t **msgs, size_t ma
             kclient_alive(k->kc);
             k->polled[m->partition] = m->offset + 1;
             msgs[(*n)++] = m;
+            last = kclient_now_ms();
             continue;
         }
         rd_kafka_message_destroy(m);

@@ -54,11 +54,14 @@ int consumer_assign(struct consumer *k, const int32_t *parts, const int64_t *nex
                     char *err, size_t errlen);
 
 /* Collect up to max messages, for at most max_ms after the call (less when
- * *stop becomes set).  Messages are returned in msgs[0..*n) and must be given
- * back with consumer_release().  0, or -1 with err on a condition that must
+ * *stop becomes set); once there is one, the batch also ends when no
+ * further message came for linger_ms (0: as soon as none is waiting).
+ * Messages are returned in msgs[0..*n) and must be given back with
+ * consumer_release().  0, or -1 with err on a condition that must
  * stop creditd (offset out of range, topic gone, fatal Kafka error). */
 int consumer_poll_batch(struct consumer *k, rd_kafka_message_t **msgs, size_t max, int max_ms,
-                        volatile sig_atomic_t *stop, size_t *n, char *err, size_t errlen);
+                        int linger_ms, volatile sig_atomic_t *stop, size_t *n, char *err,
+                        size_t errlen);
 void consumer_release(rd_kafka_message_t **msgs, size_t n);
 
 /* After the store committed a batch: partition's next offset is now next.

@@ -1,8 +1,11 @@
 /* group.c -- see group.h; the argument is in consumer/README.md "Group mode".
  *
- * One thread (the caller's) does everything: the group consumer's poll
- * (whose rebalance callback restores and assigns), the engine, the store's
- * write txns, the transactional producer and the standby reader.  A batch:
+ * One thread (the caller's) does everything but parsing: the group
+ * consumer's poll (whose rebalance callback restores and assigns), the
+ * engine, the store's write txns, the transactional producer and the
+ * standby reader.  The batch's messages are parsed ahead on
+ * input.parse_threads threads (consumer/parseq.h) while they are applied;
+ * nothing is in that queue while the consumer polls.  A batch:
  *
  *   store_begin; the engine applies each message (its changes captured for
  *   the message's partition, its outputs kept in memory); the next input
@@ -34,6 +37,7 @@
 #include "consumer/kclient.h"
 #include "consumer/log.h"
 #include "consumer/metrics.h"
+#include "consumer/parseq.h"
 #include "consumer/pipeline.h"
 #include "consumer/txn.h"
 #include "engine/engine.h"
@@ -69,6 +73,7 @@ struct group {
     rd_kafka_t *rk;
     struct txn *tx;
     struct changelog *cl;
+    struct parseq *pq;            /* the batch's messages parsed ahead */
     int32_t npart;
     char cluster_id[KCLIENT_ID_MAX];
     uint8_t *owned;               /* [npart] */
@@ -418,6 +423,7 @@ static int start(struct group *g) {
     int rc = open_consumer(g, err, errlen);
     if (rc == 0) rc = startup_txn(g, tid, sizeof(tid), err, errlen);
     if (rc == 0) rc = alloc_arrays(g);
+    if (rc == 0) rc = parseq_new(&g->pq, (int)c->input_parse_threads, NULL, err, errlen);
     if (rc == 0) rc = changelog_open(&g->cl, c, NULL, "restore", g->stop, err, errlen);
     if (rc == 0 && changelog_partition_count(g->cl) != g->npart) {
         snprintf(err, errlen, "changelog %s has %d partitions, the input %s %d: create it with as "
@@ -476,15 +482,18 @@ static int msg_error(struct group *g, const rd_kafka_message_t *m, char *err, si
     }
 }
 
-/* Collect up to batch.max_messages within batch.max_ms (the rebalance
- * callback runs in here and may drop messages of revoked partitions). */
+/* Collect up to batch.max_messages within batch.max_ms, ending once none
+ * came for batch.linger_ms (as consumer_poll_batch; the rebalance callback
+ * runs in here and may drop messages of revoked partitions). */
 static int poll_batch(struct group *g) {
-    int64_t deadline = kclient_now_ms() + g->c->batch_max_ms;
+    int64_t deadline = kclient_now_ms() + g->c->batch_max_ms, last = 0, linger = g->c->batch_linger_ms;
     while (g->n < (size_t)g->c->batch_max_messages && !*g->stop && !g->fatal) {
         if (kclient_failed(g->kc, g->err, sizeof(g->err))) return -1;
-        int64_t left = deadline - kclient_now_ms();
+        int64_t now = kclient_now_ms(), left = deadline - now;
         if (left < 0) break;
+        if (g->n > 0 && last + linger - now < left) left = last + linger > now ? last + linger - now : 0;
         rd_kafka_message_t *m = rd_kafka_consumer_poll(g->rk, left > KCLIENT_POLL_MS ? KCLIENT_POLL_MS : (int)left);
+        if (!m && g->n > 0 && kclient_now_ms() >= last + linger) break;
         if (!m) continue;
         if (m->err) {
             int rc = msg_error(g, m, g->err, sizeof(g->err));
@@ -496,6 +505,7 @@ static int poll_batch(struct group *g) {
         } else {
             kclient_alive(g->kc);
             g->batch[g->n++] = m;
+            last = kclient_now_ms();
         }
     }
     if (g->fatal) {
@@ -510,16 +520,19 @@ static int poll_batch(struct group *g) {
 static int apply_messages(struct group *g) {
     struct engine_store ops;
     struct store_counters cnt = {0, 0, 0};
+    size_t pushed = 0;
     store_engine_ops(g->store, &ops);
     for (size_t i = 0; i < g->n; i++) {
         const rd_kafka_message_t *m = g->batch[i];
-        struct engine_msg em = {m->payload ? m->payload : "", m->len, g->c->topic_input,
-                                m->partition, m->offset};
+        struct parseq_item it;
+        if (pipeline_next_parsed(g->pq, g->batch, g->n, &pushed, i, &it, g->err, sizeof(g->err)))
+            return -1;
+        struct engine_msg em = {it.buf, it.len, g->c->topic_input, m->partition, m->offset};
         struct engine_result res;
         char why[ERRLEN];
         size_t nout = g->out.n;
         store_capture_partition(g->store, m->partition);
-        if (engine_apply(g->eng, &ops, &em, &res, why, sizeof(why))) {
+        if (engine_apply_hashed(g->eng, &ops, &em, it.root, it.jerr, it.hash, &res, why, sizeof(why))) {
             if (store_map_full(g->store) || g->emit_failed) {
                 snprintf(g->err, sizeof(g->err), "%.900s%s", why, g->emit_failed ? " (out of memory for the outputs)" : "");
                 return -1;
@@ -664,6 +677,7 @@ static int commit_batch_captured(struct group *g) {
         batch_reset(g);
         if (store_begin(g->store, g->err, sizeof(g->err))) return -1;
         rc = apply_messages(g);
+        parseq_reset(g->pq);   /* after a failure: what was parsed ahead is not taken */
         if (rc == 0) break;
         int full = store_map_full(g->store);
         store_abort(g->store);
@@ -767,6 +781,8 @@ static void stop_all(struct group *g) {
     http_stop(g->http);
     g->http = NULL;
     metrics_set_store_open(g->metrics, 0);
+    parseq_free(g->pq);   /* before the messages go: its threads may be parsing their payloads */
+    g->pq = NULL;
     for (size_t i = 0; i < g->n; i++) rd_kafka_message_destroy(g->batch[i]);
     g->n = 0;
     if (g->kc) {

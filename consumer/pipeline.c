@@ -49,6 +49,7 @@ struct pipeline {
     struct http *http;            /* the HTTP endpoint (http.listen), or NULL */
     struct metrics_batch mb;      /* this batch's counts: published once it committed */
     struct latency *lat;          /* event-to-delivery tracking (latency.h) */
+    struct parseq *pq;            /* the batch's messages parsed ahead (parseq.h) */
     int64_t *lag;                 /* [nparts]: scratch for the lag gauges */
     int64_t store_stats_ms;       /* last store_stats for the metrics */
     int committed;                /* a commit happened in this step */
@@ -318,6 +319,7 @@ static int start(struct pipeline *p) {
         snprintf(p->err, sizeof(p->err), "out of memory (batch.max_messages)");
         return -1;
     }
+    if (parseq_new(&p->pq, (int)c->input_parse_threads, NULL, p->err, sizeof(p->err))) return -1;
     if (metrics_start(p)) return -1;
     if (!config_has_bootstrap(c)) {
         if (mock_start(&p->mock, c, p->err, sizeof(p->err))) return -1;
@@ -372,6 +374,8 @@ static void stop_all(struct pipeline *p) {
     char e[64];
     metrics_set_store_open(p->metrics, 0);  /* not ready from here on */
     metrics_set_partitions(p->metrics, NULL, 0, e, sizeof(e));
+    parseq_free(p->pq);  /* before the messages go: its threads may be parsing their payloads */
+    p->pq = NULL;
     consumer_release(p->batch, p->n);
     p->n = 0;
     relay_close(p->relay);
@@ -417,6 +421,26 @@ void pipeline_halt_text(const struct config *c, const rd_kafka_message_t *m, con
              m->len > n ? " ..." : "");
 }
 
+int pipeline_next_parsed(struct parseq *q, rd_kafka_message_t *const *batch, size_t n,
+                         size_t *pushed, size_t i, struct parseq_item *it, char *err,
+                         size_t errlen) {
+    /* Refilled when half empty: the parsing threads get several chunks per
+     * wake-up rather than one. */
+    if (*pushed < n && parseq_pending(q) * 2 <= parseq_capacity(q)) {
+        for (; *pushed < n; ++*pushed) {
+            const rd_kafka_message_t *m = batch[*pushed];
+            if (!parseq_push(q, m->payload ? m->payload : "", m->len, m->offset, batch[*pushed]))
+                break;
+        }
+    }
+    int rc = parseq_next(q, it, err, errlen);
+    if (rc == 1 && it->tag == batch[i]) return 0;
+    if (rc >= 0) /* a bug, not the message's fault: not the crash-loop guard */
+        snprintf(err, errlen, "parse queue: message %zu of the batch is not next (%s)", i,
+                 rc ? "another one is" : "none is");
+    return -1;
+}
+
 static int engine_failed(struct pipeline *p, const rd_kafka_message_t *m, const char *why) {
     if (store_map_full(p->store)) {
         snprintf(p->err, sizeof(p->err), "%s", why);
@@ -427,21 +451,25 @@ static int engine_failed(struct pipeline *p, const rd_kafka_message_t *m, const 
     return -1;
 }
 
-/* Inside the batch txn: every message through the engine, then the next
- * offset of each partition it touched and the counters. */
+/* Inside the batch txn: every message through the engine (parsed ahead),
+ * then the next offset of each partition it touched and the counters. */
 static int apply_messages(struct pipeline *p, struct store_counters *cnt) {
     struct engine_store ops;
     uint64_t seq;   /* the last outbox seq so far: the batch's outputs follow it */
+    size_t pushed = 0;
     store_engine_ops(p->store, &ops);
     memset(cnt, 0, sizeof(*cnt));
     if (store_outbox_last_seq(p->store, &seq, p->err, sizeof(p->err))) return -1;
     for (size_t i = 0; i < p->n; i++) {
         const rd_kafka_message_t *m = p->batch[i];
-        struct engine_msg em = {m->payload ? m->payload : "", m->len, p->c->topic_input,
-                                m->partition, m->offset};
+        struct parseq_item it;
+        if (pipeline_next_parsed(p->pq, p->batch, p->n, &pushed, i, &it, p->err, sizeof(p->err)))
+            return -1;
+        struct engine_msg em = {it.buf, it.len, p->c->topic_input, m->partition, m->offset};
         struct engine_result res;
         char why[ERRLEN];
-        int rc = engine_apply(p->eng, &ops, &em, &res, why, sizeof(why));
+        int rc = engine_apply_hashed(p->eng, &ops, &em, it.root, it.jerr, it.hash, &res, why,
+                                     sizeof(why));
 #ifdef CREDITD_TEST_HOOKS
         if (rc == 0) rc = test_fault(p, m, why, sizeof(why));
 #endif
@@ -480,6 +508,7 @@ static int commit_batch(struct pipeline *p) {
         if (rc) return -1;
         rc = relay_txn_write(p->relay, p->store, p->err, sizeof(p->err));
         if (rc == 0) rc = apply_messages(p, &cnt);
+        parseq_reset(p->pq);   /* after a failure: what was parsed ahead is not taken */
         if (rc == 0) rc = store_commit(p->store, p->err, sizeof(p->err));
         else if (store_map_full(p->store)) { store_abort(p->store); rc = STORE_EMAPFULL; }
         else store_abort(p->store);
@@ -544,7 +573,8 @@ static int step(struct pipeline *p) {
     if (consumer_paused(p->in)) {
         if (poll_relay(p, (int)p->c->batch_max_ms)) return -1;
     } else if (consumer_poll_batch(p->in, p->batch, (size_t)p->c->batch_max_messages,
-                                   (int)p->c->batch_max_ms, p->stop, &p->n, err, errlen)) {
+                                   (int)p->c->batch_max_ms, (int)p->c->batch_linger_ms, p->stop,
+                                   &p->n, err, errlen)) {
         return -1;
     }
     if (poll_relay(p, 0)) return -1;

@@ -6,7 +6,9 @@
  * relay (outputs read back), then assignment at the stored offsets.
  * Each batch: relay bookkeeping + engine_apply per message + next offset per
  * partition + counters, committed together; a full map is grown and the same
- * messages are applied again.  Group offsets are published after the commit.
+ * messages are applied again.  The messages are parsed ahead on
+ * input.parse_threads threads (consumer/parseq.h) while the engine applies
+ * earlier ones, in order, on the pipeline's thread.  Group offsets are published after the commit.
  * Stop: the current batch is finished and committed, the relay drains within
  * shutdown.flush_timeout_ms, and what it confirmed is committed. */
 #ifndef CREDITD_CONSUMER_PIPELINE_H
@@ -18,6 +20,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "config/config.h"
+#include "consumer/parseq.h"
 #include "engine/engine.h"
 #include "store/store.h"
 
@@ -41,6 +44,14 @@ int pipeline_open_store(const struct config *c, struct store **s, struct engine 
  * in the current write txn.  0, or -1 with err naming it (what). */
 int pipeline_pin(struct store *s, const struct config *c, const char *name, const char *want,
                  const char *what, char *err, size_t errlen);
+/* The batch's message i, parsed (batch[0..n) in order, i counting from 0 by
+ * one: the loop that applies them).  First, when q is at most half full,
+ * pushes as many of batch[*pushed..n) as fit; the payloads are borrowed
+ * until the batch's messages were all taken or parseq_reset.  0 with *it,
+ * or -1 with err. */
+int pipeline_next_parsed(struct parseq *q, rd_kafka_message_t *const *batch, size_t n,
+                         size_t *pushed, size_t i, struct parseq_item *it, char *err,
+                         size_t errlen);
 /* The crash-loop guard's message for m (first bytes in hex). */
 void pipeline_halt_text(const struct config *c, const rd_kafka_message_t *m, const char *why,
                         char *err, size_t errlen);

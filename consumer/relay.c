@@ -140,7 +140,10 @@ static int make_producer(struct relay *r, const struct config *c, const char *bo
     static const struct kclient_prop defaults[] = {
         {"partitioner", "murmur2_random"},   /* same as Java clients and the input */
         {"message.timeout.ms", "0"},         /* retry until delivered or a permanent error */
-        {"linger.ms", "5"},
+        /* A batch's outputs are produced together right after its commit:
+         * lingering would only delay them (librdkafka still batches what
+         * queues up while requests are in flight). */
+        {"linger.ms", "1"},
         {"queue.buffering.max.messages", "100000"},
         {NULL, NULL}};
     static const struct kclient_prop forced[] = {

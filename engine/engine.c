@@ -275,6 +275,13 @@ static int h_object(uint64_t *h, json_t *v, int depth) {
     return rc;
 }
 
+int engine_hash(json_t *root, uint64_t *hash) {
+    uint64_t h = UINT64_C(0xcbf29ce484222325);
+    if (!root || h_value(&h, root, 0)) return -1;
+    *hash = h_final(h);
+    return 0;
+}
+
 static int h_value(uint64_t *h, json_t *v, int depth) {
     if (depth > 2048) return -1; /* jansson limits nesting to 2048 too */
     switch (json_typeof(v)) {
@@ -344,12 +351,14 @@ static int make_key(struct engine *e, json_t *root, struct ikey *k, int64_t at,
     memset(&k->rec, 0, sizeof(k->rec));
     k->rec.partition = partition;
     if (!readable_time(root, &k->rec.time)) k->rec.time = at;
-    k->rec.hash = UINT64_C(0xcbf29ce484222325);
-    if (h_value(&k->rec.hash, root, 0)) {
+    if (e->hash) {   /* engine_hash, on the thread that parsed the message */
+        k->rec.hash = *e->hash;
+        return 0;
+    }
+    if (engine_hash(root, &k->rec.hash)) {
         snprintf(e->err, e->errlen, "out of memory hashing event %s", ev->id);
         return ENG_ESTORE;
     }
-    k->rec.hash = h_final(k->rec.hash);
     return 0;
 }
 
@@ -597,6 +606,14 @@ json_t *engine_parse(const char *buf, size_t len, json_error_t *jerr) {
 int engine_apply_parsed(struct engine *e, const struct engine_store *st,
                         const struct engine_msg *m, json_t *root, const json_error_t *jerr,
                         struct engine_result *res, char *err, size_t errlen) {
+    return engine_apply_hashed(e, st, m, root, jerr, NULL, res, err, errlen);
+}
+
+int engine_apply_hashed(struct engine *e, const struct engine_store *st,
+                        const struct engine_msg *m, json_t *root, const json_error_t *jerr,
+                        const uint64_t *hash, struct engine_result *res, char *err,
+                        size_t errlen) {
+    e->hash = hash;
     e->st = st;
     e->m = m;
     e->err = err;

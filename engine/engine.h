@@ -97,6 +97,16 @@ json_t *engine_parse(const char *buf, size_t len, json_error_t *jerr);
 int engine_apply_parsed(struct engine *e, const struct engine_store *st,
                         const struct engine_msg *m, json_t *root, const json_error_t *jerr,
                         struct engine_result *res, char *err, size_t errlen);
+/* The message's content hash (§7: the idempotency check compares it), a
+ * pure function of the tree: 0 and *hash, or -1 (root NULL, out of
+ * memory).  A caller that parses on another thread computes it there too
+ * and hands it to engine_apply_hashed (hash NULL: the engine computes it,
+ * as engine_apply_parsed does); the outcome is the same either way. */
+int engine_hash(json_t *root, uint64_t *hash);
+int engine_apply_hashed(struct engine *e, const struct engine_store *st,
+                        const struct engine_msg *m, json_t *root, const json_error_t *jerr,
+                        const uint64_t *hash, struct engine_result *res, char *err,
+                        size_t errlen);
 /* The CloudEvents time of a parsed message: 0 and *ns, or -1 if unreadable. */
 int engine_time_of(json_t *root, int64_t *ns);
 

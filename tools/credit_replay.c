@@ -26,6 +26,11 @@
  * delivery).  Exit 0 when all input was processed, 1 on bad usage, 2 on I/O
  * or store errors.
  *
+ * Parsing (consumer/parseq.h, the daemon's input pipeline too): lines and
+ * messages are parsed on input.parse_threads threads (--parse-threads N
+ * overrides; 0 parses on the main thread) ahead of the engine, which
+ * applies them in order on the main thread.
+ *
  * Progress (tools/progress.h): a line on stderr, redrawn in place, only when
  * stderr is a terminal (or --progress; never with --no-progress), so that a
  * log or a pipe gets the summary line alone, as before. */
@@ -41,6 +46,7 @@
 
 #include "config/config.h"
 #include "consumer/kclient.h"
+#include "consumer/parseq.h"
 #include "engine/engine.h"
 #include "engine/timeutil.h"
 #include "store/store.h"
@@ -51,14 +57,14 @@
 #define ERRLEN 512
 #define SPOOL_MEM_MAX (32u << 20) /* a batch's outputs held in memory; the rest spills to a file */
 
+/* A line of the open batch, kept for a redo (the map filled): its text is
+ * in the batch's text buffer (file replay) or the Kafka message, held until
+ * the batch commits (--from-kafka: the parse queue borrows the payload). */
 struct line {
-    char *buf;
-    size_t len;
+    size_t off, len;       /* in r->text */
+    rd_kafka_message_t *msg; /* --from-kafka: owned; buf is its payload */
     int32_t partition;
     int64_t no;            /* line, or Kafka offset */
-    int parsed;            /* root/jerr hold the parse (file replay parses on the reader thread) */
-    json_t *root;          /* owned */
-    json_error_t *jerr;    /* owned; set when root is NULL */
 };
 
 struct replay {
@@ -68,6 +74,10 @@ struct replay {
     struct line *batch;
     const char *topic;            /* --from-kafka: the input topic; NULL for files */
     size_t n, cap;
+    char *text;                   /* file replay: the batch's lines */
+    size_t tlen, tcap;
+    struct parseq *pq;            /* --from-kafka: messages parsed ahead (push mode) */
+    int parse_threads;            /* input.parse_threads / --parse-threads */
     uint64_t drained;             /* outbox entries up to here are written */
     int64_t line_no;
     int has_until;
@@ -90,7 +100,7 @@ static void usage(void) {
     fprintf(stderr, "usage: credit-replay --db DIR [--config FILE] [--out FILE] [--batch N] [--until TIME]\n"
                     "                     [--close-after SECONDS] [--max-future SECONDS] [--retention-days DAYS]\n"
                     "                     [--currency CODE] [--progress | --no-progress]\n"
-                    "                     [--map-size BYTES] [--spool-mem BYTES] FILE...\n"
+                    "                     [--map-size BYTES] [--spool-mem BYTES] [--parse-threads N] FILE...\n"
                     "       credit-replay --db NEWDIR --from-kafka BOOTSTRAP [--topic T] [-X key=value]...\n"
                     "                     [--config FILE] [--out FILE] [--batch N] [--close-after S]\n"
                     "                     [--max-future S] [--retention-days D] [--currency C]\n"
@@ -146,14 +156,24 @@ static int drain(struct replay *r) {
     return rc ? -1 : 0;
 }
 
-static void line_free(struct line *l) {
-    free(l->buf);
-    json_decref(l->root);
-    free(l->jerr);
+static const char *line_buf(const struct replay *r, const struct line *l) {
+    if (l->msg) return l->msg->payload ? l->msg->payload : "";
+    return r->text + l->off;
 }
 
-/* Queue one message for the current batch (copied). */
-static int replay_add(struct replay *r, const char *buf, size_t len, int32_t partition, int64_t no) {
+/* Forget the batch's lines (releasing the Kafka messages). */
+static void lines_clear(struct replay *r) {
+    for (size_t i = 0; i < r->n; i++)
+        if (r->batch[i].msg) rd_kafka_message_destroy(r->batch[i].msg);
+    r->n = 0;
+    r->tlen = 0;
+}
+
+/* Keep one message of the current batch: a line is copied into the batch's
+ * text (grown geometrically, reused across batches: no allocation per
+ * line), a Kafka message is kept (msg, owned from here on). */
+static int replay_add(struct replay *r, const char *buf, size_t len, rd_kafka_message_t *msg,
+                      int32_t partition, int64_t no) {
     if (r->n == r->cap) {
         size_t cap = r->cap ? r->cap * 2 : 1024;
         struct line *b = realloc(r->batch, cap * sizeof(*b));
@@ -161,15 +181,25 @@ static int replay_add(struct replay *r, const char *buf, size_t len, int32_t par
         r->batch = b;
         r->cap = cap;
     }
-    struct line *l = &r->batch[r->n];
-    memset(l, 0, sizeof(*l));
-    if (!(l->buf = malloc(len + 1))) { snprintf(r->err, sizeof(r->err), "out of memory"); return -1; }
-    memcpy(l->buf, buf, len);
-    l->buf[len] = 0;
+    if (!msg && r->tlen + len + 1 > r->tcap) {
+        size_t cap = r->tcap ? r->tcap : 1 << 20;
+        while (cap < r->tlen + len + 1) cap *= 2;
+        char *t = realloc(r->text, cap);
+        if (!t) { snprintf(r->err, sizeof(r->err), "out of memory"); return -1; }
+        r->text = t;
+        r->tcap = cap;
+    }
+    struct line *l = &r->batch[r->n++];
+    l->msg = msg;
+    l->off = r->tlen;
     l->len = len;
     l->partition = partition;
     l->no = no;
-    r->n++;
+    if (!msg) {
+        memcpy(r->text + r->tlen, buf, len);
+        r->text[r->tlen + len] = 0;
+        r->tlen += len + 1;
+    }
     return 0;
 }
 
@@ -232,7 +262,7 @@ static int redo(struct replay *r) {
         int rc = 0;
         for (size_t i = 0; i < r->n && rc == 0; i++) {
             const struct line *l = &r->batch[i];
-            struct engine_msg m = {l->buf, l->len, r->topic, l->partition, l->no};
+            struct engine_msg m = {line_buf(r, l), l->len, r->topic, l->partition, l->no};
             struct engine_result res;
             rc = engine_apply(r->eng, &r->ops, &m, &res, r->err, sizeof(r->err));
             if (rc == 0) count(&r->cnt, &res);
@@ -244,10 +274,10 @@ static int redo(struct replay *r) {
 
 /* Apply one parsed line in the open transaction; its text is kept for a redo. */
 static int stream_line(struct replay *r, const struct lineq_line *ql) {
-    if (replay_add(r, ql->buf, ql->len, 0, ql->no)) return -1;
+    if (replay_add(r, ql->buf, ql->len, NULL, 0, ql->no)) return -1;
     struct engine_msg m = {ql->buf, ql->len, NULL, 0, ql->no};
     struct engine_result res;
-    int rc = engine_apply_parsed(r->eng, &r->ops, &m, ql->root, ql->jerr, &res, r->err,
+    int rc = engine_apply_hashed(r->eng, &r->ops, &m, ql->root, ql->jerr, ql->hash, &res, r->err,
                                  sizeof(r->err));
     if (rc == 0) {
         count(&r->cnt, &res);
@@ -274,21 +304,62 @@ static int stream_commit(struct replay *r) {
     r->total.applied += r->cnt.applied;
     r->total.duplicates += r->cnt.duplicates;
     r->total.rejected += r->cnt.rejected;
-    for (size_t i = 0; i < r->n; i++) line_free(&r->batch[i]);
-    r->n = 0;
+    lines_clear(r);
     for (int k = 0; k < ENG_OUT_NKIND; k++) r->outputs[k] += r->pend_count[k];
     r->pend_delivered = 0;
     spool_reset(&r->pend);
     return 0;
 }
 
-/* --from-kafka: the queued batch in one transaction, committed. */
-static int apply_and_clear(struct replay *r) {
-    int rc = redo(r);
-    if (rc == 0) rc = stream_commit(r);
+/* --from-kafka: apply messages taken from the parse queue, in order, until
+ * at most `keep` are still pending there.  A full map redoes the whole
+ * batch from its messages (those still pending included) and empties the
+ * queue. */
+static int kafka_apply(struct replay *r, size_t keep) {
+    struct parseq_item it;
+    while (parseq_pending(r->pq) > keep) {
+        if (parseq_next(r->pq, &it, r->err, sizeof(r->err)) != 1) return -1;
+        if (!r->txn_open && txn_begin(r)) return -1;
+        const struct line *l = &r->batch[(size_t)(uintptr_t)it.tag];
+        struct engine_msg m = {it.buf, it.len, r->topic, l->partition, l->no};
+        struct engine_result res;
+        int rc = engine_apply_hashed(r->eng, &r->ops, &m, it.root, it.jerr, it.hash, &res, r->err,
+                                     sizeof(r->err));
+        if (rc == 0) {
+            count(&r->cnt, &res);
+            continue;
+        }
+        if (!store_map_full(r->store)) return -1;
+        parseq_reset(r->pq);
+        return redo(r);
+    }
+    return 0;
+}
+
+/* --from-kafka: one message into the batch, parsed ahead; a full batch is
+ * applied and committed. */
+static int kafka_add(struct replay *r, rd_kafka_message_t *m, int32_t p, size_t batch) {
+    if (replay_add(r, NULL, m->len, m, p, m->offset)) {
+        rd_kafka_message_destroy(m);
+        return -1;
+    }
+    const char *buf = m->payload ? m->payload : "";
+    while (!parseq_push(r->pq, buf, m->len, m->offset, (void *)(uintptr_t)(r->n - 1)))
+        if (kafka_apply(r, parseq_pending(r->pq) - 1)) return -1;
+    if (r->n < batch) return 0;
+    return kafka_apply(r, 0) ? -1 : stream_commit(r);
+}
+
+/* --from-kafka: what is left of the last batch, committed (ok: no error
+ * so far), then the queue and the batch's messages released. */
+static int kafka_finish(struct replay *r, int ok) {
+    int rc = 0;
+    if (ok && r->n) rc = kafka_apply(r, 0);
+    if (ok && rc == 0 && r->txn_open) rc = stream_commit(r);
     txn_abort(r);
-    for (size_t i = 0; i < r->n; i++) line_free(&r->batch[i]); /* left after a failure */
-    r->n = 0;
+    parseq_free(r->pq);   /* no parsing thread reads a payload from here on */
+    r->pq = NULL;
+    lines_clear(r);       /* left after a failure */
     return rc;
 }
 
@@ -299,7 +370,9 @@ static int replay_files(struct replay *r, char **files, int nfiles, size_t batch
     int rc = 0, got = 0;
     r->at.unit = PROGRESS_BYTES;
     r->at.has_total = progress_input_size(files, nfiles, &r->at.total);
-    if (lineq_start(&q, files, nfiles, r->has_until, r->until, r->err, sizeof(r->err))) return -1;
+    if (lineq_start(&q, files, nfiles, r->has_until, r->until, r->parse_threads, r->err,
+                    sizeof(r->err)))
+        return -1;
     while (rc == 0 && (got = lineq_next(q, &l, r->err, sizeof(r->err))) == 1) {
         if (!r->txn_open && (rc = txn_begin(r)) != 0) break;
         rc = stream_line(r, &l);
@@ -372,9 +445,9 @@ static int kafka_read(struct replay *r, struct kclient *kc, int32_t p, struct sp
             last_msg = kclient_now_ms();
             r->line_no++;
             if (m->offset >= sp.lo && m->offset < hi) r->at.done = base + (uint64_t)(m->offset + 1 - sp.lo);
-            rc = replay_add(r, m->payload ? m->payload : "", m->len, p, m->offset);
-            if (rc == 0 && r->n >= batch) rc = apply_and_clear(r);
             done = m->offset >= hi - 1;
+            rc = kafka_add(r, m, p, batch);   /* takes m */
+            continue;
         }
         rd_kafka_message_destroy(m);
     }
@@ -431,6 +504,7 @@ static int replay_kafka(struct replay *r, const char *bootstrap, const struct co
     int32_t n = 0;
     struct span *sp = NULL;
     uint64_t base = 0;
+    if (parseq_new(&r->pq, r->parse_threads, NULL, r->err, sizeof(r->err))) return -1;
     struct kclient *kc = kafka_open(r, bootstrap, cfg);
     if (!kc) return -1;
     int rc = kclient_partition_count(kc, r->topic, KCLIENT_META_TIMEOUT_MS, &n, r->err, sizeof(r->err));
@@ -441,6 +515,7 @@ static int replay_kafka(struct replay *r, const char *bootstrap, const struct co
         r->at.done = base;
     }
     free(sp);
+    if (kafka_finish(r, rc == 0)) rc = -1;   /* the messages go back before the consumer closes */
     kclient_consumer_close(kc, KCLIENT_CLOSE_MS); /* a failure is logged; everything read is committed */
     kclient_destroy(kc);
     return rc ? -1 : 0;
@@ -472,7 +547,7 @@ struct args {
     struct store_opts so;
     struct engine_config ec;
     const char *out_path, *bootstrap, *topic;
-    long long batch, spool_mem;
+    long long batch, spool_mem, parse_threads;
     char *xs[MAX_XS];            /* the -X arguments, in order */
     int nx, first_file;
     int progress;                /* --progress 1, --no-progress 0, neither -1 (a terminal decides) */
@@ -495,6 +570,7 @@ static int load_config(struct args *a, const char *path) {
     a->so.currency = a->ec.currency = c->credit_currency;
     for (int k = 0; k < CONFIG_SOURCES; k++) a->ec.sources[k] = c->sources[k];
     a->topic = c->topic_input;
+    a->parse_threads = c->input_parse_threads;
     return 0;
 }
 
@@ -548,6 +624,8 @@ static int parse_args(int argc, char **argv, struct args *a, struct replay *r) {
             a->so.map_size = (size_t)v;
         else if (strcmp(o, "--topic") == 0) a->topic = val;
         else if (strcmp(o, "--spool-mem") == 0 && parse_long(val, 0, 1LL << 34, &a->spool_mem) == 0) {}
+        else if (strcmp(o, "--parse-threads") == 0 &&
+                 parse_long(val, 0, PARSEQ_THREADS_MAX, &a->parse_threads) == 0) {}
         else {
             fprintf(stderr, "credit-replay: bad option or value: %s %s\n", o, val);
             usage();
@@ -556,6 +634,7 @@ static int parse_args(int argc, char **argv, struct args *a, struct replay *r) {
     }
     a->first_file = i;
     if (a->bootstrap) r->topic = a->topic;
+    r->parse_threads = (int)a->parse_threads;
     if (!a->so.path || (a->bootstrap ? i < argc : i >= argc)) { usage(); return 1; }
     return 0;
 }
@@ -600,7 +679,6 @@ int main(int argc, char **argv) {
     if (rc == 0 && a.bootstrap) rc = replay_kafka(&r, a.bootstrap, &a.cfg, (size_t)a.batch);
     if (rc == 0 && !a.bootstrap)
         rc = replay_files(&r, argv + a.first_file, argc - a.first_file, (size_t)a.batch);
-    if (rc >= 0 && r.n) rc = apply_and_clear(&r);
     if (rc >= 0) rc = finish(&r);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     show_progress(&r, 1); /* its last line and a newline: the messages below start a line */
@@ -620,8 +698,8 @@ int main(int argc, char **argv) {
             (unsigned long long)r.outputs[ENG_OUT_REJECTED],
             (unsigned long long)r.outputs[ENG_OUT_ALERT], s,
             s > 0 ? (double)r.line_no / s : 0.0);
-    for (size_t k = 0; k < r.n; k++) free(r.batch[k].buf);
     free(r.batch);
+    free(r.text);
     spool_free(&r.pend);
     engine_free(r.eng);
     store_close(r.store);

@@ -93,6 +93,7 @@ static void test_defaults(void **state) {
     assert_string_equal(c.group_id, "creditd");
     assert_int_equal(c.batch_max_messages, 10000);
     assert_int_equal(c.batch_max_ms, 100);
+    assert_int_equal(c.batch_linger_ms, 0);
     assert_int_equal(c.outbox_max_pending, 100000);
     assert_int_equal(c.shutdown_flush_timeout_ms, 10000);
     assert_int_equal(c.stats_interval_ms, 10000);
@@ -557,11 +558,12 @@ static void test_dump_masks_and_sorts(void **state) {
         if (prev && strcmp(prev, line) >= 0) fail_msg("not sorted: \"%s\" then \"%s\"", prev, line);
         prev = line;
     }
-    /* 29 creditd keys (output.alerts, credit.retention_days, the two
+    /* 31 creditd keys (output.alerts, credit.retention_days, the two
      * creditctl.source_*, the four http.* and log.*, input.assignment,
-     * state.changelog.topic and state.standby_replicas included; the 4 unset
-     * sources.* print nothing) + 8 kafka */
-    assert_int_equal(lines, 29 + 8);
+     * input.parse_threads, batch.linger_ms, state.changelog.topic and
+     * state.standby_replicas included; the 4 unset sources.* print nothing)
+     * + 8 kafka */
+    assert_int_equal(lines, 31 + 8);
     free(d);
     config_free(&c);
 }
@@ -726,6 +728,34 @@ static void test_http_keys(void **state) {
     strcpy(c.http_listen, "nowhere:1");
     expect_invalid(&c, "default: http.listen: \"nowhere:1\": nowhere is not an IPv4 address (names are "
                        "not resolved; IPv6 goes in brackets: [::1]:8080)");
+}
+
+/* input.parse_threads (issue 11): default 1, 0 (inline) up to 32, bounds
+ * checked on set and on validate. */
+static void test_parse_threads_key(void **state) {
+    (void)state;
+    struct config c;
+    char err[256] = "";
+    config_init(&c);
+    assert_int_equal(c.input_parse_threads, 1);
+    char *d = dump(&c);
+    assert_non_null(strstr(d, "\ninput.parse_threads = 1\ninput.partitions = "));
+    free(d);
+    expect_set_ok(&c, "input.parse_threads", "0");
+    assert_int_equal(c.input_parse_threads, 0);
+    config_free(&c);
+    config_init(&c);
+    expect_set_ok(&c, "input.parse_threads", "32");
+    assert_int_equal(c.input_parse_threads, 32);
+    assert_int_equal(config_validate(&c, err, sizeof err), 0);
+    config_free(&c);
+    expect_set_error("input.parse_threads", "33", "t.conf:7: input.parse_threads: 33 is outside 0..32");
+    expect_set_error("input.parse_threads", "-1", "t.conf:7: input.parse_threads: -1 is outside 0..32");
+    config_init(&c);
+    c.input_parse_threads = 33;
+    if (config_validate(&c, err, sizeof err) == 0) fail_msg("input.parse_threads 33 valid");
+    assert_non_null(strstr(err, "input.parse_threads"));
+    config_free(&c);
 }
 
 /* log.format and log.level (issue 8): the names, errors naming the key,
@@ -1050,6 +1080,7 @@ int main(void) {
         cmocka_unit_test(test_has_bootstrap),
         cmocka_unit_test(test_http_keys),
         cmocka_unit_test(test_log_keys),
+        cmocka_unit_test(test_parse_threads_key),
         cmocka_unit_test(test_secret_names),
         cmocka_unit_test(test_dump_masks_every_secret),
         cmocka_unit_test(test_file_values),

@@ -1848,6 +1848,40 @@ static void test_store_failure(void **state) {
     h_close(&x);
 }
 
+/* engine_apply_hashed (issue 11: the content hash computed on a parsing
+ * thread) compares the hash it is given: the right one is a duplicate, a
+ * wrong one an id_conflict; engine_hash is what the engine computes itself. */
+static void test_hash_given(void **state) {
+    struct h *h = *state;
+    size_t n;
+    char **L = read_lines("tests/scenarios/ex_E.jsonl", &n);
+    assert_int_equal(n, 4);
+    assert_int_equal(feed(h, L[0]), ENG_APPLIED);
+    assert_int_equal(feed(h, L[1]), ENG_APPLIED);
+    json_error_t jerr;
+    json_t *same = engine_parse(L[2], strlen(L[2]), &jerr), *other = engine_parse(L[3], strlen(L[3]), &jerr);
+    uint64_t hs, ho, wrong;
+    assert_int_equal(engine_hash(same, &hs), 0);
+    assert_int_equal(engine_hash(other, &ho), 0);
+    assert_true(hs != ho);
+    assert_int_equal(engine_hash(NULL, &wrong), -1);
+    struct engine_msg m = {L[2], strlen(L[2]), NULL, 0, 3};
+    assert_int_equal(engine_apply_hashed(h->e, &h->ops, &m, same, &jerr, &hs, &h->res, h->err, sizeof(h->err)), 0);
+    assert_int_equal(h->res.outcome, ENG_DUPLICATE);
+    wrong = hs + 1;
+    assert_int_equal(engine_apply_hashed(h->e, &h->ops, &m, same, &jerr, &wrong, &h->res, h->err, sizeof(h->err)), 0);
+    assert_int_equal(h->res.outcome, ENG_REJECTED);
+    assert_int_equal(h->res.reason, ENG_R_ID_CONFLICT);
+    struct engine_msg m3 = {L[3], strlen(L[3]), NULL, 0, 4};
+    assert_int_equal(engine_apply_hashed(h->e, &h->ops, &m3, other, &jerr, &hs, &h->res, h->err, sizeof(h->err)), 0);
+    assert_int_equal(h->res.outcome, ENG_DUPLICATE);   /* the given hash, not the tree's */
+    assert_int_equal(engine_apply_hashed(h->e, &h->ops, &m3, other, &jerr, NULL, &h->res, h->err, sizeof(h->err)), 0);
+    assert_int_equal(h->res.reason, ENG_R_ID_CONFLICT);
+    json_decref(same);
+    json_decref(other);
+    free_lines(L, n);
+}
+
 /* ---- main ------------------------------------------------------------------ */
 
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -1859,6 +1893,7 @@ int main(void) {
         T(test_example_C),
         T(test_example_D),
         T(test_example_E),
+        T(test_hash_given),
         T(test_reject_invalid_json),
         T(test_reject_invalid_event),
         T(test_reject_unknown_type),
