@@ -248,11 +248,10 @@ int consumer_check_group(struct consumer *k, const int32_t *parts, const int64_t
     return rc;
 }
 
-/* An error event or errored message: 0 when it is transient or informational,
- * -1 (err set) when creditd must stop. */
-static int on_msg_error(struct consumer *k, const rd_kafka_message_t *m, char *err, size_t errlen) {
+int consumer_message_error(struct kclient *kc, const char *topic, const char *group,
+                           const rd_kafka_message_t *m, char *err, size_t errlen) {
     rd_kafka_resp_err_t e = m->err;
-    const char *topic = m->rkt ? rd_kafka_topic_name(m->rkt) : k->topic;
+    const char *name = m->rkt ? rd_kafka_topic_name(m->rkt) : topic;
     switch (e) {
     case RD_KAFKA_RESP_ERR__PARTITION_EOF:
         return 0;
@@ -262,21 +261,23 @@ static int on_msg_error(struct consumer *k, const rd_kafka_message_t *m, char *e
                  "input %s [%d]: the next offset to apply is no longer in the log (retention "
                  "gap?): %s. Refusing to skip events; restore the missing events or replay "
                  "them with credit-replay before restarting",
-                 topic, (int)m->partition, rd_kafka_message_errstr(m));
+                 name, (int)m->partition, rd_kafka_message_errstr(m));
         return -1;
     case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
+        kclient_denied(kc, "topic", topic, err, errlen);
+        return -1;
     case RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED:
-        denied(k, e, err, errlen);
+        kclient_denied(kc, "group", group, err, errlen);
         return -1;
     case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
     case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
     case RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION:
-        snprintf(err, errlen, "input %s [%d]: %s", topic, (int)m->partition,
+        snprintf(err, errlen, "input %s [%d]: %s", name, (int)m->partition,
                  rd_kafka_message_errstr(m));
         return -1;
     case RD_KAFKA_RESP_ERR__FATAL: {
         char buf[KCLIENT_ERRLEN / 2];
-        rd_kafka_resp_err_t orig = rd_kafka_fatal_error(k->rk, buf, sizeof(buf));
+        rd_kafka_resp_err_t orig = rd_kafka_fatal_error(kclient_rk(kc), buf, sizeof(buf));
         snprintf(err, errlen, "consumer: fatal Kafka error: %s: %s", rd_kafka_err2name(orig), buf);
         return -1;
     }
@@ -284,6 +285,10 @@ static int on_msg_error(struct consumer *k, const rd_kafka_message_t *m, char *e
         log_warn("consumer", "%s (transient, retrying)", rd_kafka_message_errstr(m));
         return 0;
     }
+}
+
+static int on_msg_error(struct consumer *k, const rd_kafka_message_t *m, char *err, size_t errlen) {
+    return consumer_message_error(k->kc, k->topic, k->group, m, err, errlen);
 }
 
 int consumer_poll_batch(struct consumer *k, rd_kafka_message_t **msgs, size_t max, int max_ms,

@@ -64,6 +64,14 @@ int consumer_poll_batch(struct consumer *k, rd_kafka_message_t **msgs, size_t ma
                         size_t errlen);
 void consumer_release(rd_kafka_message_t **msgs, size_t n);
 
+/* An error event or errored message of an input consumer (kc; its input
+ * topic and group.id, for messages): 0 when it is transient or
+ * informational (logged), -1 with err when creditd must stop (offset out
+ * of range, topic gone, authorization, fatal).  Shared with group mode. */
+struct kclient;
+int consumer_message_error(struct kclient *kc, const char *topic, const char *group,
+                           const rd_kafka_message_t *m, char *err, size_t errlen);
+
 /* After the store committed a batch: partition's next offset is now next.
  * consumer_commit_async() publishes the advanced offsets to the group; with
  * all, also those already sent (a commit can be lost without a callback, e.g.

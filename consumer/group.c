@@ -33,6 +33,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "consumer/changelog.h"
+#include "consumer/consumer.h"
 #include "consumer/http.h"
 #include "consumer/kclient.h"
 #include "consumer/log.h"
@@ -453,35 +454,6 @@ static int start(struct group *g) {
 
 /* ---- the batch ------------------------------------------------------------ */
 
-/* An error event or errored message: 0 when transient, -1 to stop. */
-static int msg_error(struct group *g, const rd_kafka_message_t *m, char *err, size_t errlen) {
-    switch (m->err) {
-    case RD_KAFKA_RESP_ERR__PARTITION_EOF:
-        return 0;
-    case RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET:
-    case RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE:
-        snprintf(err, errlen, "input %s [%d]: the next offset to apply is no longer in the log "
-                 "(retention gap?): %s. Refusing to skip events", g->c->topic_input,
-                 (int)m->partition, rd_kafka_message_errstr(m));
-        return -1;
-    case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
-        kclient_denied(g->kc, "topic", g->c->topic_input, err, errlen);
-        return -1;
-    case RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED:
-        kclient_denied(g->kc, "group", g->c->group_id, err, errlen);
-        return -1;
-    case RD_KAFKA_RESP_ERR__FATAL: {
-        char buf[KCLIENT_ERRLEN / 2];
-        rd_kafka_resp_err_t orig = rd_kafka_fatal_error(g->rk, buf, sizeof(buf));
-        snprintf(err, errlen, "consumer: fatal Kafka error: %s: %s", rd_kafka_err2name(orig), buf);
-        return -1;
-    }
-    default:
-        log_warn("consumer", "%s (transient, retrying)", rd_kafka_message_errstr(m));
-        return 0;
-    }
-}
-
 /* Collect up to batch.max_messages within batch.max_ms, ending once none
  * came for batch.linger_ms (as consumer_poll_batch; the rebalance callback
  * runs in here and may drop messages of revoked partitions). */
@@ -496,7 +468,7 @@ static int poll_batch(struct group *g) {
         if (!m && g->n > 0 && kclient_now_ms() >= last + linger) break;
         if (!m) continue;
         if (m->err) {
-            int rc = msg_error(g, m, g->err, sizeof(g->err));
+            int rc = consumer_message_error(g->kc, g->c->topic_input, g->c->group_id, m, g->err, sizeof(g->err));
             rd_kafka_message_destroy(m);
             if (rc) return -1;
         } else if (m->partition < 0 || m->partition >= g->npart || !g->owned[m->partition]) {
