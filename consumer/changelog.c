@@ -57,6 +57,8 @@ struct clpart {
     int resets;        /* restarts in this call */
 };
 
+#define CL_FOLLOW_SETTLE_MS 1000   /* between two assignments of the standby reader */
+
 struct changelog {
     struct kclient *kc;
     char topic[CONFIG_TOPIC_MAX + 1];
@@ -70,6 +72,8 @@ struct changelog {
     size_t nheld, held_bytes;
     int64_t moved_ms;              /* when a partition last moved */
     int resync;                    /* an error left the memory ahead of the store: follow again */
+    int follow_dirty;              /* the followed set changed: assign it once settled */
+    int64_t assign_ms;             /* the last rd_kafka_assign (0: never) */
 };
 
 void changelog_fingerprint(const struct config *c, char *buf, size_t len) {
@@ -80,6 +84,11 @@ void changelog_fingerprint(const struct config *c, char *buf, size_t len) {
 }
 
 /* ---- opening -------------------------------------------------------------- */
+
+/* creditd's readers ("restore", "standby") ride out broker outages. */
+static int creditd_role(const char *role) {
+    return strcmp(role, "restore") == 0 || strcmp(role, "standby") == 0;
+}
 
 /* The consumer.  librdkafka assigns only with a group.id: PROG-changelog,
  * never joined (assign only) and never committed to, but looked up, so a
@@ -103,7 +112,7 @@ static struct kclient *client_new(struct changelog *cl, const struct config *c,
                                 .forced = forced, .stop = cl->stop,
                                 /* creditd (role "restore") rides out broker outages as
                                  * its other clients do; the tools give up */
-                                .stop_on = strcmp(cl->role, "restore") == 0
+                                .stop_on = creditd_role(cl->role)
                                                ? KCLIENT_STOP_AUTH
                                                : KCLIENT_STOP_AUTH | KCLIENT_STOP_DOWN,
                                 .acl_need = "Read (and Describe on its group)"};
@@ -141,7 +150,7 @@ int changelog_open(struct changelog **out, const struct config *c, const char *b
         changelog_close(cl);
         return rc;
     }
-    if (strcmp(cl->role, "restore") == 0) kclient_set_stop_on(cl->kc, 0); /* as creditd's consumer */
+    if (creditd_role(cl->role)) kclient_set_stop_on(cl->kc, 0); /* as creditd's consumer */
     *out = cl;
     return 0;
 }
@@ -371,18 +380,13 @@ static int assign(struct changelog *cl, char *err, size_t errlen) {
         if (cl->pt[p].reading && cl->pt[p].next < cl->pt[p].end)
             rd_kafka_topic_partition_list_add(l, cl->topic, p)->offset = cl->pt[p].next;
     rd_kafka_resp_err_t e = rd_kafka_assign(kclient_rk(cl->kc), l->cnt ? l : NULL);
+    cl->assign_ms = kclient_now_ms();
     if (cl->asg) rd_kafka_topic_partition_list_destroy(cl->asg);
     cl->asg = l;
     if (e == RD_KAFKA_RESP_ERR_NO_ERROR) return 0;
     snprintf(err, errlen, "changelog %s: assign %d partitions: %s", cl->topic, l->cnt,
              rd_kafka_err2str(e));
     return -1;
-}
-
-static void unassign_all(struct changelog *cl) {
-    for (int32_t p = 0; p < cl->nparts; p++) cl->pt[p].reading = 0;
-    char err[CL_ERRLEN];
-    if (assign(cl, err, sizeof(err))) log_warn(cl->role, "%s", err);
 }
 
 /* Where partition p starts: the store's next offset, or the partition's
@@ -555,19 +559,31 @@ int changelog_restore(struct changelog *cl, struct store *s, const int32_t *part
 
 /* ---- standby replicas ------------------------------------------------------------ */
 
+/* The followed set changes at every rebalance, and a revoke and an assign
+ * can come milliseconds apart.  librdkafka (2.12) asserts when a partition
+ * is removed from an assignment, added and removed again before its fetcher
+ * stopped (rd_kafka_assignment_partition_stopped: rktp_started; librdkafka
+ * #5573), so the new set is only noted here, records of partitions no
+ * longer followed are dropped at once (their owner's state must not be
+ * overwritten by older records), and changelog_follow_poll assigns the
+ * settled set at most every CL_FOLLOW_SETTLE_MS. */
 int changelog_follow(struct changelog *cl, struct store *s, const int32_t *parts, size_t n,
                      char *err, size_t errlen) {
+    (void)s;
     for (int32_t p = 0; p < cl->nparts; p++) cl->pt[p].followed = 0;
     for (size_t i = 0; i < n; i++) {
         if (parts[i] < 0 || parts[i] >= cl->nparts) {
             snprintf(err, errlen, "changelog %s: no partition %d (%d partitions)", cl->topic,
                      (int)parts[i], (int)cl->nparts);
-            unassign_all(cl);
             return -1;
         }
         cl->pt[parts[i]].followed = 1;
     }
-    return refollow(cl, s, err, errlen);
+    for (int32_t p = 0; p < cl->nparts; p++)
+        if (!cl->pt[p].followed) cl->pt[p].reading = 0;   /* is_ours drops its records from now on */
+    release_held(cl);   /* read again from the store's offsets when the set is assigned */
+    cl->follow_dirty = 1;
+    return 0;
 }
 
 int changelog_follow_poll(struct changelog *cl, struct store *s, int max_ms, uint64_t *records,
@@ -575,7 +591,11 @@ int changelog_follow_poll(struct changelog *cl, struct store *s, int max_ms, uin
     int64_t deadline = kclient_now_ms() + (max_ms > 0 ? max_ms : 0);
     int rc = 0;
     *records = 0;
-    if (cl->resync && (rc = refollow(cl, s, err, errlen)) != 0) return rc;
+    if (cl->follow_dirty || cl->resync) {
+        if (kclient_now_ms() - cl->assign_ms < CL_FOLLOW_SETTLE_MS) return 0;
+        cl->follow_dirty = 0;
+        if ((rc = refollow(cl, s, err, errlen)) != 0) return rc;
+    }
     if (!cl->asg || cl->asg->cnt == 0) return kclient_serve(cl->kc, max_ms, err, errlen);
     for (;;) {
         int64_t left = deadline - kclient_now_ms();

@@ -67,7 +67,12 @@ int changelog_restore(struct changelog *cl, struct store *s, const int32_t *part
                       uint64_t *records, char *err, size_t errlen);
 
 /* Standby replicas: follow parts[0..n) (replaces the followed set; n 0
- * stops following), each from the offset the store holds. */
+ * stops following), each from the offset the store holds.  Records of a
+ * partition no longer followed are never applied after this call; the new
+ * set is assigned by changelog_follow_poll once a second has passed since
+ * the last assignment (librdkafka #5573: a partition removed, added and
+ * removed again before its fetcher stopped fails an assertion).  Use a
+ * reader for standbys and another for restores. */
 int changelog_follow(struct changelog *cl, struct store *s, const int32_t *parts, size_t n,
                      char *err, size_t errlen);
 /* Apply what arrived for the followed partitions within max_ms (at most

@@ -73,7 +73,8 @@ struct group {
     struct kclient *kc;           /* the group consumer */
     rd_kafka_t *rk;
     struct txn *tx;
-    struct changelog *cl;
+    struct changelog *cl;         /* restores (its own consumer) */
+    struct changelog *sb;         /* standby replicas (another), or NULL */
     struct parseq *pq;            /* the batch's messages parsed ahead */
     int32_t npart;
     char cluster_id[KCLIENT_ID_MAX];
@@ -164,7 +165,7 @@ static int owned_changed(struct group *g, char *err, size_t errlen) {
     size_t k = 0;
     for (int32_t p = 0; p < g->npart; p++)
         if (!g->owned[p]) set[k++] = p;
-    int rc = changelog_follow(g->cl, g->store, set, k, err, errlen);
+    int rc = changelog_follow(g->sb, g->store, set, k, err, errlen);
     free(set);
     return rc;
 }
@@ -426,6 +427,8 @@ static int start(struct group *g) {
     if (rc == 0) rc = alloc_arrays(g);
     if (rc == 0) rc = parseq_new(&g->pq, (int)c->input_parse_threads, NULL, err, errlen);
     if (rc == 0) rc = changelog_open(&g->cl, c, NULL, "restore", g->stop, err, errlen);
+    if (rc == 0 && c->state_standby_replicas)
+        rc = changelog_open(&g->sb, c, NULL, "standby", g->stop, err, errlen);
     if (rc == 0 && changelog_partition_count(g->cl) != g->npart) {
         snprintf(err, errlen, "changelog %s has %d partitions, the input %s %d: create it with as "
                  "many (compacted; README \"Group mode\")", c->state_changelog_topic,
@@ -736,7 +739,7 @@ static int step(struct group *g) {
     }
     if (g->c->state_standby_replicas) {
         uint64_t records = 0;
-        int rc = changelog_follow_poll(g->cl, g->store, STANDBY_POLL_MS, &records, g->err, sizeof(g->err));
+        int rc = changelog_follow_poll(g->sb, g->store, STANDBY_POLL_MS, &records, g->err, sizeof(g->err));
         if (rc) return rc == KCLIENT_STOPPED ? 0 : -1;
         metrics_add_standby(g->metrics, records);
     }
@@ -764,6 +767,7 @@ static void stop_all(struct group *g) {
     }
     txn_close(g->tx);
     changelog_close(g->cl);
+    changelog_close(g->sb);
     engine_free(g->eng);
     store_close(g->store);
     free(g->owned);

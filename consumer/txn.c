@@ -52,8 +52,10 @@ static int classify(struct txn *t, rd_kafka_error_t *e, const char *what, char *
         !rd_kafka_error_txn_requires_abort(e))
         cls = 0;
     if (cls == -1 && rd_kafka_error_code(e) == RD_KAFKA_RESP_ERR__FENCED)
-        snprintf(err, errlen, "txn: %s: fenced by a newer producer with the same transactional.id "
-                 "(another creditd on this store's identity?): %s", what, rd_kafka_error_string(e));
+        snprintf(err, errlen, "txn: %s: fenced: the broker aborted this instance's transaction "
+                 "(it was paused or cut off longer than transaction.timeout.ms and its partitions "
+                 "have moved on; a restart rejoins the group), or another creditd runs with a copy "
+                 "of this store (same transactional.id): %s", what, rd_kafka_error_string(e));
     else
         snprintf(err, errlen, "txn: %s: %s%s", what, rd_kafka_error_string(e),
                  cls == -1 ? " (fatal)" : "");
