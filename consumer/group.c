@@ -47,7 +47,8 @@
 #define ERRLEN 1024
 #define STORE_STATS_MS 5000
 #define LIST_TEXT 512              /* "0,3,5,..." in log lines */
-#define STANDBY_POLL_MS 1
+#define STANDBY_POLL_MS 1         /* standby reading per step while events flow */
+#define STANDBY_IDLE_MS 50        /* ... and after a step without events */
 #define COMMITTED_TIMEOUT_MS 120000 /* stable group offsets at assignment */
 #ifndef CREDITD_VERSION
 #define CREDITD_VERSION "dev"
@@ -92,6 +93,7 @@ struct group {
     size_t nlat;
     struct outbuf out;
     struct metrics_batch mb;
+    int idle;                     /* the last poll brought no event */
     int need_restore;             /* the store missed a committed batch: restore owned partitions */
     int emit_failed;              /* the output buffer could not grow */
     int fatal;                    /* the rebalance callback failed: stop */
@@ -739,11 +741,14 @@ static int step(struct group *g) {
     }
     if (g->c->state_standby_replicas) {
         uint64_t records = 0;
-        int rc = changelog_follow_poll(g->sb, g->store, STANDBY_POLL_MS, &records, g->err, sizeof(g->err));
+        /* more time while the input is quiet: a standby catches up then */
+        int ms = g->idle ? STANDBY_IDLE_MS : STANDBY_POLL_MS;
+        int rc = changelog_follow_poll(g->sb, g->store, ms, &records, g->err, sizeof(g->err));
         if (rc) return rc == KCLIENT_STOPPED ? 0 : -1;
         metrics_add_standby(g->metrics, records);
     }
     if (poll_batch(g)) return -1;
+    g->idle = g->n == 0;
     if (g->n > 0 && commit_batch(g)) return -1;
     publish_gauges(g);
     int64_t now = kclient_now_ms();
