@@ -16,7 +16,8 @@
 #    -1), its own compacted changelog (credit.changelog.X) and group
 #    (bench-X); the output topics are shared.  Every instance: its own
 #    --db, -X session.timeout.ms=6000 heartbeat.interval.ms=1000
-#    transaction.timeout.ms=10000 http.listen=127.0.0.1:0 log.format=json.
+#    transaction.timeout.ms=10000 (knobs below) http.listen=127.0.0.1:0
+#    log.format=json.
 # 3. Throughput, N = 1, 2, 3: N instances start on the empty input topic;
 #    once each owns partitions (GET /metrics: creditd_consumer_lag lines)
 #    the base stream is produced; events/s = (messages - committed at the
@@ -24,9 +25,9 @@
 #    group's committed offsets (tests/kafka/group_probe.py watch, every
 #    0.1 s).  The production time is reported too (it must be shorter).
 # 4. Restore: the N=1 instance stopped (SIGTERM), its store deleted,
-#    restarted: every "restored partition P: N records" log line; rate =
-#    records / (time of the last such line - time of the assignment line
-#    before the first), and the rate the lines state, if any.
+#    restarted: its log's "assigned partitions L: restored N changelog
+#    records in S s" lines, rate = sum N / sum S (or, for lines "restored
+#    partition P: N records", the time from the assignment to the last).
 # 5. Fail-over, without a standby: a second instance b joins the restored
 #    one (a) and restores its share; the feed is produced at BENCH_SCALE_RATE
 #    events/s (group_probe.py rate); once every partition's committed offset
@@ -45,6 +46,10 @@
 # Knobs: BENCH_SCALE_EVENTS (300000), BENCH_SCALE_ORGS (2000),
 # BENCH_SCALE_FEED (60000), BENCH_SCALE_RATE (1000), BENCH_SCALE_SEED (1),
 # BENCH_SCALE_TIMEOUT (seconds per wait for a whole stream, 900),
+# BENCH_SCALE_SESSION_MS (session.timeout.ms, 6000), BENCH_SCALE_TXN_MS
+# (transaction.timeout.ms, 10000: a SIGKILLed owner's open transaction
+# holds its partitions until the broker aborts it, so fail-over is at
+# least about the larger of the two),
 # BENCH_SCALE_KEEP=1 keeps the temporary directory.
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -63,8 +68,8 @@ FEED=${BENCH_SCALE_FEED:-60000}
 RATE=${BENCH_SCALE_RATE:-1000}
 SEED=${BENCH_SCALE_SEED:-1}
 TIMEOUT=${BENCH_SCALE_TIMEOUT:-900}
-SESSION_MS=6000
-TXN_MS=10000
+SESSION_MS=${BENCH_SCALE_SESSION_MS:-6000}
+TXN_MS=${BENCH_SCALE_TXN_MS:-10000}
 pass=0 fail=0 t0=$SECONDS pid="" prod_pid="" ref_pid="" watch_pid="" feed_pid=""
 declare -A IPID=() IOUT=() ILOG=() NSTART=()
 
@@ -221,21 +226,28 @@ changelog_records=$("$PY" tools/latency_probe.py offsets "$BS" credit.changelog.
 start_inst "$x" bench-r1 r1
 watch_start r1 bench-r1
 wait_for 300 cover lag0 "$x" || die "restore: $x did not own every partition with lag 0 within 300 s"
-restore_figures() { # LOG: "RECORDS SECONDS LINES STATED" from the JSON log
+# Restore lines of a JSON log: "assigned partitions L: restored N changelog
+# records in S s" (records and seconds as stated), or "restored partition P:
+# N records ..." (seconds from the time of the assignment line before the
+# first to that of the last).  Prints "RECORDS SECONDS LINES".
+restore_figures() { # LOG
     jq -r 'select(.message != null) | [.time, .message] | @tsv' "$1" 2>/dev/null | awk -F'\t' '
-        function ts(s,   d, t) { split(substr(s, 12, 12), t, ":"); return t[1] * 3600 + t[2] * 60 + t[3] }
+        function ts(s,   t) { split(substr(s, 12, 12), t, ":"); return t[1] * 3600 + t[2] * 60 + t[3] }
         /assigned partitions/ && !first { a = ts($1) }
-        /restored partition [0-9]+: [0-9]+ records/ {
-            if (!first) first = a ? a : ts($1)
-            last = ts($1); lines++
-            match($2, /: [0-9]+ records/); rec += substr($2, RSTART + 2, RLENGTH - 10)
-            if (match($2, /[0-9.]+ records\/s/)) stated = stated substr($2, RSTART, RLENGTH - 10) "/s "
+        match($2, /restored [0-9]+ (changelog )?records in [0-9.]+ s/) {
+            m = substr($2, RSTART, RLENGTH); split(m, w, " ")
+            rec += w[2]; stated += w[w[3] == "changelog" ? 6 : 5]; lines++; next
         }
-        END { printf "%d %.2f %d %s\n", rec, last - first, lines, (stated == "" ? "-" : stated) }'
+        match($2, /restored partition [0-9]+: [0-9]+ records/) {
+            m = substr($2, RSTART, RLENGTH); split(m, w, " ")
+            if (!first) first = a ? a : ts($1)
+            last = ts($1); rec += w[4]; lines++
+        }
+        END { printf "%d %.2f %d\n", rec, stated + (last - first), lines }'
 }
-read -r R_REC R_SEC R_LINES R_STATED < <(restore_figures "${ILOG[$x]}")
+read -r R_REC R_SEC R_LINES < <(restore_figures "${ILOG[$x]}")
 R_RATE=$(awk -v r="$R_REC" -v s="$R_SEC" 'BEGIN { printf "%.0f", (s > 0 ? r / s : 0) }')
-say "restore: $R_REC records in $R_SEC s ($R_RATE records/s; $R_LINES lines; stated: $R_STATED; changelog holds $changelog_records records)"
+say "restore: $R_REC records in $R_SEC s ($R_RATE records/s; $R_LINES lines; the changelog holds $changelog_records records)"
 jq -r 'select(.message != null and (.message | test("restor"))) | .time + " " + .message' "${ILOG[$x]}" \
     | tail -n 10 | sed 's/^/bench-scale:   /' >&2
 
@@ -276,7 +288,7 @@ failover() {
 start_inst r1-b bench-r1 r1
 failover r1-0 r1-b bench-r1 "$T/feed.00"
 FO0_OWN=$FO_OWN FO0_APPLY=$FO_APPLY
-read -r J_REC J_SEC _ _ < <(restore_figures "${ILOG[r1-b]}")
+read -r J_REC J_SEC _ < <(restore_figures "${ILOG[r1-b]}")
 term_inst r1-b
 
 # With a standby: a new group and changelog on the same input.
@@ -310,8 +322,8 @@ for n in 1 2 3; do
         "$n" "${RATE_N[$n]}" "${APPLY_S[$n]}" "${PROD_S[$n]}" \
         "$(awk -v p="${PROD_S[$n]}" -v a="${APPLY_S[$n]}" 'BEGIN { if (p >= 0.9 * a) printf ": bound by production" }')"
 done
-printf "restore          %s records/s  (%s records, all %d partitions, in %s s; changelog %s records; lines state: %s)\n" \
-    "$R_RATE" "$R_REC" "$PARTS" "$R_SEC" "$changelog_records" "$R_STATED"
+printf "restore          %s records/s  (%s records, all %d partitions, in %s s; the changelog held %s records)\n" \
+    "$R_RATE" "$R_REC" "$PARTS" "$R_SEC" "$changelog_records"
 printf "restore on join  %s records/s  (%s records, the joining instance's share, in %s s)\n" "$J_RATE" "$J_REC" "$J_SEC"
 printf "fail-over        no standby: partitions owned %s s, applying again %s s after SIGKILL\n" "$FO0_OWN" "$FO0_APPLY"
 printf "                 standby 1:  partitions owned %s s, applying again %s s after SIGKILL\n" "$FO1_OWN" "$FO1_APPLY"
