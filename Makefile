@@ -28,8 +28,9 @@ DAEMON_OBJ = $(patsubst %.c,$(B)/obj/%.o,$(DAEMON_SRC))
 # The one Kafka client set-up (consumer/kclient.c), linked into the tools that talk to Kafka,
 # with the log writer it logs through (consumer/log.c).
 KCLIENT  = $(B)/obj/consumer/kclient.o $(B)/obj/consumer/log.o
-# Test-only binaries for tests/kafka: creditd with its test hooks, the fault-injecting mock broker.
-TEST_BIN = $(B)/creditd-test $(B)/kmock
+# Test-only binaries for tests/kafka: creditd with its test hooks, the fault-injecting mock broker,
+# the changelog producer of it_changelog.sh.
+TEST_BIN = $(B)/creditd-test $(B)/kmock $(B)/clog-feed
 
 .PHONY: all test unit unit-asan scenarios kafka-test fuzz fuzz-short fuzz-cov bench bench-kafka bench-scale clean deps run \
         install uninstall
@@ -61,7 +62,9 @@ $(B)/credit-replay: $(B)/obj/tools/credit_replay.o $(B)/obj/tools/lineq.o $(B)/o
 	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
 # tools/view.c: the JSON views creditctl prints and creditd's HTTP API serves.
 VIEW     = $(B)/obj/tools/view.o
-$(B)/creditctl: $(B)/obj/tools/creditctl.o $(B)/obj/tools/ctl_cmds.o $(B)/obj/tools/ctl_http.o $(VIEW) $(B)/obj/tools/ctl_wait.o $(B)/obj/tools/kprod.o $(KCLIENT) $(B)/libcreditd.a
+# --from-kafka (tools/ctl_kafka.c) reads the state changelog with consumer/changelog.c.
+$(B)/creditctl: $(B)/obj/tools/creditctl.o $(B)/obj/tools/ctl_cmds.o $(B)/obj/tools/ctl_http.o $(VIEW) $(B)/obj/tools/ctl_wait.o $(B)/obj/tools/kprod.o \
+                $(B)/obj/tools/ctl_kafka.o $(B)/obj/consumer/changelog.o $(KCLIENT) $(B)/libcreditd.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
 $(B)/credit-produce: $(B)/obj/tools/credit_produce.o $(B)/obj/tools/kprod.o $(KCLIENT) $(B)/libcreditd.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
@@ -78,6 +81,8 @@ $(B)/testhooks/%.o: %.c $(CORE_HDR) $(RDK_A)
 $(B)/creditd-test: $(patsubst %.c,$(B)/testhooks/%.o,$(DAEMON_SRC)) $(VIEW) $(B)/libcreditd.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LIBS) $(DAEMON_LIBS)
 $(B)/kmock: $(B)/obj/tests/kafka/kmock.o $(B)/obj/consumer/mock.o $(KCLIENT) $(B)/libcreditd.a
+	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
+$(B)/clog-feed: $(B)/obj/tests/kafka/clog_feed.o $(B)/obj/consumer/changelog.o $(KCLIENT) $(B)/libcreditd.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
 # gen-events: options and the generator (gen_events), the organisation model and its
 # simulation (gen_model), the CloudEvents rendering (gen_render).
@@ -106,6 +111,10 @@ $(B)/test_metrics $(B)/asan/test_metrics: LIBS += -lpthread -lm
 # test_log tests consumer/log.c (not part of the library).
 $(B)/test_log: $(B)/obj/consumer/log.o
 $(B)/asan/test_log: $(B)/asan/obj/consumer/log.o
+# test_changelog tests consumer/changelog.c (the changelog reader) on librdkafka's mock cluster.
+$(B)/test_changelog: $(B)/obj/consumer/changelog.o $(B)/obj/consumer/mock.o $(KCLIENT)
+$(B)/asan/test_changelog: $(B)/asan/obj/consumer/changelog.o $(B)/asan/obj/consumer/mock.o \
+                          $(B)/asan/obj/consumer/kclient.o $(B)/asan/obj/consumer/log.o
 # test_progress tests tools/progress.c (credit-replay's progress line).
 $(B)/test_progress: $(B)/obj/tools/progress.o
 $(B)/asan/test_progress: $(B)/asan/obj/tools/progress.o

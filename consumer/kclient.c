@@ -20,6 +20,7 @@ struct kclient {
     void *user;
     void (*dr_msg_cb)(rd_kafka_t *, const rd_kafka_message_t *, void *);
     void (*commit_cb)(rd_kafka_t *, rd_kafka_resp_err_t, rd_kafka_topic_partition_list_t *, void *);
+    void (*rebalance_cb)(rd_kafka_t *, rd_kafka_resp_err_t, rd_kafka_topic_partition_list_t *, void *);
     /* Written by the error callback, on the owner's thread. */
     int fatal, auth;
     int unclosed;                          /* kclient_consumer_close() gave up waiting */
@@ -134,6 +135,12 @@ static void on_commit(rd_kafka_t *rk, rd_kafka_resp_err_t e, rd_kafka_topic_part
     kc->commit_cb(rk, e, l, kc->user);
 }
 
+static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e, rd_kafka_topic_partition_list_t *l,
+                         void *opaque) {
+    struct kclient *kc = opaque;
+    kc->rebalance_cb(rk, e, l, kc->user);
+}
+
 /* ---- configuration -------------------------------------------------------- */
 
 static int set_one(rd_kafka_conf_t *conf, const struct kclient_spec *s, const char *origin,
@@ -181,6 +188,7 @@ static rd_kafka_conf_t *make_conf(const struct kclient_spec *s, struct kclient *
     rd_kafka_conf_set_log_cb(conf, on_log);
     if (s->dr_msg_cb) rd_kafka_conf_set_dr_msg_cb(conf, on_dr);
     if (s->commit_cb) rd_kafka_conf_set_offset_commit_cb(conf, on_commit);
+    if (s->rebalance_cb) rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
     rd_kafka_conf_set_opaque(conf, kc);
     return conf;
 }
@@ -193,7 +201,8 @@ int kclient_new(struct kclient **out, const struct kclient_spec *s, char *err, s
     }
     *kc = (struct kclient){.type = s->type, .prog = s->prog, .role = s->role, .stop = s->stop,
                            .stop_on = s->stop_on, .user = s->user, .dr_msg_cb = s->dr_msg_cb,
-                           .commit_cb = s->commit_cb, .acl_need = s->acl_need};
+                           .commit_cb = s->commit_cb, .rebalance_cb = s->rebalance_cb,
+                           .acl_need = s->acl_need};
     char buf[KCLIENT_ERRLEN];
     rd_kafka_conf_t *conf = make_conf(s, kc, err, errlen);
     size_t n = sizeof(kc->mech);

@@ -91,6 +91,10 @@ struct kclient_spec {
     void (*dr_msg_cb)(rd_kafka_t *rk, const rd_kafka_message_t *m, void *user);
     void (*commit_cb)(rd_kafka_t *rk, rd_kafka_resp_err_t e,
                       rd_kafka_topic_partition_list_t *offsets, void *user);
+    /* A group consumer's rebalance callback (subscribe), called from the
+     * owner's consumer poll; it must (un)assign (rd_kafka_incremental_*). */
+    void (*rebalance_cb)(rd_kafka_t *rk, rd_kafka_resp_err_t e,
+                         rd_kafka_topic_partition_list_t *parts, void *user);
 };
 
 struct kclient;

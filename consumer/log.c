@@ -100,6 +100,8 @@ int log_init(const struct log_opts *o, char *err, size_t errlen) {
 
 int log_enabled(enum log_level l) { return l >= settings.level; }
 
+const char *log_prog(void) { return settings.prog; }
+
 /* ---- a bounded line ---------------------------------------------------- */
 
 struct line {

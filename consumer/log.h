@@ -114,6 +114,11 @@ int log_level_parse(const char *name, enum log_level *out);
 int log_format_parse(const char *name, enum log_format *out);
 const char *log_level_name(enum log_level l);
 
+/* The program name log_init() set ("creditd" before it): what the shared
+ * code that names no program of its own (consumer/changelog.c's Kafka
+ * client) writes as its prefix.  Valid for the life of the process. */
+const char *log_prog(void);
+
 /* 1 when a message of this level would be written. */
 int log_enabled(enum log_level l);
 

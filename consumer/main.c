@@ -26,6 +26,7 @@
 #include "config/config.h"
 #include "consumer/kclient.h"
 #include "consumer/log.h"
+#include "consumer/group.h"
 #include "consumer/pipeline.h"
 
 #define EXIT_USAGE  1
@@ -139,7 +140,8 @@ int main(int argc, char **argv) {
         return EXIT_FATAL;
     }
     log_info(NULL, "version %s, librdkafka %s", CREDITD_VERSION, rd_kafka_version_str());
-    rc = pipeline_run(&c, &stop_flag, err, sizeof(err));
+    rc = strcmp(c.input_assignment, "group") == 0 ? group_run(&c, &stop_flag, err, sizeof(err))
+                                                 : pipeline_run(&c, &stop_flag, err, sizeof(err));
     if (rc) log_error(NULL, "fatal: %s", err);
     config_free(&c);
     return rc == PIPELINE_HALTED ? EXIT_HALTED : rc ? EXIT_FATAL : 0;

@@ -46,6 +46,9 @@ struct mstate {
     int has_store;
     struct metrics_store store;
     struct hist commit, delivery;
+    /* group mode (group.c) */
+    uint64_t rebalances[2];          /* assigned, revoked */
+    uint64_t restored, standby;      /* changelog records applied */
 };
 
 struct metrics {
@@ -119,6 +122,24 @@ int metrics_set_partitions(struct metrics *m, const int32_t *parts, size_t n, ch
     m->nparts = n;
     pthread_mutex_unlock(&m->mu);
     return 0;
+}
+
+void metrics_add_rebalance(struct metrics *m, const char *kind) {
+    pthread_mutex_lock(&m->mu);
+    m->s.rebalances[strcmp(kind, "assigned") == 0 ? 0 : 1]++;
+    pthread_mutex_unlock(&m->mu);
+}
+
+void metrics_add_restored(struct metrics *m, uint64_t records) {
+    pthread_mutex_lock(&m->mu);
+    m->s.restored += records;
+    pthread_mutex_unlock(&m->mu);
+}
+
+void metrics_add_standby(struct metrics *m, uint64_t records) {
+    pthread_mutex_lock(&m->mu);
+    m->s.standby += records;
+    pthread_mutex_unlock(&m->mu);
 }
 
 void metrics_set_store_open(struct metrics *m, int open) {
@@ -308,6 +329,14 @@ static void render_info(FILE *f, const struct mstate *s, int ready) {
     gauge(f, "creditd_store_open", "1 while the LMDB store is open.", s->store_open);
     gauge(f, "creditd_input_paused", "1 while input is paused because the outbox is above "
           "outbox.max_pending.", s->paused);
+    head(f, "creditd_rebalances_total", "counter", "Group mode: rebalance callbacks since start, "
+         "by kind (assigned, revoked; lost partitions count as revoked).");
+    fprintf(f, "creditd_rebalances_total{kind=\"assigned\"} %llu\n", (unsigned long long)s->rebalances[0]);
+    fprintf(f, "creditd_rebalances_total{kind=\"revoked\"} %llu\n", (unsigned long long)s->rebalances[1]);
+    head(f, "creditd_changelog_records_total", "counter", "Group mode: changelog records applied to "
+         "the local store since start, by use (restore: on assignment; standby: kept warm).");
+    fprintf(f, "creditd_changelog_records_total{use=\"restore\"} %llu\n", (unsigned long long)s->restored);
+    fprintf(f, "creditd_changelog_records_total{use=\"standby\"} %llu\n", (unsigned long long)s->standby);
 }
 
 static void render_events(FILE *f, const struct mstate *s) {

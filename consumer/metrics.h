@@ -63,6 +63,11 @@ void metrics_set_info(struct metrics *m, const struct metrics_info *info);
  * their lag (copied; n may be 0).  0, or -1 with err (out of memory). */
 int metrics_set_partitions(struct metrics *m, const int32_t *parts, size_t n, char *err,
                            size_t errlen);
+/* Group mode (group.c): a rebalance callback ("assigned" or "revoked"),
+ * changelog records applied by a restore or by the standby reader. */
+void metrics_add_rebalance(struct metrics *m, const char *kind);
+void metrics_add_restored(struct metrics *m, uint64_t records);
+void metrics_add_standby(struct metrics *m, uint64_t records);
 /* 1 once the store is open, 0 when it is being closed (stop). */
 void metrics_set_store_open(struct metrics *m, int open);
 

@@ -78,18 +78,22 @@ static int refresh_outbox(struct pipeline *p) {
     return store_outbox_count(p->store, &p->outbox, p->err, sizeof(p->err)) ? -1 : 0;
 }
 
-/* Check (or, on a fresh store, record) one meta value the store depends on. */
-static int meta_pin(struct pipeline *p, const char *name, const char *want, const char *what,
-                    char *err, size_t errlen) {
+int pipeline_pin(struct store *s, const struct config *c, const char *name, const char *want,
+                 const char *what, char *err, size_t errlen) {
     char have[256];
-    int rc = store_meta_get(p->store, name, have, sizeof(have), err, errlen);
-    if (rc == STORE_NOTFOUND) return store_meta_put(p->store, name, want, err, errlen) ? -1 : 0;
+    int rc = store_meta_get(s, name, have, sizeof(have), err, errlen);
+    if (rc == STORE_NOTFOUND) return store_meta_put(s, name, want, err, errlen) ? -1 : 0;
     if (rc) return -1;
     if (strcmp(have, want) == 0) return 0;
     snprintf(err, errlen, "store %.300s was built from %s %.255s, but now %s is %.255s: refusing to start "
              "(offsets and org partitions would not match; use a fresh --db to start over)",
-             p->c->store_path, what, have, what, want);
+             c->store_path, what, have, what, want);
     return -1;
+}
+
+static int meta_pin(struct pipeline *p, const char *name, const char *want, const char *what,
+                    char *err, size_t errlen) {
+    return pipeline_pin(p->store, p->c, name, want, what, err, errlen);
 }
 
 static int startup_meta(struct pipeline *p, int *fresh, char *err, size_t errlen) {
@@ -277,20 +281,25 @@ static void test_hooks_env(struct pipeline *p) {
 }
 #endif
 
-static int open_store(struct pipeline *p) {
+int pipeline_open_store(const struct config *c, struct store **s, struct engine **e, char *err,
+                        size_t errlen) {
     struct store_opts so = {0};
-    struct engine_config ec = {p->c->credit_close_after_s, p->c->credit_currency,
-                               p->c->credit_max_future_s, {p->c->sources[0], p->c->sources[1],
-                                                           p->c->sources[2], p->c->sources[3]},
-                               p->c->credit_retention_days};
-    so.path = p->c->store_path;
-    so.map_size = p->c->store_map_size;
-    so.close_after_s = p->c->credit_close_after_s;
-    so.max_future_s = p->c->credit_max_future_s;
-    so.retention_days = p->c->credit_retention_days;
-    so.currency = p->c->credit_currency;
-    if (store_open(&p->store, &so, p->err, sizeof(p->err))) return -1;
-    return engine_new(&p->eng, &ec, p->err, sizeof(p->err));
+    struct engine_config ec = {c->credit_close_after_s, c->credit_currency,
+                               c->credit_max_future_s, {c->sources[0], c->sources[1],
+                                                        c->sources[2], c->sources[3]},
+                               c->credit_retention_days};
+    so.path = c->store_path;
+    so.map_size = c->store_map_size;
+    so.close_after_s = c->credit_close_after_s;
+    so.max_future_s = c->credit_max_future_s;
+    so.retention_days = c->credit_retention_days;
+    so.currency = c->credit_currency;
+    if (store_open(s, &so, err, errlen)) return -1;
+    return engine_new(e, &ec, err, errlen);
+}
+
+static int open_store(struct pipeline *p) {
+    return pipeline_open_store(p->c, &p->store, &p->eng, p->err, sizeof(p->err));
 }
 
 /* 0, -1 with p->err, or KCLIENT_STOPPED: the stop flag was set while
@@ -393,23 +402,28 @@ static int test_fault(const struct pipeline *p, const rd_kafka_message_t *m, cha
  * reject (those return 0): unless the map is full (the batch is retried),
  * the batch is aborted and creditd stops, naming the message so that an
  * operator can find it (a restart would stop at it again). */
-static int engine_failed(struct pipeline *p, const rd_kafka_message_t *m, const char *why) {
+void pipeline_halt_text(const struct config *c, const rd_kafka_message_t *m, const char *why,
+                        char *err, size_t errlen) {
     char hex[DUMP_BYTES * 3 + 1] = "";
     const unsigned char *b = m->payload;
     size_t n = m->len < DUMP_BYTES ? m->len : DUMP_BYTES;
+    for (size_t i = 0, w = 0; b && i < n; i++)
+        w += (size_t)snprintf(hex + w, sizeof(hex) - w, "%s%02x", i ? " " : "", b[i]);
+    snprintf(err, errlen,
+             "input %s [%d] offset %lld: the engine failed on this message (not a reject): %.400s; "
+             "the batch is not applied and creditd stops (it stops here again until the cause is "
+             "fixed); message (%zu bytes) starts: %s%s",
+             c->topic_input, (int)m->partition, (long long)m->offset, why, m->len, hex,
+             m->len > n ? " ..." : "");
+}
+
+static int engine_failed(struct pipeline *p, const rd_kafka_message_t *m, const char *why) {
     if (store_map_full(p->store)) {
         snprintf(p->err, sizeof(p->err), "%s", why);
         return -1;
     }
-    for (size_t i = 0, w = 0; b && i < n; i++)
-        w += (size_t)snprintf(hex + w, sizeof(hex) - w, "%s%02x", i ? " " : "", b[i]);
     p->halted = 1;
-    snprintf(p->err, sizeof(p->err),
-             "input %s [%d] offset %lld: the engine failed on this message (not a reject): %.400s; "
-             "the batch is not applied and creditd stops (it stops here again until the cause is "
-             "fixed); message (%zu bytes) starts: %s%s",
-             p->c->topic_input, (int)m->partition, (long long)m->offset, why, m->len, hex,
-             m->len > n ? " ..." : "");
+    pipeline_halt_text(p->c, m, why, p->err, sizeof(p->err));
     return -1;
 }
 

@@ -15,7 +15,11 @@
 #include <signal.h>
 #include <stddef.h>
 
+#include <librdkafka/rdkafka.h>
+
 #include "config/config.h"
+#include "engine/engine.h"
+#include "store/store.h"
 
 #define PIPELINE_TOPIC_MAX 200   /* the store's limit on topic names (offsets) */
 
@@ -26,5 +30,19 @@
 /* Run until *stop is set (0) or a fatal error (-1 with err; PIPELINE_HALTED
  * with err naming the message). */
 int pipeline_run(const struct config *c, volatile sig_atomic_t *stop, char *err, size_t errlen);
+
+/* Shared with group mode (group.c). */
+
+/* Open the store (c's store.path, map size and pinned config) and the
+ * engine.  0, or -1 with err. */
+int pipeline_open_store(const struct config *c, struct store **s, struct engine **e, char *err,
+                        size_t errlen);
+/* Check (or, on a fresh store, record) one meta value the store depends on,
+ * in the current write txn.  0, or -1 with err naming it (what). */
+int pipeline_pin(struct store *s, const struct config *c, const char *name, const char *want,
+                 const char *what, char *err, size_t errlen);
+/* The crash-loop guard's message for m (first bytes in hex). */
+void pipeline_halt_text(const struct config *c, const rd_kafka_message_t *m, const char *why,
+                        char *err, size_t errlen);
 
 #endif

@@ -22,7 +22,8 @@
 
 const char *const st_db_names[DB_COUNT] = {
     "meta", "orgs", "sequences", "org_credits", "project_credits", "months",
-    "org_partition", "partitions", "dedupe", "outbox", "offsets", "dedupe_expiry"
+    "org_partition", "partitions", "dedupe", "outbox", "offsets", "dedupe_expiry",
+    "changes", "changelog"
 };
 
 #define DEFAULT_MAP_SIZE ((size_t)1 << 30)
@@ -75,14 +76,14 @@ static void quote(const uint8_t *k, size_t kl, char *out, size_t cap) {
     if (i < kl) snprintf(out + n, cap - n, "... (%zu bytes)", kl);
 }
 
-/* Key k of db for error texts: big-endian numbers decoded, the rest quoted. */
-static void key_text(int db, const uint8_t *k, size_t kl, char *out, size_t cap) {
+void st_key_text(int db, const void *kv, size_t kl, char *out, size_t cap) {
+    const uint8_t *k = kv;
     size_t n = 0;
     if (db == DB_OUTBOX && kl == 8) {
         snprintf(out, cap, "seq %llu", (unsigned long long)st_get_be64(k));
         return;
     }
-    if ((db == DB_PARTS && kl == 4) || (db == DB_ORGPART && kl > 4)) {
+    if (((db == DB_PARTS || db == DB_CLOFF) && kl == 4) || (db == DB_ORGPART && kl > 4)) {
         uint32_t p = (uint32_t)k[0] << 24 | (uint32_t)k[1] << 16 | (uint32_t)k[2] << 8 | k[3];
         n = (size_t)snprintf(out, cap, "partition %u%s", (unsigned)p, kl > 4 ? " org " : "");
         if (kl == 4) return;
@@ -95,7 +96,7 @@ static void key_text(int db, const uint8_t *k, size_t kl, char *out, size_t cap)
 int st_corrupt(const struct store *s, int db, const void *k, size_t kl, const char *why,
                char *err, size_t errlen) {
     char kt[KEYTEXT_MAX];
-    key_text(db, k, kl, kt, sizeof(kt));
+    st_key_text(db, k, kl, kt, sizeof(kt));
     st_fail(err, errlen, "corrupt store %s: db %s key %s: %s", s->path, st_db_names[db], kt, why);
     return STORE_ECORRUPT;
 }
@@ -129,7 +130,8 @@ int st_db_put(struct store *s, int db, const void *k, size_t kl, const void *v, 
     assert(s->txn && kl > 0 && kl <= 511 && vl >= 1);
     assert(((const uint8_t *)v)[0] == STORE_FORMAT_VERSION);
     int rc = mdb_put(s->txn, s->dbi[db], &key, &val, 0);
-    return rc ? st_lmdb_fail(s, rc, "put", st_db_names[db], err, errlen) : 0;
+    if (rc) return st_lmdb_fail(s, rc, "put", st_db_names[db], err, errlen);
+    return s->capture ? st_change_note(s, db, k, kl, err, errlen) : 0;
 }
 
 int st_db_del(struct store *s, int db, const void *k, size_t kl, char *err, size_t errlen) {
@@ -137,7 +139,8 @@ int st_db_del(struct store *s, int db, const void *k, size_t kl, char *err, size
     assert(s->txn && kl > 0 && kl <= 511);
     int rc = mdb_del(s->txn, s->dbi[db], &key, NULL);
     if (rc == MDB_NOTFOUND) return 0;
-    return rc ? st_lmdb_fail(s, rc, "delete", st_db_names[db], err, errlen) : 0;
+    if (rc) return st_lmdb_fail(s, rc, "delete", st_db_names[db], err, errlen);
+    return s->capture ? st_change_note(s, db, k, kl, err, errlen) : 0;
 }
 
 int st_cursor_open(struct store *s, MDB_txn *t, int db, MDB_cursor **c, char *err, size_t errlen) {
@@ -508,7 +511,10 @@ static int dbs_open(struct store *s, const struct store_opts *o, char *err, size
     if (rc) return st_lmdb_fail(s, rc, "begin", "setup txn", err, errlen);
     for (int i = 0; !rc && i < DB_COUNT; i++) {
         rc = mdb_dbi_open(t, st_db_names[i], s->readonly ? 0 : MDB_CREATE, &s->dbi[i]);
-        if (rc == MDB_NOTFOUND)
+        if (rc == MDB_NOTFOUND && i >= DB_FIRST_OPTIONAL) {  /* store_int.h */
+            s->absent |= 1u << i;
+            rc = 0;
+        } else if (rc == MDB_NOTFOUND)
             rc = st_fail(err, errlen, "store %s: not a creditd store (database %s missing)", s->path,
                          st_db_names[i]);
         else if (rc)
@@ -559,6 +565,7 @@ int store_open(struct store **out, const struct store_opts *o, char *err, size_t
     strcpy(s->path, o->path);
     s->readonly = o->readonly;
     s->lock_fd = -1;
+    s->cap_part = -1;
     int rc = map_lock_init(s, err, errlen);
     if (!rc && !o->readonly) rc = mkdir_p(s->path, err, errlen);
     if (!rc && !o->readonly) rc = writer_lock(s, err, errlen);  /* before LMDB opens anything */
@@ -578,6 +585,7 @@ void store_close(struct store *s) {
     if (s->env) mdb_env_close(s->env);
     if (s->lock_fd >= 0) close(s->lock_fd);  /* releases the writer lock */
     if (s->map_lock_ok) pthread_rwlock_destroy(&s->map_lock);
+    free(s->sweep_parts);
     free(s);
 }
 
@@ -589,6 +597,7 @@ int store_begin(struct store *s, char *err, size_t errlen) {
     s->map_full = 0;
     s->out_valid = 0;
     s->dd_new = 0;
+    st_changes_txn_reset(s);
     int rc = s->grow_pending ? grow_map(s) : 0;
     if (rc) return st_fail(err, errlen, "store %s: growing the map: %s", s->path, mdb_strerror(rc));
     rc = mdb_txn_begin(s->env, NULL, 0, &s->txn);
@@ -608,21 +617,21 @@ void store_abort(struct store *s) {
     s->txn = NULL;
     s->dd_new = 0;
     s->out_valid = 0;
+    st_changes_txn_reset(s);
     if (s->grow_pending) grow_map(s);  /* on failure store_begin retries and reports */
 }
 
 int store_commit(struct store *s, char *err, size_t errlen) {
     assert(s->txn);
-    /* §14: expired keys go in bounded work per batch (store.h). */
-    uint64_t removed = 0;
-    int xrc = s->map_full ? 0 : st_dedupe_expire(s, 2 * s->dd_new + STORE_EXPIRE_MIN, &removed,
-                                                  err, errlen);
+    /* §14: expired keys go in bounded work per batch (store.h), unless
+     * store_sweep did it already in this txn. */
+    int xrc = s->map_full || s->swept ? 0 : st_sweep(s, err, errlen);
     if (xrc && !s->map_full) {
         store_abort(s);
         return xrc;
     }
     s->dd_new = 0;
-    s->dd_removed = removed;
+    s->dd_removed = s->dd_txn_removed;
     if (s->map_full) {
         store_abort(s);
         st_fail(err, errlen, "store %s: map was full: batch discarded, map grown, retry it", s->path);
@@ -727,10 +736,10 @@ static int stats_txn(struct store *s, MDB_txn *t, struct store_stats *st, char *
     char f[PATH_MAX + 16];
     struct stat fst;
     for (int i = 0; i < DB_COUNT; i++) {
-        int rc = mdb_stat(t, s->dbi[i], &ms);
+        int rc = (s->absent >> i) & 1 ? 0 : mdb_stat(t, s->dbi[i], &ms);
         if (rc) return st_lmdb_fail(s, rc, "stat", st_db_names[i], err, errlen);
         st->db[i].name = st_db_names[i];
-        st->db[i].entries = ms.ms_entries;
+        st->db[i].entries = (s->absent >> i) & 1 ? 0 : ms.ms_entries;
     }
     st->ndb = DB_COUNT;
     int rc = mdb_env_info(s->env, &info);
@@ -792,7 +801,8 @@ int store_dump(struct store *s, store_dump_cb cb, void *arg, char *err, size_t e
     int own;
     int rc = st_rtxn_begin(s, &t, &own, err, errlen);
     if (rc) return rc;
-    for (int i = 0; !rc && i < DB_COUNT; i++) rc = dump_db(s, t, i, cb, arg, err, errlen);
+    for (int i = 0; !rc && i < DB_COUNT; i++)
+        if (!((s->absent >> i) & 1)) rc = dump_db(s, t, i, cb, arg, err, errlen);
     st_rtxn_end(t, own);
     return rc;
 }

@@ -14,6 +14,10 @@
  *   offsets         topic\0partition(BE32) -> next input offset
  *   dedupe_expiry   partition(BE32) time(BE64, sign flipped) dedupe-key -> ""
  *                   (the keys that can expire, oldest first per partition)
+ *   changes         partition(BE32) changelog key -> ""  (capture notes of the batch)
+ *   changelog       partition(BE32) -> next changelog offset (group mode)
+ *                   (these two are created by the first writing open of this
+ *                   build: older stores open unchanged, no format change)
  * Every record starts with a format-version byte.  Every record read back is
  * checked (version, length, ranges, ids), never asserted: a record that
  * fails is STORE_ECORRUPT, naming the database and key (store_codec.c).
@@ -238,8 +242,15 @@ int  store_view_scan_orgs(struct store_view *v, const char *after, store_org_cb 
  * txn (the engine's, store_offset_put's and the expiry sweep's) is noted,
  * with the input partition it belongs to: the one set by
  * store_capture_partition (the partition of the message being applied);
- * an expired key belongs to the partition of its dedupe_expiry entry.  The
- * notes live in the write txn (an aborted batch forgets them). */
+ * an expired key belongs to the partition of its dedupe_expiry entry.
+ * Records keyed by partition belong to the partition in their key
+ * (org_partition, partitions, dedupe_expiry, and offsets: so input offsets
+ * of several partitions can be written after a batch without resetting the
+ * capture partition for each).  A delete is noted only when there was a
+ * record.  The notes live in the write txn (an aborted batch forgets
+ * them); notes a batch commits without scanning (e.g. of store_commit's
+ * own sweep when store_sweep was not called) stay in the store and come
+ * with the next store_changes_scan. */
 #define STORE_CHANGE_KEY_MAX (1 + 4 + 8 + STORE_DKEY_RAW_MAX)
 /* The database codes of changelog keys (fixed: they are on the wire). */
 enum store_change_db {
@@ -248,16 +259,20 @@ enum store_change_db {
     STORE_CL_DDEXP = 'x', STORE_CL_OFFSETS = 'f'
 };
 
-/* On (1) / off (0) for this handle (default off); between transactions. */
+/* On (1) / off (0) for this handle (default off); between transactions
+ * (asserted), writers only. */
 void store_capture(struct store *s, int on);
-/* The input partition the next captured changes belong to (>= 0). */
+/* The input partition the next captured changes belong to (>= 0; kept
+ * until changed).  Capture on before any call is a programmer error
+ * (asserted at the first noted write of an unkeyed record). */
 void store_capture_partition(struct store *s, int32_t partition);
 
-/* Inside the write txn: the changes noted since store_begin, each once
+/* Inside the write txn: the changes noted (since the last scan), each once
  * (the record's value as it is now in the txn, or NULL/0 for a removed
  * record), ordered by (partition, key); then the notes are cleared.  key
  * and val are borrowed, valid during cb only.  cb returns non-zero to stop
- * (that value is returned; the notes are then kept).  0 or STORE_*. */
+ * (that value is returned; the notes are then kept).  cb must not write to
+ * the store.  0 or STORE_*. */
 typedef int (*store_change_cb)(void *arg, int32_t partition, const uint8_t *key, size_t klen,
                                const uint8_t *val, size_t vlen);
 int store_changes_scan(struct store *s, store_change_cb cb, void *arg, char *err, size_t errlen);
@@ -267,7 +282,13 @@ int store_changes_scan(struct store *s, store_change_cb cb, void *arg, char *err
  * Kafka: an unknown database code, a key or value of impossible length, or a
  * value whose version byte is not STORE_FORMAT_VERSION is STORE_ERR with err
  * saying what ("changelog record: unknown database code 0x7a"); the caller
- * adds the topic, partition and offset. */
+ * adds the topic, partition and offset.  Keys are checked per database (ids
+ * of 1..ENG_ID_MAX bytes without NUL, partitions >= 0, lengths) and values
+ * decoded as the store reads them, so a record the store would later find
+ * corrupt is refused here.  A txn that applies a record does not sweep at
+ * store_commit: capture is off, so its removals would never reach the
+ * changelog (which would keep those keys, and bring them back on the next
+ * restore); the partition's owner sweeps them and its tombstones follow. */
 int store_change_apply(struct store *s, const uint8_t *key, size_t klen, const uint8_t *val,
                        size_t vlen, char *err, size_t errlen);
 
@@ -285,7 +306,10 @@ int store_changelog_put(struct store *s, int32_t partition, int64_t next, char *
  * Keys recorded with partition -1 (store.h "Bounded idempotency memory")
  * are kept: they cannot be told apart and a restore puts the same bytes.
  * Captured when capture is on (as tombstones of partition p).  *removed
- * counts records.  0 or STORE_*. */
+ * counts the state records removed (not the changelog offset).  Walks
+ * the whole dedupe database (keys recorded without an expiry entry are
+ * found only so) and the offsets database: for the rare restore from the
+ * start, not per batch.  0 or STORE_*. */
 int store_partition_drop(struct store *s, int32_t partition, uint64_t *removed, char *err,
                          size_t errlen);
 
@@ -293,8 +317,9 @@ int store_partition_drop(struct store *s, int32_t partition, uint64_t *removed, 
  * store_commit.  store_sweep runs it now, inside the write txn, so that its
  * removals are captured before store_changes_scan; store_commit then does
  * not sweep again in this txn.  store_sweep_only limits every sweep of this
- * handle to partitions parts[0..n) (copied; n 0 with parts NULL: all
- * partitions, the default): in group mode an instance removes keys only of
+ * handle to partitions parts[0..n) (copied; parts NULL: all partitions,
+ * the default; parts not NULL and n 0: none): in group mode an instance
+ * removes keys only of
  * the partitions it owns, so that the owner alone writes a partition's
  * changelog.  0 or STORE_*. */
 int store_sweep(struct store *s, char *err, size_t errlen);

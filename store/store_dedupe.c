@@ -99,26 +99,31 @@ int st_dedupe_put(struct store *s, const uint8_t *key, size_t klen, const struct
 
 /* The index entry at c (key k) is due: delete it and, when the record
  * under its dedupe key still counts at the entry's time and partition, the
- * record too. */
+ * record too.  Captured (store.h) as changes of the entry's partition. */
 static int expire_one(struct store *s, MDB_cursor *c, const MDB_val *k, char *err, size_t errlen) {
-    uint8_t dk[STORE_DKEY_RAW_MAX];
+    uint8_t xk[DDEXP_KEY_MAX];
     char why[ST_WHY_MAX];
     struct eng_dedupe d;
     const uint8_t *full;
-    size_t flen, dkl = k->mv_size - 12;
+    size_t flen, xkl = k->mv_size, dkl = k->mv_size - 12;
     MDB_val v;
-    int32_t p = (int32_t)(st_get_be64(k->mv_data) >> 32);
-    int64_t t = ddexp_time(k->mv_data);
-    memcpy(dk, (const uint8_t *)k->mv_data + 12, dkl);
-    int rc = mdb_cursor_del(c, 0);
-    if (rc) return st_lmdb_fail(s, rc, "delete", st_db_names[DB_DDEXP], err, errlen);
+    memcpy(xk, k->mv_data, xkl);  /* k points into the page the delete changes */
+    const uint8_t *dk = xk + 12;
+    int32_t p = (int32_t)st_get_be32(xk);
+    int64_t t = ddexp_time(xk);
+    int rc = st_cursor_del(s, c, DB_DDEXP, xk, xkl, err, errlen);
+    if (rc) return rc;
     rc = st_db_get(s, s->txn, DB_DEDUPE, dk, dkl, &v, err, errlen);
     if (rc == STORE_NOTFOUND) return 0;
     if (rc) return rc;
     if (st_dec_dedupe(&v, &d, &full, &flen, why, sizeof(why)))
         return st_corrupt(s, DB_DEDUPE, dk, dkl, why, err, errlen);
     if (d.time != t || d.partition != p) return 0;   /* replaced since: a stale entry */
-    return st_db_del(s, DB_DEDUPE, dk, dkl, err, errlen);
+    int32_t keep = s->cap_part;
+    s->cap_part = p;
+    rc = st_db_del(s, DB_DEDUPE, dk, dkl, err, errlen);
+    s->cap_part = keep;
+    return rc;
 }
 
 /* Partition pk's (4 bytes) entries earlier than horizon, oldest first,
@@ -161,6 +166,7 @@ int st_dedupe_expire(struct store *s, uint64_t budget, uint64_t *removed, char *
             break;
         }
         memcpy(pk, k.mv_data, 4);
+        if (!st_sweep_owns(s, (int32_t)st_get_be32(pk))) continue;
         if (st_dec_i64(&v, &clock, 0, why, sizeof(why)) || !time_ns_in_range(clock)) {
             rc = st_corrupt(s, DB_PARTS, pk, 4, "clock outside 1970..2261", err, errlen);
             break;

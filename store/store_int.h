@@ -11,6 +11,10 @@
  *   store_dedupe.c   idempotency keys, their expiry index and removal (§14)
  *   store_outbox.c   the outbox
  *   store_offsets.c  input offsets
+ *   store_changes.c  change capture (notes in the changes database), the
+ *                    changelog records' wire codes and their application,
+ *                    changelog offsets, partition drop, the sweep's entry
+ *                    points (store.h "Change capture ... (group mode)")
  *
  * Internal names start with st_ (the interface's with store_).
  */
@@ -27,8 +31,15 @@
 
 enum {
     DB_META, DB_ORGS, DB_SEQ, DB_ORGCRED, DB_PROJCRED, DB_MONTHS,
-    DB_ORGPART, DB_PARTS, DB_DEDUPE, DB_OUTBOX, DB_OFFSETS, DB_DDEXP, DB_COUNT
+    DB_ORGPART, DB_PARTS, DB_DEDUPE, DB_OUTBOX, DB_OFFSETS, DB_DDEXP,
+    /* Added for group mode without a format change: a writer creates them
+     * in a store made before them; a read-only open of such a store finds
+     * them missing (struct store absent) and sees them empty. */
+    DB_CHANGES,  /* capture notes: partition(BE32) wire code LMDB key -> version byte */
+    DB_CLOFF,    /* changelog offsets: partition(BE32) -> next changelog offset */
+    DB_COUNT
 };
+#define DB_FIRST_OPTIONAL DB_CHANGES
 extern const char *const st_db_names[DB_COUNT];
 
 #define PKEY_MAX   (ENG_ID_MAX + 1 + ENG_ID_MAX)   /* org \0 project */
@@ -79,6 +90,15 @@ struct store {
      * views cannot starve growth (st_map_lock). */
     pthread_rwlock_t map_lock;
     int map_lock_ok;       /* map_lock was initialised */
+    unsigned absent;       /* bit i: database i missing (read-only open of an older store) */
+    /* Change capture (store_changes.c). */
+    int capture;           /* store_capture: note state writes in DB_CHANGES */
+    int32_t cap_part;      /* the partition notes belong to (store_capture_partition); -1 unset */
+    int swept;             /* the expiry sweep ran in the current txn (store_sweep) */
+    uint64_t dd_txn_removed; /* keys the current txn's sweeps removed */
+    int sweep_limited;     /* store_sweep_only: sweep only sweep_parts[0..nsweep) */
+    int32_t *sweep_parts;  /* owned, sorted */
+    size_t nsweep;
     char path[PATH_MAX];
 };
 
@@ -94,6 +114,8 @@ int st_pub_rc(const struct store *s, int rc);
  * key KEY: why", KEY printable (st_key_text); returns STORE_ECORRUPT. */
 int st_corrupt(const struct store *s, int db, const void *k, size_t kl, const char *why,
                char *err, size_t errlen);
+/* Key k of db as error text: big-endian partitions decoded, the rest quoted. */
+void st_key_text(int db, const void *k, size_t kl, char *out, size_t cap);
 /* A read-only view met a corrupt record (rc == STORE_ECORRUPT, err says
  * which): 1 when the store's corrupt hook took the report and the view may
  * skip the record, else 0 (the view stops with rc). */
@@ -107,7 +129,8 @@ int st_db_get(struct store *s, MDB_txn *t, int db, const void *k, size_t kl, MDB
 /* In the batch's write txn. */
 int st_db_put(struct store *s, int db, const void *k, size_t kl, const void *v, size_t vl,
               char *err, size_t errlen);
-/* Deleting a missing key is not an error. */
+/* Deleting a missing key is not an error.  Both note the change when
+ * capture is on (st_change_note; a delete only when there was a record). */
 int st_db_del(struct store *s, int db, const void *k, size_t kl, char *err, size_t errlen);
 int st_cursor_open(struct store *s, MDB_txn *t, int db, MDB_cursor **c, char *err, size_t errlen);
 /* A txn for reading: the batch's write txn if one is active, else a new
@@ -126,6 +149,9 @@ static inline void st_be32(uint8_t *p, uint32_t v) {
 }
 static inline void st_be64(uint8_t *p, uint64_t v) {
     for (int i = 7; i >= 0; i--) { p[i] = (uint8_t)v; v >>= 8; }
+}
+static inline uint32_t st_get_be32(const uint8_t *p) {
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 static inline uint64_t st_get_be64(const uint8_t *p) {
     uint64_t v = 0;
@@ -220,5 +246,24 @@ int st_dedupe_expire(struct store *s, uint64_t budget, uint64_t *removed, char *
 int st_dedupe_oldest(struct store *s, MDB_txn *t, int64_t *oldest, char *err, size_t errlen);
 int st_emit(struct store *s, enum eng_out_kind kind, const char *key, const char *json, size_t len,
             char *err, size_t errlen);
+
+/* ---- change capture (store_changes.c) ------------------------------------ */
+
+/* Capture is on: note that record k of db was written in this txn (no-op for
+ * databases that are not state: meta, outbox, changes, changelog).  The
+ * record belongs to the partition in its key (org_partition, partitions,
+ * dedupe_expiry, offsets), else to s->cap_part. */
+int st_change_note(struct store *s, int db, const void *k, size_t kl, char *err, size_t errlen);
+/* mdb_cursor_del at c (on db), noting the record (key k, copied by the
+ * caller before the delete) when capture is on. */
+int st_cursor_del(struct store *s, MDB_cursor *c, int db, const void *k, size_t kl, char *err,
+                  size_t errlen);
+/* The bounded expiry sweep of the current txn (store_commit's, or
+ * store_sweep's); marks the txn swept. */
+int st_sweep(struct store *s, char *err, size_t errlen);
+/* store_sweep_only: 1 when the sweep may remove keys of partition p. */
+int st_sweep_owns(const struct store *s, int32_t p);
+/* Reset per txn (store_begin, store_abort). */
+void st_changes_txn_reset(struct store *s);
 
 #endif

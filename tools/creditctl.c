@@ -4,6 +4,11 @@
  *   creditctl --db DIR show ORG [--json]
  *   creditctl --db DIR outbox [--limit N]
  *   creditctl --db DIR stats
+ *   creditctl --from-kafka BOOTSTRAP [--config FILE] [-X KEY=VALUE]... balances|show ORG
+ *
+ * --from-kafka builds the read-committed state of every partition from the
+ * state changelog of group mode into a scratch store (tools/ctl_kafka.h)
+ * and prints what --db DIR prints for a store holding that state.
  *
  * The store is opened read-only (LMDB MDB_RDONLY): every view runs in its own
  * read transaction, sees one committed state, and never blocks a writer.
@@ -29,6 +34,7 @@
 #include "engine/timeutil.h"
 #include "store/store.h"
 #include "tools/ctl_cmds.h"
+#include "tools/ctl_kafka.h"
 #include "tools/view.h"
 
 #define ERRLEN     512
@@ -37,17 +43,26 @@
 #define CB_FAIL    1000          /* a callback's own failure (message in its context) */
 #define CB_STOP    1001          /* a callback asked to stop early (outbox --limit) */
 #define ID_TEXT_MAX (4 * ENG_ID_MAX + 1) /* an id with every byte escaped as \xNN */
+#define MAX_XS     256           /* -X options */
 
 struct opts {
     const char *db, *cmd, *org;
     int json, help, has_limit;
     uint64_t limit;
+    const char *from_kafka, *config;  /* --from-kafka BOOTSTRAP, its --config FILE */
+    char *xs[MAX_XS];                 /* its -X KEY=VALUE */
+    int nx;
 };
 
 static void usage(FILE *f) {
     fprintf(f,
             "usage: creditctl --db DIR COMMAND [ARGS]\n"
+            "       creditctl --from-kafka BOOTSTRAP [--config FILE] [-X KEY=VALUE]...\n"
+            "                 balances|show ORG [--json]\n"
             "Read-only views of a creditd store (safe while a writer runs).\n"
+            "--from-kafka: the same views of the state in the changelog of group mode\n"
+            "(state.changelog.topic, read committed), read into a temporary store;\n"
+            "--config and -X as for creditd (kafka.*, the pinned credit.* settings)\n"
             "commands:\n"
             "  balances [--json]    organisations with a credit and their project credits:\n"
             "                       value, free, open month, its consumption and minimum, terms\n"
@@ -471,10 +486,53 @@ static int bad_usage(const char *what, const char *arg) {
     return EXIT_USAGE;
 }
 
+/* The options that take a value, "--opt V" or "--opt=V" (-X: "-X V" only). */
+static const char *const VALUE_OPTS[] = {"--db", "--limit", "--from-kafka", "--config", "-X"};
+
+static int set_value(struct opts *o, const char *name, const char *v) {
+    if (strcmp(name, "--db") == 0) o->db = v;
+    else if (strcmp(name, "--limit") == 0) {
+        if (parse_u64(v, &o->limit)) return bad_usage("bad --limit", v);
+        o->has_limit = 1;
+    } else if (strcmp(name, "--from-kafka") == 0) o->from_kafka = v;
+    else if (strcmp(name, "--config") == 0) o->config = v;
+    else if (o->nx < MAX_XS) o->xs[o->nx++] = (char *)v;
+    else return bad_usage("too many -X options (at most 256)", NULL);
+    return 0;
+}
+
+/* argv[*i] is an option with a value: set it.  1: not such an option. */
+static int value_opt(int argc, char **argv, int *i, struct opts *o) {
+    const char *a = argv[*i];
+    for (size_t k = 0; k < sizeof VALUE_OPTS / sizeof VALUE_OPTS[0]; k++) {
+        size_t n = strlen(VALUE_OPTS[k]);
+        if (strncmp(a, VALUE_OPTS[k], n) != 0) continue;
+        if (a[n] == '=' && a[1] == '-') return set_value(o, VALUE_OPTS[k], a + n + 1);
+        if (a[n] != 0) continue;
+        if (*i + 1 >= argc) return bad_usage("missing value for", a);
+        return set_value(o, VALUE_OPTS[k], argv[++*i]);
+    }
+    return 1;
+}
+
+/* Where the state comes from: --db DIR, or --from-kafka BOOTSTRAP with
+ * its --config and -X, for balances and show. */
+static int check_source(const struct opts *o) {
+    if (o->db && o->from_kafka)
+        return bad_usage("give --db DIR or --from-kafka BOOTSTRAP, not both", NULL);
+    if (o->from_kafka && !*o->from_kafka)
+        return bad_usage("--from-kafka: empty bootstrap servers", NULL);
+    if (!o->from_kafka && (o->config || o->nx))
+        return bad_usage("--config and -X apply to --from-kafka only", NULL);
+    if (!o->from_kafka && (!o->db || !*o->db))
+        return bad_usage("missing --db DIR (or --from-kafka BOOTSTRAP)", NULL);
+    return 0;
+}
+
 /* Options may come before or after the command; "--" ends them. */
 static int parse_args(int argc, char **argv, struct opts *o) {
     const char *pos[2];
-    int npos = 0, opts_done = 0;
+    int npos = 0, opts_done = 0, rc;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (opts_done || a[0] != '-' || a[1] == 0) {
@@ -483,16 +541,11 @@ static int parse_args(int argc, char **argv, struct opts *o) {
         } else if (strcmp(a, "--") == 0) opts_done = 1;
         else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) o->help = 1;
         else if (strcmp(a, "--json") == 0) o->json = 1;
-        else if (strncmp(a, "--db=", 5) == 0) o->db = a + 5;
-        else if (strcmp(a, "--db") == 0 || strcmp(a, "--limit") == 0) {
-            if (i + 1 >= argc) return bad_usage("missing value for", a);
-            if (a[2] == 'd') o->db = argv[++i];
-            else if (parse_u64(argv[++i], &o->limit)) return bad_usage("bad --limit", argv[i]);
-            else o->has_limit = 1;
-        } else return bad_usage("unknown option", a);
+        else if ((rc = value_opt(argc, argv, &i, o)) == 1) return bad_usage("unknown option", a);
+        else if (rc) return rc;
     }
     if (o->help) return 0;
-    if (!o->db || !*o->db) return bad_usage("missing --db DIR", NULL);
+    if ((rc = check_source(o))) return rc;
     if (npos == 0) return bad_usage("missing command", NULL);
     o->cmd = pos[0];
     o->org = npos > 1 ? pos[1] : NULL;
@@ -505,6 +558,8 @@ static int parse_args(int argc, char **argv, struct opts *o) {
         return bad_usage("--json applies to balances and show only", NULL);
     if (o->has_limit && strcmp(o->cmd, "outbox"))
         return bad_usage("--limit applies to outbox only", NULL);
+    if (o->from_kafka && !show && strcmp(o->cmd, "balances"))
+        return bad_usage("--from-kafka applies to balances and show only", NULL);
     return 0;
 }
 
@@ -540,7 +595,16 @@ int main(int argc, char **argv) {
     int rc = parse_args(argc, argv, &op);
     if (rc) return rc;
     if (op.help) { usage(stdout); return fflush(stdout) ? EXIT_STORE : 0; }
-    if ((rc = open_store(op.db, &s))) return rc;
+    char kdir[CTLKAFKA_DIR_MAX] = "", where[CTLKAFKA_WHERE_MAX];
+    if (op.from_kafka) {   /* the views name what was read, not the scratch store */
+        if ((rc = ctlkafka_build(op.from_kafka, op.config, op.xs, op.nx, kdir, where))) return rc;
+        op.db = where;
+    }
+    rc = open_store(kdir[0] ? kdir : op.db, &s);
+    if (rc) {
+        if (kdir[0]) ctlkafka_remove(kdir);
+        return rc;
+    }
     struct corrupt_ctx cc = { op.cmd, 0 };
     store_set_corrupt_hook(s, corrupt_cb, &cc);
     if (strcmp(op.cmd, "balances") == 0) rc = cmd_balances(s, &op, &cc);
@@ -548,6 +612,7 @@ int main(int argc, char **argv) {
     else if (strcmp(op.cmd, "outbox") == 0) rc = cmd_outbox(s, &op);
     else rc = cmd_stats(s);
     store_close(s);
+    if (kdir[0] && ctlkafka_remove(kdir) && rc == 0) rc = EXIT_STORE;
     if (cc.n) {
         fprintf(stderr, "creditctl: %s: %lu corrupt record%s skipped: the output is incomplete\n",
                 op.cmd, cc.n, cc.n == 1 ? "" : "s");

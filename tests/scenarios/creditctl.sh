@@ -169,6 +169,25 @@ check "missing store exits 2" [ "$rc" -eq 2 ]
 check "missing store message" grep -q "^creditctl: $tmp/none: no creditd store (" "$tmp/err"
 check "a missing store is not created" [ ! -e "$tmp/none" ]
 
+# ---- 5b. --from-kafka without a broker (tests/kafka/it_changelog.sh has one) ----
+check "--from-kafka with stats exits 1" rc_is 1 "$CTL" --from-kafka 127.0.0.1:1 stats
+check "--from-kafka with outbox exits 1" rc_is 1 "$CTL" --from-kafka 127.0.0.1:1 outbox
+check "--from-kafka and --db exit 1" rc_is 1 "$CTL" --from-kafka 127.0.0.1:1 --db "$db" balances
+check "--from-kafka '' exits 1" rc_is 1 "$CTL" --from-kafka "" balances
+check "--from-kafka without a value exits 1" rc_is 1 "$CTL" balances --from-kafka
+check "-X without --from-kafka exits 1" rc_is 1 "$CTL" --db "$db" -X a.b=c balances
+check "--config without --from-kafka exits 1" rc_is 1 "$CTL" --db "$db" --config /dev/null balances
+mkdir "$tmp/kt"
+TMPDIR="$tmp/kt" "$CTL" --from-kafka 127.0.0.1:1 -X credit.currency=no/such balances 2> "$tmp/err"; rc=$?
+check "--from-kafka with a bad -X exits 1 naming the key" eval \
+    '[ "$rc" -eq 1 ] && grep -q "credit.currency" "$tmp/err"'
+# No broker at all: the client gives up after its grace (KCLIENT_DOWN_GRACE_MS).
+TMPDIR="$tmp/kt" timeout 60 "$CTL" --from-kafka 127.0.0.1:1 balances > "$tmp/out" 2> "$tmp/err"; rc=$?
+check "--from-kafka without a broker exits 2" [ "$rc" -eq 2 ]
+check "... with one line saying so" grep -q "^creditctl: --from-kafka: .*no Kafka broker reachable" "$tmp/err"
+check "... and prints nothing" [ ! -s "$tmp/out" ]
+check "... and leaves no scratch store in TMPDIR" [ -z "$(ls -A "$tmp/kt")" ]
+
 # ---- 6. reading while another process writes --------------------------------
 # credit-replay reads stdin from a fifo and commits every line (--batch 1);
 # creditctl reads while it runs.  Chunk 0 is example C; chunk k (1..5) gives

@@ -557,10 +557,11 @@ static void test_dump_masks_and_sorts(void **state) {
         if (prev && strcmp(prev, line) >= 0) fail_msg("not sorted: \"%s\" then \"%s\"", prev, line);
         prev = line;
     }
-    /* 26 creditd keys (output.alerts, credit.retention_days, the two
-     * creditctl.source_*, the four http.* and log.* included; the 4 unset
+    /* 29 creditd keys (output.alerts, credit.retention_days, the two
+     * creditctl.source_*, the four http.* and log.*, input.assignment,
+     * state.changelog.topic and state.standby_replicas included; the 4 unset
      * sources.* print nothing) + 8 kafka */
-    assert_int_equal(lines, 26 + 8);
+    assert_int_equal(lines, 29 + 8);
     free(d);
     config_free(&c);
 }

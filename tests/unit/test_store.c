@@ -767,8 +767,10 @@ static void test_counters_stats_meta(void **state) {
     assert_int_equal(st.counters.rejected, 4);
     assert_int_equal(st.close_after_s, 0);
     assert_string_equal(st.currency, CUR);
-    assert_int_equal(st.ndb, 12);
+    assert_int_equal(st.ndb, 14);
     assert_string_equal(st.db[11].name, "dedupe_expiry");
+    assert_string_equal(st.db[12].name, "changes");     /* group mode (store_changes.c) */
+    assert_string_equal(st.db[13].name, "changelog");
     assert_int_equal(st.retention_days, 0);
     assert_true(st.oldest_key_time == ENG_NO_TIME);
     assert_string_equal(st.db[0].name, "meta");
