@@ -30,19 +30,24 @@
 #    3 ticks), plus 30 bad lines injected at seeded places (an unknown type
 #    keyed by the organisation of the line before, every 5th invalid JSON)
 #    so that credit.rejected is checked too.  Cut into 6 chunks of equal
-#    lines; a background producer (credit-produce for the lines, credit-tick
-#    for each tick: one copy per partition) produces chunk N only once the
-#    scenario released it, so production goes on while instances come and
-#    go.
-# 3. Every instance: its own --db, -X session.timeout.ms=6000
-#    heartbeat.interval.ms=1000 transaction.timeout.ms=10000.  Ownership
-#    and lag come from its metrics (creditd_consumer_lag{partition="N"}
-#    lines: exactly the owned partitions); progress from the group's
-#    committed offsets (tests/kafka/group_probe.py watch, every 0.25 s).
-#    Every wait is a condition with a bound.  The scenario:
-#    - a alone owns all 8 partitions; 2 SIGKILLs (each after the group's
-#      committed offsets advanced by a seeded amount, the victim owning
-#      partitions), each followed by a restart;
+#    lines, each in pieces of at most 2,500 lines; a background producer
+#    (credit-produce for the pieces, credit-tick for each tick: one copy per
+#    partition) produces chunk N only once the scenario released it, at
+#    IT_GROUP_RATE lines/s (default 2500: a chunk lasts about 20 s), so the
+#    stream flows while instances come and go.  Each phase below releases
+#    its chunk(s); a kill finding nothing flowing releases the next chunk
+#    only within its phase's budget.
+# 3. Every instance: its own --db, group mode's defaults
+#    (session.timeout.ms 6000, heartbeat.interval.ms 1000,
+#    transaction.timeout.ms 10000).  Ownership and lag come from its
+#    metrics (a creditd_consumer_lag{partition="N"} line once a partition
+#    is owned and its lag known; creditd_partitions_assigned from the
+#    assignment on); progress from the group's committed offsets
+#    (tests/kafka/group_probe.py watch, every 0.25 s).  Every wait is a
+#    condition with a bound.  The scenario:
+#    - a alone owns all 8 partitions; 2 SIGKILLs (each once the victim owns
+#      partitions and the group's committed offsets advanced by a seeded
+#      1-3000 messages, then 0-299 ms), each followed by a restart;
 #    - scale 1 -> 3: b and c join, each ends up owning partitions; 4 SIGKILLs
 #      of seeded victims, restarted;
 #    - b stopped with SIGTERM (exit 0), its store directory deleted while it
@@ -55,8 +60,9 @@
 #      partitions (their committed offsets move on); SIGCONT: a must not
 #      crash (killed by a signal); it rejoins or exits (then restarted);
 #    - 2 SIGKILLs; scale 3 -> 2: c stopped with SIGTERM (exit 0); 2 more
-#      SIGKILLs of a or b, restarted.  12 SIGKILLs in all, each with work
-#      left (committed < produced when it lands).
+#      SIGKILLs of a or b, restarted.  12 SIGKILLs in all, at least 10 with
+#      work left (the stream flowing when it lands: its chunk still being
+#      produced, or committed < produced).
 # 4. At the end (bounded): every message produced (input topic == the
 #    stream), the group's committed offsets at the end of every partition,
 #    a and b own every partition between them with lag 0.  Reference:
@@ -94,10 +100,13 @@ MODE=${IT_GROUP_MODE:-group}
 SEED=${IT_GROUP_SEED:-$(( ${SRANDOM:-$$} % 1000000 + 1 ))}
 RANDOM=$SEED
 CHUNKS=6
+PIECE=2500
+RATE=${IT_GROUP_RATE:-2500}
+PHASE_MAX=1        # chunks the current phase may release (kill_cycle's top-ups)
 NBAD=30
 GROUP=it-group
-SESSION_MS=6000
-TXN_MS=10000
+SESSION_MS=6000    # group mode's defaults (consumer/README.md "Group mode"): session.timeout.ms,
+TXN_MS=10000       # transaction.timeout.ms; the bounds below are derived from them
 INSTS=(a b c)
 pass=0 fail=0 pid="" prod_pid="" ref_pid="" watch_pid="" t0=$SECONDS
 declare -A IPID=() NSTART=() IOUT=() IEXTRA=()
@@ -124,10 +133,10 @@ for tool in creditd creditd-test creditctl credit-replay credit-produce credit-t
 done
 for tool in kcat jq curl; do command -v "$tool" >/dev/null || { bad "$tool missing (make deps)"; exit 1; }; done
 
-# wait_for SECONDS CMD...: CMD every 0.2 s until it succeeds, at most SECONDS.
+# wait_for SECONDS CMD...: CMD every WAIT_STEP (0.2) s until it succeeds, at most SECONDS.
 wait_for() {
     local deadline=$((SECONDS + $1)); shift
-    until "$@"; do ((SECONDS < deadline)) || return 1; sleep 0.2; done
+    until "$@"; do ((SECONDS < deadline)) || return 1; sleep "${WAIT_STEP:-0.2}"; done
 }
 rand() { echo $(( (RANDOM * 32768 + RANDOM) % $1 )); }   # 0..N-1
 msleep() { sleep "$(printf '%d.%03d' $(($1 / 1000)) $(($1 % 1000)))"; }
@@ -135,7 +144,8 @@ msleep() { sleep "$(printf '%d.%03d' $(($1 / 1000)) $(($1 % 1000)))"; }
 # ---- the stream ------------------------------------------------------------------
 # gen-events, NBAD bad lines injected, cut into steps: $T/steps/NNNN (lines
 # for credit-produce) and $T/steps.txt ("file PATH CHUNK" / "tick TIME CHUNK"
-# in stream order; chunk = which sixth of the lines).  Sets nlines nticks
+# in stream order; chunk = which sixth of the lines; pieces of at most PIECE
+# lines).  Sets nlines nticks
 # want (messages on the input topic: a tick is one per partition) nbad.
 prepare_group_stream() {
     "$B/gen-events" --orgs "$ORGS" --events "$EVENTS" --months 4 --seed "$SEED" \
@@ -157,7 +167,7 @@ prepare_group_stream() {
     nticks=$(grep -c '"type":"clock\.tick"' "$T/events.jsonl")
     want=$((nlines - nticks + nticks * PARTS))
     mkdir -p "$T/steps"
-    awk -v dir="$T/steps" -v steps="$T/steps.txt" -v n="$nlines" -v k="$CHUNKS" '
+    awk -v dir="$T/steps" -v steps="$T/steps.txt" -v n="$nlines" -v k="$CHUNKS" -v piece="$PIECE" '
         BEGIN { printf "" > steps }
         { ch = int((NR - 1) * k / n) }
         /"type":"clock\.tick"/ {
@@ -166,18 +176,21 @@ prepare_group_stream() {
             print "tick", substr($0, RSTART + 8, RLENGTH - 9), ch > steps
             next
         }
-        f == "" || ch != fch {
+        f == "" || ch != fch || nf >= piece {
             if (f != "") close(f)
-            f = sprintf("%s/%04d", dir, ++np); fch = ch
+            f = sprintf("%s/%04d", dir, ++np); fch = ch; nf = 0
             print "file", f, ch > steps
         }
-        { print > f }' "$T/events.jsonl" || { bad "cutting the stream into steps"; exit 1; }
+        { print > f; nf++ }' "$T/events.jsonl" || { bad "cutting the stream into steps"; exit 1; }
 }
 
-# The background producer: chunk N waits for $T/go.N (release), $T/done.N
-# once all of it is acknowledged.
+# The background producer: chunk N waits for $T/go.N (release), and is
+# produced at RATE lines/s from then on (a piece is produced once the lines
+# before it in the chunk are due: pacing the load, not a synchronisation),
+# $T/done.N once all of it is acknowledged.
+now_ms() { local t=${EPOCHREALTIME/./}; echo $((t / 1000)); }
 produce_steps() {
-    local kind arg ch cur=-1 deadline
+    local kind arg ch cur=-1 deadline start lines=0 due wait
     while read -r kind arg ch; do
         if ((ch != cur)); then
             ((cur < 0)) || touch "$T/done.$cur"
@@ -187,10 +200,13 @@ produce_steps() {
                 ((SECONDS < deadline)) || { echo "chunk $ch never released" >&2; return 1; }
                 sleep 0.1
             done
-            cur=$ch
+            cur=$ch start=$(now_ms) lines=0
         fi
+        due=$((start + lines * 1000 / RATE)) wait=$((due - $(now_ms)))
+        ((wait <= 0)) || sleep "$(printf '%d.%03d' $((wait / 1000)) $((wait % 1000)))"
         case $kind in
-            file) "$B/credit-produce" -b "$BS" -t credit.events "$arg" </dev/null || return 1 ;;
+            file) "$B/credit-produce" -b "$BS" -t credit.events "$arg" </dev/null || return 1
+                  lines=$((lines + $(wc -l < "$arg"))) ;;
             tick) "$B/credit-tick" -b "$BS" -t credit.events --time "$arg" </dev/null || return 1 ;;
         esac
     done < "$T/steps.txt"
@@ -198,6 +214,7 @@ produce_steps() {
 }
 release() { # the next chunk (no-op after the last)
     ((released < CHUNKS)) || return 0
+    ((released < PHASE_MAX)) || PHASE_MAX=$((released + 1))
     touch "$T/go.$released"
     note "chunk $released released"
     released=$((released + 1))
@@ -225,8 +242,7 @@ start_inst() { # X [creditd args...]
     IOUT[$x]=$T/$x.out.$n
     local args=(--db "$T/db.$x" -X "kafka.bootstrap.servers=$BS" -X "group.id=$GROUP"
                 -X stats.interval_ms=1000)
-    [[ $MODE == group ]] && args+=(-X input.assignment=group -X "session.timeout.ms=$SESSION_MS"
-                                   -X heartbeat.interval.ms=1000 -X "transaction.timeout.ms=$TXN_MS")
+    [[ $MODE == group ]] && args+=(-X input.assignment=group)
     [[ $VIA == http ]] && args+=(-X http.listen=127.0.0.1:0)
     [[ -n "${IEXTRA[$x]:-}" ]] && args+=(-X "${IEXTRA[$x]}")
     echo "---- it_group: start $n of $x at $(date +%T.%3N): $*" >> "$T/$x.log"
@@ -271,13 +287,17 @@ scrape() { # X: its metrics on stdout; 1 when there are none (yet)
         cat "$T/$x.metrics.${NSTART[$x]}" 2>/dev/null
     fi
 }
-# OWNED (comma list, maybe empty) and LAG (sum) of X from one scrape.
+# OWNED (comma list, maybe empty), LAG (sum) and NASSIGNED of X from one
+# scrape.  A partition counts as owned once its lag is known (a lag line):
+# creditd_partitions_assigned counts it from the assignment on, while its
+# state is still being restored.
 owned() { # X
     local m
     up "$1" || return 1
     m=$(scrape "$1") || return 1
     [[ -n "$m" ]] || return 1
     OWNED=$(awk -F'"' '/^creditd_consumer_lag\{partition="[0-9]+"\}/ {print $2}' <<<"$m" | sort -n | paste -sd,)
+    NASSIGNED=$(awk '$1 == "creditd_partitions_assigned" {print $2 + 0}' <<<"$m")
     LAG=$(awk '/^creditd_consumer_lag\{/ {s += $2} END {print s + 0}' <<<"$m")
 }
 # The instances own every partition exactly once between them (each at
@@ -310,36 +330,31 @@ restored_since() { # START X: a restore line after X's start number START
     sed -n "/^---- it_group: start $1 of $2 /,\$p" "$T/$2.log" | grep -qE "$RESTORED_RE"
 }
 
-# One SIGKILL of X while it owns partitions and the group makes progress:
-# once the committed offsets advanced by a seeded share of what is left, a
-# seeded 0-299 ms later.  Releases the next chunk when little is left.
-# "With work left" (mid): committed < produced when it lands.  Restarts X
-# unless "norestart".
+# The stream is flowing: the last released chunk is still being produced,
+# or not all of it is applied yet.
+flowing() { [[ ! -e "$T/done.$((released - 1))" ]] || { read_progress && ((CSUM < ESUM)); }; }
+# Nothing flows: release the next chunk if the phase's budget (PHASE_MAX) allows.
+ensure_flow() { flowing || { ((released < PHASE_MAX)) && release; }; }
+
+# One SIGKILL of X while it owns partitions and the stream flows: once the
+# group's committed offsets advanced by a seeded 1-3000 messages (or all
+# that was produced is applied), a seeded 0-299 ms later.  "With work left"
+# (mid): the stream was flowing when it landed.  Restarts X unless
+# "norestart".
 kill_cycle() { # X [norestart]
-    local x=$1 c0 left target e0
+    local x=$1 target
     reap "$x" || start_inst "$x"
     wait_for 120 owns_some "$x" || bad "kill $((kills + 1)): $x owns no partition within 120 s"
+    ensure_flow
     read_progress || { bad "no progress line"; return 1; }
-    if ((ESUM - CSUM < 5000 && released < CHUNKS)); then
-        e0=$ESUM
-        release
-        wait_for 60 eval 'read_progress && ((ESUM - e0 >= 5000))' || note "the released chunk is slow to arrive"
-    fi
-    read_progress
-    c0=$CSUM left=$((ESUM - CSUM))
-    if ((left > 0)); then
-        target=$((c0 + 1 + $(rand $(( left / 3 + 1 )) )))
-        if ! wait_for 180 committed_at_least "$target"; then
-            bad "kill $((kills + 1)): committed offsets stuck at $CSUM (target $target, end $ESUM)"
-            return 1
-        fi
-    fi
+    target=$((CSUM + 1 + $(rand 3000)))
+    caught_up_or() { committed_at_least "$target" || { [[ -e "$T/done.$((released - 1))" ]] && ((CSUM == ESUM)); }; }
+    wait_for 180 caught_up_or || bad "kill $((kills + 1)): committed offsets stuck at $CSUM (target $target, end $ESUM)"
     msleep "$(rand 300)"
     reap "$x" || return 1
+    flowing && mid=$((mid + 1))
     kill_inst "$x"
     kills=$((kills + 1))
-    read_progress
-    ((CSUM < ESUM)) && mid=$((mid + 1))
     note "kill $kills: $x (owned [$OWNED]) at committed $CSUM of $ESUM produced, $want in all"
     [[ "${2:-}" == norestart ]] || start_inst "$x"
 }
@@ -370,26 +385,23 @@ wait_for 60 read_progress || { bad "group_probe.py watch wrote no progress"; cat
 
 # ---- the scenario ---------------------------------------------------------------------------
 scenario_group() {
-    local x y z t stopped_at=() zparts
+    local t zparts
     # 1. a alone.
-    release
+    PHASE_MAX=1; release
     start_inst a
     check "a alone owns all $PARTS partitions" wait_for 120 cover a
     note "a: ${COVER}"
     kill_cycle a; kill_cycle a
 
     # 2. scale 1 -> 3.
-    release
+    PHASE_MAX=3; release
     start_inst b; start_inst c
     check "scaled 1 -> 3: a, b and c share the partitions" wait_for 180 cover each a b c
     note "3 instances: $COVER"
-    for k in 1 2 3 4; do
-        kill_cycle "$(random_of a b c)"
-        ((k == 2)) && release
-    done
+    for k in 1 2 3 4; do kill_cycle "$(random_of a b c)"; done
 
     # 3. b stopped, its store deleted; a or c killed while b is down; b restores.
-    release
+    PHASE_MAX=4; release
     reap b || start_inst b
     wait_for 120 owns_some b
     term_inst b
@@ -400,15 +412,16 @@ scenario_group() {
     kill_cycle "$(random_of a c)"
     check "a and c own every partition again" wait_for 120 cover a c
     start_inst b
-    # Killed during its restore: it owns partitions (its metrics) and has
-    # not logged the restore's end yet.  The restore runs in the rebalance
-    # callback, so there is a window; if the poll misses it, the kill lands
-    # just after the restore (said in the note).
-    restore_window() { owns_some b || restored_since "${NSTART[b]}" b; }
-    if wait_for 120 restore_window; then
+    # Killed during its restore: partitions assigned to it
+    # (creditd_partitions_assigned > 0) and no line about the restore's end
+    # yet.  The restore runs in the rebalance callback, so there is a
+    # window; if the poll misses it, the kill lands just after the restore
+    # (said in the note).
+    restore_window() { { owned b && ((NASSIGNED > 0)); } || restored_since "${NSTART[b]}" b; }
+    if WAIT_STEP=0.03 wait_for 120 restore_window; then
         local when="during its restore"
         restored_since "${NSTART[b]}" b && when="just after its restore"
-        reap b && { kill_inst b; kills=$((kills + 1)); read_progress; ((CSUM < ESUM)) && mid=$((mid + 1))
+        reap b && { flowing && mid=$((mid + 1)); kill_inst b; kills=$((kills + 1)); read_progress
                     note "kill $kills: b $when (committed $CSUM of $ESUM)"; }
     else
         bad "b (empty store) owned no partition within 120 s"
@@ -423,7 +436,7 @@ scenario_group() {
     note "3 instances: $COVER"
 
     # 4. zombie: a stopped past its session timeout.
-    release
+    PHASE_MAX=5; release
     wait_for 120 owns_some a || bad "a owns no partition before the zombie"
     owned a; zparts=$OWNED
     read_progress
@@ -441,21 +454,29 @@ scenario_group() {
         return 1
     }
     wait_for 60 started_on_zparts
+    # Best effort: stopped while input of its partitions is pending, so that
+    # it is likely in the middle of a batch (an open transaction).
+    pending_a() { owned a && ((LAG > 0)); }
+    WAIT_STEP=0.05 wait_for 30 pending_a
     read_progress
     for p in ${zparts//,/ }; do zc[p]=${COM[p]}; done
     kill -STOP "${IPID[a]}"
     echo "---- it_group: SIGSTOP at $(date +%T.%3N)" >> "$T/a.log"
     t=$SECONDS
-    note "zombie: a stopped owning [$zparts] (committed $CSUM of $ESUM)"
+    note "zombie: a stopped owning [$zparts] with lag ${LAG:-?} (committed $CSUM of $ESUM)"
     check "zombie: b and c own every partition within the session timeout + 60 s" \
         wait_for $((SESSION_MS / 1000 + 60)) cover b c
     note "zombie: $COVER after $((SECONDS - t)) s"
-    check "zombie: b and c apply a's former partitions [$zparts]" wait_for 120 moved_on
+    check "zombie: b and c apply a's former partitions [$zparts]" \
+        wait_for $((SESSION_MS / 1000 + TXN_MS / 1000 + 60)) moved_on
     note "zombie: a's partitions moved on after $((SECONDS - t)) s"
     kill -CONT "${IPID[a]}"
     echo "---- it_group: SIGCONT at $(date +%T.%3N)" >> "$T/a.log"
     zombie_settled() { ! up a || cover a b c; }
     check "zombie: after SIGCONT a exits or the three share the partitions again" wait_for 120 zombie_settled
+    # What the zombie said once resumed (its view, for the record).
+    sed -n '/SIGCONT/,$p' "$T/a.log" | grep -E "lost|revoked|fenced|abort|fatal|assigned" | head -n 4 \
+        | sed "s/^/$NAME:   a after SIGCONT: /" >&2
     if up a; then
         note "zombie: a rejoined: $COVER"
     else
@@ -467,13 +488,12 @@ scenario_group() {
     kill_cycle "$(random_of a b c)"; kill_cycle "$(random_of a b c)"
 
     # 5. scale 3 -> 2.
-    release
+    PHASE_MAX=6; release
     reap c || start_inst c
     term_inst c
     check "scaled 3 -> 2: a and b own every partition" wait_for 120 cover a b
     note "2 instances: $COVER"
     kill_cycle "$(random_of a b)"
-    release
     kill_cycle "$(random_of a b)"
     LIVE=(a b)
 }
