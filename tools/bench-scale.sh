@@ -18,26 +18,30 @@
 #    --db, -X session.timeout.ms=6000 heartbeat.interval.ms=1000
 #    transaction.timeout.ms=10000 (knobs below) http.listen=127.0.0.1:0
 #    log.format=json.
-# 3. Throughput, N = 1, 2, 3: N instances start on the empty input topic;
-#    once each owns partitions (GET /metrics: creditd_consumer_lag lines)
-#    the base stream is produced; events/s = (messages - committed at the
-#    first commit) / (time of the last commit - time of the first), from the
-#    group's committed offsets (tests/kafka/group_probe.py watch, every
-#    0.1 s).  The production time is reported too (it must be shorter).
+# 3. Throughput, N = 1, 2, 3: the base stream is produced to the run's input
+#    topic, then N instances start together; events/s = (messages -
+#    committed at the first commit) / (time of the last commit - time of the
+#    first), from the group's committed offsets (tests/kafka/group_probe.py
+#    watch, every 0.1 s): a catch-up rate, like make bench-kafka's, which
+#    includes forming the group (reported: when all N owned partitions,
+#    from GET /metrics' creditd_consumer_lag lines).
 # 4. Restore: the N=1 instance stopped (SIGTERM), its store deleted,
 #    restarted: its log's "assigned partitions L: restored N changelog
 #    records in S s" lines, rate = sum N / sum S (or, for lines "restored
 #    partition P: N records", the time from the assignment to the last).
 # 5. Fail-over, without a standby: a second instance b joins the restored
-#    one (a) and restores its share; the feed is produced at BENCH_SCALE_RATE
-#    events/s (group_probe.py rate); once every partition's committed offset
-#    moved since the feed started, a is SIGKILLed.  Reported: the time until
-#    b owns every partition (its metrics, polled every 0.1 s) and until every
-#    one of a's partitions has a committed offset beyond the one at the kill
-#    (events applied again elsewhere).  With a standby: the same on a new
-#    group and changelog with state.standby_replicas=1 on both, b joining
-#    after a applied everything and the kill only once b's store holds as
-#    many organisations as a's (creditctl stats: the standby is warm).
+#    one (a) and restores its share (the "restore on join" figure); the feed
+#    is produced at BENCH_SCALE_RATE events/s (group_probe.py rate); once
+#    every partition's committed offset moved since the feed started, a is
+#    SIGKILLed.  Reported: the time until b owns every partition (its
+#    metrics, polled every 0.1 s: a partition's lag line appears once it is
+#    restored) and until every one of a's partitions has a commit beyond its
+#    offset 1 s after the kill (events applied again elsewhere), and what b
+#    restored then.  With a standby: the same on a new group and changelog
+#    with state.standby_replicas=1 on both, b joining after a applied
+#    everything, the feed and the kill only once b's copy of a's partitions
+#    equals a's (creditctl balances of both stores, filtered by partition:
+#    the standby is warm).
 # 6. One report block: machine, load, figures, the issue's targets
 #    (restore >= 100k records/s, fail-over with a standby <= 10 s) PASS/MISS.
 #
@@ -118,9 +122,9 @@ start_inst() { # X GROUP RUN [creditd args...]: RUN names the input and changelo
     IPID[$x]=$!
 }
 up() { [[ -n "${IPID[$1]:-}" ]] && alive "${IPID[$1]}"; }
-need_up() { # X...: die when one exited
+need_up() { # X...: die when one exited (its log's last lines shown)
     local x
-    for x; do up "$x" || { tail -n 5 "${ILOG[$x]}" >&2; die "instance $x exited"; }; done
+    for x; do up "$x" || { tail -n 5 "${ILOG[$x]}" >&2; die "instance $x exited by itself"; }; done
 }
 term_inst() { local rc=0; stop_creditd "${IPID[$1]}" 60 || rc=$?; IPID[$1]=""; ((rc == 0)) || say "$1 exited $rc after SIGTERM"; }
 owned() { # X: OWNED (comma list) and LAG (sum) from GET /metrics
@@ -192,40 +196,31 @@ topic credit.overage 3; topic credit.ledger 3 retention.ms=-1; topic credit.reje
 topic credit.alerts 3 retention.ms=-1
 
 # ---- 3. throughput with 1, 2, 3 instances --------------------------------------------------
-declare -A RATE_N=() PROD_S=() APPLY_S=()
+declare -A RATE_N=() APPLY_S=() FORM_S=()
 for n in 1 2 3; do
     run=r$n group=bench-r$n
     run_topics "$run" "$group"
+    produce_all "$T/base" "credit.events.$run" > "$T/produce.$run.log" 2>&1 || die "producing the base stream"
     watch_start "$run" "$group"
     insts=()
     for ((i = 0; i < n; i++)); do x=$run-$i; insts+=("$x"); start_inst "$x" "$group" "$run"; done
-    wait_for 180 cover "${insts[@]}" || die "$n instances: no stable assignment within 180 s"
-    say "$n instance(s) own [$(for x in "${insts[@]}"; do owned "$x"; printf '%s ' "$OWNED"; done)]; producing"
-    tp0=$(now)
-    produce_all "$T/base" "credit.events.$run" > "$T/produce.$run.log" 2>&1 || die "producing the base stream"
-    PROD_S[$n]=$(sub "$tp0" "$(now)")
-    deadline=$((SECONDS + TIMEOUT))
+    deadline=$((SECONDS + TIMEOUT)) t_cover=""
     until all_applied "$NBASE"; do
         need_up "${insts[@]}"
+        [[ -z "$t_cover" ]] && cover "${insts[@]}" && t_cover=$(date +%s.%N)
         ((SECONDS < deadline)) || die "$n instances: committed ${CSUM:-0} of $NBASE within $TIMEOUT s"
         sleep 0.2
     done
     # First and last commit from the history: (messages - committed at the first) / time.
-    read -r RATE_N[$n] APPLY_S[$n] < <(awk -v n="$NBASE" '
+    read -r RATE_N[$n] APPLY_S[$n] FORM_S[$n] < <(awk -v n="$NBASE" -v tc="${t_cover:-0}" '
         $2 > 0 && !t1 { t1 = $1; c1 = $2 } $2 >= n && !t2 { t2 = $1 }
-        END { d = t2 - t1; printf "%.0f %.2f\n", (d > 0 ? (n - c1) / d : 0), d }' "$T/hist.$group")
-    say "$n instance(s): ${RATE_N[$n]} events/s (${APPLY_S[$n]} s first to last commit; produced in ${PROD_S[$n]} s)"
+        END { d = t2 - t1; printf "%.0f %.2f %s\n", (d > 0 ? (n - c1) / d : 0), d, (tc > 0 ? sprintf("%.2f", tc - t1) : "-") }' \
+        "$T/hist.$group")
+    say "$n instance(s): ${RATE_N[$n]} events/s (${APPLY_S[$n]} s first to last commit; all $n owning partitions ${FORM_S[$n]} s after the first commit)"
     if ((n > 1)); then for x in "${insts[@]}"; do term_inst "$x"; done; fi
 done
 
 # ---- 4. restore: r1-0's store deleted, restarted ----------------------------------------------
-x=r1-0
-term_inst "$x"
-rm -rf "$T/db.$x"
-changelog_records=$("$PY" tools/latency_probe.py offsets "$BS" credit.changelog.bench-r1 | awk '{print $2}')
-start_inst "$x" bench-r1 r1
-watch_start r1 bench-r1
-wait_for 300 cover lag0 "$x" || die "restore: $x did not own every partition with lag 0 within 300 s"
 # Restore lines of a JSON log: "assigned partitions L: restored N changelog
 # records in S s" (records and seconds as stated), or "restored partition P:
 # N records ..." (seconds from the time of the assignment line before the
@@ -245,41 +240,79 @@ restore_figures() { # LOG
         }
         END { printf "%d %.2f %d\n", rec, stated + (last - first), lines }'
 }
+rate_of() { awk -v r="$1" -v s="$2" 'BEGIN { printf "%.0f", (s > 0 ? r / s : 0) }'; }
+state_entries() { # STORE: entries of the state databases (what a restore rebuilds)
+    "$B/creditctl" --db "$1" stats 2>/dev/null | awk '
+        $1 ~ /^(orgs|sequences|org_credits|project_credits|months|org_partition|partitions|dedupe|dedupe_expiry|offsets)$/ { s += $2 }
+        END { print s + 0 }'
+}
+x=r1-0
+term_inst "$x"
+rm -rf "$T/db.$x"
+changelog_records=$("$PY" tools/latency_probe.py offsets "$BS" credit.changelog.bench-r1 | awk '{print $2}')
+start_inst "$x" bench-r1 r1
+watch_start r1 bench-r1
+restored_all() { need_up "$x"; cover lag0 "$x"; }
+wait_for 300 restored_all || die "restore: $x did not own every partition with lag 0 within 300 s"
 read -r R_REC R_SEC R_LINES < <(restore_figures "${ILOG[$x]}")
-R_RATE=$(awk -v r="$R_REC" -v s="$R_SEC" 'BEGIN { printf "%.0f", (s > 0 ? r / s : 0) }')
-say "restore: $R_REC records in $R_SEC s ($R_RATE records/s; $R_LINES lines; the changelog holds $changelog_records records)"
+R_RATE=$(rate_of "$R_REC" "$R_SEC")
+R_STATE=$(state_entries "$T/db.$x")
+say "restore: $R_REC records in $R_SEC s ($R_RATE records/s; $R_LINES lines; the changelog holds $changelog_records records, the restored store $R_STATE state entries)"
 jq -r 'select(.message != null and (.message | test("restor"))) | .time + " " + .message' "${ILOG[$x]}" \
-    | tail -n 10 | sed 's/^/bench-scale:   /' >&2
+    | tail -n 4 | sed 's/^/bench-scale:   /' >&2
 
 # ---- 5. fail-over --------------------------------------------------------------------------
-# failover A B GROUP FEEDFILE: a (A) and b (B) share the partitions; the feed
-# runs; A is SIGKILLed; sets FO_OWN (b owns all) and FO_APPLY (all of A's
-# partitions committed again) in seconds after the kill.
+"$PY" "$PROBE" key-partitions "$BS" credit.events.r1 > "$T/org.parts" 2> "$T/org.parts.err" \
+    || die "key-partitions of credit.events.r1: $(tail -n 1 "$T/org.parts.err")"
+# The balance lines of STORE whose organisation is on one of PARTS (comma list).
+owned_balances() { # STORE PARTS
+    "$B/creditctl" --db "$1" balances --json 2>/dev/null | awk -v own=",$2," '
+        NR == FNR { part[$1] = $2; next }
+        match($0, /^\{"org":"[^"]*"/) { org = substr($0, 9, RLENGTH - 9); if (index(own, "," part[org] ",")) print }' \
+        "$T/org.parts" -
+}
+# failover A B GROUP FEEDFILE: A and B share the partitions with lag 0 (and,
+# with "warm", B's copy of A's partitions equals A's); the feed runs; A is
+# SIGKILLed.  Sets FO_OWN (B owns every partition) and FO_APPLY (each of A's
+# partitions has a commit beyond its offset 1 s after the kill: the dead
+# instance's last transaction may still complete right after the kill; no
+# other owner is possible before its session times out), seconds after the
+# kill; B's log up to the kill is in $T/B.before-kill.
 failover() {
-    local a=$1 b=$2 group=$3 feedf=$4 c0=() k tk p own
-    wait_for 300 cover lag0 "$a" "$b" || die "fail-over: $a and $b not sharing the partitions with lag 0"
+    local a=$1 b=$2 group=$3 feedf=$4 warm=${5:-} c0=() tk p own
+    shared() { need_up "$a" "$b"; cover lag0 "$a" "$b"; }
+    wait_for 300 shared || die "fail-over: $a and $b not sharing the partitions with lag 0"
+    owned "$a"; own=$OWNED
+    if [[ -n "$warm" ]]; then
+        same_copy() { need_up "$a" "$b"; cmp -s <(owned_balances "$T/db.$a" "$own") <(owned_balances "$T/db.$b" "$own"); }
+        wait_for 300 same_copy || die "standby: $b's copy of partitions [$own] never equalled $a's"
+        say "standby: $b's copy of $a's partitions [$own] equals $a's ($(owned_balances "$T/db.$b" "$own" | wc -l) balance lines)"
+    fi
     "$PY" "$PROBE" rate "$BS" credit.events.r1 "$feedf" "$RATE" > "$T/feed.$group.log" 2>&1 &
     feed_pid=$!
     read_progress; for ((p = 0; p < PARTS; p++)); do c0[p]=${COM[p]}; done
-    moving() { local p; read_progress || return 1; for ((p = 0; p < PARTS; p++)); do ((COM[p] > c0[p])) || return 1; done; }
+    moving() { local p; need_up "$a" "$b"; read_progress || return 1; for ((p = 0; p < PARTS; p++)); do ((COM[p] > c0[p])) || return 1; done; }
     wait_for 120 moving || die "fail-over: the feed is not applied on every partition within 120 s"
     owned "$a"; own=$OWNED
-    read_progress; for ((p = 0; p < PARTS; p++)); do c0[p]=${COM[p]}; done
+    cp "${ILOG[$b]}" "$T/$b.before-kill"
     tk=$(now)
     kill -KILL "${IPID[$a]}"; wait "${IPID[$a]}" 2>/dev/null; IPID[$a]=""
-    b_owns_all() { owned "$b" && [[ "$OWNED" == "$(seq -s, 0 $((PARTS - 1)))" ]]; }
+    b_owns_all() { need_up "$b"; owned "$b" && [[ "$OWNED" == "$(seq -s, 0 $((PARTS - 1)))" ]]; }
     wait_for 300 b_owns_all || die "fail-over: $b does not own every partition within 300 s"
     FO_OWN=$(sub "$tk" "$(now)")
-    applied_again() { local p; read_progress || return 1; for p in ${own//,/ }; do ((COM[p] > c0[p])) || return 1; done; }
-    wait_for 300 applied_again || die "fail-over: $a's partitions [$own] not applied again within 300 s"
-    # The first history line at which each of a's partitions had moved.
-    FO_APPLY=$(awk -v tk="$tk" -v own="$own" -v c="$(IFS=,; echo "${c0[*]}")" '
-        BEGIN { n = split(own, o, ","); split(c, c0, ",") }
-        $1 > tk && !done {
-            ok = 1
-            for (i = 1; i <= n; i++) { split($(4 + o[i]), pc, ":"); if (pc[1] <= c0[o[i] + 1]) ok = 0 }
-            if (ok) { printf "%.2f\n", $1 - tk; done = 1 }
-        }' "$T/hist.$group")
+    applied_again() { # each of a's partitions committed beyond its offset at tk + 1 s
+        awk -v tk="$tk" -v own="$own" '
+            BEGIN { n = split(own, o, ",") }
+            $1 >= tk + 1 && !base { for (i = 1; i <= n; i++) { split($(4 + o[i]), pc, ":"); c0[i] = pc[1] }; base = 1; next }
+            base && !done {
+                ok = 1
+                for (i = 1; i <= n; i++) { split($(4 + o[i]), pc, ":"); if (pc[1] <= c0[i]) ok = 0 }
+                if (ok) { printf "%.2f\n", $1 - tk; done = 1 }
+            }
+            END { exit !done }' "$T/hist.$group"
+    }
+    wait_for 300 applied_again > /dev/null || die "fail-over: $a's partitions [$own] not applied again within 300 s"
+    FO_APPLY=$(applied_again)
     kill "$feed_pid" 2>/dev/null; wait "$feed_pid" 2>/dev/null; feed_pid=""
     say "fail-over ($group): $a owned [$own]; $b owned every partition after $FO_OWN s; all of [$own] applied again after $FO_APPLY s"
 }
@@ -288,22 +321,24 @@ failover() {
 start_inst r1-b bench-r1 r1
 failover r1-0 r1-b bench-r1 "$T/feed.00"
 FO0_OWN=$FO_OWN FO0_APPLY=$FO_APPLY
-read -r J_REC J_SEC _ < <(restore_figures "${ILOG[r1-b]}")
+read -r J_REC J_SEC _ < <(restore_figures "$T/r1-b.before-kill")
+read -r A_REC A_SEC _ < <(restore_figures "${ILOG[r1-b]}")
+FO0_REC=$((A_REC - J_REC)) FO0_RSEC=$(awk -v a="$A_SEC" -v j="$J_SEC" 'BEGIN { printf "%.2f", a - j }')
 term_inst r1-b
 
-# With a standby: a new group and changelog on the same input.
+# With a standby: a new group and changelog on the same input; the kill once
+# the standby's copy equals the owner's.
 topic credit.changelog.bench-s1 "$PARTS" cleanup.policy=compact
 watch_start r1 bench-s1
 wait_for 60 read_progress || die "standby run: no progress line"
 start_inst s1-a bench-s1 r1 -X state.standby_replicas=1
 wait_for "$TIMEOUT" all_applied "$ESUM" || die "standby run: s1-a did not apply the input"
 start_inst s1-b bench-s1 r1 -X state.standby_replicas=1
-wait_for 300 cover lag0 s1-a s1-b || die "standby run: no stable assignment"
-orgs_of() { "$B/creditctl" --db "$T/db.$1" stats 2>/dev/null | awk '$1 == "orgs" {print $2}'; }
-warm() { local n; n=$(orgs_of s1-b); [[ -n "$n" && "$n" == "$(orgs_of s1-a)" ]]; }
-wait_for 300 warm || die "standby run: s1-b's store never held as many organisations as s1-a's"
-failover s1-a s1-b bench-s1 "$T/feed.01"
+failover s1-a s1-b bench-s1 "$T/feed.01" warm
 FO1_OWN=$FO_OWN FO1_APPLY=$FO_APPLY
+read -r J1_REC J1_SEC _ < <(restore_figures "$T/s1-b.before-kill")
+read -r A1_REC A1_SEC _ < <(restore_figures "${ILOG[s1-b]}")
+FO1_REC=$((A1_REC - J1_REC)) FO1_RSEC=$(awk -v a="$A1_SEC" -v j="$J1_SEC" 'BEGIN { printf "%.2f", a - j }')
 term_inst s1-b
 
 # ---- 6. report ---------------------------------------------------------------------------------
@@ -312,21 +347,21 @@ ncpu=$(nproc 2>/dev/null || echo '?')
 model=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null)
 mem=$(awk '/^MemTotal:/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo 2>/dev/null)
 fstype=$(df -PT "$T" 2>/dev/null | awk 'NR == 2 { print $2 }')
-J_RATE=$(awk -v r="$J_REC" -v s="$J_SEC" 'BEGIN { printf "%.0f", (s > 0 ? r / s : 0) }')
 {
 echo "================== creditd bench-scale (group mode) =================="
 printf "stream           %d messages on %d partitions (%d events, %d organisations, seed %d)\n" \
     "$NBASE" "$PARTS" "$EVENTS" "$ORGS" "$SEED"
 for n in 1 2 3; do
-    printf "%d instance(s)    %s events/s  (%s s first to last commit; production took %s s%s)\n" \
-        "$n" "${RATE_N[$n]}" "${APPLY_S[$n]}" "${PROD_S[$n]}" \
-        "$(awk -v p="${PROD_S[$n]}" -v a="${APPLY_S[$n]}" 'BEGIN { if (p >= 0.9 * a) printf ": bound by production" }')"
+    printf "%d instance(s)    %s events/s  (%s s first to last commit on the produced stream; all %d owning partitions %s s after the first commit)\n" \
+        "$n" "${RATE_N[$n]}" "${APPLY_S[$n]}" "$n" "${FORM_S[$n]}"
 done
-printf "restore          %s records/s  (%s records, all %d partitions, in %s s; the changelog held %s records)\n" \
-    "$R_RATE" "$R_REC" "$PARTS" "$R_SEC" "$changelog_records"
-printf "restore on join  %s records/s  (%s records, the joining instance's share, in %s s)\n" "$J_RATE" "$J_REC" "$J_SEC"
-printf "fail-over        no standby: partitions owned %s s, applying again %s s after SIGKILL\n" "$FO0_OWN" "$FO0_APPLY"
-printf "                 standby 1:  partitions owned %s s, applying again %s s after SIGKILL\n" "$FO1_OWN" "$FO1_APPLY"
+printf "restore          %s records/s  (%s changelog records, all %d partitions, in %s s; the changelog held %s records, the store has %s state entries)\n" \
+    "$R_RATE" "$R_REC" "$PARTS" "$R_SEC" "$changelog_records" "$R_STATE"
+printf "restore on join  %s records/s  (%s records, the joining instance's share, in %s s)\n" "$(rate_of "$J_REC" "$J_SEC")" "$J_REC" "$J_SEC"
+printf "fail-over        no standby: partitions owned %s s, applying again %s s after SIGKILL (restored %s records in %s s)\n" \
+    "$FO0_OWN" "$FO0_APPLY" "$FO0_REC" "$FO0_RSEC"
+printf "                 standby 1:  partitions owned %s s, applying again %s s after SIGKILL (restored %s records in %s s)\n" \
+    "$FO1_OWN" "$FO1_APPLY" "$FO1_REC" "$FO1_RSEC"
 printf "                 (session.timeout.ms=%d, transaction.timeout.ms=%d, feed %d events/s)\n" "$SESSION_MS" "$TXN_MS" "$RATE"
 printf "broker           Apache Kafka %s, single node on loopback, same machine, fs %s\n" "$kafka_version" "$fstype"
 printf "machine          %s CPUs, %s, %s RAM, load %s at start, %s at end\n" "$ncpu" "$model" "$mem" "$load_start" "$load_end"

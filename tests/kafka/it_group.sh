@@ -12,6 +12,9 @@
 #                    schedule (default: random, printed)
 #   IT_GROUP_EVENTS  events generated (default 300000)
 #   IT_GROUP_ORGS    organisations (default 2000)
+#   IT_GROUP_STANDBY instances run with state.standby_replicas=1 (default
+#                    "b c": a mixed group; b's final store is then partly
+#                    built by its standby; "" for none)
 #   IT_GROUP_VIA     how ownership and lag are read: http (default:
 #                    build/creditd, GET /metrics on http.listen=127.0.0.1:0)
 #                    or file (build/creditd-test, CREDITD_TEST_METRICS_FILE)
@@ -37,7 +40,8 @@
 #    stream flows while instances come and go.  Each phase below releases
 #    its chunk(s); a kill finding nothing flowing releases the next chunk
 #    only within its phase's budget.
-# 3. Every instance: its own --db, group mode's defaults
+# 3. Every instance: its own --db (b and c with a standby replica, a
+#    without, by default), group mode's defaults
 #    (session.timeout.ms 6000, heartbeat.interval.ms 1000,
 #    transaction.timeout.ms 10000).  Ownership and lag come from its
 #    metrics (a creditd_consumer_lag{partition="N"} line once a partition
@@ -96,6 +100,7 @@ PARTS=8
 EVENTS=${IT_GROUP_EVENTS:-300000}
 ORGS=${IT_GROUP_ORGS:-2000}
 VIA=${IT_GROUP_VIA:-http}
+STANDBY=${IT_GROUP_STANDBY-b c}
 MODE=${IT_GROUP_MODE:-group}
 SEED=${IT_GROUP_SEED:-$(( ${SRANDOM:-$$} % 1000000 + 1 ))}
 RANDOM=$SEED
@@ -243,6 +248,7 @@ start_inst() { # X [creditd args...]
     local args=(--db "$T/db.$x" -X "kafka.bootstrap.servers=$BS" -X "group.id=$GROUP"
                 -X stats.interval_ms=1000)
     [[ $MODE == group ]] && args+=(-X input.assignment=group)
+    [[ $MODE == group && " $STANDBY " == *" $x "* ]] && args+=(-X state.standby_replicas=1)
     [[ $VIA == http ]] && args+=(-X http.listen=127.0.0.1:0)
     [[ -n "${IEXTRA[$x]:-}" ]] && args+=(-X "${IEXTRA[$x]}")
     echo "---- it_group: start $n of $x at $(date +%T.%3N): $*" >> "$T/$x.log"
@@ -319,15 +325,18 @@ cover() { # [each] [lag0] X...
 owns_some() { owned "$1" && [[ -n "$OWNED" ]]; }
 
 # Restores in X's log: "assigned partitions L: restored N changelog records
-# in S s" (or "restored partition P: N records ...").
+# in S s" (or "restored partition P: N records ..."); not the lines of an
+# empty assignment ("assigned partitions none: ...", the first round of a
+# cooperative rebalance).
 RESTORED_RE='restored [0-9]+ (changelog )?records|restored partition [0-9]+: [0-9]+ records'
-restore_lines() { grep -E "$RESTORED_RE" "$T/$1.log"; }
+restore_lines() { grep -E "$RESTORED_RE" "$T/$1.log" | grep -v "assigned partitions none"; }
 restored_records() { # stdin: restore lines; the sum of their records
     sed -nE 's/.*restored ([0-9]+) (changelog )?records.*/\1/p; s/.*restored partition [0-9]+: ([0-9]+) records.*/\1/p' \
         | awk '{s += $1} END {print s + 0}'
 }
 restored_since() { # START X: a restore line after X's start number START
-    sed -n "/^---- it_group: start $1 of $2 /,\$p" "$T/$2.log" | grep -qE "$RESTORED_RE"
+    sed -n "/^---- it_group: start $1 of $2 /,\$p" "$T/$2.log" | grep -E "$RESTORED_RE" \
+        | grep -vq "assigned partitions none"
 }
 
 # The stream is flowing: the last released chunk is still being produced,
@@ -361,7 +370,7 @@ kill_cycle() { # X [norestart]
 random_of() { local a=("$@"); echo "${a[$(rand ${#a[@]})]}"; }
 
 # ---- broker, topics, stream, producer, watcher ------------------------------------------
-note "seed $SEED: $EVENTS events, $ORGS organisations, mode $MODE, metrics via $VIA"
+note "seed $SEED: $EVENTS events, $ORGS organisations, mode $MODE, metrics via $VIA, standby: ${STANDBY:-none}"
 prepare_group_stream
 note "$nlines lines ($nbad bad), $nticks ticks: $want messages on $PARTS partitions, $(wc -l < "$T/steps.txt") steps"
 BS=$("$BROKER" start "$T/kafka" transaction.abort.timed.out.transaction.cleanup.interval.ms=1000) \
@@ -460,8 +469,8 @@ scenario_group() {
     WAIT_STEP=0.05 wait_for 30 pending_a
     read_progress
     for p in ${zparts//,/ }; do zc[p]=${COM[p]}; done
-    kill -STOP "${IPID[a]}"
     echo "---- it_group: SIGSTOP at $(date +%T.%3N)" >> "$T/a.log"
+    kill -STOP "${IPID[a]}"
     t=$SECONDS
     note "zombie: a stopped owning [$zparts] with lag ${LAG:-?} (committed $CSUM of $ESUM)"
     check "zombie: b and c own every partition within the session timeout + 60 s" \
@@ -470,8 +479,8 @@ scenario_group() {
     check "zombie: b and c apply a's former partitions [$zparts]" \
         wait_for $((SESSION_MS / 1000 + TXN_MS / 1000 + 60)) moved_on
     note "zombie: a's partitions moved on after $((SECONDS - t)) s"
-    kill -CONT "${IPID[a]}"
     echo "---- it_group: SIGCONT at $(date +%T.%3N)" >> "$T/a.log"
+    kill -CONT "${IPID[a]}"
     zombie_settled() { ! up a || cover a b c; }
     check "zombie: after SIGCONT a exits or the three share the partitions again" wait_for 120 zombie_settled
     # What the zombie said once resumed (its view, for the record).
