@@ -138,10 +138,18 @@ for tool in creditd creditd-test creditctl credit-replay credit-produce credit-t
 done
 for tool in kcat jq curl; do command -v "$tool" >/dev/null || { bad "$tool missing (make deps)"; exit 1; }; done
 
-# wait_for SECONDS CMD...: CMD every WAIT_STEP (0.2) s until it succeeds, at most SECONDS.
+# wait_for SECONDS CMD...: CMD every WAIT_STEP (0.2) s until it succeeds, at
+# most SECONDS; fails at once when an instance that should run died by
+# itself (reap, called next, reports it).
 wait_for() {
-    local deadline=$((SECONDS + $1)); shift
-    until "$@"; do ((SECONDS < deadline)) || return 1; sleep "${WAIT_STEP:-0.2}"; done
+    local deadline=$((SECONDS + $1)) x; shift
+    until "$@"; do
+        ((SECONDS < deadline)) || return 1
+        for x in "${!IPID[@]}"; do
+            [[ -z "${IPID[$x]}" ]] || running "${IPID[$x]}" || { echo "$NAME: $x died" >&2; return 1; }
+        done
+        sleep "${WAIT_STEP:-0.2}"
+    done
 }
 rand() { echo $(( (RANDOM * 32768 + RANDOM) % $1 )); }   # 0..N-1
 msleep() { sleep "$(printf '%d.%03d' $(($1 / 1000)) $(($1 % 1000)))"; }
