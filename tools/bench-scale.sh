@@ -81,9 +81,9 @@ say() { echo "bench-scale: $*" >&2; }
 die() { say "FAILED: $*"; exit 1; }
 now() { date +%s.%N; }
 sub() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
-wait_for() { # SECONDS CMD...: CMD every 0.1 s until it succeeds, at most SECONDS
+wait_for() { # SECONDS CMD...: CMD every WAIT_STEP (0.1) s until it succeeds, at most SECONDS
     local deadline=$((SECONDS + $1)); shift
-    until "$@"; do ((SECONDS < deadline)) || return 1; sleep 0.1; done
+    until "$@"; do ((SECONDS < deadline)) || return 1; sleep "${WAIT_STEP:-0.1}"; done
 }
 
 for f in creditd creditctl credit-produce credit-tick gen-events; do
@@ -264,6 +264,7 @@ jq -r 'select(.message != null and (.message | test("restor"))) | .time + " " + 
 # ---- 5. fail-over --------------------------------------------------------------------------
 "$PY" "$PROBE" key-partitions "$BS" credit.events.r1 > "$T/org.parts" 2> "$T/org.parts.err" \
     || die "key-partitions of credit.events.r1: $(tail -n 1 "$T/org.parts.err")"
+(( $(wc -l < "$T/org.parts") >= ORGS / 2 )) || die "key-partitions: only $(wc -l < "$T/org.parts") organisations"
 # The balance lines of STORE whose organisation is on one of PARTS (comma list).
 owned_balances() { # STORE PARTS
     "$B/creditctl" --db "$1" balances --json 2>/dev/null | awk -v own=",$2," '
@@ -284,9 +285,16 @@ failover() {
     wait_for 300 shared || die "fail-over: $a and $b not sharing the partitions with lag 0"
     owned "$a"; own=$OWNED
     if [[ -n "$warm" ]]; then
-        same_copy() { need_up "$a" "$b"; cmp -s <(owned_balances "$T/db.$a" "$own") <(owned_balances "$T/db.$b" "$own"); }
-        wait_for 300 same_copy || die "standby: $b's copy of partitions [$own] never equalled $a's"
-        say "standby: $b's copy of $a's partitions [$own] equals $a's ($(owned_balances "$T/db.$b" "$own" | wc -l) balance lines)"
+        same_copy() {
+            need_up "$a" "$b"
+            owned_balances "$T/db.$a" "$own" > "$T/copy.$a" && owned_balances "$T/db.$b" "$own" > "$T/copy.$b" \
+                && [[ -s "$T/copy.$a" ]] && cmp -s "$T/copy.$a" "$T/copy.$b"
+        }
+        local tw; tw=$(now)
+        WAIT_STEP=1 wait_for 600 same_copy \
+            || die "standby: $b's copy of partitions [$own] never equalled $a's ($(wc -l < "$T/copy.$a") vs $(wc -l < "$T/copy.$b") lines)"
+        WARM_S=$(sub "$tw" "$(now)")
+        say "standby: $b's copy of $a's partitions [$own] equals $a's ($(wc -l < "$T/copy.$b") balance lines) $WARM_S s after both shared the partitions"
     fi
     "$PY" "$PROBE" rate "$BS" credit.events.r1 "$feedf" "$RATE" > "$T/feed.$group.log" 2>&1 &
     feed_pid=$!
@@ -360,8 +368,9 @@ printf "restore          %s records/s  (%s changelog records, all %d partitions,
 printf "restore on join  %s records/s  (%s records, the joining instance's share, in %s s)\n" "$(rate_of "$J_REC" "$J_SEC")" "$J_REC" "$J_SEC"
 printf "fail-over        no standby: partitions owned %s s, applying again %s s after SIGKILL (restored %s records in %s s)\n" \
     "$FO0_OWN" "$FO0_APPLY" "$FO0_REC" "$FO0_RSEC"
-printf "                 standby 1:  partitions owned %s s, applying again %s s after SIGKILL (restored %s records in %s s)\n" \
+printf "                 standby 1:  partitions owned %s s, applying again %s s after SIGKILL (restored %s records in %s s;\n" \
     "$FO1_OWN" "$FO1_APPLY" "$FO1_REC" "$FO1_RSEC"
+printf "                             the standby's copy equalled the owner's %s s after the two shared the partitions)\n" "$WARM_S"
 printf "                 (session.timeout.ms=%d, transaction.timeout.ms=%d, feed %d events/s)\n" "$SESSION_MS" "$TXN_MS" "$RATE"
 printf "broker           Apache Kafka %s, single node on loopback, same machine, fs %s\n" "$kafka_version" "$fstype"
 printf "machine          %s CPUs, %s, %s RAM, load %s at start, %s at end\n" "$ncpu" "$model" "$mem" "$load_start" "$load_end"
