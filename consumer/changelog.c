@@ -101,7 +101,11 @@ static struct kclient *client_new(struct changelog *cl, const struct config *c,
     struct kclient_spec spec = {.prog = log_prog(), .role = cl->role, .type = RD_KAFKA_CONSUMER,
                                 .defaults = defaults, .cfg = c, .bootstrap = bootstrap,
                                 .forced = forced, .stop = cl->stop,
-                                .stop_on = KCLIENT_STOP_AUTH | KCLIENT_STOP_DOWN,
+                                /* creditd (role "restore") rides out broker outages as
+                                 * its other clients do; the tools give up */
+                                .stop_on = strcmp(cl->role, "restore") == 0
+                                               ? KCLIENT_STOP_AUTH
+                                               : KCLIENT_STOP_AUTH | KCLIENT_STOP_DOWN,
                                 .acl_need = "Read (and Describe on its group)"};
     struct kclient *kc;
     return kclient_new(&kc, &spec, err, errlen) ? NULL : kc;
@@ -137,6 +141,7 @@ int changelog_open(struct changelog **out, const struct config *c, const char *b
         changelog_close(cl);
         return rc;
     }
+    if (strcmp(cl->role, "restore") == 0) kclient_set_stop_on(cl->kc, 0); /* as creditd's consumer */
     *out = cl;
     return 0;
 }

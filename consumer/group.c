@@ -43,7 +43,7 @@
 #define STORE_STATS_MS 5000
 #define LIST_TEXT 512              /* "0,3,5,..." in log lines */
 #define STANDBY_POLL_MS 1
-#define COMMITTED_TIMEOUT_MS 30000 /* stable group offsets at assignment */
+#define COMMITTED_TIMEOUT_MS 120000 /* stable group offsets at assignment */
 #ifndef CREDITD_VERSION
 #define CREDITD_VERSION "dev"
 #endif
@@ -184,12 +184,51 @@ static int stored_offsets(struct group *g, rd_kafka_topic_partition_list_t *l, c
     return rc ? -1 : 0;
 }
 
+static int assign(struct group *g, rd_kafka_topic_partition_list_t *l, char *err, size_t errlen) {
+    rd_kafka_error_t *ae = rd_kafka_incremental_assign(g->rk, l);
+    if (!ae) return 0;
+    snprintf(err, errlen, "incremental_assign: %s", rd_kafka_error_string(ae));
+    rd_kafka_error_destroy(ae);
+    return -1;
+}
+
+/* The group's committed offsets of l, asked with require_stable (set by
+ * read_committed): the answer waits until no transaction of a previous
+ * owner is pending on them.  Waiting is the point: restoring before a
+ * pending transaction ended could miss a batch it commits later.  Retried
+ * until COMMITTED_TIMEOUT_MS (beyond the longest transaction.timeout.ms a
+ * broker aborts after); then creditd stops (exit 2) rather than risk it. */
+static int stable_offsets(struct group *g, rd_kafka_topic_partition_list_t *l, const char *text,
+                          char *err, size_t errlen) {
+    int64_t deadline = kclient_now_ms() + COMMITTED_TIMEOUT_MS, warned = kclient_now_ms();
+    for (;;) {
+        rd_kafka_resp_err_t e = rd_kafka_committed(g->rk, l, KCLIENT_CALL_MS * 4);
+        for (int i = 0; !e && i < l->cnt; i++) e = l->elems[i].err;
+        if (!e) return 0;
+        if (*g->stop) return KCLIENT_STOPPED;
+        int64_t now = kclient_now_ms();
+        if (now > deadline) {
+            snprintf(err, errlen, "partitions %s: the group's committed offsets stayed unstable or "
+                     "unreadable for %d s (%s): a previous owner's transaction is still open; "
+                     "stopping rather than restoring before it ends", text,
+                     COMMITTED_TIMEOUT_MS / 1000, rd_kafka_err2str(e));
+            return -1;
+        }
+        if (now - warned >= 5000) {
+            log_warn("group", "partitions %s: waiting for stable committed offsets (%s)", text,
+                     rd_kafka_err2str(e));
+            warned = now;
+        }
+    }
+}
+
 /* Newly assigned partitions: wait until no transaction of a previous owner
  * is pending on them (the committed offsets are asked with require_stable,
  * which read_committed sets), restore their state from the changelog, and
  * assign them at the offsets the restored state holds. */
 static int on_assign(struct group *g, rd_kafka_topic_partition_list_t *l, char *err, size_t errlen) {
     char text[LIST_TEXT];
+    if (l->cnt == 0) return assign(g, l, err, errlen);  /* cooperative: nothing new this round */
     list_text(l, text, sizeof(text));
     int32_t *ps = malloc(((size_t)l->cnt + 1) * sizeof(*ps));
     if (!ps) { snprintf(err, errlen, "out of memory"); return -1; }
@@ -204,9 +243,7 @@ static int on_assign(struct group *g, rd_kafka_topic_partition_list_t *l, char *
         g->owned[ps[i]] = 1;   /* the standby reader lets go of them first */
     }
     int rc = owned_changed(g, err, errlen);
-    rd_kafka_resp_err_t e = rc ? 0 : rd_kafka_committed(g->rk, l, COMMITTED_TIMEOUT_MS);
-    if (e) log_warn("group", "committed offsets of partitions %s: %s (going on with the changelog's)",
-                    text, rd_kafka_err2str(e));
+    if (rc == 0) rc = stable_offsets(g, l, text, err, errlen);
     uint64_t records = 0;
     int64_t t0 = kclient_now_ms();
     if (rc == 0) rc = changelog_restore(g->cl, g->store, ps, (size_t)l->cnt, &records, err, errlen);
@@ -216,19 +253,18 @@ static int on_assign(struct group *g, rd_kafka_topic_partition_list_t *l, char *
     metrics_add_restored(g->metrics, records);
     log_info("group", "assigned partitions %s: restored %" PRIu64 " changelog records in %.1f s",
              text, records, (double)(kclient_now_ms() - t0) / 1000.0);
-    rd_kafka_error_t *ae = rd_kafka_incremental_assign(g->rk, l);
-    if (ae) {
-        snprintf(err, errlen, "incremental_assign: %s", rd_kafka_error_string(ae));
-        rd_kafka_error_destroy(ae);
-        return -1;
-    }
-    return 0;
+    return assign(g, l, err, errlen);
 }
 
 /* Revoked (or lost) partitions: the batch being collected forgets their
  * messages (the next owner reads them from the committed offset). */
 static int on_revoke(struct group *g, rd_kafka_topic_partition_list_t *l, char *err, size_t errlen) {
     char text[LIST_TEXT];
+    if (l->cnt == 0) {
+        rd_kafka_error_t *ue = rd_kafka_incremental_unassign(g->rk, l);
+        if (ue) rd_kafka_error_destroy(ue);
+        return 0;
+    }
     list_text(l, text, sizeof(text));
     for (int i = 0; i < l->cnt; i++) {
         int32_t p = l->elems[i].partition;
@@ -257,7 +293,8 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e, rd_kafka_topic_p
     struct group *g = user;
     int rc;
     (void)rk;
-    metrics_add_rebalance(g->metrics, e == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS ? "assigned" : "revoked");
+    if (l->cnt > 0)
+        metrics_add_rebalance(g->metrics, e == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS ? "assigned" : "revoked");
     if (e == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS && !g->fatal)
         rc = on_assign(g, l, g->fatal_err, sizeof(g->fatal_err));
     else if (e == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS)
