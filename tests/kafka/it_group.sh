@@ -17,7 +17,9 @@
 #                    built by its standby; "" for none)
 #   IT_GROUP_VIA     how ownership and lag are read: http (default:
 #                    build/creditd, GET /metrics on http.listen=127.0.0.1:0)
-#                    or file (build/creditd-test, CREDITD_TEST_METRICS_FILE)
+#                    or file (build/creditd-test, CREDITD_TEST_METRICS_FILE;
+#                    in group mode only once consumer/group.c writes that
+#                    file, which it does not yet: static modes only)
 #   IT_GROUP_MODE    group (default), or a self-test of this harness on the
 #                    static pipeline with the same final checks but the
 #                    changelog view: static (one instance, a few kills) or
