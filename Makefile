@@ -1,4 +1,5 @@
-# creditd -- see README.md.  Targets: all, test, fuzz, fuzz-short, bench, run, install, uninstall, clean.
+# creditd -- see README.md.  Targets: all, test, fuzz, fuzz-short, bench, bench-kafka, bench-scale, run, install,
+# uninstall, clean.
 CC      ?= cc
 CFLAGS  ?= -O2 -g
 WARN     = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wvla
@@ -33,7 +34,7 @@ PARSEQ   = $(B)/obj/consumer/parseq.o
 # the changelog producer of it_changelog.sh.
 TEST_BIN = $(B)/creditd-test $(B)/kmock $(B)/clog-feed
 
-.PHONY: all test unit unit-asan scenarios kafka-test fuzz fuzz-short fuzz-cov bench bench-kafka clean deps run \
+.PHONY: all test unit unit-asan scenarios kafka-test fuzz fuzz-short fuzz-cov bench bench-kafka bench-scale clean deps run \
         install uninstall
 # Keep objects: make must not delete them (and print rm lines) after a test run.
 .SECONDARY:
@@ -172,6 +173,11 @@ bench: deps $(TOOLS) $(B)/gen-events $(B)/bench-parse
 # creditd on a real Apache Kafka broker against kcat on the same topic, latency, peak RSS.
 bench-kafka: deps $(TOOLS) $(B)/creditd $(B)/gen-events
 	@bash tools/bench-kafka.sh
+
+# Group mode (issue 10) on a real Apache Kafka broker: throughput with 1, 2, 3 instances, restore
+# rate from the changelog, fail-over time with and without a standby (tools/bench-scale.sh).
+bench-scale: deps $(TOOLS) $(B)/creditd $(B)/gen-events
+	@bash tools/bench-scale.sh
 
 # Demo on the embedded broker: tools/run-demo.sh (fresh store in build/run-store).
 run: deps $(B)/creditd $(B)/creditctl $(B)/credit-replay
