@@ -49,6 +49,7 @@
 #define LIST_TEXT 512              /* "0,3,5,..." in log lines */
 #define STANDBY_POLL_MS 1         /* standby reading per step while events flow */
 #define STANDBY_IDLE_MS 50        /* ... and after a step without events */
+#define STANDBY_LOG_MS 5000
 #define COMMITTED_TIMEOUT_MS 120000 /* stable group offsets at assignment */
 #ifndef CREDITD_VERSION
 #define CREDITD_VERSION "dev"
@@ -94,6 +95,8 @@ struct group {
     struct outbuf out;
     struct metrics_batch mb;
     int idle;                     /* the last poll brought no event */
+    uint64_t sb_records;          /* standby records since the last standby line */
+    int64_t sb_log_ms;
     int need_restore;             /* the store missed a committed batch: restore owned partitions */
     int emit_failed;              /* the output buffer could not grow */
     int fatal;                    /* the rebalance callback failed: stop */
@@ -731,6 +734,17 @@ static void stats_line(struct group *g) {
     g->st.events = g->st.batches = g->st.aborted = 0;
 }
 
+/* A line at most every STANDBY_LOG_MS while the standby applies records. */
+static void standby_log(struct group *g, uint64_t records) {
+    int64_t now = kclient_now_ms();
+    g->sb_records += records;
+    if (g->sb_records == 0 || now - g->sb_log_ms < STANDBY_LOG_MS) return;
+    log_info("group", "standby: applied %" PRIu64 " changelog records of partitions owned elsewhere "
+             "in %.1f s", g->sb_records, (double)(now - g->sb_log_ms) / 1000.0);
+    g->sb_records = 0;
+    g->sb_log_ms = now;
+}
+
 static int step(struct group *g) {
     if (g->need_restore) {
         uint64_t records = 0;
@@ -746,6 +760,7 @@ static int step(struct group *g) {
         int rc = changelog_follow_poll(g->sb, g->store, ms, &records, g->err, sizeof(g->err));
         if (rc) return rc == KCLIENT_STOPPED ? 0 : -1;
         metrics_add_standby(g->metrics, records);
+        standby_log(g, records);
     }
     if (poll_batch(g)) return -1;
     g->idle = g->n == 0;
