@@ -70,7 +70,7 @@ static int make_producer(struct txn *t, const struct config *c, const char *boot
         {"partitioner", "murmur2_random"},   /* as the relay, Java clients and the input */
         {"linger.ms", "5"},
         {"queue.buffering.max.messages", "1000000"},
-        {"transaction.timeout.ms", "10000"}, /* a crashed owner's open txn holds readers this long */
+        {"transaction.timeout.ms", "5000"},  /* a crashed owner's open txn holds readers this long */
         {NULL, NULL}};
     const struct kclient_prop forced[] = {
         {"transactional.id", tid},

@@ -16,7 +16,7 @@
 #    -1), its own compacted changelog (credit.changelog.X) and group
 #    (bench-X); the output topics are shared.  Every instance: its own
 #    --db, -X session.timeout.ms=6000 heartbeat.interval.ms=1000
-#    transaction.timeout.ms=10000 (knobs below) http.listen=127.0.0.1:0
+#    transaction.timeout.ms=5000 (knobs below) http.listen=127.0.0.1:0
 #    log.format=json.
 # 3. Throughput, N = 1, 2, 3: the base stream is produced to the run's input
 #    topic, then N instances start together; events/s = (messages -
@@ -51,7 +51,7 @@
 # BENCH_SCALE_FEED (60000), BENCH_SCALE_RATE (1000), BENCH_SCALE_SEED (1),
 # BENCH_SCALE_TIMEOUT (seconds per wait for a whole stream, 900),
 # BENCH_SCALE_SESSION_MS (session.timeout.ms, 6000), BENCH_SCALE_TXN_MS
-# (transaction.timeout.ms, 10000: a SIGKILLed owner's open transaction
+# (transaction.timeout.ms, 5000: a SIGKILLed owner's open transaction
 # holds its partitions until the broker aborts it, so fail-over is at
 # least about the larger of the two),
 # BENCH_SCALE_KEEP=1 keeps the temporary directory.
@@ -73,7 +73,7 @@ RATE=${BENCH_SCALE_RATE:-1000}
 SEED=${BENCH_SCALE_SEED:-1}
 TIMEOUT=${BENCH_SCALE_TIMEOUT:-900}
 SESSION_MS=${BENCH_SCALE_SESSION_MS:-6000}
-TXN_MS=${BENCH_SCALE_TXN_MS:-10000}
+TXN_MS=${BENCH_SCALE_TXN_MS:-5000}
 pass=0 fail=0 t0=$SECONDS pid="" prod_pid="" ref_pid="" watch_pid="" feed_pid=""
 declare -A IPID=() IOUT=() ILOG=() NSTART=()
 
