@@ -45,7 +45,7 @@ struct cproj {
 struct corg {
     struct corg *hnext;               /* hash chain */
     struct corg *prev, *next;         /* LRU list, most recent first */
-    struct corg *dnext;               /* dirty list */
+    struct corg *dnext, *dprev;       /* dirty list (doubly linked: evictions unlink) */
     uint64_t h;
     size_t bytes;                     /* counted against the bound */
     unsigned dirty;                   /* org-level ENG_DIRTY_* not yet written */
@@ -329,8 +329,17 @@ static int write_back(struct store *s, struct corg *e, char *err, size_t errlen)
 static void mark_dirty(struct st_cache *c, struct corg *e) {
     if (e->listed) return;
     e->listed = 1;
+    e->dprev = NULL;
     e->dnext = c->dirty;
+    if (c->dirty) c->dirty->dprev = e;
     c->dirty = e;
+}
+
+static void dirty_unlink(struct st_cache *c, struct corg *e) {
+    if (e->dprev) e->dprev->dnext = e->dnext; else c->dirty = e->dnext;
+    if (e->dnext) e->dnext->dprev = e->dprev;
+    e->dnext = e->dprev = NULL;
+    e->listed = 0;
 }
 
 /* Evicts from the LRU end (never keep) while the bound is exceeded; a dirty
@@ -343,12 +352,7 @@ static int evict(struct store *s, struct corg *keep, char *err, size_t errlen) {
             int rc = write_back(s, e, err, errlen);
             if (rc) return rc;
         }
-        if (e->listed) {  /* unlink from the dirty list */
-            struct corg **pp = &c->dirty;
-            while (*pp != e) pp = &(*pp)->dnext;
-            *pp = e->dnext;
-            e->listed = 0;
-        }
+        if (e->listed) dirty_unlink(c, e);
         lru_unlink(c, e);
         tab_unlink(c, e);
         c->bytes -= e->bytes;
@@ -447,8 +451,7 @@ int st_cache_flush(struct store *s, char *err, size_t errlen) {
         struct corg *e = c->dirty;
         int rc = write_back(s, e, err, errlen);
         if (rc) return rc;
-        c->dirty = e->dnext;
-        e->listed = 0;
+        dirty_unlink(c, e);
     }
     return 0;
 }
