@@ -77,6 +77,9 @@ struct st_cache {
     size_t nb, n;                     /* buckets (power of 2), entries */
     struct corg *head, *tail, *dirty, *spare;
     size_t bytes, max_bytes;
+    size_t ndirty;                    /* entries on the dirty list */
+    struct corg **order;              /* st_cache_flush: the dirty entries by id */
+    size_t caporder;
     struct eng_org *scratch;          /* write-back and loads */
     struct store_cache_stats st;
 };
@@ -329,6 +332,7 @@ static int write_back(struct store *s, struct corg *e, char *err, size_t errlen)
 static void mark_dirty(struct st_cache *c, struct corg *e) {
     if (e->listed) return;
     e->listed = 1;
+    c->ndirty++;
     e->dprev = NULL;
     e->dnext = c->dirty;
     if (c->dirty) c->dirty->dprev = e;
@@ -340,6 +344,7 @@ static void dirty_unlink(struct st_cache *c, struct corg *e) {
     if (e->dnext) e->dnext->dprev = e->dprev;
     e->dnext = e->dprev = NULL;
     e->listed = 0;
+    c->ndirty--;
 }
 
 /* Evicts from the LRU end (never keep) while the bound is exceeded; a dirty
@@ -403,7 +408,7 @@ static void cache_clear(struct st_cache *c) {
     }
     memset(c->tab, 0, c->nb * sizeof(*c->tab));
     c->head = c->tail = c->dirty = NULL;
-    c->n = 0;
+    c->n = c->ndirty = 0;
     c->bytes = 0;
 }
 
@@ -430,6 +435,7 @@ void st_cache_close(struct store *s) {
     if (!c) return;
     cache_clear(c);
     entry_free(c->spare);
+    free(c->order);
     eng_org_free(c->scratch);
     free(c->scratch);
     free(c->tab);
@@ -444,14 +450,29 @@ void st_cache_drop(struct store *s) {
     }
 }
 
+static int by_id(const void *a, const void *b) {
+    return strcmp((*(struct corg *const *)a)->id, (*(struct corg *const *)b)->id);
+}
+
+/* In ascending id order: consecutive puts land on the same or neighbouring
+ * B-tree pages of each database (still in the CPU's caches), where the
+ * list's order sent each one to a random page. */
 int st_cache_flush(struct store *s, char *err, size_t errlen) {
     struct st_cache *c = s->cache;
-    if (!c) return 0;
-    while (c->dirty) {
-        struct corg *e = c->dirty;
-        int rc = write_back(s, e, err, errlen);
+    size_t n = 0;
+    if (!c || !c->dirty) return 0;
+    if (c->ndirty > c->caporder) {
+        struct corg **o = realloc(c->order, c->ndirty * 2 * sizeof(*o));
+        if (!o) return st_fail(err, errlen, "store %s: org cache: out of memory", s->path);
+        c->order = o;
+        c->caporder = c->ndirty * 2;
+    }
+    for (struct corg *e = c->dirty; e; e = e->dnext) c->order[n++] = e;
+    qsort(c->order, n, sizeof(*c->order), by_id);
+    for (size_t i = 0; i < n; i++) {
+        int rc = write_back(s, c->order[i], err, errlen);
         if (rc) return rc;
-        dirty_unlink(c, e);
+        dirty_unlink(c, c->order[i]);
     }
     return 0;
 }
