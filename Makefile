@@ -1,4 +1,4 @@
-# creditd -- see README.md.  Targets: all, test, fuzz, fuzz-short, bench, run, install, uninstall, clean.
+# creditd -- see README.md.  Targets: all, test, fuzz, fuzz-short, bench, bench-large, run, install, uninstall, clean.
 CC      ?= cc
 CFLAGS  ?= -O2 -g
 WARN     = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wvla
