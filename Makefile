@@ -1,5 +1,5 @@
-# creditd -- see README.md.  Targets: all, test, fuzz, fuzz-short, bench, bench-kafka, bench-scale, run, install,
-# uninstall, clean.
+# creditd -- see README.md.  Targets: all, test, fuzz, fuzz-short, bench, bench-large, bench-kafka, bench-scale,
+# run, install, uninstall, clean.
 CC      ?= cc
 CFLAGS  ?= -O2 -g
 WARN     = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wvla
@@ -34,7 +34,8 @@ PARSEQ   = $(B)/obj/consumer/parseq.o
 # the changelog producer of it_changelog.sh.
 TEST_BIN = $(B)/creditd-test $(B)/kmock $(B)/clog-feed
 
-.PHONY: all test unit unit-asan scenarios kafka-test fuzz fuzz-short fuzz-cov bench bench-kafka bench-scale clean deps run \
+.PHONY: all test unit unit-asan scenarios kafka-test fuzz fuzz-short fuzz-cov bench bench-large bench-kafka bench-scale \
+        clean deps run \
         install uninstall
 # Keep objects: make must not delete them (and print rm lines) after a test run.
 .SECONDARY:
@@ -167,8 +168,14 @@ fuzz-cov: deps
 fuzz-short: deps $(B)/fuzz/fuzz_engine
 	@sh tests/fuzz/run.sh short 45
 
+# With 10,000 and with 100,000 organisations (BENCH_ORGS=N: that one only).
 bench: deps $(TOOLS) $(B)/gen-events $(B)/bench-parse
 	@sh tools/bench.sh
+
+# 10M events over 100,000 organisations into one store, in 1M-event chunks: the
+# last chunk's rate against the first's, peak RssAnon against the first's (README).
+bench-large: deps $(TOOLS) $(B)/gen-events
+	@sh tools/bench-large.sh
 
 # creditd on a real Apache Kafka broker against kcat on the same topic, latency, peak RSS.
 bench-kafka: deps $(TOOLS) $(B)/creditd $(B)/gen-events

@@ -262,7 +262,15 @@ static int h_object(uint64_t *h, json_t *v, int depth) {
         kvs[i].k = k;
         kvs[i++].v = x;
     }
-    qsort(kvs, n, sizeof(*kvs), cmp_keys);
+    /* Keys are unique (JSON_REJECT_DUPLICATES): any sort gives the same
+     * order.  An event's objects are small: insertion sort, no qsort calls. */
+    if (n > 32) qsort(kvs, n, sizeof(*kvs), cmp_keys);
+    for (size_t a = 1; n <= 32 && a < n; a++) {
+        struct kv t = kvs[a];
+        size_t b = a;
+        for (; b > 0 && strcmp(kvs[b - 1].k, t.k) > 0; b--) kvs[b] = kvs[b - 1];
+        kvs[b] = t;
+    }
     h_tag(h, 'o', n);
     int rc = 0;
     for (i = 0; i < n && rc == 0; i++) {

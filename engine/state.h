@@ -95,6 +95,10 @@ enum eng_out_kind { ENG_OUT_OVERAGE = 0, ENG_OUT_LEDGER = 1, ENG_OUT_REJECTED = 
                     ENG_OUT_ALERT = 3 };
 #define ENG_OUT_NKIND 4
 
+/* store/store_cache.c copies the org-level fields one by one (head_from,
+ * head_to: the offerings table is too big to cache whole): a field added
+ * here must be added there too (test_store_cache compares a stream's state
+ * with and without the cache). */
 struct eng_org {
     char id[ENG_ID_MAX + 1];
     int32_t partition;

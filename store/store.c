@@ -571,6 +571,8 @@ int store_open(struct store **out, const struct store_opts *o, char *err, size_t
     if (!rc && !o->readonly) rc = writer_lock(s, err, errlen);  /* before LMDB opens anything */
     if (!rc) rc = env_open(s, o, err, errlen);
     if (!rc) rc = dbs_open(s, o, err, errlen);
+    if (!rc && !o->readonly && !o->no_cache)
+        rc = st_cache_open(s, o->cache_bytes ? o->cache_bytes : STORE_CACHE_DEFAULT, err, errlen);
     if (rc) {
         store_close(s);
         return rc;
@@ -585,6 +587,7 @@ void store_close(struct store *s) {
     if (s->env) mdb_env_close(s->env);
     if (s->lock_fd >= 0) close(s->lock_fd);  /* releases the writer lock */
     if (s->map_lock_ok) pthread_rwlock_destroy(&s->map_lock);
+    st_cache_close(s);
     free(s->sweep_parts);
     free(s);
 }
@@ -613,6 +616,7 @@ int store_begin(struct store *s, char *err, size_t errlen) {
 }
 
 void store_abort(struct store *s) {
+    st_cache_drop(s);  /* its dirty entries were the batch's */
     if (s->txn) mdb_txn_abort(s->txn);
     s->txn = NULL;
     s->dd_new = 0;
@@ -623,9 +627,11 @@ void store_abort(struct store *s) {
 
 int store_commit(struct store *s, char *err, size_t errlen) {
     assert(s->txn);
-    /* §14: expired keys go in bounded work per batch (store.h), unless
-     * store_sweep did it already in this txn. */
-    int xrc = s->map_full || s->swept ? 0 : st_sweep(s, err, errlen);
+    /* The cached orgs the batch changed, then (§14) expired keys in
+     * bounded work per batch (store.h), unless store_sweep did it already
+     * in this txn. */
+    int xrc = s->map_full ? 0 : st_cache_flush(s, err, errlen);
+    if (!xrc) xrc = s->map_full || s->swept ? 0 : st_sweep(s, err, errlen);
     if (xrc && !s->map_full) {
         store_abort(s);
         return xrc;
@@ -640,6 +646,7 @@ int store_commit(struct store *s, char *err, size_t errlen) {
     int rc = mdb_txn_commit(s->txn);  /* frees the txn, also on failure */
     s->txn = NULL;
     s->out_valid = 0;
+    if (rc) st_cache_drop(s);  /* it holds the lost batch's writes as written */
     if (rc == MDB_MAP_FULL) {
         s->map_full = 1;
         s->grow_pending = 1;
@@ -771,8 +778,9 @@ int store_stats(struct store *s, struct store_stats *st, char *err, size_t errle
     int own;
     _Static_assert(DB_COUNT <= sizeof(st->db) / sizeof(st->db[0]), "stats db slots");
     memset(st, 0, sizeof(*st));
-    int rc = st_rtxn_begin(s, &t, &own, err, errlen);
-    if (rc) return rc;
+    int rc = s->txn ? st_cache_flush(s, err, errlen) : 0;
+    if (!rc) rc = st_rtxn_begin(s, &t, &own, err, errlen);
+    if (rc) return st_pub_rc(s, rc);
     rc = stats_txn(s, t, st, err, errlen);
     st_rtxn_end(t, own);
     return rc;
@@ -799,7 +807,8 @@ static int dump_db(struct store *s, MDB_txn *t, int db, store_dump_cb cb, void *
 int store_dump(struct store *s, store_dump_cb cb, void *arg, char *err, size_t errlen) {
     MDB_txn *t;
     int own;
-    int rc = st_rtxn_begin(s, &t, &own, err, errlen);
+    int rc = s->txn ? st_cache_flush(s, err, errlen) : 0;
+    if (!rc) rc = st_rtxn_begin(s, &t, &own, err, errlen);
     if (rc) return rc;
     for (int i = 0; !rc && i < DB_COUNT; i++)
         if (!((s->absent >> i) & 1)) rc = dump_db(s, t, i, cb, arg, err, errlen);

@@ -122,7 +122,38 @@ struct store_opts {
     int64_t max_future_s;     /* §11 future-time guard, seconds (0 = off) */
     int64_t retention_days;   /* §14, 0 (keep every key)..STORE_RETENTION_DAYS_MAX */
     const char *currency;     /* readonly only: NULL = don't check close_after/max_future/currency */
+    /* Writers: the organisation cache (below); bytes, 0 = STORE_CACHE_DEFAULT. */
+    size_t cache_bytes;
+    int no_cache;             /* 1 = every engine read and write goes to LMDB (tests) */
 };
+
+/* The organisation cache (store_cache.c).  A writer keeps decoded
+ * organisations (with the projects it has read) in memory across batches:
+ * the engine's org_get / project_get / projects_get are answered from it,
+ * and org_put changes only the cached copy.  The dirty organisations are
+ * written to LMDB once per batch -- at store_commit, store_sweep,
+ * store_changes_scan, before a tick walks the partition index, before a
+ * view or stats inside the write txn -- or when the bound evicts them
+ * (least recently used first; an evicted dirty org is written then, its
+ * change captured with its own partition).  The answers are exactly what
+ * reading LMDB after the same writes would give, and the records written
+ * (and captured) are the same as without the cache, each once per batch:
+ * the last state of every record the batch dirtied; a record put and
+ * deleted in one batch is captured as the removal it is.  store_abort
+ * drops the whole cache (a retried batch reads the committed state), and
+ * so do store_partition_drop and store_change_apply (they write org records
+ * directly).  Memory: at most cache_bytes (plus the one org being worked
+ * on); an entry is ~0.6 KB + ~0.5 KB per project read + 201 B per
+ * offering.  Read-only handles have no cache. */
+#define STORE_CACHE_DEFAULT ((size_t)32 << 20)
+struct store_cache_stats {
+    uint64_t hits, misses;    /* org_get answered from the cache / from LMDB */
+    uint64_t evictions;       /* entries evicted by the bound */
+    uint64_t writebacks;      /* dirty orgs written to LMDB */
+    uint64_t drops;           /* non-empty caches dropped (aborts, drops, applies) */
+    uint64_t entries, bytes, max_bytes;
+};
+void store_cache_stats(const struct store *s, struct store_cache_stats *st);
 
 /* STORE_ELOCKED when another handle (in this or another process) has the
  * store open for writing. */

@@ -106,7 +106,8 @@ int store_changes_scan(struct store *s, store_change_cb cb, void *arg, char *err
     MDB_cursor *c;
     MDB_val k, v;
     assert(s->txn);
-    int rc = st_cursor_open(s, s->txn, DB_CHANGES, &c, err, errlen);
+    int rc = st_cache_flush(s, err, errlen);  /* the batch's org writes are changes too */
+    if (!rc) rc = st_cursor_open(s, s->txn, DB_CHANGES, &c, err, errlen);
     if (rc) return st_pub_rc(s, rc);
     int cbrc = 0, mrc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
     for (; !rc && !cbrc && mrc == 0; mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT))
@@ -201,6 +202,11 @@ int store_change_apply(struct store *s, const uint8_t *key, size_t klen, const u
                        size_t vlen, char *err, size_t errlen) {
     char kt[200], why[ST_WHY_MAX];
     assert(s->txn && !s->capture);  /* restoring must not capture */
+    /* The records written here are the org cache's too: write it back and
+     * forget it (a no-op once empty). */
+    int crc = st_cache_flush(s, err, errlen);
+    if (crc) return st_pub_rc(s, crc);
+    st_cache_drop(s);
     if (!key || klen < 2 || klen > STORE_CHANGE_KEY_MAX)
         return st_fail(err, errlen, "changelog record: key of %zu bytes (2..%d: a database code "
                        "and an LMDB key)", key ? klen : 0, STORE_CHANGE_KEY_MAX);
@@ -365,9 +371,13 @@ int store_partition_drop(struct store *s, int32_t partition, uint64_t *removed, 
     struct drop d = {partition, 0};
     int32_t keep = s->cap_part;
     assert(s->txn && partition >= 0);
+    /* The cache's pending writes first; then it would hold removed orgs. */
+    int rc = st_cache_flush(s, err, errlen);
+    if (rc) return st_pub_rc(s, rc);
+    st_cache_drop(s);
     st_be32(pk, (uint32_t)partition);
     s->cap_part = partition;  /* the org records are the partition's */
-    int rc = drop_where(s, DB_ORGPART, pk, 4, drop_org, &d, err, errlen);
+    rc = drop_where(s, DB_ORGPART, pk, 4, drop_org, &d, err, errlen);
     if (!rc) rc = drop_key(s, DB_PARTS, pk, 4, &d, err, errlen);
     if (!rc) rc = drop_where(s, DB_DDEXP, pk, 4, NULL, &d, err, errlen);
     /* Every key of the partition, indexed or not (no time, retention 0). */
@@ -392,7 +402,9 @@ int st_sweep(struct store *s, char *err, size_t errlen) {
 
 int store_sweep(struct store *s, char *err, size_t errlen) {
     assert(s->txn);
-    return st_pub_rc(s, st_sweep(s, err, errlen));
+    /* The cached orgs go first, so that store_changes_scan sees them. */
+    int rc = st_cache_flush(s, err, errlen);
+    return st_pub_rc(s, rc ? rc : st_sweep(s, err, errlen));
 }
 
 static int cmp_i32(const void *a, const void *b) {

@@ -11,6 +11,8 @@
  *   store_dedupe.c   idempotency keys, their expiry index and removal (§14)
  *   store_outbox.c   the outbox
  *   store_offsets.c  input offsets
+ *   store_cache.c    the write-back cache of organisations (store.h "The
+ *                    organisation cache")
  *   store_changes.c  change capture (notes in the changes database), the
  *                    changelog records' wire codes and their application,
  *                    changelog offsets, partition drop, the sweep's entry
@@ -99,6 +101,7 @@ struct store {
     int sweep_limited;     /* store_sweep_only: sweep only sweep_parts[0..nsweep) */
     int32_t *sweep_parts;  /* owned, sorted */
     size_t nsweep;
+    struct st_cache *cache; /* writers: the org cache (store_cache.c); NULL when off */
     char path[PATH_MAX];
 };
 
@@ -229,6 +232,14 @@ int st_project_get(struct store *s, const char *org, const char *project, struct
                    char *err, size_t errlen);
 int st_projects_get(struct store *s, const char *org, struct eng_org *out, char *err, size_t errlen);
 int st_org_put(struct store *s, const struct eng_org *o, char *err, size_t errlen);
+/* Without the cache: project_get / projects_get from LMDB, and org_put's
+ * writes of o's dirty records (the cache's write-back). */
+int st_project_load(struct store *s, const char *org, const char *project, struct eng_project *out,
+                    char *err, size_t errlen);
+int st_projects_load(struct store *s, const char *org, struct eng_org *out, char *err, size_t errlen);
+int st_org_write(struct store *s, const struct eng_org *o, char *err, size_t errlen);
+/* The months / project_credits key org \0 proj (proj "" = the org's own months). */
+size_t st_proj_key(uint8_t *k, const char *org, const char *proj);
 /* cb's first non-zero result (an engine code) stops the walk and is left in
  * *cbrc (0 when every call returned 0); the return value is the store's own. */
 int st_orgs_on_partition(struct store *s, int32_t partition, int (*cb)(void *arg, const char *org),
@@ -246,6 +257,26 @@ int st_dedupe_expire(struct store *s, uint64_t budget, uint64_t *removed, char *
 int st_dedupe_oldest(struct store *s, MDB_txn *t, int64_t *oldest, char *err, size_t errlen);
 int st_emit(struct store *s, enum eng_out_kind kind, const char *key, const char *json, size_t len,
             char *err, size_t errlen);
+
+/* ---- the org cache (store_cache.c) ---------------------------------------- */
+
+struct st_cache;
+int  st_cache_open(struct store *s, size_t max_bytes, char *err, size_t errlen);
+void st_cache_close(struct store *s);
+/* Forget every entry, dirty ones included (store_abort; a partition drop or
+ * changelog records written under it). */
+void st_cache_drop(struct store *s);
+/* Inside the write txn: write every dirty org (0 when the cache is off).
+ * Before anything reads the org databases from LMDB in the txn (the tick
+ * index, views, the change scan) and before the commit. */
+int  st_cache_flush(struct store *s, char *err, size_t errlen);
+/* The engine's calls when the cache is on (st_org_get & co. dispatch). */
+int  st_cache_org_get(struct store *s, const char *id, struct eng_org *out, char *err, size_t errlen);
+int  st_cache_project_get(struct store *s, const char *org, const char *project,
+                          struct eng_project *out, char *err, size_t errlen);
+int  st_cache_projects_get(struct store *s, const char *org, struct eng_org *out, char *err,
+                           size_t errlen);
+int  st_cache_org_put(struct store *s, const struct eng_org *o, char *err, size_t errlen);
 
 /* ---- change capture (store_changes.c) ------------------------------------ */
 

@@ -32,6 +32,10 @@ static size_t proj_key(uint8_t *k, const char *org, size_t olen, const char *pro
     return olen + 1 + plen;
 }
 
+size_t st_proj_key(uint8_t *k, const char *org, const char *proj) {
+    return proj_key(k, org, org_key_len(org), proj);
+}
+
 static size_t part_key(uint8_t *k, int32_t partition, const char *org, size_t olen) {
     assert(partition >= 0);
     st_be32(k, (uint32_t)partition);
@@ -159,11 +163,18 @@ int st_load_org(struct store *s, MDB_txn *t, const char *id, struct eng_org *o, 
 
 int st_org_get(struct store *s, const char *id, struct eng_org *out, char *err, size_t errlen) {
     assert(s->txn);
+    if (s->cache) return st_cache_org_get(s, id, out, err, errlen);
     return st_load_org(s, s->txn, id, out, 0, err, errlen);
 }
 
 int st_project_get(struct store *s, const char *org, const char *project, struct eng_project *out,
                    char *err, size_t errlen) {
+    if (s->cache) return st_cache_project_get(s, org, project, out, err, errlen);
+    return st_project_load(s, org, project, out, err, errlen);
+}
+
+int st_project_load(struct store *s, const char *org, const char *project, struct eng_project *out,
+                    char *err, size_t errlen) {
     uint8_t k[PKEY_MAX];
     char why[ST_WHY_MAX];
     MDB_val v;
@@ -184,6 +195,12 @@ int st_project_get(struct store *s, const char *org, const char *project, struct
 
 int st_projects_get(struct store *s, const char *org, struct eng_org *out, char *err,
                     size_t errlen) {
+    if (s->cache) return st_cache_projects_get(s, org, out, err, errlen);
+    return st_projects_load(s, org, out, err, errlen);
+}
+
+int st_projects_load(struct store *s, const char *org, struct eng_org *out, char *err,
+                     size_t errlen) {
     size_t olen = org_key_len(org);
     assert(s->txn);
     memcpy(out->id, org, olen + 1);
@@ -253,6 +270,12 @@ static int put_project(struct store *s, const struct eng_org *o, size_t olen,
 }
 
 int st_org_put(struct store *s, const struct eng_org *o, char *err, size_t errlen) {
+    assert(s->txn);
+    if (s->cache) return st_cache_org_put(s, o, err, errlen);
+    return st_org_write(s, o, err, errlen);
+}
+
+int st_org_write(struct store *s, const struct eng_org *o, char *err, size_t errlen) {
     uint8_t k[PKEY_MAX], buf[OCRED_MAX];
     size_t olen = org_key_len(o->id);
     int rc = 0;
@@ -335,7 +358,9 @@ int st_orgs_on_partition(struct store *s, int32_t partition, int (*cb)(void *arg
     struct idlist l = { 0 };
     assert(s->txn && partition >= 0);
     *cbrc = 0;
-    int rc = collect_partition(s, partition, &l, err, errlen);
+    /* The index must list the orgs the cache has not written yet. */
+    int rc = st_cache_flush(s, err, errlen);
+    if (!rc) rc = collect_partition(s, partition, &l, err, errlen);
     const char *id = l.buf;
     for (size_t i = 0; !rc && !*cbrc && i < l.n; i++) {
         *cbrc = cb(arg, id);
@@ -370,7 +395,8 @@ int st_clock_put(struct store *s, int32_t partition, int64_t ns, char *err, size
 int store_get_org(struct store *s, const char *id, struct eng_org *out, char *err, size_t errlen) {
     MDB_txn *t;
     int own;
-    int rc = st_rtxn_begin(s, &t, &own, err, errlen);
+    int rc = s->txn ? st_cache_flush(s, err, errlen) : 0;  /* the batch's own writes too */
+    if (!rc) rc = st_rtxn_begin(s, &t, &own, err, errlen);
     if (rc) return rc;
     rc = st_load_org(s, t, id, out, 1, err, errlen);
     st_rtxn_end(t, own);
@@ -417,7 +443,8 @@ int store_scan_orgs(struct store *s, store_org_cb cb, void *arg, char *err, size
     int own;
     if (!o) return st_fail(err, errlen, "store %s: scan orgs: out of memory", s->path);
     eng_org_init(o);
-    int rc = st_rtxn_begin(s, &t, &own, err, errlen);
+    int rc = s->txn ? st_cache_flush(s, err, errlen) : 0;  /* the batch's own writes too */
+    if (!rc) rc = st_rtxn_begin(s, &t, &own, err, errlen);
     if (!rc) {
         rc = scan_orgs_txn(s, t, o, cb, arg, err, errlen);
         st_rtxn_end(t, own);

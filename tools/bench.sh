@@ -23,11 +23,24 @@
 # RSS) from /proc/PID/status every 0.2 s, which can miss growth in the last
 # 0.2 s of the run.  BENCH_NO_GNU_TIME=1 forces the fallback.
 #
-# Knobs (environment): BENCH_DIR, BENCH_ORGS (10000), BENCH_EVENTS (1000000),
+# Without BENCH_ORGS the script runs itself twice, with 10,000 and with 100,000
+# organisations (two streams, two report blocks, then one line of both ratios).
+#
+# Knobs (environment): BENCH_DIR, BENCH_ORGS (both), BENCH_EVENTS (1000000),
 # BENCH_SEED (1), BENCH_BATCH (10000), BENCH_REPLAY / BENCH_CREDITCTL (the
 # binaries, default build/credit-replay and build/creditctl).
 set -u
 cd "$(dirname "$0")/.." || exit 1
+
+if [ -z "${BENCH_ORGS:-}" ]; then
+    both=${BENCH_DIR:-build/bench}/ratios.txt
+    mkdir -p "$(dirname "$both")" && : > "$both" || exit 1
+    for n in 10000 100000; do
+        BENCH_ORGS=$n BENCH_RATIOS=$both sh "$0" || exit 1
+    done
+    echo "bench: ratio replay / parse-only: $(tr '\n' ' ' < "$both")(target >= 0.6 at both sizes)"
+    exit 0
+fi
 
 B=build
 DIR=${BENCH_DIR:-$B/bench}
@@ -152,6 +165,10 @@ awk -v events="$events" -v wall="$wall" -v rss="$rss_kb" -v parse="$parse_rate" 
 
 if [ "$rc" -ne 0 ]; then
     exit 1
+fi
+if [ -n "${BENCH_RATIOS:-}" ]; then
+    awk -v o="$ORGS" -v e="$events" -v w="$wall" -v p="$parse_rate" \
+        'BEGIN { printf "%d orgs %.2f,\n", o, (w > 0 && p > 0) ? e / w / p : 0 }' >> "$BENCH_RATIOS"
 fi
 if [ -x "$CTL" ]; then
     echo "bench: $CTL --db $STORE stats"
