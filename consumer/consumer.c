@@ -302,10 +302,8 @@ int consumer_poll_batch(struct consumer *k, rd_kafka_message_t **msgs, size_t ma
             snprintf(err, errlen, "%s", k->denied);
             return -1;
         }
-        int64_t now = kclient_now_ms(), left = deadline - now;
+        int64_t left = consumer_batch_wait(kclient_now_ms(), deadline, *n, last, linger_ms);
         if (left < 0) break;
-        if (*n > 0 && last + linger_ms - now < left) /* lingering: polled at least once */
-            left = last + linger_ms > now ? last + linger_ms - now : 0;
         rd_kafka_message_t *m =
             rd_kafka_consumer_poll(k->rk, left > KCLIENT_POLL_MS ? KCLIENT_POLL_MS : (int)left);
         if (!m && *n > 0 && kclient_now_ms() >= last + linger_ms) break;
@@ -370,13 +368,17 @@ int consumer_pause(struct consumer *k, int pause, char *err, size_t errlen) {
 
 int consumer_paused(const struct consumer *k) { return k->paused; }
 
-int64_t consumer_partition_lag(struct consumer *k, int32_t p) {
+int64_t consumer_lag_of(rd_kafka_t *rk, const char *topic, int32_t p, int64_t next) {
     int64_t lo, hi;
-    if (p < 0 || p >= k->npart) return -1;
-    if (rd_kafka_get_watermark_offsets(k->rk, k->topic, p, &lo, &hi) || hi < 0) return -1;
-    int64_t from = k->committed[p] == CONSUMER_NEVER ? lo : k->committed[p];
+    if (rd_kafka_get_watermark_offsets(rk, topic, p, &lo, &hi) || hi < 0) return -1;
+    int64_t from = next >= 0 ? next : lo;
     if (from < 0) return -1;
     return hi > from ? hi - from : 0;
+}
+
+int64_t consumer_partition_lag(struct consumer *k, int32_t p) {
+    if (p < 0 || p >= k->npart) return -1;
+    return consumer_lag_of(k->rk, k->topic, p, k->committed[p]);
 }
 
 int64_t consumer_lag(struct consumer *k) {

@@ -93,5 +93,21 @@ int64_t consumer_lag(struct consumer *k);
  * empty ones included, so it reaches 0 once the partition is caught up; it
  * is not refreshed while input is paused (no fetches). */
 int64_t consumer_partition_lag(struct consumer *k, int32_t partition);
+/* The same for any consumer rk of topic (group mode's too): from next (the
+ * next offset committed; < 0: none, from the low watermark). */
+int64_t consumer_lag_of(rd_kafka_t *rk, const char *topic, int32_t partition, int64_t next);
+
+/* How long the next poll of a batch may wait at now: until deadline, and
+ * once the batch holds messages (n > 0, the last polled at last) until
+ * linger_ms after the last.  -1: the deadline has passed.  Shared by
+ * consumer_poll_batch and group mode's batch. */
+static inline int64_t consumer_batch_wait(int64_t now, int64_t deadline, size_t n, int64_t last,
+                                          int64_t linger_ms) {
+    int64_t left = deadline - now;
+    if (left < 0) return -1;
+    if (n > 0 && last + linger_ms - now < left) /* lingering: polled at least once */
+        left = last + linger_ms > now ? last + linger_ms - now : 0;
+    return left;
+}
 
 #endif

@@ -165,14 +165,10 @@ static int owned_changed(struct group *g, char *err, size_t errlen) {
         if (g->owned[p]) g->parts[g->nparts++] = p;
     if (metrics_set_partitions(g->metrics, g->parts, g->nparts, err, errlen)) return -1;
     if (!g->c->state_standby_replicas) return 0;
-    int32_t *set = malloc((size_t)g->npart * sizeof(*set));
-    if (!set) { snprintf(err, errlen, "out of memory"); return -1; }
-    size_t k = 0;
+    size_t k = 0;   /* parts_scratch: free between batches (rebalances come from the poll) */
     for (int32_t p = 0; p < g->npart; p++)
-        if (!g->owned[p]) set[k++] = p;
-    int rc = changelog_follow(g->sb, g->store, set, k, err, errlen);
-    free(set);
-    return rc;
+        if (!g->owned[p]) g->parts_scratch[k++] = p;
+    return changelog_follow(g->sb, g->store, g->parts_scratch, k, err, errlen);
 }
 
 /* The stored next input offset of each partition of l (the changelog
@@ -469,9 +465,8 @@ static int poll_batch(struct group *g) {
     int64_t deadline = kclient_now_ms() + g->c->batch_max_ms, last = 0, linger = g->c->batch_linger_ms;
     while (g->n < (size_t)g->c->batch_max_messages && !*g->stop && !g->fatal) {
         if (kclient_failed(g->kc, g->err, sizeof(g->err))) return -1;
-        int64_t now = kclient_now_ms(), left = deadline - now;
+        int64_t left = consumer_batch_wait(kclient_now_ms(), deadline, g->n, last, linger);
         if (left < 0) break;
-        if (g->n > 0 && last + linger - now < left) left = last + linger > now ? last + linger - now : 0;
         rd_kafka_message_t *m = rd_kafka_consumer_poll(g->rk, left > KCLIENT_POLL_MS ? KCLIENT_POLL_MS : (int)left);
         if (!m && g->n > 0 && kclient_now_ms() >= last + linger) break;
         if (!m) continue;
@@ -629,29 +624,19 @@ static void store_after_commit(struct group *g) {
 }
 
 static void publish_commit(struct group *g, double t0) {
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    double wall = (double)now.tv_sec + (double)now.tv_nsec / 1e9;
+    double wall = pipeline_clock_s(CLOCK_REALTIME);
     for (size_t i = 0; i < g->nlat; i++) g->lat[i] = g->lat[i] < 0 ? 0 : wall - g->lat[i];
     metrics_observe_delivery(g->metrics, g->lat, g->nlat);
-    struct timespec mt;
-    clock_gettime(CLOCK_MONOTONIC, &mt);
-    metrics_publish_commit(g->metrics, &g->mb, (double)mt.tv_sec + (double)mt.tv_nsec / 1e9 - t0, wall);
+    metrics_publish_commit(g->metrics, &g->mb, pipeline_clock_s(CLOCK_MONOTONIC) - t0, wall);
     for (int32_t p = 0; p < g->npart; p++)
         if (g->bnext[p] >= 0) g->next[p] = g->bnext[p];
-}
-
-static double mono_s(void) {
-    struct timespec mt;
-    clock_gettime(CLOCK_MONOTONIC, &mt);
-    return (double)mt.tv_sec + (double)mt.tv_nsec / 1e9;
 }
 
 /* Apply and commit the collected batch.  A full map is grown and the batch
  * applied again; an aborted transaction seeks back (the messages come
  * again). */
 static int commit_batch_captured(struct group *g) {
-    double t0 = mono_s();
+    double t0 = pipeline_clock_s(CLOCK_MONOTONIC);
     int rc;
     for (;;) {
         batch_reset(g);
@@ -693,32 +678,16 @@ static int commit_batch(struct group *g) {
 static void publish_gauges(struct group *g) {
     struct metrics_gauges mg;
     memset(&mg, 0, sizeof(mg));
-    for (size_t i = 0; i < g->nparts; i++) {
-        int32_t p = g->parts[i];
-        int64_t lo, hi;
-        g->lag[i] = -1;
-        if (rd_kafka_get_watermark_offsets(g->rk, g->c->topic_input, p, &lo, &hi) == 0 && hi >= 0) {
-            int64_t from = g->next[p] >= 0 ? g->next[p] : lo;
-            if (from >= 0) g->lag[i] = hi > from ? hi - from : 0;
-        }
-    }
+    for (size_t i = 0; i < g->nparts; i++)
+        g->lag[i] = consumer_lag_of(g->rk, g->c->topic_input, g->parts[i], g->next[g->parts[i]]);
     mg.lag = g->lag;
     metrics_publish_gauges(g->metrics, &mg);
 }
 
 static void publish_store(struct group *g, int64_t now) {
     struct store_stats st;
-    char e[ERRLEN];
     g->store_stats_ms = now;
-    if (store_stats(g->store, &st, e, sizeof(e))) {
-        log_warn("group", "store stats: %s", e);
-        return;
-    }
-    struct metrics_store ms = {st.used_bytes, st.map_size, st.file_bytes, 0, st.counters.applied,
-                               st.counters.duplicates, st.counters.rejected};
-    for (int i = 0; i < st.ndb; i++)
-        if (strcmp(st.db[i].name, "dedupe") == 0) ms.remembered_keys = st.db[i].entries;
-    metrics_publish_store(g->metrics, &ms);
+    pipeline_publish_store(g->store, g->metrics, &st, "metrics");
 }
 
 static void stats_line(struct group *g) {

@@ -154,7 +154,7 @@ static int startup_txn(struct pipeline *p, int64_t *next) {
 
 /* ---- metrics (metrics.h): this thread is their only writer ---------------- */
 
-static double clock_s(clockid_t id) {
+double pipeline_clock_s(clockid_t id) {
     struct timespec ts;
     clock_gettime(id, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
@@ -188,10 +188,10 @@ static int metrics_assigned(struct pipeline *p) {
  * STORE_STATS_MS and for each stats line: store_stats reads every
  * database's stat and the file's size, too much for every batch.  A failure
  * is logged (under what) and leaves the metrics as they were.  0, or -1. */
-static int publish_store(struct pipeline *p, int64_t now, struct store_stats *st, const char *what) {
+int pipeline_publish_store(struct store *s, struct metrics *m, struct store_stats *st,
+                           const char *what) {
     char e[ERRLEN];
-    p->store_stats_ms = now;
-    if (store_stats(p->store, st, e, sizeof(e))) {
+    if (store_stats(s, st, e, sizeof(e))) {
         log_warn(NULL, "%s: %s", what, e);
         return -1;
     }
@@ -199,8 +199,13 @@ static int publish_store(struct pipeline *p, int64_t now, struct store_stats *st
                                st->counters.duplicates, st->counters.rejected};
     for (int i = 0; i < st->ndb; i++)
         if (strcmp(st->db[i].name, "dedupe") == 0) ms.remembered_keys = st->db[i].entries;
-    metrics_publish_store(p->metrics, &ms);
+    metrics_publish_store(m, &ms);
     return 0;
+}
+
+static int publish_store(struct pipeline *p, int64_t now, struct store_stats *st, const char *what) {
+    p->store_stats_ms = now;
+    return pipeline_publish_store(p->store, p->metrics, st, what);
 }
 
 /* Every step: lag per partition (cached watermarks, no round trip), outbox,
@@ -221,7 +226,7 @@ static void publish_gauges(struct pipeline *p) {
 static void observe_delivered(struct pipeline *p) {
     double buf[LAT_CHUNK];
     uint64_t upto = relay_delivered_upto(p->relay);
-    int64_t now = (int64_t)(clock_s(CLOCK_REALTIME) * 1000.0);
+    int64_t now = (int64_t)(pipeline_clock_s(CLOCK_REALTIME) * 1000.0);
     size_t n;
     while ((n = latency_delivered(p->lat, upto, now, buf, LAT_CHUNK)) > 0) {
         metrics_observe_delivery(p->metrics, buf, n);
@@ -499,7 +504,7 @@ static int apply_messages(struct pipeline *p, struct store_counters *cnt) {
  * by the store and the same messages are applied again. */
 static int commit_batch(struct pipeline *p) {
     struct store_counters cnt;
-    double t0 = clock_s(CLOCK_MONOTONIC);
+    double t0 = pipeline_clock_s(CLOCK_MONOTONIC);
     for (;;) {
         metrics_batch_reset(&p->mb);  /* a retried batch counts once */
         latency_batch_reset(p->lat);
@@ -518,8 +523,8 @@ static int commit_batch(struct pipeline *p) {
         break;
     }
     /* Committed: the counts are published now and only now. */
-    metrics_publish_commit(p->metrics, p->n ? &p->mb : NULL, clock_s(CLOCK_MONOTONIC) - t0,
-                           clock_s(CLOCK_REALTIME));
+    metrics_publish_commit(p->metrics, p->n ? &p->mb : NULL, pipeline_clock_s(CLOCK_MONOTONIC) - t0,
+                           pipeline_clock_s(CLOCK_REALTIME));
     latency_batch_commit(p->lat);
     p->committed = 1;
     for (size_t i = 0; i < p->nparts; i++)

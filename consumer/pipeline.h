@@ -16,6 +16,7 @@
 
 #include <signal.h>
 #include <stddef.h>
+#include <time.h>
 
 #include <librdkafka/rdkafka.h>
 
@@ -52,6 +53,15 @@ int pipeline_pin(struct store *s, const struct config *c, const char *name, cons
 int pipeline_next_parsed(struct parseq *q, rd_kafka_message_t *const *batch, size_t n,
                          size_t *pushed, size_t i, struct parseq_item *it, char *err,
                          size_t errlen);
+/* The store's figures (store_stats, which reads every database and the
+ * file's size: every few seconds, not per batch) into *st and m's store
+ * metrics; a failure is logged under what and leaves the metrics as they
+ * were.  0, or -1. */
+struct metrics;
+int pipeline_publish_store(struct store *s, struct metrics *m, struct store_stats *st,
+                           const char *what);
+/* clock_gettime(id) in seconds. */
+double pipeline_clock_s(clockid_t id);
 /* The crash-loop guard's message for m (first bytes in hex). */
 void pipeline_halt_text(const struct config *c, const rd_kafka_message_t *m, const char *why,
                         char *err, size_t errlen);

@@ -201,6 +201,30 @@ int txn_change(struct txn *t, int32_t partition, const uint8_t *key, size_t klen
                    errlen);
 }
 
+/* The transactional calls made after txn_begin, each retried alike. */
+enum tcall { T_OFFSETS, T_COMMIT, T_ABORT };
+static const char *const tcall_names[] = {"send_offsets_to_transaction", "commit_transaction",
+                                          "abort_transaction"};
+
+/* op (T_OFFSETS: offsets with the group metadata md) until it succeeds (0)
+ * or fails for good (classify: TXN_ABORTED or -1), or -1 once TXN_TOTAL_MS
+ * passed; retriable errors are logged and the call made again. */
+static int call_retried(struct txn *t, enum tcall op, rd_kafka_topic_partition_list_t *offsets,
+                        const rd_kafka_consumer_group_metadata_t *md, char *err, size_t errlen) {
+    int64_t deadline = kclient_now_ms() + TXN_TOTAL_MS;
+    for (;;) {
+        rd_kafka_error_t *e =
+            op == T_OFFSETS ? rd_kafka_send_offsets_to_transaction(t->rk, offsets, md, TXN_CALL_MS)
+            : op == T_COMMIT ? rd_kafka_commit_transaction(t->rk, TXN_CALL_MS)
+                             : rd_kafka_abort_transaction(t->rk, TXN_CALL_MS);
+        if (!e) return 0;
+        int cls = classify(t, e, tcall_names[op], err, errlen);
+        if (cls != 0) return cls;
+        if (kclient_now_ms() > deadline) return -1;
+        log_warn("txn", "%s (retrying)", err);
+    }
+}
+
 static int send_offsets(struct txn *t, rd_kafka_t *consumer, rd_kafka_topic_partition_list_t *offsets,
                         char *err, size_t errlen) {
     rd_kafka_consumer_group_metadata_t *md = rd_kafka_consumer_group_metadata(consumer);
@@ -208,37 +232,15 @@ static int send_offsets(struct txn *t, rd_kafka_t *consumer, rd_kafka_topic_part
         snprintf(err, errlen, "txn: the consumer has no group metadata");
         return -1;
     }
-    int rc = 0;
-    int64_t deadline = kclient_now_ms() + TXN_TOTAL_MS;
-    for (;;) {
-        rd_kafka_error_t *e = rd_kafka_send_offsets_to_transaction(t->rk, offsets, md, TXN_CALL_MS);
-        if (!e) break;
-        rc = classify(t, e, "send_offsets_to_transaction", err, errlen);
-        if (rc != 0) break;
-        if (kclient_now_ms() > deadline) { rc = -1; break; }
-        log_warn("txn", "%s (retrying)", err);
-    }
+    int rc = call_retried(t, T_OFFSETS, offsets, md, err, errlen);
     rd_kafka_consumer_group_metadata_destroy(md);
     return rc;
-}
-
-/* commit_transaction until it succeeds or fails for good, within TXN_TOTAL_MS. */
-static int commit_loop(struct txn *t, char *err, size_t errlen) {
-    int64_t deadline = kclient_now_ms() + TXN_TOTAL_MS;
-    for (;;) {
-        rd_kafka_error_t *e = rd_kafka_commit_transaction(t->rk, TXN_CALL_MS);
-        if (!e) return 0;
-        int cls = classify(t, e, "commit_transaction", err, errlen);
-        if (cls != 0) return cls;
-        if (kclient_now_ms() > deadline) return -1;
-        log_warn("txn", "%s (retrying)", err);
-    }
 }
 
 int txn_commit(struct txn *t, rd_kafka_t *consumer, rd_kafka_topic_partition_list_t *offsets,
                int64_t *clog_next, char *err, size_t errlen) {
     int rc = offsets && offsets->cnt ? send_offsets(t, consumer, offsets, err, errlen) : 0;
-    if (rc == 0) rc = commit_loop(t, err, errlen);
+    if (rc == 0) rc = call_retried(t, T_COMMIT, NULL, NULL, err, errlen);
     if (rc == TXN_ABORTED) {
         char e2[KCLIENT_ERRLEN];
         if (txn_abort(t, e2, sizeof(e2)) == 0) return TXN_ABORTED;
@@ -261,13 +263,7 @@ int txn_commit(struct txn *t, rd_kafka_t *consumer, rd_kafka_topic_partition_lis
 
 int txn_abort(struct txn *t, char *err, size_t errlen) {
     if (!t->open) return 0;
-    int64_t deadline = kclient_now_ms() + TXN_TOTAL_MS;
-    for (;;) {
-        rd_kafka_error_t *e = rd_kafka_abort_transaction(t->rk, TXN_CALL_MS);
-        if (!e) break;
-        int cls = classify(t, e, "abort_transaction", err, errlen);
-        if (cls != 0 || kclient_now_ms() > deadline) return -1;
-    }
+    if (call_retried(t, T_ABORT, NULL, NULL, err, errlen)) return -1;
     t->open = 0;
     return 0;
 }
