@@ -1,5 +1,6 @@
 /* dualstore.c -- see dualstore.h. */
 #include "tests/unit/dualstore.h"
+#include "tests/unit/tmpdir.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,11 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-
-static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw) {
-    (void)st; (void)flag; (void)ftw;
-    return remove(p);
-}
 
 void dualstore_open(struct dualstore *d, int lmdb, const char *tag, const struct engine_config *cfg) {
     char err[512];
@@ -44,7 +40,7 @@ void dualstore_close(struct dualstore *d) {
     engine_free(d->e);
     if (d->lmdb) {
         store_close(d->s);
-        nftw(d->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+        tmpdir_rm(d->dir);
     } else {
         memstore_free(&d->ms);
     }

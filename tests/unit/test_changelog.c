@@ -33,6 +33,7 @@
 #include "consumer/mock.h"
 #include "engine/state.h"
 #include "store/store.h"
+#include "tests/unit/tmpdir.h"
 
 #define TOPIC  "credit.changelog"
 #define NPARTS 3
@@ -60,11 +61,6 @@ static const struct { const char *db; uint8_t code; } CODES[] = {
 #define NCODES (sizeof CODES / sizeof CODES[0])
 
 /* ---- stores ------------------------------------------------------------------- */
-
-static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw) {
-    (void)st; (void)flag; (void)ftw;
-    return remove(p);
-}
 
 static struct store *open_store(struct fx *f, const char *name) {
     char path[128];
@@ -244,7 +240,7 @@ static int teardown(void **state) {
     store_close(f->dst);
     mock_stop(f->m);
     config_free(&f->c);
-    nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    tmpdir_rm(f->dir);
     free(f);
     return 0;
 }

@@ -19,6 +19,7 @@
 #include "engine/engine.h"
 #include "engine/state.h"
 #include "store/store.h"
+#include "tests/unit/tmpdir.h"
 
 #define CUR "EUR"
 
@@ -32,11 +33,6 @@ struct fx {
 
 /* ---- helpers ------------------------------------------------------------ */
 
-static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw) {
-    (void)st; (void)flag; (void)ftw;
-    return remove(p);
-}
-static void rm_rf(const char *dir) { nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS); }
 
 static int open_store(struct fx *f, size_t map, int64_t close_after, const char *cur, int ro,
                       struct store **out) {
@@ -70,7 +66,7 @@ static int setup_small(void **state) { return setup_map(state, 256 * 1024); }
 static int teardown(void **state) {
     struct fx *f = *state;
     store_close(f->s);
-    rm_rf(f->dir);
+    tmpdir_rm(f->dir);
     free(f);
     return 0;
 }

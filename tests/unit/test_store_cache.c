@@ -22,6 +22,7 @@
 
 #include "engine/engine.h"
 #include "store/store.h"
+#include "tests/unit/tmpdir.h"
 
 #define NPART 3
 #define NORG 12
@@ -31,10 +32,6 @@
 
 struct fx { char dir[64], err[512]; int n; };
 
-static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw) {
-    (void)st; (void)flag; (void)ftw;
-    return remove(p);
-}
 static int setup(void **state) {
     struct fx *f = calloc(1, sizeof(*f));
     assert_non_null(f);
@@ -45,7 +42,7 @@ static int setup(void **state) {
 }
 static int teardown(void **state) {
     struct fx *f = *state;
-    nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    tmpdir_rm(f->dir);
     free(f);
     return 0;
 }

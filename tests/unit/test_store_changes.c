@@ -21,6 +21,7 @@
 
 #include "engine/engine.h"
 #include "store/store.h"
+#include "tests/unit/tmpdir.h"
 
 #define NPART 3
 #define NORG 9
@@ -37,11 +38,6 @@ struct fx {
     int nstores;
 };
 
-static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw) {
-    (void)st; (void)flag; (void)ftw;
-    return remove(p);
-}
-
 static int setup(void **state) {
     struct fx *f = calloc(1, sizeof(*f));
     assert_non_null(f);
@@ -53,7 +49,7 @@ static int setup(void **state) {
 
 static int teardown(void **state) {
     struct fx *f = *state;
-    nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    tmpdir_rm(f->dir);
     free(f);
     return 0;
 }

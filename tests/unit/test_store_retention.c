@@ -19,6 +19,7 @@
 
 #include "engine/state.h"
 #include "store/store.h"
+#include "tests/unit/tmpdir.h"
 
 #define DAY INT64_C(86400000000000)
 #define T0 (INT64_C(1767225600) * INT64_C(1000000000)) /* 2026-01-01T00:00:00Z */
@@ -28,11 +29,6 @@ struct fx {
     struct store *s;
     struct engine_store ops;
 };
-
-static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw) {
-    (void)st; (void)flag; (void)ftw;
-    return remove(p);
-}
 
 static int open_ret(struct fx *f, int64_t days, struct store **out) {
     struct store_opts o = {.path = f->path, .nosync = 1, .currency = "EUR", .retention_days = days};
@@ -55,7 +51,7 @@ static int setup(void **state) {
 static int teardown(void **state) {
     struct fx *f = *state;
     store_close(f->s);
-    nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    tmpdir_rm(f->dir);
     free(f);
     return 0;
 }

@@ -23,6 +23,7 @@
 #include "engine/engine.h"
 #include "engine/state.h"
 #include "store/store.h"
+#include "tests/unit/tmpdir.h"
 #include "store/store_int.h"  /* map_lock: to see that growth waits */
 
 #define WAIT_S 20  /* bound of every wait for another thread */
@@ -34,11 +35,6 @@ struct fx {
     struct engine_store ops;
     char err[512];
 };
-
-static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw) {
-    (void)st; (void)flag; (void)ftw;
-    return remove(p);
-}
 
 static int open_at(struct fx *f, size_t map) {
     struct store_opts o = { .path = f->path, .map_size = map, .nosync = 1, .currency = "EUR" };
@@ -63,7 +59,7 @@ static int setup_small(void **state) { return setup_map(state, 256 * 1024); }
 static int teardown(void **state) {
     struct fx *f = *state;
     store_close(f->s);
-    nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    tmpdir_rm(f->dir);
     free(f);
     return 0;
 }
