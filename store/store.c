@@ -21,7 +21,7 @@
 #include <unistd.h>
 
 const char *const st_db_names[DB_COUNT] = {
-    "meta", "orgs", "sequences", "org_credits", "project_credits", "months",
+    "meta", "orgs", "project_credits",
     "org_partition", "partitions", "dedupe", "outbox", "offsets", "dedupe_expiry",
     "changes", "changelog"
 };

@@ -2,11 +2,11 @@
  *
  * The only module that includes lmdb.h.  Named databases:
  *   meta            format version, close_after, max_future, currency, cluster id, counters
- *   orgs            org -> partition, watermark, open month          (state.h)
- *   sequences       org -> last overage / ledger sequence
- *   org_credits     org -> V, terms, offerings
- *   project_credits org\0project -> P, terms
- *   months          org\0project -> [(month, consumed)]
+ *   orgs            org -> partition, watermark, open month, sequences,
+ *                   credit (V, sum of P, terms, offerings, alerts, serial),
+ *                   [(month, consumed, overage started)]     (state.h)
+ *   project_credits org\0project -> credit (P, terms, alerts, serial),
+ *                   [(month, consumed, overage started)]
  *   org_partition   partition(BE32) org -> ""   (index for ticks, ordered)
  *   partitions      partition(BE32) -> clock (latest tick time)
  *   dedupe          idempotency key -> content hash, outcome, partition, time
@@ -62,7 +62,11 @@
 /* 5: a usage's dedupe record carries what a usage.void needs (draws, serials,
  *    billing month, overage), credit records a serial and the sequences
  *    record the last serial handed out (v1.3 §13). */
-#define STORE_FORMAT_VERSION 5
+/* 6: one record per organisation (orgs: what orgs, sequences, org_credits
+ *    and its own months record held) and one per project (project_credits:
+ *    its credit and its months); sequences, org_credits and months are gone
+ *    (issue 11: fewer puts and B-tree searches per written organisation). */
+#define STORE_FORMAT_VERSION 6
 
 /* Bounded idempotency memory (v1.3 §14).
  *
@@ -264,8 +268,8 @@ int  store_view_scan_orgs(struct store_view *v, const char *after, store_org_cb 
  * [one byte naming the database (store_changes.c: a fixed wire code, not the
  * internal enum)][the LMDB key]; its value is the LMDB value (every record
  * starts with the format version byte), or none (a tombstone: the record was
- * removed).  The state databases are orgs, sequences, org_credits,
- * project_credits, months, org_partition, partitions, dedupe, dedupe_expiry
+ * removed).  The state databases are orgs, project_credits,
+ * org_partition, partitions, dedupe, dedupe_expiry
  * and offsets; meta (config, counters), the outbox and the changelog
  * offsets are this store's own and never captured.
  *
@@ -284,10 +288,12 @@ int  store_view_scan_orgs(struct store_view *v, const char *after, store_org_cb 
  * with the next store_changes_scan. */
 #define STORE_CHANGE_KEY_MAX (1 + 4 + 8 + STORE_DKEY_RAW_MAX)
 /* The database codes of changelog keys (fixed: they are on the wire). */
+/* s, c, m (sequences, org_credits, months) are retired since format 6:
+ * never written, refused by store_change_apply. */
 enum store_change_db {
-    STORE_CL_ORGS = 'o', STORE_CL_SEQ = 's', STORE_CL_ORGCRED = 'c', STORE_CL_PROJCRED = 'p',
-    STORE_CL_MONTHS = 'm', STORE_CL_ORGPART = 'i', STORE_CL_PARTS = 'k', STORE_CL_DEDUPE = 'd',
-    STORE_CL_DDEXP = 'x', STORE_CL_OFFSETS = 'f'
+    STORE_CL_ORGS = 'o', STORE_CL_PROJCRED = 'p', STORE_CL_ORGPART = 'i', STORE_CL_PARTS = 'k',
+    STORE_CL_DEDUPE = 'd', STORE_CL_DDEXP = 'x', STORE_CL_OFFSETS = 'f',
+    STORE_CL_RETIRED_SEQ = 's', STORE_CL_RETIRED_ORGCRED = 'c', STORE_CL_RETIRED_MONTHS = 'm'
 };
 
 /* On (1) / off (0) for this handle (default off); between transactions

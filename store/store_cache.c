@@ -10,18 +10,21 @@
  * it stays cached and written once per batch, however many events touch it.
  *
  * Exactness: the cache must answer exactly what the store would have read
- * back after the same writes.  A cached org holds, per record, either the
- * values last loaded from LMDB or the engine's values of a record it wrote
- * (a record the engine deleted reads back as the loader's defaults); records
- * the engine did not mark dirty keep the cached values, as LMDB would.
+ * back after the same writes.  A cached org holds, per record (the org's,
+ * each project's), either the values last loaded from LMDB or the engine's
+ * values of a record it wrote (any dirty bit rewrites the whole record, as
+ * st_org_write does; a credit or months the engine removed reads back as the
+ * loader's defaults); records the engine did not mark dirty keep the cached
+ * values, as LMDB would.
  * Projects: present = has a credit or months (as in LMDB, where a project is
  * its records); a project the store does not have is cached as absent, so it
  * is not looked up again.
  *
  * Change capture (group mode): a write-back is captured with the org's own
- * partition (the partition of every message that can write it); a record put
- * and then deleted within one batch is still noted, as the direct writes
- * would have noted it (the put).
+ * partition (the partition of every message that can write it); a project
+ * record put and then deleted within one batch is still noted, as the direct
+ * writes would have noted it (the put).  (An orgs record is never deleted
+ * by the engine.)
  *
  * Memory: entries are counted in bytes (the entry, its offerings, its
  * project array) against max_bytes; the least recently used are evicted
@@ -38,8 +41,8 @@
 #include <string.h>
 
 struct cproj {
-    struct eng_project p;   /* canonical: a project_get of the written records (dirty = bits to write) */
-    uint8_t put;            /* ENG_DIRTY_CREDIT / ACCT records put in this txn, not yet written */
+    struct eng_project p;   /* canonical: a project_get of the written record (dirty: to write) */
+    uint8_t put;            /* its record was put in this txn, not yet written */
 };
 
 struct corg {
@@ -48,8 +51,7 @@ struct corg {
     struct corg *dnext, *dprev;       /* dirty list (doubly linked: evictions unlink) */
     uint64_t h;
     size_t bytes;                     /* counted against the bound */
-    unsigned dirty;                   /* org-level ENG_DIRTY_* not yet written */
-    uint8_t put;                      /* org-level CREDIT / ACCT put in this txn, not yet written */
+    unsigned dirty;                   /* the orgs record is to be written (ENG_DIRTY_* seen) */
     uint8_t listed;                   /* on the dirty list */
     uint8_t all_projects;             /* proj holds every project the store has */
     uint8_t any_proj_dirty;
@@ -305,24 +307,17 @@ static int write_back(struct store *s, struct corg *e, char *err, size_t errlen)
     int32_t keep = s->cap_part;
     s->cap_part = e->partition;
     int rc = st_org_write(s, o, err, errlen);
-    /* A record put then deleted in this batch: noted as the direct put was. */
+    /* A project record put then deleted in this batch: noted as the direct
+     * put was. */
     uint8_t k2[PKEY_MAX];
-    if (!rc && s->capture && (e->put & ENG_DIRTY_CREDIT) && !e->has_credit)
-        rc = st_change_note(s, DB_ORGCRED, e->id, strlen(e->id), err, errlen);
-    if (!rc && s->capture && (e->put & ENG_DIRTY_ACCT) && e->nacct == 0)
-        rc = st_change_note(s, DB_MONTHS, k2, st_proj_key(k2, e->id, ""), err, errlen);
     for (size_t i = 0; !rc && s->capture && i < e->nproj; i++) {
         const struct cproj *p = &e->proj[i];
-        size_t kl = (p->put && (!p->p.has_credit || p->p.nacct == 0)) ? st_proj_key(k2, e->id, p->p.id) : 0;
-        if (kl && (p->put & ENG_DIRTY_CREDIT) && !p->p.has_credit)
-            rc = st_change_note(s, DB_PROJCRED, k2, kl, err, errlen);
-        if (!rc && kl && (p->put & ENG_DIRTY_ACCT) && p->p.nacct == 0)
-            rc = st_change_note(s, DB_MONTHS, k2, kl, err, errlen);
+        if (p->put && !proj_exists(&p->p))
+            rc = st_change_note(s, DB_PROJCRED, k2, st_proj_key(k2, e->id, p->p.id), err, errlen);
     }
     s->cap_part = keep;
     if (rc) return rc;
     e->dirty = 0;
-    e->put = 0;
     for (size_t i = 0; i < e->nproj; i++) e->proj[i].p.dirty = e->proj[i].put = 0;
     e->any_proj_dirty = 0;
     c->st.writebacks++;
@@ -597,11 +592,11 @@ int st_cache_org_put(struct store *s, const struct eng_org *o, char *err, size_t
     int rc = entry_for_put(s, o, &e, err, errlen);
     if (rc) return rc;
     lru_front(c, e);
-    if (head_from(e, o, o->dirty))
+    /* Format 6: any dirty part rewrites the org's whole record, and any
+     * dirty part of a project that project's, from o as st_org_write does. */
+    if (o->dirty && head_from(e, o, 0xFu))
         return st_fail(err, errlen, "store %s: org cache: out of memory (org %s)", s->path, o->id);
     e->dirty |= o->dirty;
-    e->put |= (uint8_t)(((o->dirty & ENG_DIRTY_CREDIT) && o->has_credit ? ENG_DIRTY_CREDIT : 0) |
-                        ((o->dirty & ENG_DIRTY_ACCT) && o->nacct > 0 ? ENG_DIRTY_ACCT : 0));
     for (size_t i = 0; i < o->nproj; i++) {
         const struct eng_project *q = &o->proj[i];
         struct cproj *p;
@@ -610,10 +605,9 @@ int st_cache_org_put(struct store *s, const struct eng_org *o, char *err, size_t
         if ((rc = project_of(s, e, q->id, &p, err, errlen))) return rc;
         if (!p && !(p = padd(c, e, q->id)))  /* all_projects and new */
             return st_fail(err, errlen, "store %s: org cache: out of memory (org %s)", s->path, o->id);
-        pcanon(&p->p, q, q->dirty);
+        pcanon(&p->p, q, ENG_DIRTY_CREDIT | ENG_DIRTY_ACCT);
         p->p.dirty |= q->dirty;
-        p->put |= (uint8_t)(((q->dirty & ENG_DIRTY_CREDIT) && q->has_credit ? ENG_DIRTY_CREDIT : 0) |
-                            ((q->dirty & ENG_DIRTY_ACCT) && q->nacct > 0 ? ENG_DIRTY_ACCT : 0));
+        p->put |= (uint8_t)proj_exists(q);
         e->any_proj_dirty = 1;
     }
     if (e->dirty || e->any_proj_dirty) mark_dirty(c, e);

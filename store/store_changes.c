@@ -24,14 +24,24 @@ _Static_assert(4 + STORE_CHANGE_KEY_MAX <= 511, "a note key fits an LMDB key");
 
 /* ---- wire codes ----------------------------------------------------------- */
 
-/* The wire code of each state database; 0: not captured. */
+/* The wire code of each state database; 0: not captured.  Format 6 writes
+ * no s, c, m (their databases are gone; store.h). */
 static const uint8_t wire_code[DB_COUNT] = {
-    [DB_ORGS] = STORE_CL_ORGS,       [DB_SEQ] = STORE_CL_SEQ,
-    [DB_ORGCRED] = STORE_CL_ORGCRED, [DB_PROJCRED] = STORE_CL_PROJCRED,
-    [DB_MONTHS] = STORE_CL_MONTHS,   [DB_ORGPART] = STORE_CL_ORGPART,
-    [DB_PARTS] = STORE_CL_PARTS,     [DB_DEDUPE] = STORE_CL_DEDUPE,
-    [DB_DDEXP] = STORE_CL_DDEXP,     [DB_OFFSETS] = STORE_CL_OFFSETS,
+    [DB_ORGS] = STORE_CL_ORGS,       [DB_PROJCRED] = STORE_CL_PROJCRED,
+    [DB_ORGPART] = STORE_CL_ORGPART, [DB_PARTS] = STORE_CL_PARTS,
+    [DB_DEDUPE] = STORE_CL_DEDUPE,   [DB_DDEXP] = STORE_CL_DDEXP,
+    [DB_OFFSETS] = STORE_CL_OFFSETS,
 };
+
+/* The name of a retired wire code (format 5 and older), or NULL. */
+static const char *retired_code(uint8_t c) {
+    switch (c) {
+    case STORE_CL_RETIRED_SEQ: return "sequences";
+    case STORE_CL_RETIRED_ORGCRED: return "org_credits";
+    case STORE_CL_RETIRED_MONTHS: return "months";
+    }
+    return NULL;
+}
 
 /* The database of wire code c, or -1. */
 static int db_of_code(uint8_t c) {
@@ -130,20 +140,19 @@ static const char *id_bad(const uint8_t *id, size_t n, int may_be_empty) {
     return NULL;
 }
 
-/* org \0 project (project may be empty for months). */
-static const char *pkey_bad(const uint8_t *k, size_t n, int months) {
+/* org \0 project */
+static const char *pkey_bad(const uint8_t *k, size_t n) {
     const uint8_t *z = memchr(k, 0, n);
     if (!z) return "no NUL between org and project";
     const char *why = id_bad(k, (size_t)(z - k), 0);
-    return why ? why : id_bad(z + 1, n - (size_t)(z - k) - 1, months);
+    return why ? why : id_bad(z + 1, n - (size_t)(z - k) - 1, 0);
 }
 
 /* What is wrong with LMDB key k (n bytes) of state database db, or NULL. */
 static const char *key_bad(int db, const uint8_t *k, size_t n) {
     switch (db) {
-    case DB_ORGS: case DB_SEQ: case DB_ORGCRED: return id_bad(k, n, 0);
-    case DB_PROJCRED: return pkey_bad(k, n, 0);
-    case DB_MONTHS: return pkey_bad(k, n, 1);
+    case DB_ORGS: return id_bad(k, n, 0);
+    case DB_PROJCRED: return pkey_bad(k, n);
     case DB_ORGPART:
         if (n < 5) return "org_partition key of fewer than 5 bytes";
         return k[0] & 0x80 ? "negative partition" : id_bad(k + 4, n - 4, 0);
@@ -168,24 +177,13 @@ static const char *key_bad(int db, const uint8_t *k, size_t n) {
 static int val_bad(int db, const MDB_val *v, char *why, size_t whylen) {
     struct eng_project pr;
     struct eng_dedupe d;
-    int32_t a, b;
+    int32_t a;
     int64_t x;
-    int n;
     const uint8_t *full;
     size_t flen;
     switch (db) {
-    case DB_ORGS: return st_dec_org_meta(v, &a, &x, &b, why, whylen);
-    case DB_SEQ: case DB_ORGCRED: {
-        struct eng_org *o = malloc(sizeof(*o));
-        if (!o) return snprintf(why, whylen, "out of memory"), -1;
-        eng_org_init(o);
-        int bad = db == DB_SEQ ? st_dec_seq(v, o, why, whylen) : st_dec_org_credit(v, o, why, whylen);
-        eng_org_free(o);
-        free(o);
-        return bad;
-    }
-    case DB_PROJCRED: return st_dec_proj_credit(v, &pr, why, whylen);
-    case DB_MONTHS: return st_dec_acct(v, pr.acct, &n, why, whylen);
+    case DB_ORGS: return st_dec_org_partition(v, &a, why, whylen);
+    case DB_PROJCRED: return st_dec_proj(v, &pr, why, whylen);
     case DB_PARTS: return st_dec_i64(v, &x, INT64_MIN, why, whylen);
     case DB_OFFSETS: return st_dec_i64(v, &x, 0, why, whylen);
     case DB_DEDUPE: return st_dec_dedupe(v, &d, &full, &flen, why, whylen);
@@ -211,6 +209,10 @@ int store_change_apply(struct store *s, const uint8_t *key, size_t klen, const u
         return st_fail(err, errlen, "changelog record: key of %zu bytes (2..%d: a database code "
                        "and an LMDB key)", key ? klen : 0, STORE_CHANGE_KEY_MAX);
     int db = db_of_code(key[0]);
+    if (db < 0 && retired_code(key[0]))
+        return st_fail(err, errlen, "changelog record: database code '%c' (%s) is retired since "
+                       "store format 6 (a changelog of an older creditd: rebuild it)", key[0],
+                       retired_code(key[0]));
     if (db < 0) return st_fail(err, errlen, "changelog record: unknown database code 0x%02x", key[0]);
     st_key_text(db, key + 1, klen - 1, kt, sizeof(kt));
     const char *kwhy = key_bad(db, key + 1, klen - 1);
@@ -335,10 +337,7 @@ static int drop_org(struct store *s, struct drop *d, const MDB_val *k, const MDB
     id[n] = 0;
     *yes = 1;
     int rc = drop_key(s, DB_ORGS, id, n, d, err, errlen);
-    if (!rc) rc = drop_key(s, DB_SEQ, id, n, d, err, errlen);
-    if (!rc) rc = drop_key(s, DB_ORGCRED, id, n, d, err, errlen);
     if (!rc) rc = drop_where(s, DB_PROJCRED, id, n + 1, NULL, d, err, errlen);  /* org \0 ... */
-    if (!rc) rc = drop_where(s, DB_MONTHS, id, n + 1, NULL, d, err, errlen);
     return rc;
 }
 

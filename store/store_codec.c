@@ -219,139 +219,205 @@ static void r_alerts(struct rbuf *r, struct eng_alerts *a) {
     a->exhausted = (uint8_t)ex;
 }
 
-/* months record: n, n * (month, consumed, overage started) */
-size_t st_enc_acct(uint8_t *buf, size_t cap, const struct eng_acct *a, int n) {
-    struct wbuf b;
-    assert(n > 0 && n <= ENG_MAX_MONTHS);
-    w_begin(&b, buf, cap);
-    w_u8(&b, (unsigned)n);
+/* months: n (0..ENG_MAX_MONTHS), n * (month, consumed, overage started) */
+static void w_acct(struct wbuf *b, const struct eng_acct *a, int n) {
+    assert(n >= 0 && n <= ENG_MAX_MONTHS);
+    w_u8(b, (unsigned)n);
     for (int i = 0; i < n; i++) {
         assert(a[i].month != ENG_NO_MONTH);
         assert(a[i].overage <= 1);
-        w_i32(&b, a[i].month);
-        w_i64(&b, a[i].consumed);
-        w_u8(&b, a[i].overage);
+        w_i32(b, a[i].month);
+        w_i64(b, a[i].consumed);
+        w_u8(b, a[i].overage);
     }
-    return b.n;
 }
-int st_dec_acct(const MDB_val *v, struct eng_acct *a, int *n, char *why, size_t whylen) {
-    struct rbuf r;
-    r_begin(&r, v, why, whylen);
-    unsigned cnt = r_u8(&r);
-    if (!r.bad && (cnt == 0 || cnt > ENG_MAX_MONTHS))
-        r_fail(&r, "months: %u entries (1..%d)", cnt, ENG_MAX_MONTHS);
-    for (unsigned i = 0; !r.bad && i < cnt; i++) {
-        a[i].month = r_i32(&r);
-        a[i].consumed = r_i64(&r);
-        unsigned ov = r_u8(&r);
-        if (!r.bad && a[i].month == ENG_NO_MONTH) r_fail(&r, "months: entry %u has no month", i);
-        if (ov > 1) r_fail(&r, "months: entry %u has overage flag %u (0..1)", i, ov);
-        a[i].overage = (uint8_t)ov;
+/* Entries go to a[0..*n) only when there are some (none: a and *n are left
+ * as the caller set them, the loader's defaults). */
+static void r_acct(struct rbuf *r, struct eng_acct *a, int *n) {
+    unsigned cnt = r_u8(r);
+    struct eng_acct e[ENG_MAX_MONTHS];
+    if (!r->bad && cnt > ENG_MAX_MONTHS) r_fail(r, "months: %u entries (0..%d)", cnt, ENG_MAX_MONTHS);
+    for (unsigned i = 0; !r->bad && i < cnt; i++) {
+        e[i].month = r_i32(r);
+        e[i].consumed = r_i64(r);
+        unsigned ov = r_u8(r);
+        if (!r->bad && e[i].month == ENG_NO_MONTH) r_fail(r, "months: entry %u has no month", i);
+        if (ov > 1) r_fail(r, "months: entry %u has overage flag %u (0..1)", i, ov);
+        e[i].overage = (uint8_t)ov;
     }
-    *n = r.bad ? 0 : (int)cnt;
-    return r_end(&r);
+    if (r->bad || cnt == 0) return;
+    memcpy(a, e, cnt * sizeof(e[0]));
+    *n = (int)cnt;
 }
 
-/* orgs record: partition, watermark, open month */
-size_t st_enc_org_meta(uint8_t *buf, size_t cap, const struct eng_org *o) {
+/* The credit flag of an org or project record: 0 or 1. */
+static unsigned r_flag(struct rbuf *r) {
+    unsigned f = r_u8(r);
+    if (f > 1) r_fail(r, "credit flag %u (0..1)", f);
+    return r->bad ? 0 : f;
+}
+
+/* orgs record (format 6: what orgs, sequences, org_credits and the org's own
+ * months record held):
+ *   partition, watermark, open month,
+ *   last overage seq, last ledger seq, last alert seq, last credit serial,
+ *   credit flag; with a credit: V, sum of P, terms, n offerings,
+ *   n * (length, id), alert state, serial;
+ *   months */
+size_t st_enc_org(uint8_t *buf, size_t cap, const struct eng_org *o) {
     struct wbuf b;
-    assert(o->partition >= 0);
+    assert(o->partition >= 0 && o->has_credit <= 1);
     w_begin(&b, buf, cap);
     w_i32(&b, o->partition);
     w_i64(&b, o->watermark);
     w_i32(&b, o->open_month);
-    return b.n;
-}
-int st_dec_org_meta(const MDB_val *v, int32_t *partition, int64_t *watermark, int32_t *open_month,
-                    char *why, size_t whylen) {
-    struct rbuf r;
-    r_begin(&r, v, why, whylen);
-    *partition = r_i32(&r);
-    *watermark = r_i64(&r);
-    *open_month = r_i32(&r);
-    if (*partition < 0) r_fail(&r, "partition %d < 0", (int)*partition);
-    return r_end(&r);
-}
-
-/* sequences record: last overage seq, last ledger seq, last alert seq, last credit serial */
-size_t st_enc_seq(uint8_t *buf, size_t cap, const struct eng_org *o) {
-    struct wbuf b;
-    w_begin(&b, buf, cap);
     w_u64(&b, o->seq[0]);
     w_u64(&b, o->seq[1]);
     w_u64(&b, o->alert_seq);
     w_u64(&b, o->credit_seq);
-    return b.n;
-}
-int st_dec_seq(const MDB_val *v, struct eng_org *o, char *why, size_t whylen) {
-    struct rbuf r;
-    r_begin(&r, v, why, whylen);
-    o->seq[0] = r_u64(&r);
-    o->seq[1] = r_u64(&r);
-    o->alert_seq = r_u64(&r);
-    o->credit_seq = r_u64(&r);
-    if (o->credit_seq > (uint64_t)INT64_MAX) r_fail(&r, "credit serial beyond 2^63-1");
-    return r_end(&r);
-}
-
-/* org_credits record: V, sum of P, terms, n offerings, n * (length, id), alert state, serial */
-size_t st_enc_org_credit(uint8_t *buf, size_t cap, const struct eng_org *o) {
-    struct wbuf b;
-    assert(o->has_credit == 1 && o->value >= 0 && o->alloc_sum >= 0);
-    assert(o->noff >= 0 && o->noff <= ENG_MAX_OFFERINGS);
-    w_begin(&b, buf, cap);
-    w_i64(&b, o->value);
-    w_i64(&b, o->alloc_sum);
-    w_terms(&b, &o->terms);
-    w_u8(&b, (unsigned)o->noff);
-    for (int i = 0; i < o->noff; i++) {
-        size_t n = strnlen(o->off[i], ENG_ID_MAX + 1);
-        assert(n > 0 && n <= ENG_ID_MAX);
-        w_u8(&b, (unsigned)n);
-        w_bytes(&b, o->off[i], n);
+    w_u8(&b, o->has_credit);
+    if (o->has_credit) {
+        assert(o->value >= 0 && o->alloc_sum >= 0);
+        assert(o->noff >= 0 && o->noff <= ENG_MAX_OFFERINGS);
+        w_i64(&b, o->value);
+        w_i64(&b, o->alloc_sum);
+        w_terms(&b, &o->terms);
+        w_u8(&b, (unsigned)o->noff);
+        for (int i = 0; i < o->noff; i++) {
+            size_t n = strnlen(o->off[i], ENG_ID_MAX + 1);
+            assert(n > 0 && n <= ENG_ID_MAX);
+            w_u8(&b, (unsigned)n);
+            w_bytes(&b, o->off[i], n);
+        }
+        w_alerts(&b, &o->al);
+        w_u64(&b, o->serial);
     }
-    w_alerts(&b, &o->al);
-    w_u64(&b, o->serial);
+    w_acct(&b, o->acct, o->nacct);
     return b.n;
 }
-int st_dec_org_credit(const MDB_val *v, struct eng_org *o, char *why, size_t whylen) {
+
+/* The offerings: into off[0..n) (off NULL: checked, not kept). */
+static int r_offerings(struct rbuf *r, char (*off)[ENG_ID_MAX + 1]) {
+    char tmp[ENG_ID_MAX + 1];
+    unsigned noff = r_u8(r);
+    if (noff > ENG_MAX_OFFERINGS) r_fail(r, "%u offerings (at most %d)", noff, ENG_MAX_OFFERINGS);
+    for (unsigned i = 0; !r->bad && i < noff; i++)
+        r_id(r, r_u8(r), off ? off[i] : tmp, "offering", (int)i);
+    return r->bad ? 0 : (int)noff;
+}
+
+/* An orgs record's fields but the offerings (those go to off[]). */
+struct org_rec {
+    int32_t partition, open_month;
+    int64_t watermark;
+    uint64_t seq[2], alert_seq, credit_seq;
+    uint8_t has_credit;
+    int64_t value, alloc_sum;
+    struct eng_terms terms;
+    int noff;
+    struct eng_alerts al;
+    uint64_t serial;
+    int nacct;
+    struct eng_acct acct[ENG_MAX_MONTHS];
+};
+
+/* An orgs record into f (zeroed first); off: where the offerings go (NULL:
+ * checked, not kept). */
+static int dec_org(const MDB_val *v, struct org_rec *f, char (*off)[ENG_ID_MAX + 1], char *why,
+                   size_t whylen) {
     struct rbuf r;
+    memset(f, 0, sizeof(*f));
     r_begin(&r, v, why, whylen);
-    o->has_credit = 1;
-    o->value = r_i64(&r);
-    if (o->value < 0) r_fail(&r, "value %lld < 0", (long long)o->value);
-    o->alloc_sum = r_i64(&r);
-    if (o->alloc_sum < 0) r_fail(&r, "allocation sum %lld < 0", (long long)o->alloc_sum);
-    r_terms(&r, &o->terms);
-    unsigned noff = r_u8(&r);
-    if (noff > ENG_MAX_OFFERINGS) r_fail(&r, "%u offerings (at most %d)", noff, ENG_MAX_OFFERINGS);
-    for (unsigned i = 0; !r.bad && i < noff; i++) r_id(&r, r_u8(&r), o->off[i], "offering", (int)i);
-    o->noff = r.bad ? 0 : (int)noff;
-    r_alerts(&r, &o->al);
-    o->serial = r_u64(&r); /* eng_org_check bounds it by the sequences record */
+    f->partition = r_i32(&r);
+    f->watermark = r_i64(&r);
+    f->open_month = r_i32(&r);
+    if (f->partition < 0) r_fail(&r, "partition %d < 0", (int)f->partition);
+    f->seq[0] = r_u64(&r);
+    f->seq[1] = r_u64(&r);
+    f->alert_seq = r_u64(&r);
+    f->credit_seq = r_u64(&r);
+    if (f->credit_seq > (uint64_t)INT64_MAX) r_fail(&r, "credit serial beyond 2^63-1");
+    if (r_flag(&r)) {
+        f->has_credit = 1;
+        f->value = r_i64(&r);
+        if (f->value < 0) r_fail(&r, "value %lld < 0", (long long)f->value);
+        f->alloc_sum = r_i64(&r);
+        if (f->alloc_sum < 0) r_fail(&r, "allocation sum %lld < 0", (long long)f->alloc_sum);
+        r_terms(&r, &f->terms);
+        f->noff = r_offerings(&r, off);
+        r_alerts(&r, &f->al);
+        f->serial = r_u64(&r); /* eng_org_check bounds it by the credit serial */
+    }
+    r_acct(&r, f->acct, &f->nacct);
     return r_end(&r);
 }
 
-/* project_credits record: P, terms, alert state, serial */
-size_t st_enc_proj_credit(uint8_t *buf, size_t cap, const struct eng_project *p) {
+int st_dec_org(const MDB_val *v, struct eng_org *o, char *why, size_t whylen) {
+    struct org_rec f;
+    int rc = dec_org(v, &f, o->off, why, whylen);
+    o->partition = f.partition;
+    o->watermark = f.watermark;
+    o->open_month = f.open_month;
+    memcpy(o->seq, f.seq, sizeof(o->seq));
+    o->alert_seq = f.alert_seq;
+    o->credit_seq = f.credit_seq;
+    if (f.has_credit) {  /* else o keeps the loader's defaults */
+        o->has_credit = 1;
+        o->value = f.value;
+        o->alloc_sum = f.alloc_sum;
+        o->terms = f.terms;
+        o->noff = f.noff;
+        o->al = f.al;
+        o->serial = f.serial;
+    }
+    if (f.nacct) {
+        memcpy(o->acct, f.acct, (size_t)f.nacct * sizeof(f.acct[0]));
+        o->nacct = f.nacct;
+    }
+    return rc;
+}
+
+int st_dec_org_partition(const MDB_val *v, int32_t *partition, char *why, size_t whylen) {
+    struct org_rec f;
+    int rc = dec_org(v, &f, NULL, why, whylen);
+    *partition = f.partition;
+    return rc;
+}
+
+/* project_credits record (format 6: what project_credits and the project's
+ * months record held): credit flag; with a credit: P, terms, alert state,
+ * serial; months.  A project with neither is no record (it is deleted). */
+size_t st_enc_proj(uint8_t *buf, size_t cap, const struct eng_project *p) {
     struct wbuf b;
-    assert(p->value >= 0);
+    assert(p->has_credit <= 1 && (p->has_credit || p->nacct > 0));
     w_begin(&b, buf, cap);
-    w_i64(&b, p->value);
-    w_terms(&b, &p->terms);
-    w_alerts(&b, &p->al);
-    w_u64(&b, p->serial);
+    w_u8(&b, p->has_credit);
+    if (p->has_credit) {
+        assert(p->value >= 0);
+        w_i64(&b, p->value);
+        w_terms(&b, &p->terms);
+        w_alerts(&b, &p->al);
+        w_u64(&b, p->serial);
+    }
+    w_acct(&b, p->acct, p->nacct);
     return b.n;
 }
-int st_dec_proj_credit(const MDB_val *v, struct eng_project *p, char *why, size_t whylen) {
+int st_dec_proj(const MDB_val *v, struct eng_project *p, char *why, size_t whylen) {
     struct rbuf r;
+    int nacct = 0;
     r_begin(&r, v, why, whylen);
-    p->has_credit = 1;
-    p->value = r_i64(&r);
-    if (p->value < 0) r_fail(&r, "value %lld < 0", (long long)p->value);
-    r_terms(&r, &p->terms);
-    r_alerts(&r, &p->al);
-    p->serial = r_u64(&r);
+    unsigned credit = r_flag(&r);
+    if (credit) {
+        p->has_credit = 1;
+        p->value = r_i64(&r);
+        if (p->value < 0) r_fail(&r, "value %lld < 0", (long long)p->value);
+        r_terms(&r, &p->terms);
+        r_alerts(&r, &p->al);
+        p->serial = r_u64(&r);
+    }
+    r_acct(&r, p->acct, &nacct);
+    if (nacct) p->nacct = nacct;
+    if (!r.bad && !credit && !nacct) r_fail(&r, "a project record with neither a credit nor months");
     return r_end(&r);
 }
 

@@ -6,7 +6,7 @@
  *                    user strings), errors (st_corrupt), stats, dump, the
  *                    engine-ops binding (STORE_* -> ENG_*)
  *   store_codec.c    record layouts: the encoder and decoder of every value
- *   store_org.c      org state (orgs, sequences, credits, months), the
+ *   store_org.c      org state (orgs, project_credits), the
  *                    org_partition index, partition clocks, org views
  *   store_dedupe.c   idempotency keys, their expiry index and removal (§14)
  *   store_outbox.c   the outbox
@@ -32,7 +32,9 @@
 #include "store/store.h"
 
 enum {
-    DB_META, DB_ORGS, DB_SEQ, DB_ORGCRED, DB_PROJCRED, DB_MONTHS,
+    /* Format 6: an org is one orgs record, a project one project_credits
+     * record (sequences, org_credits and months are gone). */
+    DB_META, DB_ORGS, DB_PROJCRED,
     DB_ORGPART, DB_PARTS, DB_DEDUPE, DB_OUTBOX, DB_OFFSETS, DB_DDEXP,
     /* Added for group mode without a format change: a writer creates them
      * in a store made before them; a read-only open of such a store finds
@@ -49,7 +51,12 @@ extern const char *const st_db_names[DB_COUNT];
 #define TERMS_LEN  (3 + 4 + 8)
 #define ALERTS_LEN (4 * 8 + 8 + 1)  /* thresholds, armed, reference, exhausted */
 #define ACCT_LEN   (1 + ENG_MAX_MONTHS * 13)
-#define OCRED_MAX  (1 + 8 + 8 + TERMS_LEN + ALERTS_LEN + 1 + ENG_MAX_OFFERINGS * (1 + ENG_ID_MAX) + 8)
+/* orgs: version, partition, watermark, open month, 4 sequences, credit flag,
+ * credit (V, sum of P, terms, offerings, alerts, serial), months */
+#define ORG_MAX    (1 + 4 + 8 + 4 + 4 * 8 + 1 + 8 + 8 + TERMS_LEN + 1 + \
+                    ENG_MAX_OFFERINGS * (1 + ENG_ID_MAX) + ALERTS_LEN + 8 + ACCT_LEN)
+/* project_credits: version, credit flag, credit (P, terms, alerts, serial), months */
+#define PROJ_MAX   (1 + 1 + 8 + TERMS_LEN + ALERTS_LEN + 8 + ACCT_LEN)
 /* ... + the usage block of §13 (flags, month, serials, draws, project,
  * overage seq, amount, resource, offering, component) */
 #define DEDUPE_USAGE_MAX (1 + 7 * 10 + 1 + ENG_ID_MAX + 2 + ENG_KEYPART_MAX + \
@@ -183,21 +190,17 @@ int st_dec_u64(const MDB_val *v, uint64_t *x, char *why, size_t whylen);
 size_t st_enc_counters(uint8_t *buf, size_t cap, const struct store_counters *c);
 int st_dec_counters(const MDB_val *v, struct store_counters *c, char *why, size_t whylen);
 
-size_t st_enc_org_meta(uint8_t *buf, size_t cap, const struct eng_org *o);
-int st_dec_org_meta(const MDB_val *v, int32_t *partition, int64_t *watermark, int32_t *open_month,
-                    char *why, size_t whylen);
-/* sequences: overage, ledger, alert (o->seq[0..1], o->alert_seq) */
-size_t st_enc_seq(uint8_t *buf, size_t cap, const struct eng_org *o);
-int st_dec_seq(const MDB_val *v, struct eng_org *o, char *why, size_t whylen);
-/* Sets has_credit, value, terms, noff, off. */
-size_t st_enc_org_credit(uint8_t *buf, size_t cap, const struct eng_org *o);
-int st_dec_org_credit(const MDB_val *v, struct eng_org *o, char *why, size_t whylen);
-/* Sets has_credit, value, terms. */
-size_t st_enc_proj_credit(uint8_t *buf, size_t cap, const struct eng_project *p);
-int st_dec_proj_credit(const MDB_val *v, struct eng_project *p, char *why, size_t whylen);
-/* months: 1..ENG_MAX_MONTHS entries (*n = 0 on error). */
-size_t st_enc_acct(uint8_t *buf, size_t cap, const struct eng_acct *a, int n);
-int st_dec_acct(const MDB_val *v, struct eng_acct *a, int *n, char *why, size_t whylen);
+/* orgs record (the whole org but its projects).  Decoded: the credit's
+ * fields and the months are set only when the record holds them (else o
+ * keeps what the caller set: the loader's defaults). */
+size_t st_enc_org(uint8_t *buf, size_t cap, const struct eng_org *o);
+int st_dec_org(const MDB_val *v, struct eng_org *o, char *why, size_t whylen);
+/* An orgs record checked whole; only its partition kept. */
+int st_dec_org_partition(const MDB_val *v, int32_t *partition, char *why, size_t whylen);
+/* project_credits record (credit and months; a project has at least one).
+ * Decoded like st_dec_org: absent parts leave p as the caller set it. */
+size_t st_enc_proj(uint8_t *buf, size_t cap, const struct eng_project *p);
+int st_dec_proj(const MDB_val *v, struct eng_project *p, char *why, size_t whylen);
 
 /* dedupe: full = the whole idempotency key when it is longer than the LMDB
  * key, else NULL (decoded: flen 0). */
@@ -238,7 +241,7 @@ int st_project_load(struct store *s, const char *org, const char *project, struc
                     char *err, size_t errlen);
 int st_projects_load(struct store *s, const char *org, struct eng_org *out, char *err, size_t errlen);
 int st_org_write(struct store *s, const struct eng_org *o, char *err, size_t errlen);
-/* The months / project_credits key org \0 proj (proj "" = the org's own months). */
+/* The project_credits key org \0 proj. */
 size_t st_proj_key(uint8_t *k, const char *org, const char *proj);
 /* cb's first non-zero result (an engine code) stops the walk and is left in
  * *cbrc (0 when every call returned 0); the return value is the store's own. */

@@ -1,10 +1,11 @@
 /* store_org.c -- org state on LMDB: the engine's org_get / org_put, the
  * org_partition index and partition clocks, and the org views (store.h).
  *
- * One org is spread over orgs, sequences, org_credits (keyed by the id) and
- * project_credits, months (keyed by id \0 project; project "" is the org's
- * own months record).  org_partition (partition BE32 + id) lists the orgs
- * pinned to a partition, in id order, for ticks.
+ * Format 6: an org is one orgs record (keyed by the id: partition,
+ * watermark, open month, sequences, credit, its own months) and one
+ * project_credits record per project (keyed by id \0 project: credit and
+ * months; a project with neither has no record).  org_partition (partition
+ * BE32 + id) lists the orgs pinned to a partition, in id order, for ticks.
  */
 #undef NDEBUG /* asserts (programmer errors only, never read data) stay on in release builds */
 #include "store/store_int.h"
@@ -22,7 +23,7 @@ static size_t org_key_len(const char *id) {
     return n;
 }
 
-/* org \0 project ("" = the org's own record) */
+/* org \0 project */
 static size_t proj_key(uint8_t *k, const char *org, size_t olen, const char *proj) {
     size_t plen = strlen(proj);
     assert(plen <= ENG_ID_MAX);
@@ -45,9 +46,8 @@ static size_t part_key(uint8_t *k, int32_t partition, const char *org, size_t ol
 
 /* ---- org_get ----------------------------------------------------------- */
 
-/* The project id in key k (olen bytes of org, \0, the id) of a record of db:
- * 0, or -1 with why. */
-static int key_project(int db, const uint8_t *k, size_t kl, size_t olen, char id[ENG_ID_MAX + 1],
+/* The project id in key k (olen bytes of org, \0, the id): 0, or -1 with why. */
+static int key_project(const uint8_t *k, size_t kl, size_t olen, char id[ENG_ID_MAX + 1],
                        char *why, size_t whylen) {
     const uint8_t *pid = k + olen + 1;
     size_t plen = kl - olen - 1;
@@ -55,8 +55,8 @@ static int key_project(int db, const uint8_t *k, size_t kl, size_t olen, char id
         snprintf(why, whylen, "project id of %zu bytes (at most %d)", plen, ENG_ID_MAX);
     else if (memchr(pid, 0, plen))
         snprintf(why, whylen, "project id contains a NUL byte");
-    else if (plen == 0 && db != DB_MONTHS)
-        snprintf(why, whylen, "a project credit without a project id");
+    else if (plen == 0)
+        snprintf(why, whylen, "a project record without a project id");
     else {
         memcpy(id, pid, plen);
         id[plen] = 0;
@@ -65,75 +65,39 @@ static int key_project(int db, const uint8_t *k, size_t kl, size_t olen, char id
     return -1;
 }
 
-/* One project_credits / months record (key k, value v) of org o. */
-static int load_one(struct store *s, struct eng_org *o, int db, const MDB_val *k, size_t olen,
+/* One project_credits record (key k, value v) of org o. */
+static int load_one(struct store *s, struct eng_org *o, const MDB_val *k, size_t olen,
                     const MDB_val *v, char *err, size_t errlen) {
     char id[ENG_ID_MAX + 1], why[ST_WHY_MAX];
-    int bad;
-    if (key_project(db, k->mv_data, k->mv_size, olen, id, why, sizeof(why)))
-        return st_corrupt(s, db, k->mv_data, k->mv_size, why, err, errlen);
-    if (id[0] == 0) {
-        bad = st_dec_acct(v, o->acct, &o->nacct, why, sizeof(why));
-    } else {
-        struct eng_project *p = eng_org_add_project(o, id);
-        if (!p) return st_fail(err, errlen, "store: load org %s project %s: out of memory", o->id, id);
-        if (db == DB_MONTHS) bad = st_dec_acct(v, p->acct, &p->nacct, why, sizeof(why));
-        else bad = st_dec_proj_credit(v, p, why, sizeof(why));
-    }
-    return bad ? st_corrupt(s, db, k->mv_data, k->mv_size, why, err, errlen) : 0;
+    if (key_project(k->mv_data, k->mv_size, olen, id, why, sizeof(why)))
+        return st_corrupt(s, DB_PROJCRED, k->mv_data, k->mv_size, why, err, errlen);
+    struct eng_project *p = eng_org_add_project(o, id);
+    if (!p) return st_fail(err, errlen, "store: load org %s project %s: out of memory", o->id, id);
+    if (st_dec_proj(v, p, why, sizeof(why)))
+        return st_corrupt(s, DB_PROJCRED, k->mv_data, k->mv_size, why, err, errlen);
+    return 0;
 }
 
-/* All records of db whose key starts with o->id \0. */
-static int load_prefixed(struct store *s, MDB_txn *t, int db, struct eng_org *o, size_t olen,
-                         char *err, size_t errlen) {
+/* Every project_credits record whose key starts with o->id \0. */
+static int load_projects(struct store *s, MDB_txn *t, struct eng_org *o, size_t olen, char *err,
+                         size_t errlen) {
     uint8_t k[ENG_ID_MAX + 1];
     MDB_cursor *c;
     MDB_val key = { olen + 1, k }, v;
     memcpy(k, o->id, olen);
     k[olen] = 0;
-    int rc = st_cursor_open(s, t, db, &c, err, errlen);
+    int rc = st_cursor_open(s, t, DB_PROJCRED, &c, err, errlen);
     if (rc) return rc;
     int mrc = mdb_cursor_get(c, &key, &v, MDB_SET_RANGE);
     while (mrc == 0) {
         if (key.mv_size < olen + 1 || memcmp(key.mv_data, k, olen + 1) != 0) break;
-        if ((rc = load_one(s, o, db, &key, olen, &v, err, errlen)) != 0) break;
+        if ((rc = load_one(s, o, &key, olen, &v, err, errlen)) != 0) break;
         mrc = mdb_cursor_get(c, &key, &v, MDB_NEXT);
     }
     mdb_cursor_close(c);
     if (!rc && mrc != 0 && mrc != MDB_NOTFOUND)
-        rc = st_lmdb_fail(s, mrc, "read", st_db_names[db], err, errlen);
+        rc = st_lmdb_fail(s, mrc, "read", st_db_names[DB_PROJCRED], err, errlen);
     return rc;
-}
-
-/* The orgs, sequences or org_credits record of org id (olen bytes), decoded
- * into o: STORE_NOTFOUND when there is none. */
-static int load_rec(struct store *s, MDB_txn *t, int db, const char *id, size_t olen, struct eng_org *o,
-                    char *err, size_t errlen) {
-    char why[ST_WHY_MAX];
-    MDB_val v;
-    int bad = 0;
-    int rc = st_db_get(s, t, db, id, olen, &v, err, errlen);
-    if (rc) return rc;
-    if (db == DB_ORGS)
-        bad = st_dec_org_meta(&v, &o->partition, &o->watermark, &o->open_month, why, sizeof(why));
-    else if (db == DB_SEQ)
-        bad = st_dec_seq(&v, o, why, sizeof(why));
-    else
-        bad = st_dec_org_credit(&v, o, why, sizeof(why));
-    return bad ? st_corrupt(s, db, id, olen, why, err, errlen) : 0;
-}
-
-/* The org's own months record (key id \0). */
-static int load_own_months(struct store *s, MDB_txn *t, struct eng_org *o, size_t olen,
-                           char *err, size_t errlen) {
-    uint8_t k[PKEY_MAX];
-    char why[ST_WHY_MAX];
-    MDB_val v;
-    size_t kl = proj_key(k, o->id, olen, "");
-    int rc = st_db_get(s, t, DB_MONTHS, k, kl, &v, err, errlen);
-    if (rc) return rc == STORE_NOTFOUND ? 0 : rc;
-    return st_dec_acct(&v, o->acct, &o->nacct, why, sizeof(why))
-               ? st_corrupt(s, DB_MONTHS, k, kl, why, err, errlen) : 0;
 }
 
 int st_load_org(struct store *s, MDB_txn *t, const char *id, struct eng_org *o, int with_projects,
@@ -141,22 +105,17 @@ int st_load_org(struct store *s, MDB_txn *t, const char *id, struct eng_org *o, 
     size_t olen = org_key_len(id);
     struct eng_project *keep = o->proj;
     size_t cap = o->capproj;
+    char why[ST_WHY_MAX];
+    MDB_val v;
     eng_org_init(o);
     o->proj = keep;
     o->capproj = cap;
-    int rc = load_rec(s, t, DB_ORGS, id, olen, o, err, errlen);
+    int rc = st_db_get(s, t, DB_ORGS, id, olen, &v, err, errlen);
     if (rc) return rc;
+    if (st_dec_org(&v, o, why, sizeof(why))) return st_corrupt(s, DB_ORGS, id, olen, why, err, errlen);
     memcpy(o->id, id, olen + 1);
-    rc = load_rec(s, t, DB_SEQ, id, olen, o, err, errlen);
-    if (rc == STORE_NOTFOUND) rc = 0;
-    if (!rc) rc = load_rec(s, t, DB_ORGCRED, id, olen, o, err, errlen);
-    if (rc == STORE_NOTFOUND) rc = 0;
-    if (!rc) rc = load_own_months(s, t, o, olen, err, errlen);
-    if (rc || !with_projects) return rc;
-    /* project_credits then months: the months of a project already added
-     * by its credit record land on it (load_one finds it). */
-    rc = load_prefixed(s, t, DB_PROJCRED, o, olen, err, errlen);
-    if (!rc) rc = load_prefixed(s, t, DB_MONTHS, o, olen, err, errlen);
+    if (!with_projects) return 0;
+    rc = load_projects(s, t, o, olen, err, errlen);
     if (!rc) o->all_projects = 1;
     return rc;
 }
@@ -180,15 +139,10 @@ int st_project_load(struct store *s, const char *org, const char *project, struc
     MDB_val v;
     assert(s->txn && project[0]);
     size_t kl = proj_key(k, org, org_key_len(org), project);
-    int found = 0, rc = st_db_get(s, s->txn, DB_PROJCRED, k, kl, &v, err, errlen);
-    if (rc < 0) return rc;
-    if (rc == 0 && (found = 1) && st_dec_proj_credit(&v, out, why, sizeof(why)))
+    int rc = st_db_get(s, s->txn, DB_PROJCRED, k, kl, &v, err, errlen);
+    if (rc) return rc;
+    if (st_dec_proj(&v, out, why, sizeof(why)))
         return st_corrupt(s, DB_PROJCRED, k, kl, why, err, errlen);
-    rc = st_db_get(s, s->txn, DB_MONTHS, k, kl, &v, err, errlen);
-    if (rc < 0) return rc;
-    if (rc == 0 && (found = 1) && st_dec_acct(&v, out->acct, &out->nacct, why, sizeof(why)))
-        return st_corrupt(s, DB_MONTHS, k, kl, why, err, errlen);
-    if (!found) return STORE_NOTFOUND;
     strcpy(out->id, project);
     return 0;
 }
@@ -205,16 +159,15 @@ int st_projects_load(struct store *s, const char *org, struct eng_org *out, char
     assert(s->txn);
     memcpy(out->id, org, olen + 1);
     out->nproj = 0;
-    int rc = load_prefixed(s, s->txn, DB_PROJCRED, out, olen, err, errlen);
-    if (!rc) rc = load_prefixed(s, s->txn, DB_MONTHS, out, olen, err, errlen);
-    return rc;
+    return load_projects(s, s->txn, out, olen, err, errlen);
 }
 
 /* ---- org_put ----------------------------------------------------------- */
 
-/* orgs record + the org_partition index entry. */
-static int put_org_meta(struct store *s, const struct eng_org *o, size_t olen, char *err, size_t errlen) {
-    uint8_t buf[1 + 4 + 8 + 4], pk[4 + ENG_ID_MAX];
+/* The orgs record (the whole org but its projects) + the org_partition
+ * index entry. */
+static int put_org_rec(struct store *s, const struct eng_org *o, size_t olen, char *err, size_t errlen) {
+    uint8_t buf[ORG_MAX], pk[4 + ENG_ID_MAX];
     const uint8_t mark = STORE_FORMAT_VERSION;
     char why[ST_WHY_MAX];
     MDB_val old;
@@ -223,9 +176,8 @@ static int put_org_meta(struct store *s, const struct eng_org *o, size_t olen, c
     int rc = st_db_get(s, s->txn, DB_ORGS, o->id, olen, &old, err, errlen);
     if (rc < 0) return rc;
     if (rc == 0) {
-        int32_t oldpart, oldmonth;
-        int64_t oldwm;
-        if (st_dec_org_meta(&old, &oldpart, &oldwm, &oldmonth, why, sizeof(why)))
+        int32_t oldpart;
+        if (st_dec_org_partition(&old, &oldpart, why, sizeof(why)))
             return st_corrupt(s, DB_ORGS, o->id, olen, why, err, errlen);
         oldpart_same = oldpart == o->partition;
         if (!oldpart_same) {
@@ -233,40 +185,23 @@ static int put_org_meta(struct store *s, const struct eng_org *o, size_t olen, c
             if (rc) return rc;
         }
     }
-    size_t n = st_enc_org_meta(buf, sizeof(buf), o);
+    size_t n = st_enc_org(buf, sizeof(buf), o);
     int indexed = rc == 0 && oldpart_same;
     rc = st_db_put(s, DB_ORGS, o->id, olen, buf, n, err, errlen);
     if (rc || indexed) return rc; /* the watermark moves on most events; the index rarely */
     return st_db_put(s, DB_ORGPART, pk, part_key(pk, o->partition, o->id, olen), &mark, 1, err, errlen);
 }
 
-static int put_seq(struct store *s, const struct eng_org *o, size_t olen, char *err, size_t errlen) {
-    uint8_t buf[1 + 32];
-    return st_db_put(s, DB_SEQ, o->id, olen, buf, st_enc_seq(buf, sizeof(buf), o), err, errlen);
-}
-
-/* months record of key k: put, or delete when n == 0. */
-static int put_acct(struct store *s, const uint8_t *k, size_t kl, const struct eng_acct *a, int n,
-                    char *err, size_t errlen) {
-    uint8_t buf[1 + ACCT_LEN];
-    assert(n >= 0 && n <= ENG_MAX_MONTHS);
-    if (n == 0) return st_db_del(s, DB_MONTHS, k, kl, err, errlen);
-    return st_db_put(s, DB_MONTHS, k, kl, buf, st_enc_acct(buf, sizeof(buf), a, n), err, errlen);
-}
-
+/* A project's record: put, or deleted when it has neither credit nor months. */
 static int put_project(struct store *s, const struct eng_org *o, size_t olen,
                        const struct eng_project *p, char *err, size_t errlen) {
-    uint8_t k[PKEY_MAX], buf[1 + 8 + TERMS_LEN + ALERTS_LEN + 8];
-    int rc = 0;
+    uint8_t k[PKEY_MAX], buf[PROJ_MAX];
     assert((p->dirty & ~(unsigned)(ENG_DIRTY_CREDIT | ENG_DIRTY_ACCT)) == 0);
     assert(p->id[0] != 0 && p->has_credit <= 1);
+    assert(p->nacct >= 0 && p->nacct <= ENG_MAX_MONTHS);
     size_t kl = proj_key(k, o->id, olen, p->id);
-    if ((p->dirty & ENG_DIRTY_CREDIT) && !p->has_credit)
-        rc = st_db_del(s, DB_PROJCRED, k, kl, err, errlen);
-    else if (p->dirty & ENG_DIRTY_CREDIT)
-        rc = st_db_put(s, DB_PROJCRED, k, kl, buf, st_enc_proj_credit(buf, sizeof(buf), p), err, errlen);
-    if (!rc && (p->dirty & ENG_DIRTY_ACCT)) rc = put_acct(s, k, kl, p->acct, p->nacct, err, errlen);
-    return rc;
+    if (!p->has_credit && p->nacct == 0) return st_db_del(s, DB_PROJCRED, k, kl, err, errlen);
+    return st_db_put(s, DB_PROJCRED, k, kl, buf, st_enc_proj(buf, sizeof(buf), p), err, errlen);
 }
 
 int st_org_put(struct store *s, const struct eng_org *o, char *err, size_t errlen) {
@@ -275,22 +210,15 @@ int st_org_put(struct store *s, const struct eng_org *o, char *err, size_t errle
     return st_org_write(s, o, err, errlen);
 }
 
+/* Any dirty part of the org rewrites its one record, any dirty part of a
+ * project that project's.  The parts o does not mark dirty are written as
+ * o holds them: o is what org_get / the cache gave, so they are the stored
+ * ones. */
 int st_org_write(struct store *s, const struct eng_org *o, char *err, size_t errlen) {
-    uint8_t k[PKEY_MAX], buf[OCRED_MAX];
     size_t olen = org_key_len(o->id);
     int rc = 0;
     assert(s->txn && (o->dirty & ~0xFu) == 0 && o->has_credit <= 1);
-    if (o->dirty & ENG_DIRTY_META) rc = put_org_meta(s, o, olen, err, errlen);
-    if (!rc && (o->dirty & ENG_DIRTY_SEQ)) rc = put_seq(s, o, olen, err, errlen);
-    if (!rc && (o->dirty & ENG_DIRTY_CREDIT)) {
-        if (o->has_credit)
-            rc = st_db_put(s, DB_ORGCRED, o->id, olen, buf, st_enc_org_credit(buf, sizeof(buf), o),
-                           err, errlen);
-        else
-            rc = st_db_del(s, DB_ORGCRED, o->id, olen, err, errlen);
-    }
-    if (!rc && (o->dirty & ENG_DIRTY_ACCT))
-        rc = put_acct(s, k, proj_key(k, o->id, olen, ""), o->acct, o->nacct, err, errlen);
+    if (o->dirty) rc = put_org_rec(s, o, olen, err, errlen);
     for (size_t i = 0; !rc && i < o->nproj; i++)
         if (o->proj[i].dirty) rc = put_project(s, o, olen, &o->proj[i], err, errlen);
     return rc;

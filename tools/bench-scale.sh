@@ -243,7 +243,7 @@ restore_figures() { # LOG
 rate_of() { awk -v r="$1" -v s="$2" 'BEGIN { printf "%.0f", (s > 0 ? r / s : 0) }'; }
 state_entries() { # STORE: entries of the state databases (what a restore rebuilds)
     "$B/creditctl" --db "$1" stats 2>/dev/null | awk '
-        $1 ~ /^(orgs|sequences|org_credits|project_credits|months|org_partition|partitions|dedupe|dedupe_expiry|offsets)$/ { s += $2 }
+        $1 ~ /^(orgs|project_credits|org_partition|partitions|dedupe|dedupe_expiry|offsets)$/ { s += $2 }
         END { print s + 0 }'
 }
 x=r1-0

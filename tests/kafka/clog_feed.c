@@ -50,8 +50,7 @@ struct feed {
 };
 
 static const struct { const char *db; uint8_t code; } CODES[] = {
-    {"orgs", STORE_CL_ORGS}, {"sequences", STORE_CL_SEQ}, {"org_credits", STORE_CL_ORGCRED},
-    {"project_credits", STORE_CL_PROJCRED}, {"months", STORE_CL_MONTHS},
+    {"orgs", STORE_CL_ORGS}, {"project_credits", STORE_CL_PROJCRED},
     {"org_partition", STORE_CL_ORGPART}, {"partitions", STORE_CL_PARTS},
     {"dedupe", STORE_CL_DEDUPE}, {"dedupe_expiry", STORE_CL_DDEXP}, {"offsets", STORE_CL_OFFSETS}};
 
@@ -148,8 +147,8 @@ static void committed(struct feed *f, size_t from, size_t to, size_t n) {
 }
 
 /* A transaction that must never be seen: a tombstone of every key, and
- * copies of the first organisation's orgs, org_credits and sequences
- * records under the name org. */
+ * a copy of the first organisation's orgs record (the whole organisation
+ * but its projects) under the name org. */
 static void bogus(struct feed *f, const char *org) {
     const struct rec *first = NULL;
     txn_check(rd_kafka_begin_transaction(f->rk), "begin");
@@ -159,7 +158,7 @@ static void bogus(struct feed *f, const char *org) {
         if (f->r[i].code == STORE_CL_ORGS) first = &f->r[i];
     for (size_t j = 0; first && j < f->n; j++) {
         const struct rec *r = &f->r[j];
-        if ((r->code == STORE_CL_ORGS || r->code == STORE_CL_ORGCRED || r->code == STORE_CL_SEQ) &&
+        if (r->code == STORE_CL_ORGS &&
             r->klen == first->klen && memcmp(r->key, first->key, r->klen) == 0)
             produce(f, r->code, (const uint8_t *)org, strlen(org), r->val, r->vlen, 0);
     }

@@ -176,9 +176,9 @@ check "after the stop nothing listens on $ADDR" test "$(status_of /healthz)" != 
 
 # ---- 6. a corrupt record --------------------------------------------------------------
 hex() { printf '%s' "$1" | od -An -tx1 | tr -d ' \n'; }
-v=$("$B/store-poke" "$T/store" get org_credits "$(hex o1)")
-check "o1 has a credit record" test -n "$v"
-"$B/store-poke" "$T/store" put org_credits "$(hex o1)" "07${v#??}" || bad "store-poke"
+v=$("$B/store-poke" "$T/store" get orgs "$(hex o1)")
+check "o1 has a record" test -n "$v"
+"$B/store-poke" "$T/store" put orgs "$(hex o1)" "07${v#??}" || bad "store-poke"
 "$B/creditd" -X "bootstrap.servers=$BS" --db "$T/store" -X http.listen=127.0.0.1:0 \
     -X stats.interval_ms=1000 -X credit.retention_days=0 -X credit.max_future=0 \
     > "$T/creditd.out" 2>> "$T/creditd.log" &
@@ -186,11 +186,11 @@ pid=$!
 check "creditd restarts on the store" wait_for 60 has_url
 URL=$(url_line | sed 's/^creditd: http listening on //')
 ADDR=${URL#http://}
-corrupt_500() { # TARGET: 500, the error names db org_credits, key "o1", org o1
+corrupt_500() { # TARGET: 500, the error names db orgs, key "o1", org o1
     local out
     out=$(http "$1" 2>/dev/null)
     [[ "$(head -n1 <<<"$out")" == 500 ]] &&
-        tail -n +2 <<<"$out" | jq -e '(.error | contains("db org_credits key \"o1\": record format version 7"))
+        tail -n +2 <<<"$out" | jq -e '(.error | contains("db orgs key \"o1\": record format version 7"))
                                        and .org == "o1"' > /dev/null
 }
 check "GET /v1/orgs/o1: 500 naming db, key and org" corrupt_500 /v1/orgs/o1

@@ -285,13 +285,13 @@ x="$tmp/x"
       printf '{"specversion":"1.0","source":"gen","time":"2026-03-02T00:00:00Z","id":"%s-set","type":"org_credit.set","data":{"org":"%s","value":"10"}}\n' "$g" "$g"
   done; } > "$tmp/x.jsonl"
 check "replay the store to corrupt" replay --db "$x" --out /dev/null "$tmp/x.jsonl"
-v=$("$POKE" "$x" get org_credits "$(hex g1)")
-check "org_credits g1 is there" [ -n "$v" ]
-"$POKE" "$x" put org_credits "$(hex g1)" "07${v#??}"
+v=$("$POKE" "$x" get orgs "$(hex g1)")
+check "orgs g1 is there" [ -n "$v" ]
+"$POKE" "$x" put orgs "$(hex g1)" "07${v#??}"
 ctl --db "$x" balances --json > "$tmp/x.bal" 2> "$tmp/x.err"; rc=$?
 check "balances with a corrupt org exits 2" [ "$rc" -eq 2 ]
 check "balances names the corrupt record (db, key, version)" grep -qxF \
-    "creditctl: balances: corrupt store $x: db org_credits key \"g1\": record format version 7, this build reads version 5 (skipped)" "$tmp/x.err"
+    "creditctl: balances: corrupt store $x: db orgs key \"g1\": record format version 7, this build reads version 6 (skipped)" "$tmp/x.err"
 check "balances counts what it skipped" grep -qxF \
     "creditctl: balances: 1 corrupt record skipped: the output is incomplete" "$tmp/x.err"
 check "balances shows the others: g2 and o3 (3 rows), not g1" eval \
@@ -300,11 +300,11 @@ ctl --db "$x" balances > "$tmp/x.tab" 2>/dev/null; rc=$?
 check "balances table: exit 2, header + g2 + 3 o3 rows" eval '[ "$rc" -eq 2 ] && [ "$(wc -l < "$tmp/x.tab")" -eq 5 ] && ! grep -q "^g1 " "$tmp/x.tab"'
 ctl --db "$x" show g1 > /dev/null 2> "$tmp/x.err"; rc=$?
 check "show of the corrupt org exits 2 naming db and key" eval \
-    '[ "$rc" -eq 2 ] && grep -q "db org_credits key \"g1\": record format version 7" "$tmp/x.err"'
+    '[ "$rc" -eq 2 ] && grep -q "db orgs key \"g1\": record format version 7" "$tmp/x.err"'
 check "show of another org still works" rc_is 0 ctl --db "$x" show o3
 # outbox: seq 1 a valid ledger entry (key "k", json "{}"), seq 2 of kind 9.
-"$POKE" "$x" put outbox 0000000000000001 050101006b00020000007b7d00
-"$POKE" "$x" put outbox 0000000000000002 050901006b00020000007b7d00
+"$POKE" "$x" put outbox 0000000000000001 060101006b00020000007b7d00
+"$POKE" "$x" put outbox 0000000000000002 060901006b00020000007b7d00
 ctl --db "$x" outbox > "$tmp/x.out" 2> "$tmp/x.err"; rc=$?
 check "outbox with a corrupt entry exits 2" [ "$rc" -eq 2 ]
 check "outbox shows the good entry" eval '[ "$(cat "$tmp/x.out")" = "$(printf "1\tledger\tk\t{}")" ]'
@@ -324,16 +324,20 @@ check "credit-replay on a corrupt outbox entry exits 2" [ "$rc" -eq 2 ]
 printf '{"specversion":"1.0","source":"gen","time":"2026-03-03T00:00:00Z","id":"g1-use","type":"usage","data":{"org":"g1","project":"p","resource":"r","offering":"o","component":"c","amount":"1"}}\n' > "$tmp/x2.jsonl"
 "$B/credit-replay" --db "$x" --out /dev/null "$tmp/x2.jsonl" > /dev/null 2> "$tmp/x.err"; rc=$?
 check "credit-replay on a corrupt org exits 2 naming db and key" eval \
-    '[ "$rc" -eq 2 ] && grep -q "corrupt store $x: db org_credits key \"g1\"" "$tmp/x.err"'
+    '[ "$rc" -eq 2 ] && grep -q "corrupt store $x: db orgs key \"g1\"" "$tmp/x.err"'
 
 # A record that decodes but breaks the rules' invariants together with the
 # others (o3's stored sum of P no longer the sum of its projects' P): the
 # views report the org as corrupt and go on; a writer stops on it.
 y="$tmp/y"
 check "replay the store to make inconsistent" replay --db "$y" --out /dev/null "$S/ex_C.jsonl"
-v=$("$POKE" "$y" get org_credits "$(hex o3)")
-# bytes: version, V (8, LE), sum of P (8, LE), ...: make the sum 1 micro-unit
-"$POKE" "$y" put org_credits "$(hex o3)" "${v%"${v#??????????????????}"}0100000000000000${v#??????????????????????????????????}"
+v=$("$POKE" "$y" get orgs "$(hex o3)")
+# bytes (format 6): version, partition, watermark, open month, 4 sequences,
+# credit flag (50 bytes: 100 hex digits), V (8, LE), sum of P (8, LE), ...:
+# make the sum 1 micro-unit
+head=$(printf '%s' "$v" | cut -c1-116)
+tail=$(printf '%s' "$v" | cut -c133-)
+"$POKE" "$y" put orgs "$(hex o3)" "${head}0100000000000000${tail}"
 ctl --db "$y" balances --json > "$tmp/y.bal" 2> "$tmp/y.err"; rc=$?
 check "balances with an inconsistent org exits 2 naming it" eval \
     '[ "$rc" -eq 2 ] && grep -q "creditctl: balances: corrupt store $y: org o3: .*sum.*(skipped)" "$tmp/y.err"'

@@ -54,8 +54,7 @@ struct fx {
 };
 
 static const struct { const char *db; uint8_t code; } CODES[] = {
-    {"orgs", STORE_CL_ORGS}, {"sequences", STORE_CL_SEQ}, {"org_credits", STORE_CL_ORGCRED},
-    {"project_credits", STORE_CL_PROJCRED}, {"months", STORE_CL_MONTHS},
+    {"orgs", STORE_CL_ORGS}, {"project_credits", STORE_CL_PROJCRED},
     {"org_partition", STORE_CL_ORGPART}, {"partitions", STORE_CL_PARTS},
     {"dedupe", STORE_CL_DEDUPE}, {"dedupe_expiry", STORE_CL_DDEXP}, {"offsets", STORE_CL_OFFSETS}};
 #define NCODES (sizeof CODES / sizeof CODES[0])

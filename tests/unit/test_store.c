@@ -313,77 +313,77 @@ static void test_prefix_orgs(void **state) {
 }
 
 /* Only the dirty parts are written. */
+/* The org-level fields of src into dst (its projects stay). */
+static void copy_head(struct eng_org *dst, const struct eng_org *src) {
+    dst->partition = src->partition;
+    dst->watermark = src->watermark;
+    dst->open_month = src->open_month;
+    memcpy(dst->seq, src->seq, sizeof(dst->seq));
+    dst->alert_seq = src->alert_seq;
+    dst->credit_seq = src->credit_seq;
+    dst->has_credit = src->has_credit;
+    dst->value = src->value;
+    dst->alloc_sum = src->alloc_sum;
+    dst->terms = src->terms;
+    dst->al = src->al;
+    dst->serial = src->serial;
+    dst->noff = src->noff;
+    memcpy(dst->off, src->off, sizeof(dst->off));
+    dst->nacct = src->nacct;
+    memcpy(dst->acct, src->acct, sizeof(dst->acct));
+}
+
+/* Format 6: an org is one record, a project one record.  Nothing dirty
+ * writes nothing; any dirty part of the org rewrites the org's record whole
+ * (its projects untouched), any dirty part of a project that project's
+ * record whole (the org's and the other projects' untouched). */
 static void test_dirty_only(void **state) {
     struct fx *f = *state;
     struct eng_org base, mod, want, got;
-    make_org(&base, "org", 1, 1);
-    put_org(f, &base);
-    make_org(&mod, "org", 1, 5);   /* every value differs from base */
+    static const unsigned bits[] = { ENG_DIRTY_SEQ, ENG_DIRTY_META, ENG_DIRTY_CREDIT, ENG_DIRTY_ACCT };
     eng_org_init(&want);
     eng_org_init(&got);
-    assert_int_equal(eng_org_copy(&want, &base), 0);
+    for (size_t b = 0; b < sizeof(bits) / sizeof(bits[0]); b++) {
+        make_org(&base, "org", 1, 1);
+        put_org(f, &base);
+        make_org(&mod, "org", 1, 5);   /* every value differs from base */
+        eng_org_free(&want);
+        eng_org_init(&want);
+        assert_int_equal(eng_org_copy(&want, &base), 0);
 
-    mod.dirty = 0;  /* nothing dirty: nothing written */
-    for (size_t i = 0; i < mod.nproj; i++) mod.proj[i].dirty = 0;
-    struct dump before = take_dump(f);
-    put_org(f, &mod);
-    struct dump after = take_dump(f);
-    assert_dump_equal(&before, &after);
-    free(before.buf);
-    free(after.buf);
+        mod.dirty = 0;  /* nothing dirty: nothing written */
+        for (size_t i = 0; i < mod.nproj; i++) mod.proj[i].dirty = 0;
+        struct dump before = take_dump(f);
+        put_org(f, &mod);
+        struct dump after = take_dump(f);
+        assert_dump_equal(&before, &after);
+        free(before.buf);
+        free(after.buf);
 
-    mod.dirty = ENG_DIRTY_SEQ;
-    put_org(f, &mod);
-    want.seq[0] = mod.seq[0];
-    want.seq[1] = mod.seq[1];
-    want.alert_seq = mod.alert_seq;
-    assert_int_equal(get_org(f, "org", &got), ENG_OK);
-    assert_org_equal(&got, &want);
+        mod.dirty = bits[b];  /* one part dirty: the whole org record */
+        put_org(f, &mod);
+        copy_head(&want, &mod);
+        assert_int_equal(get_org(f, "org", &got), ENG_OK);
+        assert_org_equal(&got, &want);
+        assert_int_not_equal(got.watermark, base.watermark);
+        assert_int_not_equal(got.proj[1].value, mod.proj[1].value);  /* projects untouched */
 
-    mod.dirty = ENG_DIRTY_META;
-    put_org(f, &mod);
-    want.watermark = mod.watermark;
-    want.open_month = mod.open_month;
-    assert_int_equal(get_org(f, "org", &got), ENG_OK);
-    assert_org_equal(&got, &want);
-
-    mod.dirty = ENG_DIRTY_CREDIT;
-    mod.noff = 1;
-    put_org(f, &mod);
-    want.value = mod.value;
-    want.alloc_sum = mod.alloc_sum;
-    want.terms = mod.terms;
-    want.al = mod.al;
-    want.noff = 1;
-    assert_int_equal(get_org(f, "org", &got), ENG_OK);
-    assert_org_equal(&got, &want);
-
-    mod.dirty = ENG_DIRTY_ACCT;
-    put_org(f, &mod);
-    memcpy(want.acct, mod.acct, sizeof(want.acct));
-    want.nacct = mod.nacct;
-    assert_int_equal(get_org(f, "org", &got), ENG_OK);
-    assert_org_equal(&got, &want);
-
-    /* project p1: credit only, then months only; org itself clean */
-    mod.dirty = 0;
-    struct eng_project *mp = eng_org_find_project(&mod, "p1"), *wp = eng_org_find_project(&want, "p1");
-    mp->dirty = ENG_DIRTY_CREDIT;
-    put_org(f, &mod);
-    wp->value = mp->value;
-    wp->terms = mp->terms;
-    wp->al = mp->al;
-    assert_int_equal(get_org(f, "org", &got), ENG_OK);
-    assert_org_equal(&got, &want);
-    mp->dirty = ENG_DIRTY_ACCT;
-    put_org(f, &mod);
-    memcpy(wp->acct, mp->acct, sizeof(wp->acct));
-    assert_int_equal(get_org(f, "org", &got), ENG_OK);
-    assert_org_equal(&got, &want);
-    assert_int_not_equal(base.proj[1].value, got.proj[1].value);  /* the test changed something */
-
-    eng_org_free(&base);
-    eng_org_free(&mod);
+        /* project p1, one part dirty: its whole record; the org's is clean */
+        mod.dirty = 0;
+        mod.watermark++;  /* not written */
+        struct eng_project *mp = eng_org_find_project(&mod, "p1"), *wp = eng_org_find_project(&want, "p1");
+        mp->dirty = bits[b] == ENG_DIRTY_ACCT ? ENG_DIRTY_ACCT : ENG_DIRTY_CREDIT;
+        put_org(f, &mod);
+        *wp = *mp;
+        wp->dirty = 0;
+        assert_int_equal(get_org(f, "org", &got), ENG_OK);
+        assert_org_equal(&got, &want);
+        assert_int_not_equal(base.proj[1].value, got.proj[1].value);  /* the test changed something */
+        assert_int_not_equal(base.proj[1].acct[0].consumed, got.proj[1].acct[0].consumed);
+        assert_int_equal(got.watermark, mod.watermark - 1);
+        eng_org_free(&base);
+        eng_org_free(&mod);
+    }
     eng_org_free(&want);
     eng_org_free(&got);
 }
@@ -433,10 +433,13 @@ static void test_deletes(void **state) {
     assert_int_equal(got.nproj, 0);
     struct store_stats st;
     assert_int_equal(store_stats(f->s, &st, f->err, sizeof(f->err)), STORE_OK);
+    int seen = 0;
     for (int i = 0; i < st.ndb; i++)
-        if (!strcmp(st.db[i].name, "months") || !strcmp(st.db[i].name, "project_credits") ||
-            !strcmp(st.db[i].name, "org_credits"))
+        if (!strcmp(st.db[i].name, "project_credits")) {
             assert_int_equal(st.db[i].entries, 0);
+            seen++;
+        }
+    assert_int_equal(seen, 1);
     eng_org_free(&o);
     eng_org_free(&got);
 }
@@ -763,17 +766,22 @@ static void test_counters_stats_meta(void **state) {
     assert_int_equal(st.counters.rejected, 4);
     assert_int_equal(st.close_after_s, 0);
     assert_string_equal(st.currency, CUR);
-    assert_int_equal(st.ndb, 14);
-    assert_string_equal(st.db[11].name, "dedupe_expiry");
-    assert_string_equal(st.db[12].name, "changes");     /* group mode (store_changes.c) */
-    assert_string_equal(st.db[13].name, "changelog");
+    assert_int_equal(st.ndb, 11);  /* format 6: no sequences, org_credits, months */
+    assert_string_equal(st.db[1].name, "orgs");
+    assert_string_equal(st.db[2].name, "project_credits");
+    assert_string_equal(st.db[8].name, "dedupe_expiry");
+    assert_string_equal(st.db[9].name, "changes");     /* group mode (store_changes.c) */
+    assert_string_equal(st.db[10].name, "changelog");
+    for (int i = 0; i < st.ndb; i++)
+        assert_true(strcmp(st.db[i].name, "sequences") && strcmp(st.db[i].name, "org_credits") &&
+                    strcmp(st.db[i].name, "months"));
     assert_int_equal(st.retention_days, 0);
     assert_true(st.oldest_key_time == ENG_NO_TIME);
     assert_string_equal(st.db[0].name, "meta");
     assert_string_equal(st.db[1].name, "orgs");
     assert_int_equal(st.db[1].entries, 1);
-    assert_string_equal(st.db[6].name, "org_partition");
-    assert_int_equal(st.db[6].entries, 1);
+    assert_string_equal(st.db[3].name, "org_partition");
+    assert_int_equal(st.db[3].entries, 1);
     assert_int_equal(st.map_size, (uint64_t)1 << 30);
     assert_true(st.used_bytes > 0 && st.used_bytes <= st.file_bytes);
     /* user meta strings */
@@ -894,7 +902,8 @@ static void test_map_full(void **state) {
     assert_int_equal(store_stats(f->s, &st, f->err, sizeof(f->err)), STORE_OK);
     assert_true(st.map_size >= 512 * 1024);
     assert_int_equal(st.db[1].entries, 61);
-    assert_int_equal(st.db[9].entries, 60);
+    assert_string_equal(st.db[6].name, "outbox");
+    assert_int_equal(st.db[6].entries, 60);
     for (int i = 0; i < 60; i++) {
         struct eng_org want;
         make_big(&want, i);
@@ -1198,52 +1207,66 @@ static void corrupt(struct fx *f, const char *db, const char *key, size_t kl, en
 
 #define OK1 "org-1"
 #define P1K "org-1\0p1"   /* project p1 of org-1 */
-#define ORGK "org-1\0"    /* the org's own months record */
+#define P2K "org-1\0p2"   /* project p2 of org-1 (months, no credit) */
 
-/* Every record of an org, each corrupted every way; read by org_get. */
+/* Every field of an org's records that is checked, corrupted; read by
+ * org_get.  Format 6 layout of org-1 (make_org, k 1): orgs record: version 0,
+ * partition 1, watermark 5, open month 13, seqs 17 25 33, credit serial 41,
+ * credit flag 49, V 50, sum of P 58, terms 66 (logic 66, grace 67, flags 68),
+ * offerings 81 (count; first id's length 82, bytes 83..), alert state 305
+ * (thresholds 305, armed 321, reference 337, exhausted 345), serial 346,
+ * months 354 (count; entry 0: month 355, consumed 359, overage flag 367);
+ * 381 bytes.  p1's record: version 0, credit flag 1, P 2, terms 10, alert
+ * state 25 (reference 57, exhausted 65), serial 66, months 74 (entry 0:
+ * month 75, overage flag 87).  p2's: version, credit flag 0, months 2. */
 static const struct ccase org_cases[] = {
-    { "orgs", OK1, 0, M_TRUNC, 0, 0, "\"org-1\"", "truncated: 16-byte value, 4 more bytes needed at byte 13" },
-    { "orgs", OK1, 0, M_TRAIL, 0, 0, "\"org-1\"", "1 trailing bytes after a 17-byte record" },
-    { "orgs", OK1, 0, M_VERSION, 0, 0, "\"org-1\"", "record format version 7, this build reads version 5" },
+    { "orgs", OK1, 0, M_TRUNC, 0, 0, "\"org-1\"", "truncated: 380-byte value, 1 more bytes needed at byte 380" },
+    { "orgs", OK1, 0, M_TRAIL, 0, 0, "\"org-1\"", "1 trailing bytes after a 381-byte record" },
+    { "orgs", OK1, 0, M_VERSION, 0, 0, "\"org-1\"", "record format version 7, this build reads version 6" },
     { "orgs", OK1, 0, M_EMPTY, 0, 0, "\"org-1\"", "empty value (no format version byte)" },
     { "orgs", OK1, 0, M_BYTE, 4, 0x80, "\"org-1\"", "partition -2147483645 < 0" },
-    { "sequences", OK1, 0, M_TRUNC, 0, 0, "\"org-1\"", "truncated" },
-    { "sequences", OK1, 0, M_TRAIL, 0, 0, "\"org-1\"", "trailing bytes" },
-    { "sequences", OK1, 0, M_VERSION, 0, 0, "\"org-1\"", "record format version 7" },
-    { "org_credits", OK1, 0, M_TRUNC, 0, 0, "\"org-1\"", "truncated" },
-    { "org_credits", OK1, 0, M_TRAIL, 0, 0, "\"org-1\"", "1 trailing bytes" },
-    { "org_credits", OK1, 0, M_VERSION, 0, 0, "\"org-1\"", "record format version 7" },
-    { "org_credits", OK1, 0, M_BYTE, 8, 0x80, "\"org-1\"", "value -9223372036784775807 < 0" },
-    { "org_credits", OK1, 0, M_BYTE, 16, 0x80, "\"org-1\"", "allocation sum -92233720368" },
-    { "org_credits", OK1, 0, M_BYTE, 17, 2, "\"org-1\"", "terms: consumption logic 2 (0..1)" },
-    { "org_credits", OK1, 0, M_BYTE, 18, 101, "\"org-1\"", "terms: grace coefficient 101 (0..100)" },
-    { "org_credits", OK1, 0, M_BYTE, 19, 0x10, "\"org-1\"", "terms: flags 0x10 (bits 0x0f only)" },
-    { "org_credits", OK1, 0, M_BYTE, 32, 65, "\"org-1\"", "65 offerings (at most 64)" },
-    { "org_credits", OK1, 0, M_BYTE, 33, 0, "\"org-1\"", "offering 0: id of 0 bytes (1..200)" },
-    { "org_credits", OK1, 0, M_BYTE, 35, 0, "\"org-1\"", "offering 0: id contains a NUL byte" },
-    { "org_credits", OK1, 0, M_BYTE, 33, 250, "\"org-1\"", "offering 0: id of 250 bytes (1..200)" },
-    /* alert state after make_org's offerings: thresholds at 256, armed 272, reference 288,
-     * exhausted 296 */
-    { "org_credits", OK1, 0, M_BYTE, 256, 1, "\"org-1\"", "alerts: a threshold outside 1..99" },
-    { "org_credits", OK1, 0, M_BYTE, 271, 0x80, "\"org-1\"", "alerts: a threshold outside 1..99" },
-    { "org_credits", OK1, 0, M_BYTE, 272, 0x08, "\"org-1\"", "alerts: an armed threshold that is not a threshold" },
-    { "org_credits", OK1, 0, M_BYTE, 295, 0x80, "\"org-1\"", "alerts: reference -" },
-    { "org_credits", OK1, 0, M_BYTE, 296, 2, "\"org-1\"", "alerts: exhausted flag 2 (0..1)" },
-    { "project_credits", P1K, 8, M_BYTE, 24, 1, "\"org-1\\x00p1\"", "alerts: a threshold outside 1..99" },
-    { "months", P1K, 8, M_BYTE, 14, 2, "\"org-1\\x00p1\"", "months: entry 0 has overage flag 2 (0..1)" },
+    /* what the sequences record held */
+    { "orgs", OK1, 0, M_BYTE, 48, 0x80, "\"org-1\"", "credit serial beyond 2^63-1" },
+    /* what the org_credits record held */
+    { "orgs", OK1, 0, M_BYTE, 49, 2, "\"org-1\"", "credit flag 2 (0..1)" },
+    { "orgs", OK1, 0, M_BYTE, 57, 0x80, "\"org-1\"", "value -9223372036784775807 < 0" },
+    { "orgs", OK1, 0, M_BYTE, 65, 0x80, "\"org-1\"", "allocation sum -92233720368" },
+    { "orgs", OK1, 0, M_BYTE, 66, 2, "\"org-1\"", "terms: consumption logic 2 (0..1)" },
+    { "orgs", OK1, 0, M_BYTE, 67, 101, "\"org-1\"", "terms: grace coefficient 101 (0..100)" },
+    { "orgs", OK1, 0, M_BYTE, 68, 0x10, "\"org-1\"", "terms: flags 0x10 (bits 0x0f only)" },
+    { "orgs", OK1, 0, M_BYTE, 81, 65, "\"org-1\"", "65 offerings (at most 64)" },
+    { "orgs", OK1, 0, M_BYTE, 82, 0, "\"org-1\"", "offering 0: id of 0 bytes (1..200)" },
+    { "orgs", OK1, 0, M_BYTE, 84, 0, "\"org-1\"", "offering 0: id contains a NUL byte" },
+    { "orgs", OK1, 0, M_BYTE, 82, 250, "\"org-1\"", "offering 0: id of 250 bytes (1..200)" },
+    { "orgs", OK1, 0, M_BYTE, 305, 1, "\"org-1\"", "alerts: a threshold outside 1..99" },
+    { "orgs", OK1, 0, M_BYTE, 320, 0x80, "\"org-1\"", "alerts: a threshold outside 1..99" },
+    { "orgs", OK1, 0, M_BYTE, 321, 0x08, "\"org-1\"", "alerts: an armed threshold that is not a threshold" },
+    { "orgs", OK1, 0, M_BYTE, 344, 0x80, "\"org-1\"", "alerts: reference -" },
+    { "orgs", OK1, 0, M_BYTE, 345, 2, "\"org-1\"", "alerts: exhausted flag 2 (0..1)" },
+    /* what the org's own months record held */
+    { "orgs", OK1, 0, M_BYTE, 354, 200, "\"org-1\"", "months: 200 entries (0..8)" },
+    { "orgs", OK1, 0, M_BYTE, 354, ENG_MAX_MONTHS + 1, "\"org-1\"", "months: 9 entries (0..8)" },
+    { "orgs", OK1, 0, M_I32, 355, 0x80000000u, "\"org-1\"", "months: entry 0 has no month" },
+    { "orgs", OK1, 0, M_BYTE, 367, 2, "\"org-1\"", "months: entry 0 has overage flag 2 (0..1)" },
+    /* a project's record: what project_credits and its months record held */
     { "project_credits", P1K, 8, M_TRUNC, 0, 0, "\"org-1\\x00p1\"", "truncated" },
     { "project_credits", P1K, 8, M_TRAIL, 0, 0, "\"org-1\\x00p1\"", "trailing bytes" },
     { "project_credits", P1K, 8, M_VERSION, 0, 0, "\"org-1\\x00p1\"", "record format version 7" },
-    { "project_credits", P1K, 8, M_BYTE, 9, 9, "\"org-1\\x00p1\"", "consumption logic 9" },
-    { "project_credits", P1K, 8, M_BYTE, 11, 0xFF, "\"org-1\\x00p1\"", "flags 0xff" },
-    { "months", P1K, 8, M_TRUNC, 0, 0, "\"org-1\\x00p1\"", "truncated" },
-    { "months", P1K, 8, M_TRAIL, 0, 0, "\"org-1\\x00p1\"", "trailing bytes" },
-    { "months", P1K, 8, M_VERSION, 0, 0, "\"org-1\\x00p1\"", "record format version 7" },
-    { "months", P1K, 8, M_BYTE, 1, ENG_MAX_MONTHS + 1, "\"org-1\\x00p1\"", "months: 9 entries (1..8)" },
-    { "months", P1K, 8, M_BYTE, 1, 0, "\"org-1\\x00p1\"", "months: 0 entries (1..8)" },
-    { "months", P1K, 8, M_I32, 2, 0x80000000u, "\"org-1\\x00p1\"", "months: entry 0 has no month" },
-    { "months", ORGK, 6, M_TRUNC, 0, 0, "\"org-1\\x00\"", "truncated" },
-    { "months", ORGK, 6, M_BYTE, 1, 200, "\"org-1\\x00\"", "months: 200 entries (1..8)" },
+    { "project_credits", P1K, 8, M_EMPTY, 0, 0, "\"org-1\\x00p1\"", "empty value" },
+    { "project_credits", P1K, 8, M_BYTE, 1, 2, "\"org-1\\x00p1\"", "credit flag 2 (0..1)" },
+    { "project_credits", P1K, 8, M_BYTE, 9, 0x80, "\"org-1\\x00p1\"", "value -" },
+    { "project_credits", P1K, 8, M_BYTE, 10, 9, "\"org-1\\x00p1\"", "consumption logic 9" },
+    { "project_credits", P1K, 8, M_BYTE, 11, 101, "\"org-1\\x00p1\"", "grace coefficient 101" },
+    { "project_credits", P1K, 8, M_BYTE, 12, 0xFF, "\"org-1\\x00p1\"", "flags 0xff" },
+    { "project_credits", P1K, 8, M_BYTE, 25, 1, "\"org-1\\x00p1\"", "alerts: a threshold outside 1..99" },
+    { "project_credits", P1K, 8, M_BYTE, 64, 0x80, "\"org-1\\x00p1\"", "alerts: reference -" },
+    { "project_credits", P1K, 8, M_BYTE, 65, 2, "\"org-1\\x00p1\"", "alerts: exhausted flag 2 (0..1)" },
+    { "project_credits", P1K, 8, M_BYTE, 74, ENG_MAX_MONTHS + 1, "\"org-1\\x00p1\"", "months: 9 entries (0..8)" },
+    { "project_credits", P1K, 8, M_I32, 75, 0x80000000u, "\"org-1\\x00p1\"", "months: entry 0 has no month" },
+    { "project_credits", P1K, 8, M_BYTE, 87, 2, "\"org-1\\x00p1\"", "months: entry 0 has overage flag 2 (0..1)" },
+    { "project_credits", P2K, 8, M_BYTE, 1, 7, "\"org-1\\x00p2\"", "credit flag 7 (0..1)" },
+    { "project_credits", P2K, 8, M_BYTE, 2, 0, "\"org-1\\x00p2\"", "a project record with neither a credit nor months" },
+    { "project_credits", P2K, 8, M_TRUNC, 0, 0, "\"org-1\\x00p2\"", "truncated" },
 };
 
 static void test_corrupt_org_records(void **state) {
@@ -1469,31 +1492,91 @@ static void test_corrupt_meta_offsets(void **state) {
     assert_int_equal(open_store(f, 0, 0, CUR, 0, &f->s), STORE_ECORRUPT);
     assert_null(f->s);
     assert_corrupt_err(f->err, "meta", "\"close_after\"",
-                       "record format version 9, this build reads version 5");
+                       "record format version 9, this build reads version 6");
     r.v[0] = STORE_FORMAT_VERSION;
     raw_write(f, "meta", "close_after", 11, r.v, r.vl);
-    raw_write(f, "meta", "currency", 8, "\5EUREUREUREUREUREUREUREUREUREUREUR", 34);
+    raw_write(f, "meta", "currency", 8, "\6EUREUREUREUREUREUREUREUREUREUREUR", 34);
     assert_int_equal(open_store(f, 0, 0, CUR, 0, &f->s), STORE_ECORRUPT);
     assert_corrupt_err(f->err, "meta", "\"currency\"", "currency of 33 bytes (at most 31)");
-    raw_write(f, "meta", "currency", 8, "\5EUR", 4);
+    raw_write(f, "meta", "currency", 8, "\6EUR", 4);
     reopen(f, 0);
     /* a store of the previous format is refused, saying how to rebuild it */
     raw_write(f, "meta", "format", 6, "\1", 1);
     assert_int_equal(open_store(f, 0, 0, CUR, 0, &f->s), STORE_EMISMATCH);
-    assert_non_null(strstr(f->err, "has format 1, this build reads format 5: rebuild it by replaying"));
+    assert_non_null(strstr(f->err, "has format 1, this build reads format 6: rebuild it by replaying"));
     /* format 2 (before v1.3 §12) and 3 (before §14: dedupe records without time) too */
     raw_write(f, "meta", "format", 6, "\3", 1);
     assert_int_equal(open_store(f, 0, 0, CUR, 0, &f->s), STORE_EMISMATCH);
-    assert_non_null(strstr(f->err, "has format 3, this build reads format 5: rebuild it by replaying"));
+    assert_non_null(strstr(f->err, "has format 3, this build reads format 6: rebuild it by replaying"));
     raw_write(f, "meta", "format", 6, "\2", 1);
     assert_int_equal(open_store(f, 0, 0, CUR, 0, &f->s), STORE_EMISMATCH);
-    assert_non_null(strstr(f->err, "has format 2, this build reads format 5: rebuild it by replaying"));
+    assert_non_null(strstr(f->err, "has format 2, this build reads format 6: rebuild it by replaying"));
     /* format 4 (before §13: usage records without what a void needs) too */
     raw_write(f, "meta", "format", 6, "\4", 1);
     assert_int_equal(open_store(f, 0, 0, CUR, 0, &f->s), STORE_EMISMATCH);
-    assert_non_null(strstr(f->err, "has format 4, this build reads format 5: rebuild it by replaying"));
+    assert_non_null(strstr(f->err, "has format 4, this build reads format 6: rebuild it by replaying"));
+    /* format 5 (before issue 11: an org over four databases) too */
     raw_write(f, "meta", "format", 6, "\5", 1);
+    assert_int_equal(open_store(f, 0, 0, CUR, 0, &f->s), STORE_EMISMATCH);
+    assert_non_null(strstr(f->err, "has format 5, this build reads format 6: rebuild it by replaying"));
+    raw_write(f, "meta", "format", 6, "\6", 1);
     reopen(f, 0);
+}
+
+/* A store as format 5 left it (the org spread over orgs, sequences,
+ * org_credits and months) is refused by writers and readers alike, saying
+ * how to rebuild it, and left as it was. */
+static void test_format5_store_refused(void **state) {
+    struct fx *f = *state;
+    static const char *const dbs[] = { "meta", "orgs", "sequences", "org_credits", "project_credits",
+                                       "months", "org_partition", "partitions", "dedupe", "outbox",
+                                       "offsets", "dedupe_expiry" };
+    static const uint8_t orgv[] = { 5, 3, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0x10, 0x5f, 0, 0 };
+    static const uint8_t seqv[33] = { 5, 1 };
+    char path[sizeof(f->path)];
+    MDB_env *env;
+    MDB_txn *t;
+    MDB_dbi dbi[12];
+    snprintf(path, sizeof(path), "%s/f5", f->dir);
+    assert_int_equal(mkdir(path, 0700), 0);
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 16), 0);
+    assert_int_equal(mdb_env_open(env, path, 0, 0600), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &t), 0);
+    for (int i = 0; i < 12; i++) assert_int_equal(mdb_dbi_open(t, dbs[i], MDB_CREATE, &dbi[i]), 0);
+    MDB_val k = { 6, "format" }, v = { 1, "\5" };
+    assert_int_equal(mdb_put(t, dbi[0], &k, &v, 0), 0);
+    k = (MDB_val){ 2, "g1" };
+    v = (MDB_val){ sizeof(orgv), (void *)orgv };
+    assert_int_equal(mdb_put(t, dbi[1], &k, &v, 0), 0);
+    v = (MDB_val){ sizeof(seqv), (void *)seqv };
+    assert_int_equal(mdb_put(t, dbi[2], &k, &v, 0), 0);
+    assert_int_equal(mdb_txn_commit(t), 0);
+    mdb_env_close(env);
+    for (int ro = 0; ro <= 1; ro++) {
+        struct store *s2 = (struct store *)1;
+        struct store_opts o = { .path = path, .readonly = ro, .nosync = 1, .currency = CUR };
+        f->err[0] = 0;
+        assert_int_equal(store_open(&s2, &o, f->err, sizeof(f->err)), STORE_EMISMATCH);
+        assert_null(s2);
+        assert_non_null(strstr(f->err, "has format 5, this build reads format 6: rebuild it by "
+                                       "replaying the input into a new store (credit-replay --db NEWDIR"));
+    }
+    /* left as it was: format 5, the sequences record there */
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 16), 0);
+    assert_int_equal(mdb_env_open(env, path, MDB_RDONLY, 0600), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, MDB_RDONLY, &t), 0);
+    assert_int_equal(mdb_dbi_open(t, "meta", 0, &dbi[0]), 0);
+    k = (MDB_val){ 6, "format" };
+    assert_int_equal(mdb_get(t, dbi[0], &k, &v), 0);
+    assert_true(v.mv_size == 1 && ((const uint8_t *)v.mv_data)[0] == 5);
+    assert_int_equal(mdb_dbi_open(t, "sequences", 0, &dbi[2]), 0);
+    k = (MDB_val){ 2, "g1" };
+    assert_int_equal(mdb_get(t, dbi[2], &k, &v), 0);
+    assert_int_equal(mdb_dbi_open(t, "changes", 0, &dbi[3]), MDB_NOTFOUND);  /* nothing created */
+    mdb_txn_abort(t);
+    mdb_env_close(env);
 }
 
 static int on_partition(struct fx *f, int32_t part, struct visit *v) {
@@ -1521,7 +1604,7 @@ static void test_corrupt_keys(void **state) {
     raw_put(f, "project_credits", "org-1\0p\0x", 9, NULL, 0);
     raw_put(f, "project_credits", "org-1\0", 6, orgval, 1);
     assert_int_equal(get_org(f, "org-1", &got), ENG_ESTORE);
-    assert_corrupt_err(f->err, "project_credits", "\"org-1\\x00\"", "a project credit without a project id");
+    assert_corrupt_err(f->err, "project_credits", "\"org-1\\x00\"", "a project record without a project id");
     raw_put(f, "project_credits", "org-1\0", 6, NULL, 0);
     raw_put(f, "org_partition", ipk, 7, orgval, 1);
     begin(f);
@@ -1559,11 +1642,11 @@ static void test_corrupt_engine(void **state) {
     make_org(&o, "org-1", 3, 1);
     put_org(f, &o);
     eng_org_free(&o);
-    corrupt(f, "org_credits", "org-1", 0, M_BYTE, 18, 200);
+    corrupt(f, "orgs", "org-1", 0, M_BYTE, 67, 200);  /* the credit's grace coefficient */
     assert_int_equal(engine_new(&e, &ec, f->err, sizeof(f->err)), 0);
     begin(f);
     assert_int_equal(engine_apply(e, &f->ops, &m, &res, f->err, sizeof(f->err)), ENG_ESTORE);
-    assert_corrupt_err(f->err, "org_credits", "\"org-1\"", "terms: grace coefficient 200 (0..100)");
+    assert_corrupt_err(f->err, "orgs", "\"org-1\"", "terms: grace coefficient 200 (0..100)");
     store_abort(f->s);
     engine_free(e);
 }
@@ -1708,6 +1791,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_roundtrip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prefix_orgs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dirty_only, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_format5_store_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deletes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_orgs_on_partition, setup, teardown),
         cmocka_unit_test_setup_teardown(test_clock, setup, teardown),

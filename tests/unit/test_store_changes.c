@@ -140,9 +140,8 @@ static void apply_recs(struct fx *f, struct store *s, const struct recs *l, int3
 
 /* ---- dumps of the state databases -------------------------------------------- */
 
-static const char *const state_dbs[] = {"orgs", "sequences", "org_credits", "project_credits",
-                                        "months", "org_partition", "partitions", "dedupe",
-                                        "dedupe_expiry", "offsets"};
+static const char *const state_dbs[] = {"orgs", "project_credits", "org_partition", "partitions",
+                                        "dedupe", "dedupe_expiry", "offsets"};
 #define NSTATE (sizeof(state_dbs) / sizeof(state_dbs[0]))
 
 struct drec { int db; uint8_t *k, *v; size_t kl, vl; };
@@ -228,8 +227,7 @@ static int32_t org_part(const struct dump *d, const uint8_t *id, size_t n) {
 static int32_t owner(const struct dump *d, const struct drec *r) {
     const char *db = state_dbs[r->db];
     if (!strcmp(db, "orgs")) return le32(r->v + 1);
-    if (!strcmp(db, "sequences") || !strcmp(db, "org_credits")) return org_part(d, r->k, r->kl);
-    if (!strcmp(db, "project_credits") || !strcmp(db, "months"))
+    if (!strcmp(db, "project_credits"))
         return org_part(d, r->k, strlen((const char *)r->k) < r->kl ? strlen((const char *)r->k) : 0);
     if (!strcmp(db, "org_partition") || !strcmp(db, "partitions") || !strcmp(db, "dedupe_expiry"))
         return (int32_t)be32(r->k);
@@ -578,28 +576,35 @@ static void test_bad_records(void **state) {
     char big[600];
     memset(big, 'a', sizeof(big));
     big[0] = 'o';
-    static const char v5[] = "\x05";
+    static const char v6[] = "\x06";
     const struct bad cases[] = {
-        {"o", 1, v5, 1, "key of 1 bytes"},
-        {"zorg", 4, v5, 1, "unknown database code 0x7a"},
-        {big, STORE_CHANGE_KEY_MAX + 1, v5, 1, "key of 494 bytes"},
-        {big, 202, v5, 1, "db orgs key \"aaaa"},
-        {big, 202, v5, 1, "id of more than 200 bytes"},
-        {"so\0g", 4, v5, 1, "NUL"},
-        {"k\0\0\1", 4, v5, 1, "partitions key not of 4 bytes"},
-        {"k\x80\0\0\1", 5, v5, 1, "negative partition"},
-        {"i\0\0\0\1", 5, v5, 1, "org_partition key of fewer than 5 bytes"},
+        {"o", 1, v6, 1, "key of 1 bytes"},
+        {"zorg", 4, v6, 1, "unknown database code 0x7a"},
+        {big, STORE_CHANGE_KEY_MAX + 1, v6, 1, "key of 494 bytes"},
+        {big, 202, v6, 1, "db orgs key \"aaaa"},
+        {big, 202, v6, 1, "id of more than 200 bytes"},
+        {"oo\0g", 4, v6, 1, "NUL"},
+        /* the codes of the databases format 6 merged into orgs and project_credits */
+        {"sorg", 4, "\x05", 1, "database code 's' (sequences) is retired since store format 6"},
+        {"corg", 4, "\x05", 1, "database code 'c' (org_credits) is retired since store format 6"},
+        {"morg\0", 5, NULL, 0, "database code 'm' (months) is retired since store format 6"},
+        {"k\0\0\1", 4, v6, 1, "partitions key not of 4 bytes"},
+        {"k\x80\0\0\1", 5, v6, 1, "negative partition"},
+        {"i\0\0\0\1", 5, v6, 1, "org_partition key of fewer than 5 bytes"},
         {"x\0\0\0\1\0\0\0\0\0\0\0\0", 13, NULL, 0, "dedupe_expiry key not of 13..492 bytes"},
-        {"fin\0\0\0", 6, v5, 1, "offsets key not of 6..205 bytes"},
-        {"finn\0\0\0\0", 8, v5, 1, "offsets key is not topic \\0 partition"},
-        {"porg", 4, v5, 1, "no NUL between org and project"},
-        {"porg\0", 5, v5, 1, "empty id"},
+        {"fin\0\0\0", 6, v6, 1, "offsets key not of 6..205 bytes"},
+        {"finn\0\0\0\0", 8, v6, 1, "offsets key is not topic \\0 partition"},
+        {"porg", 4, v6, 1, "no NUL between org and project"},
+        {"porg\0", 5, v6, 1, "empty id"},
         {"o1", 2, "", 0, "empty value"},
-        {"o1", 2, "\x04\0\0\0\0", 5, "format version 4, this build reads 5"},
-        {"o1", 2, "\x05\1\0", 3, "db orgs key \"1\": value: "},
-        {"i\0\0\0\1o1", 7, "\x05\x05", 2, "value of 2 bytes"},
-        {"d1", 2, "\x05garbage", 8, "db dedupe key"},
-        {"k\0\0\0\1", 5, "\x05\1", 2, "db partitions key partition 1: value: "},
+        {"o1", 2, "\x04\0\0\0\0", 5, "format version 4, this build reads 6"},
+        {"o1", 2, "\x05\1\0\0\0", 5, "format version 5, this build reads 6"},
+        {"o1", 2, "\x06\1\0", 3, "db orgs key \"1\": value: "},
+        {"porg\0p", 6, "\x06\0\0", 3, "value: a project record with neither a credit nor months"},
+        {"porg\0p", 6, "\x06\2\0", 3, "value: credit flag 2 (0..1)"},
+        {"i\0\0\0\1o1", 7, "\x06\x06", 2, "value of 2 bytes"},
+        {"d1", 2, "\x06garbage", 8, "db dedupe key"},
+        {"k\0\0\0\1", 5, "\x06\1", 2, "db partitions key partition 1: value: "},
     };
     struct dump before = take(f, s);
     begin(f, s);
@@ -613,11 +618,11 @@ static void test_bad_records(void **state) {
                      c->what);
     }
     assert_int_equal(store_change_apply(s, NULL, 0, NULL, 0, f->err, sizeof(f->err)), STORE_ERR);
-    /* Good ones: a removal of a missing record, an org's own months record (project ""). */
+    /* Good ones: a removal of a missing record, an index entry. */
     assert_int_equal(store_change_apply(s, (const uint8_t *)"oabc", 4, NULL, 0, f->err,
                                         sizeof(f->err)), STORE_OK);
     assert_int_equal(store_change_apply(s, (const uint8_t *)"i\0\0\0\1o1", 7,
-                                        (const uint8_t *)v5, 1, f->err, sizeof(f->err)), STORE_OK);
+                                        (const uint8_t *)v6, 1, f->err, sizeof(f->err)), STORE_OK);
     commit(f, s);
     struct dump after = take(f, s);
     assert_int_equal(after.n, before.n + 1);

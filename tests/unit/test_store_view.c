@@ -270,7 +270,7 @@ static void test_view_corrupt(void **state) {
     assert_int_equal(mdb_env_set_maxdbs(env, 16), 0);
     assert_int_equal(mdb_env_open(env, f->path, 0, 0600), 0);
     assert_int_equal(mdb_txn_begin(env, NULL, 0, &t), 0);
-    assert_int_equal(mdb_dbi_open(t, "org_credits", 0, &dbi), 0);
+    assert_int_equal(mdb_dbi_open(t, "orgs", 0, &dbi), 0);
     assert_int_equal(mdb_put(t, dbi, &key, &val, 0), 0);
     assert_int_equal(mdb_txn_commit(t), 0);
     mdb_env_close(env);
@@ -279,7 +279,7 @@ static void test_view_corrupt(void **state) {
     assert_int_equal(scan(f, NULL, &s, bad), STORE_ECORRUPT);
     assert_int_equal(s.n, 1);
     assert_string_equal(bad, "m");
-    assert_non_null(strstr(f->err, "db org_credits key \"m\""));
+    assert_non_null(strstr(f->err, "db orgs key \"m\""));
     memset(&s, 0, sizeof(s));
     s.stop = -1;
     assert_int_equal(scan(f, "m", &s, bad), STORE_OK);  /* past it */
