@@ -383,7 +383,13 @@ static void test_foreign_header(void **state) {
     make_orgs(f->src, 0, 6);
     struct recs rs = records_of(f->src);
     produce_recs(f, &rs, 0);
-    const char *other = "format=5 close_after=0 max_future=2678400 retention_days=35 currency=USD";
+    /* the same configuration written by a build of store format 5: mixing
+     * formats in one changelog is refused */
+    char other[CHANGELOG_FINGERPRINT_MAX];
+    snprintf(want, sizeof(want), "format=%d ", STORE_FORMAT_VERSION);
+    assert_int_equal(strncmp(f->fp, want, strlen(want)), 0);
+    snprintf(other, sizeof(other), "format=5 %s", f->fp + strlen(want));
+    assert_string_not_equal(other, f->fp);
     produce_one(f, rs.r[0].key, rs.r[0].klen, rs.r[0].val, rs.r[0].vlen, 1, other);
     flush(f);
     assert_int_not_equal(restore(f, &n), 0);
