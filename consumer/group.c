@@ -507,7 +507,7 @@ static int apply_messages(struct group *g) {
         char why[ERRLEN];
         size_t nout = g->out.n;
         store_capture_partition(g->store, m->partition);
-        if (engine_apply_hashed(g->eng, &ops, &em, it.root, it.jerr, it.hash, &res, why, sizeof(why))) {
+        if (engine_apply_prepared(g->eng, &ops, &em, it.root, it.jerr, it.pre, &res, why, sizeof(why))) {
             if (store_map_full(g->store) || g->emit_failed) {
                 snprintf(g->err, sizeof(g->err), "%.900s%s", why, g->emit_failed ? " (out of memory for the outputs)" : "");
                 return -1;

@@ -36,8 +36,7 @@ struct qitem {
     void *tag;
     json_t *root;
     json_error_t jerr;
-    uint64_t hash;
-    int hashed;
+    struct engine_pre pre;       /* engine_prepare of root */
 };
 
 struct parseq_chunk {
@@ -108,7 +107,7 @@ static void chunk_parse(struct parseq_chunk *c) {
     for (int k = 0; k < c->n; k++) {
         struct qitem *it = &c->it[k];
         it->root = engine_parse(it->buf, it->len, &it->jerr);
-        it->hashed = json_is_object(it->root) && engine_hash(it->root, &it->hash) == 0;
+        engine_prepare(it->root, &it->pre);
     }
 }
 
@@ -365,7 +364,7 @@ int parseq_next(struct parseq *q, struct parseq_item *it, char *err, size_t errl
     it->tag = x->tag;
     it->root = x->root;
     it->jerr = &x->jerr;
-    it->hash = x->hashed ? &x->hash : NULL;
+    it->pre = x->root ? &x->pre : NULL;
     q->taken++;
     return 1;
 }

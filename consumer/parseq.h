@@ -41,6 +41,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct engine_pre;   /* engine/engine.h */
+
 #define PARSEQ_CHUNK 16
 #define PARSEQ_THREADS_MAX 32           /* input.parse_threads is bounded by this */
 #define PARSEQ_SLOTS(n) (8 + 4 * (n))    /* chunks in the ring for n parsing threads */
@@ -57,9 +59,10 @@ struct parseq_item {
     void *tag;                   /* the caller's (push), NULL for a source */
     json_t *root;                /* engine_parse's tree, or NULL: invalid JSON, jerr says why */
     const json_error_t *jerr;
-    /* engine_hash of root, computed on the parsing thread when root is an
-     * object, else NULL: hand it to engine_apply_hashed. */
-    const uint64_t *hash;
+    /* engine_prepare of root (content hash, time, decoded fields),
+     * computed on the parsing thread; NULL when root is: hand it to
+     * engine_apply_prepared. */
+    const struct engine_pre *pre;
 };
 
 /* A source of input, called on a parsing thread (never two calls at

@@ -473,7 +473,7 @@ static int apply_messages(struct pipeline *p, struct store_counters *cnt) {
         struct engine_msg em = {it.buf, it.len, p->c->topic_input, m->partition, m->offset};
         struct engine_result res;
         char why[ERRLEN];
-        int rc = engine_apply_hashed(p->eng, &ops, &em, it.root, it.jerr, it.hash, &res, why,
+        int rc = engine_apply_prepared(p->eng, &ops, &em, it.root, it.jerr, it.pre, &res, why,
                                      sizeof(why));
 #ifdef CREDITD_TEST_HOOKS
         if (rc == 0) rc = test_fault(p, m, why, sizeof(why));

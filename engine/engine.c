@@ -70,12 +70,33 @@ void engine_free(struct engine *e) {
 }
 
 /* A CloudEvents time attribute that parses, or NULL. */
-static const char *readable_time(json_t *root, int64_t *ns) {
+static const char *time_of_tree(json_t *root, int64_t *ns) {
     json_t *t = json_object_get(root, "time");
     int64_t tmp;
     if (!json_is_string(t) || time_parse_rfc3339(json_string_value(t), ns ? ns : &tmp) != 0)
         return NULL;
     return json_string_value(t);
+}
+
+/* The same, from engine_prepare's reading when there is one. */
+static const char *readable_time(const struct engine *e, json_t *root, int64_t *ns) {
+    const struct engine_pre *p = e->pre;
+    if (!p || !p->timed) return time_of_tree(root, ns);
+    if (p->time_str && ns) *ns = p->time_ns;
+    return p->time_str;
+}
+
+/* The envelope and fields step (§7): event_decode, or its result prepared
+ * ahead.  id, source and org stay as the earlier steps read them. */
+static int decode(struct engine *e, json_t *root) {
+    const struct engine_pre *p = e->pre;
+    if (!p || !p->decoded) return event_decode(root, &e->ev, e->msg, sizeof(e->msg));
+    const char *id = e->ev.id, *source = e->ev.source, *org = e->ev.org;
+    e->ev = p->ev;
+    e->ev.id = id;
+    e->ev.source = source;
+    e->ev.org = org;
+    return 0;
 }
 
 /* A non-empty string of at most max bytes without an embedded NUL; NULL if
@@ -106,7 +127,7 @@ static int reject_unkeyed(struct engine *e, struct engine_result *res, int reaso
     /* event_id names a key: null unless both id and source are readable
      * (v1.3: an id or source over 256 bytes has event_id null). */
     const char *id = root && src ? key_part(root, "id") : NULL;
-    return out_rejected(e, reason, key, src, id, root ? readable_time(root, NULL) : NULL);
+    return out_rejected(e, reason, key, src, id, root ? readable_time(e, root, NULL) : NULL);
 }
 
 static int check_clock(struct engine *e, int64_t clock);
@@ -138,7 +159,7 @@ static int guard_time(struct engine *e, json_t *root, const struct eng_org *o,
                       struct engine_result *res) {
     const struct engine_store *st = e->st;
     int64_t t, clock, ref = o->watermark;
-    const char *ts = readable_time(root, &t);
+    const char *ts = readable_time(e, root, &t);
     if (!e->max_future_ns || !ts) return 0;
     if (ref != ENG_NO_TIME && (ref > INT64_MAX - e->max_future_ns || t <= ref + e->max_future_ns))
         return 0;
@@ -181,7 +202,7 @@ static int64_t horizon_of(const struct engine *e, int64_t ref) {
 static int guard_late(struct engine *e, json_t *root, int64_t ref, const char *org,
                       struct engine_result *res) {
     int64_t t, h = horizon_of(e, ref);
-    const char *ts = readable_time(root, &t), *field = "time";
+    const char *ts = readable_time(e, root, &t), *field = "time";
     if (h == ENG_NO_TIME) return 0;
     if ((!ts || t >= h) && org) { /* the voided usage's time (§13, §14) */
         json_t *type = json_object_get(root, "type"), *data = json_object_get(root, "data");
@@ -358,9 +379,9 @@ static int make_key(struct engine *e, json_t *root, struct ikey *k, int64_t at,
     }
     memset(&k->rec, 0, sizeof(k->rec));
     k->rec.partition = partition;
-    if (!readable_time(root, &k->rec.time)) k->rec.time = at;
-    if (e->hash) {   /* engine_hash, on the thread that parsed the message */
-        k->rec.hash = *e->hash;
+    if (!readable_time(e, root, &k->rec.time)) k->rec.time = at;
+    if (e->pre && e->pre->hashed) {   /* engine_prepare, on the thread that parsed it */
+        k->rec.hash = e->pre->hash;
         return 0;
     }
     if (engine_hash(root, &k->rec.hash)) {
@@ -459,7 +480,7 @@ static int apply_tick(struct engine *e, json_t *root, struct engine_result *res)
     if (!rc) rc = guard_late(e, root, clock, NULL, res);
     if (!rc) rc = check_key(e, root, &k, clock, e->m->partition, res);
     if (rc) return rc < 0 ? rc : 0;
-    int reason = event_decode(root, &e->ev, e->msg, sizeof(e->msg));
+    int reason = decode(e, root);
     if (reason) return remember(e, &k, reason, res);
     if (clock == ENG_NO_TIME || e->ev.time > clock) {
         /* Every org on the partition has a watermark >= the clock, so only a
@@ -513,7 +534,7 @@ static int apply_org_event(struct engine *e, json_t *root, struct engine_result 
         (rc = guard_late(e, root, o->watermark, o->id, res)) ||
         (rc = check_key(e, root, &k, o->watermark, e->m->partition, res)))
         return rc < 0 ? rc : 0;
-    int reason = event_decode(root, &e->ev, e->msg, sizeof(e->msg));
+    int reason = decode(e, root);
     if (reason && is_new) k.rec.partition = -1;
     if (reason) return remember(e, &k, reason, res); /* format reject: only the key */
     if (is_new) o->dirty |= ENG_DIRTY_META;
@@ -614,14 +635,25 @@ json_t *engine_parse(const char *buf, size_t len, json_error_t *jerr) {
 int engine_apply_parsed(struct engine *e, const struct engine_store *st,
                         const struct engine_msg *m, json_t *root, const json_error_t *jerr,
                         struct engine_result *res, char *err, size_t errlen) {
-    return engine_apply_hashed(e, st, m, root, jerr, NULL, res, err, errlen);
+    return engine_apply_prepared(e, st, m, root, jerr, NULL, res, err, errlen);
 }
 
-int engine_apply_hashed(struct engine *e, const struct engine_store *st,
-                        const struct engine_msg *m, json_t *root, const json_error_t *jerr,
-                        const uint64_t *hash, struct engine_result *res, char *err,
-                        size_t errlen) {
-    e->hash = hash;
+void engine_prepare(json_t *root, struct engine_pre *pre) {
+    memset(pre, 0, sizeof(*pre));
+    if (!json_is_object(root)) return;
+    pre->hashed = engine_hash(root, &pre->hash) == 0;
+    pre->time_str = time_of_tree(root, &pre->time_ns);
+    pre->timed = 1;
+    char msg[ENG_MSG_MAX];
+    pre->decoded = event_decode(root, &pre->ev, msg, sizeof(msg)) == 0;
+    if (!pre->decoded) memset(&pre->ev, 0, sizeof(pre->ev));
+}
+
+int engine_apply_prepared(struct engine *e, const struct engine_store *st,
+                          const struct engine_msg *m, json_t *root, const json_error_t *jerr,
+                          const struct engine_pre *pre, struct engine_result *res, char *err,
+                          size_t errlen) {
+    e->pre = root ? pre : NULL;
     e->st = st;
     e->m = m;
     e->err = err;
@@ -634,8 +666,11 @@ int engine_apply_hashed(struct engine *e, const struct engine_store *st,
     e->res = res;
     res->outcome = ENG_APPLIED;
     res->reason = ENG_R_NONE;
-    json_t *type = json_is_object(root) ? json_object_get(root, "type") : NULL;
-    res->type = json_is_string(type) ? (int)event_type_of(json_string_value(type)) : ENG_T_UNKNOWN;
+    if (pre && pre->decoded) res->type = (int)pre->ev.type;
+    else {
+        json_t *type = json_is_object(root) ? json_object_get(root, "type") : NULL;
+        res->type = json_is_string(type) ? (int)event_type_of(json_string_value(type)) : ENG_T_UNKNOWN;
+    }
     if (!root) {
         snprintf(e->msg, sizeof(e->msg), "invalid JSON at line %d, column %d: %s", jerr->line,
                  jerr->column, jerr->text);
@@ -654,5 +689,5 @@ int engine_apply(struct engine *e, const struct engine_store *st, const struct e
 }
 
 int engine_time_of(json_t *root, int64_t *ns) {
-    return root && json_is_object(root) && readable_time(root, ns) ? 0 : -1;
+    return root && json_is_object(root) && time_of_tree(root, ns) ? 0 : -1;
 }

@@ -99,14 +99,36 @@ int engine_apply_parsed(struct engine *e, const struct engine_store *st,
                         struct engine_result *res, char *err, size_t errlen);
 /* The message's content hash (§7: the idempotency check compares it), a
  * pure function of the tree: 0 and *hash, or -1 (root NULL, out of
- * memory).  A caller that parses on another thread computes it there too
- * and hands it to engine_apply_hashed (hash NULL: the engine computes it,
- * as engine_apply_parsed does); the outcome is the same either way. */
+ * memory). */
 int engine_hash(json_t *root, uint64_t *hash);
-int engine_apply_hashed(struct engine *e, const struct engine_store *st,
-                        const struct engine_msg *m, json_t *root, const json_error_t *jerr,
-                        const uint64_t *hash, struct engine_result *res, char *err,
-                        size_t errlen);
+
+/* What the engine reads from a message's tree before it touches any state,
+ * computed ahead (on the thread that parsed it, issue 11) so the engine
+ * thread only applies: the content hash, the readable `time` and the
+ * decoded envelope and fields.  Each is a pure function of the tree, so
+ * the outcome is the same whether it was prepared or not; strings point
+ * into the tree (borrowed: valid while the tree lives).  A message that
+ * event_decode rejects is not kept decoded: the engine decodes it again at
+ * its step of the order of checks for the reject's message. */
+struct engine_pre {
+    uint8_t hashed;          /* hash = engine_hash(root) */
+    uint8_t timed;           /* time_str / time_ns: the readable "time" (time_str NULL: none) */
+    uint8_t decoded;         /* ev = event_decode(root), which accepted it */
+    uint64_t hash;
+    const char *time_str;
+    int64_t time_ns;
+    struct eng_event ev;     /* id, source and org are left to the engine */
+};
+/* Fill *pre from root (a JSON object, borrowed; NULL or a non-object
+ * prepares nothing).  Thread-safe for separate trees; no engine needed. */
+void engine_prepare(json_t *root, struct engine_pre *pre);
+
+/* engine_apply_parsed with what engine_prepare computed for root (pre NULL:
+ * the engine computes everything, as engine_apply_parsed does). */
+int engine_apply_prepared(struct engine *e, const struct engine_store *st,
+                          const struct engine_msg *m, json_t *root, const json_error_t *jerr,
+                          const struct engine_pre *pre, struct engine_result *res, char *err,
+                          size_t errlen);
 /* The CloudEvents time of a parsed message: 0 and *ns, or -1 if unreadable. */
 int engine_time_of(json_t *root, int64_t *ns);
 

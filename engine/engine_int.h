@@ -56,7 +56,7 @@ struct engine {
     /* §13: filled by an applied usage (has 1), remembered with its key. */
     struct eng_usage_rec urec;
     struct eng_dedupe vrec;      /* scratch: the record of the usage a void takes back */
-    const uint64_t *hash;        /* the message's content hash when the caller had it, or NULL */
+    const struct engine_pre *pre; /* what engine_prepare read from the tree ahead, or NULL */
 };
 
 /* One ledger entry (§8).  project NULL = the org; account_project says whose

@@ -280,7 +280,7 @@ static int stream_line(struct replay *r, const struct lineq_line *ql) {
     if (replay_add(r, ql->buf, ql->len, NULL, 0, ql->no)) return -1;
     struct engine_msg m = {ql->buf, ql->len, NULL, 0, ql->no};
     struct engine_result res;
-    int rc = engine_apply_hashed(r->eng, &r->ops, &m, ql->root, ql->jerr, ql->hash, &res, r->err,
+    int rc = engine_apply_prepared(r->eng, &r->ops, &m, ql->root, ql->jerr, ql->pre, &res, r->err,
                                  sizeof(r->err));
     if (rc == 0) {
         count(&r->cnt, &res);
@@ -326,7 +326,7 @@ static int kafka_apply(struct replay *r, size_t keep) {
         const struct line *l = &r->batch[(size_t)(uintptr_t)it.tag];
         struct engine_msg m = {it.buf, it.len, r->topic, l->partition, l->no};
         struct engine_result res;
-        int rc = engine_apply_hashed(r->eng, &r->ops, &m, it.root, it.jerr, it.hash, &res, r->err,
+        int rc = engine_apply_prepared(r->eng, &r->ops, &m, it.root, it.jerr, it.pre, &res, r->err,
                                      sizeof(r->err));
         if (rc == 0) {
             count(&r->cnt, &res);

@@ -204,7 +204,7 @@ int lineq_next(struct lineq *q, struct lineq_line *l, char *err, size_t errlen) 
     l->no = it.no;
     l->root = it.root;
     l->jerr = it.jerr;
-    l->hash = it.hash;
+    l->pre = it.pre;
     return 1;
 }
 

@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct engine_pre;   /* engine/engine.h */
+
 struct lineq;
 
 /* One input line.  Borrowed: valid until the next lineq_next call. */
@@ -24,7 +26,7 @@ struct lineq_line {
     int64_t no;                 /* 1-based, counted across all files */
     json_t *root;               /* the parse, or NULL (then jerr says why) */
     const json_error_t *jerr;
-    const uint64_t *hash;       /* engine_hash of root (parseq.h), or NULL */
+    const struct engine_pre *pre; /* engine_prepare of root (parseq.h), or NULL */
 };
 
 /* Start reading files ("-" = stdin) in order on nthreads parsing threads

@@ -1848,9 +1848,10 @@ static void test_store_failure(void **state) {
     h_close(&x);
 }
 
-/* engine_apply_hashed (issue 11: the content hash computed on a parsing
- * thread) compares the hash it is given: the right one is a duplicate, a
- * wrong one an id_conflict; engine_hash is what the engine computes itself. */
+/* engine_apply_prepared (issue 11: the hash, time and fields read on a
+ * parsing thread) compares the hash it is given: the right one is a
+ * duplicate, a wrong one an id_conflict; engine_hash is what the engine
+ * computes itself. */
 static void test_hash_given(void **state) {
     struct h *h = *state;
     size_t n;
@@ -1860,26 +1861,110 @@ static void test_hash_given(void **state) {
     assert_int_equal(feed(h, L[1]), ENG_APPLIED);
     json_error_t jerr;
     json_t *same = engine_parse(L[2], strlen(L[2]), &jerr), *other = engine_parse(L[3], strlen(L[3]), &jerr);
-    uint64_t hs, ho, wrong;
-    assert_int_equal(engine_hash(same, &hs), 0);
-    assert_int_equal(engine_hash(other, &ho), 0);
-    assert_true(hs != ho);
+    struct engine_pre ps, po;
+    uint64_t wrong;
+    engine_prepare(same, &ps);
+    engine_prepare(other, &po);
+    assert_true(ps.hashed && po.hashed && ps.decoded && ps.timed);
+    assert_true(ps.hash != po.hash);
     assert_int_equal(engine_hash(NULL, &wrong), -1);
     struct engine_msg m = {L[2], strlen(L[2]), NULL, 0, 3};
-    assert_int_equal(engine_apply_hashed(h->e, &h->ops, &m, same, &jerr, &hs, &h->res, h->err, sizeof(h->err)), 0);
+    assert_int_equal(engine_apply_prepared(h->e, &h->ops, &m, same, &jerr, &ps, &h->res, h->err, sizeof(h->err)), 0);
     assert_int_equal(h->res.outcome, ENG_DUPLICATE);
-    wrong = hs + 1;
-    assert_int_equal(engine_apply_hashed(h->e, &h->ops, &m, same, &jerr, &wrong, &h->res, h->err, sizeof(h->err)), 0);
+    struct engine_pre bad = ps;
+    bad.hash = ps.hash + 1;
+    assert_int_equal(engine_apply_prepared(h->e, &h->ops, &m, same, &jerr, &bad, &h->res, h->err, sizeof(h->err)), 0);
     assert_int_equal(h->res.outcome, ENG_REJECTED);
     assert_int_equal(h->res.reason, ENG_R_ID_CONFLICT);
     struct engine_msg m3 = {L[3], strlen(L[3]), NULL, 0, 4};
-    assert_int_equal(engine_apply_hashed(h->e, &h->ops, &m3, other, &jerr, &hs, &h->res, h->err, sizeof(h->err)), 0);
+    bad = po;
+    bad.hash = ps.hash;
+    assert_int_equal(engine_apply_prepared(h->e, &h->ops, &m3, other, &jerr, &bad, &h->res, h->err, sizeof(h->err)), 0);
     assert_int_equal(h->res.outcome, ENG_DUPLICATE);   /* the given hash, not the tree's */
-    assert_int_equal(engine_apply_hashed(h->e, &h->ops, &m3, other, &jerr, NULL, &h->res, h->err, sizeof(h->err)), 0);
+    assert_int_equal(engine_apply_prepared(h->e, &h->ops, &m3, other, &jerr, NULL, &h->res, h->err, sizeof(h->err)), 0);
     assert_int_equal(h->res.reason, ENG_R_ID_CONFLICT);
     json_decref(same);
     json_decref(other);
     free_lines(L, n);
+}
+
+/* The prepared path is the same function: every line of the scenario and
+ * hostile-input files, applied by one engine from the tree alone
+ * (engine_apply) and by another from engine_prepare's reading, with the
+ * guards and retention on, gives the same result, error and outputs, in
+ * the same order.  And the reading is used: a prepared time that differs
+ * from the tree's moves the key's time (seen as a too_late reject). */
+static void test_prepared_same(void **state) {
+    (void)state;
+    static const char *files[] = {"tests/scenarios/ex_A.jsonl", "tests/scenarios/ex_B.jsonl",
+        "tests/scenarios/ex_C.jsonl", "tests/scenarios/ex_D.jsonl", "tests/scenarios/ex_E.jsonl",
+        "tests/scenarios/ex_F.jsonl", "tests/scenarios/ex_G.jsonl", "tests/scenarios/ex_H.jsonl",
+        "tests/scenarios/bad_input.jsonl", "tests/scenarios/hostile.jsonl",
+        "tests/fuzz/corpus/limits.jsonl", "tests/fuzz/corpus/partitions.jsonl",
+        "tests/fuzz/corpus/timeline.jsonl", "tests/fuzz/corpus/voids.jsonl",
+        "tests/fuzz/regress/json_number_range-int.jsonl",
+        "tests/fuzz/regress/json_number_range-real.jsonl", "tests/fuzz/regress/key_add_bound.jsonl",
+        "tests/fuzz/regress/output_utf8.jsonl"};
+    struct engine_config cfg = {.close_after_s = 3600, .currency = "EUR",
+                                .max_future_s = 31 * 86400, .retention_days = 35};
+    size_t total = 0, decoded = 0;
+    for (size_t f = 0; f < sizeof(files) / sizeof(files[0]); f++) {
+        struct h a, b;
+        h_open_cfg(&a, &cfg);
+        h_open_cfg(&b, &cfg);
+        size_t n;
+        char **L = read_lines(files[f], &n);
+        for (size_t i = 0; i < n; i++) {
+            struct engine_msg m = {L[i], strlen(L[i]), NULL, 0, (int64_t)i + 1};
+            int ra = engine_apply(a.e, &a.ops, &m, &a.res, a.err, sizeof(a.err));
+            json_error_t jerr;
+            json_t *root = engine_parse(L[i], strlen(L[i]), &jerr);
+            struct engine_pre pre;
+            engine_prepare(root, &pre);
+            decoded += pre.decoded;
+            int rb = engine_apply_prepared(b.e, &b.ops, &m, root, &jerr, &pre, &b.res, b.err,
+                                           sizeof(b.err));
+            json_decref(root);
+            if (ra != rb || memcmp(&a.res, &b.res, sizeof(a.res)) != 0 || (ra && strcmp(a.err, b.err)))
+                fail_msg("%s line %zu: results differ (%d/%d, %s / %s)", files[f], i + 1, ra, rb,
+                         a.err, b.err);
+        }
+        total += n;
+        assert_int_equal(a.ms.nout, b.ms.nout);
+        assert_int_equal(a.ms.nalerts, b.ms.nalerts);
+        for (size_t k = 0; k < a.ms.nout; k++) {
+            assert_int_equal(a.ms.out[k].kind, b.ms.out[k].kind);
+            assert_string_equal(a.ms.out[k].key ? a.ms.out[k].key : "(none)",
+                                b.ms.out[k].key ? b.ms.out[k].key : "(none)");
+            assert_string_equal(a.ms.out[k].json, b.ms.out[k].json);
+        }
+        for (size_t k = 0; k < a.ms.nalerts; k++) assert_string_equal(a.ms.alerts[k].json, b.ms.alerts[k].json);
+        free_lines(L, n);
+        h_close(&a);
+        h_close(&b);
+    }
+    assert_true(total > 120);
+    assert_true(decoded > 60);   /* the prepared fields were the ones applied */
+
+    /* A prepared reading is what the engine uses (not the tree again). */
+    struct h c;
+    h_open_cfg(&c, &cfg);
+    size_t n;
+    char **L = read_lines("tests/scenarios/ex_E.jsonl", &n);
+    assert_int_equal(feed(&c, L[0]), ENG_APPLIED);
+    json_error_t jerr;
+    json_t *root = engine_parse(L[1], strlen(L[1]), &jerr);
+    struct engine_pre pre;
+    engine_prepare(root, &pre);
+    pre.time_ns -= INT64_C(400) * 86400 * 1000000000;  /* 400 days earlier: past retention */
+    struct engine_msg m = {L[1], strlen(L[1]), NULL, 0, 2};
+    assert_int_equal(engine_apply_prepared(c.e, &c.ops, &m, root, &jerr, &pre, &c.res, c.err,
+                                           sizeof(c.err)), 0);
+    assert_int_equal(c.res.outcome, ENG_REJECTED);
+    assert_int_equal(c.res.reason, ENG_R_TOO_LATE);
+    json_decref(root);
+    free_lines(L, n);
+    h_close(&c);
 }
 
 /* ---- main ------------------------------------------------------------------ */
@@ -1894,6 +1979,7 @@ int main(void) {
         T(test_example_D),
         T(test_example_E),
         T(test_hash_given),
+        T(test_prepared_same),
         T(test_reject_invalid_json),
         T(test_reject_invalid_event),
         T(test_reject_unknown_type),

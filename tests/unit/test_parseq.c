@@ -99,16 +99,17 @@ static void check_item(const struct parseq_item *it, const struct msgs *m, int64
     assert_int_equal(it->len, m->len[i]);
     if (i % 97 == 5) {
         assert_null(it->root);
-        assert_null(it->hash);
+        assert_null(it->pre);
         assert_true(strlen(it->jerr->text) > 0);
         return;
     }
     assert_non_null(it->root);
     assert_int_equal(json_integer_value(json_object_get(it->root, "n")), i);
     uint64_t h;   /* the content hash came along, the engine's */
-    assert_non_null(it->hash);
+    assert_non_null(it->pre);
+    assert_true(it->pre->hashed);
     assert_int_equal(engine_hash(it->root, &h), 0);
-    assert_true(*it->hash == h);
+    assert_true(it->pre->hash == h);
 }
 
 static void take(struct parseq *q, const struct msgs *m, int64_t i) {
