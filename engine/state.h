@@ -10,12 +10,14 @@
  * allocation; all of them for a month close or a delete), so the cost of an
  * event does not grow with the organisation's project count; the sum of the
  * project allocations is kept with the organisation credit for the same
- * reason.  The store maps it onto its named databases:
- *   orgs          org            -> partition, watermark, open month
- *   sequences     org            -> last output sequence per output type (alerts too)
- *   org_credits   org            -> V, terms, alert state, offerings (absent = no credit)
- *   project_credits org\0project -> P, terms, alert state      (absent = no credit)
- *   months        org\0project   -> [(month, consumed, overage started)] (project "" = the org)
+ * reason.  The store (format 6) keeps one record per organisation and one
+ * per project:
+ *   orgs            org          -> partition, watermark, open month, output
+ *                                   sequences, the credit (V, terms, alert state,
+ *                                   offerings) if any, the org's months
+ *   project_credits org\0project -> the credit (P, terms, alert state) if any,
+ *                                   [(month, consumed, overage started)]
+ * A dirty part (ENG_DIRTY_*) rewrites its whole record.
  */
 #ifndef CREDITD_STATE_H
 #define CREDITD_STATE_H
