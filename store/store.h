@@ -254,6 +254,13 @@ int  store_view_get_org(struct store_view *v, const char *id, struct eng_org *ou
  * after is at most ENG_ID_MAX bytes (else STORE_ERR). */
 int  store_view_scan_orgs(struct store_view *v, const char *after, store_org_cb cb, void *arg,
                           char bad_id[ENG_ID_MAX + 1], char *err, size_t errlen);
+/* The committed outbox entries with seq > after, in seq order, to cb (as
+ * store_outbox_scan; a corrupt entry stops the scan with STORE_ECORRUPT).
+ * creditd's relay thread reads the outbox this way while the batch loop
+ * writes the next batch: one short view per scan (the view holds off map
+ * growth; cb must not wait on the writer's thread). */
+int  store_view_outbox_scan(struct store_view *v, uint64_t after, store_outbox_cb cb, void *arg,
+                            char *err, size_t errlen);
 
 /* ---- Change capture and the state changelog (group mode) -----------------
  *
