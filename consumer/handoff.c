@@ -99,6 +99,11 @@ struct handoff_slot *handoff_push(struct handoff *h) {
 
 uint64_t handoff_tail(const struct handoff *h) { return h->tail; }
 
+void handoff_unpush(struct handoff *h) {
+    assert(h->tail > h->published && !h->slots[(h->tail - 1) % h->cap].done);
+    h->tail--;
+}
+
 /* h->published is written by this thread only (under mu): reading it here
  * without the lock races with nothing. */
 struct handoff_slot *handoff_slot(struct handoff *h, uint64_t idx) {

@@ -61,6 +61,9 @@ void handoff_requests(struct handoff *h, uint64_t *committed, int *stop);
  * handoff_release wakes the relay thread).  Its index: handoff_tail() - 1. */
 struct handoff_slot *handoff_push(struct handoff *h);
 uint64_t handoff_tail(const struct handoff *h);
+/* Take back the slot the last handoff_push returned (not done, not
+ * published): its entry could not be handed to the producer after all. */
+void handoff_unpush(struct handoff *h);
 /* A slot pushed and not yet published (idx in [published, tail)), else NULL. */
 struct handoff_slot *handoff_slot(struct handoff *h, uint64_t idx);
 /* Publish the done slots at the front of the unpublished ones, and

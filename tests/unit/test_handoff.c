@@ -3,7 +3,8 @@
  *   - order: slots confirmed out of order are published only as a done
  *     prefix, in push order; complete only grows; the publish time is kept;
  *   - bounds: push refuses exactly when cap slots are out, and a release
- *     after that wakes the relay (once); released slots are reused;
+ *     after that wakes the relay (once); released slots are reused; an
+ *     unpushed slot is pushed again;
  *   - requests: commit wakes the relay only when the seq grows, stop wakes
  *     it; the first failure is kept and ends a wait; a wait times out;
  *   - threads: a relay thread pushing 200,000 entries through a ring of 64
@@ -134,6 +135,10 @@ static void test_bounds(void **state) {
     assert_ptr_equal(sl, handoff_at(h, 4));
     push(h, 6);
     assert_null(handoff_push(h));
+    handoff_unpush(h);                            /* 6 could not be produced */
+    assert_int_equal(handoff_tail(h), 5);
+    assert_ptr_equal(push(h, 7), handoff_at(h, 5));
+    assert_null(handoff_slot(h, 6));
     handoff_free(h);
 }
 
