@@ -99,9 +99,10 @@ static int scan_one(struct store *s, const MDB_val *k, const MDB_val *v, store_o
     return cb(arg, seq, kind, key, json, len);
 }
 
-/* Entries of t with seq > after, to cb. */
-static int scan_txn(struct store *s, MDB_txn *t, uint64_t after, store_outbox_cb cb, void *arg,
-                    char *err, size_t errlen) {
+/* Entries of t with seq > after, to cb; a corrupt entry goes to the
+ * store's corrupt hook when hook is set (read-only tools), else stops. */
+static int scan_txn(struct store *s, MDB_txn *t, uint64_t after, int hook, store_outbox_cb cb,
+                    void *arg, char *err, size_t errlen) {
     uint8_t kb[8];
     MDB_val k = { 8, kb }, v;
     MDB_cursor *c;
@@ -112,7 +113,7 @@ static int scan_txn(struct store *s, MDB_txn *t, uint64_t after, store_outbox_cb
     int mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
     while (mrc == 0) {
         rc = scan_one(s, &k, &v, cb, arg, err, errlen);
-        if (st_corrupt_skip(s, rc, err)) rc = 0;
+        if (hook && st_corrupt_skip(s, rc, err)) rc = 0;
         if (rc) break;
         mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
     }
@@ -128,14 +129,14 @@ int store_outbox_scan(struct store *s, uint64_t after, store_outbox_cb cb, void 
     if (after == UINT64_MAX) return 0;
     int rc = st_rtxn_begin(s, &t, &own, err, errlen);
     if (rc) return rc;
-    rc = scan_txn(s, t, after, cb, arg, err, errlen);
+    rc = scan_txn(s, t, after, 1, cb, arg, err, errlen);
     st_rtxn_end(t, own);
     return rc;
 }
 
 int store_view_outbox_scan(struct store_view *v, uint64_t after, store_outbox_cb cb, void *arg,
                            char *err, size_t errlen) {
-    return scan_txn(v->s, v->txn, after, cb, arg, err, errlen);
+    return scan_txn(v->s, v->txn, after, 0, cb, arg, err, errlen);
 }
 
 int store_outbox_count(struct store *s, uint64_t *n, char *err, size_t errlen) {
