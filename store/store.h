@@ -225,7 +225,7 @@ typedef int (*store_org_cb)(void *arg, const struct eng_org *org); /* org borrow
 int store_scan_orgs(struct store *s, store_org_cb cb, void *arg, char *err, size_t errlen); /* ascending id */
 int store_get_org(struct store *s, const char *id, struct eng_org *out, char *err, size_t errlen);
 
-/* Views for other threads (creditd's HTTP API): a read txn of their own,
+/* Views for other threads (creditd's HTTP API, its outbox relay): a read txn of their own,
  * also while the handle's thread is inside a write txn (the functions above
  * would then read the writer's uncommitted batch, and an LMDB txn belongs to
  * one thread).  A view sees one committed state for its whole life and
@@ -233,7 +233,8 @@ int store_get_org(struct store *s, const char *id, struct eng_org *out, char *er
  * must wait until no txn is open in the process: store_begin and the end
  * of a batch that hit a full map wait for open views), so keep a view to
  * one request.  Views are not nested on a thread, and the thread that
- * writes must not hold one.  A view's thread gets one LMDB reader slot.
+ * writes must not hold one.  A view's thread gets one LMDB reader slot
+ * (LMDB's default, no MDB_NOTLS: a view begins and ends on one thread).
  * The corrupt hook is not used: a corrupt record is STORE_ECORRUPT, err
  * naming db and key. */
 struct store_view;
