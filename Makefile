@@ -114,6 +114,10 @@ $(B)/asan/test_ctl_http: $(B)/asan/obj/tools/ctl_http.o
 $(B)/test_metrics: $(B)/obj/consumer/metrics.o $(B)/obj/consumer/latency.o
 $(B)/asan/test_metrics: $(B)/asan/obj/consumer/metrics.o $(B)/asan/obj/consumer/latency.o
 $(B)/test_metrics $(B)/asan/test_metrics: LIBS += -lpthread -lm
+# test_handoff tests consumer/handoff.c (the relay thread's hand-over to the engine thread).
+$(B)/test_handoff: $(B)/obj/consumer/handoff.o
+$(B)/asan/test_handoff: $(B)/asan/obj/consumer/handoff.o
+$(B)/test_handoff $(B)/asan/test_handoff: LIBS += -lpthread
 # test_log tests consumer/log.c (not part of the library).
 $(B)/test_log: $(B)/obj/consumer/log.o
 $(B)/asan/test_log: $(B)/asan/obj/consumer/log.o

@@ -222,21 +222,24 @@ static void publish_gauges(struct pipeline *p) {
     metrics_publish_gauges(p->metrics, &g);
 }
 
-/* The latencies of the messages whose outputs are now all confirmed. */
+/* The latencies of the messages whose outputs are now all confirmed, as
+ * of when the relay thread published their confirmation. */
 static void observe_delivered(struct pipeline *p) {
     double buf[LAT_CHUNK];
-    uint64_t upto = relay_delivered_upto(p->relay);
-    int64_t now = (int64_t)(pipeline_clock_s(CLOCK_REALTIME) * 1000.0);
+    int64_t at;
+    uint64_t upto = relay_delivered_upto(p->relay, &at);
     size_t n;
-    while ((n = latency_delivered(p->lat, upto, now, buf, LAT_CHUNK)) > 0) {
+    while ((n = latency_delivered(p->lat, upto, at, buf, LAT_CHUNK)) > 0) {
         metrics_observe_delivery(p->metrics, buf, n);
         if (n < LAT_CHUNK) break;
     }
 }
 
-/* relay_poll, then the latencies its delivery reports completed. */
-static int poll_relay(struct pipeline *p, int timeout_ms) {
-    int rc = relay_poll(p->relay, timeout_ms, p->err, sizeof(p->err));
+/* What the relay thread confirmed (waiting up to timeout_ms for all of the
+ * outbox, 0: not at all), then the latencies it completed. */
+static int take_relay(struct pipeline *p, int timeout_ms) {
+    int rc = timeout_ms ? relay_wait(p->relay, timeout_ms, p->err, sizeof(p->err))
+                        : relay_check(p->relay, p->err, sizeof(p->err));
     observe_delivered(p);
     return rc;
 }
@@ -357,6 +360,7 @@ static int start(struct pipeline *p) {
     free(next);
     if (rc == 0) rc = metrics_assigned(p);
     if (rc == 0) rc = refresh_outbox(p);
+    if (rc == 0) rc = relay_start(p->relay, p->store, p->err, sizeof(p->err));
     if (rc == 0) {
         struct store_stats st;
         publish_store(p, kclient_now_ms(), &st, "metrics");
@@ -504,6 +508,7 @@ static int apply_messages(struct pipeline *p, struct store_counters *cnt) {
  * by the store and the same messages are applied again. */
 static int commit_batch(struct pipeline *p) {
     struct store_counters cnt;
+    uint64_t last = 0;    /* the outbox's last seq in the txn */
     double t0 = pipeline_clock_s(CLOCK_MONOTONIC);
     for (;;) {
         metrics_batch_reset(&p->mb);  /* a retried batch counts once */
@@ -514,6 +519,7 @@ static int commit_batch(struct pipeline *p) {
         rc = relay_txn_write(p->relay, p->store, p->err, sizeof(p->err));
         if (rc == 0) rc = apply_messages(p, &cnt);
         parseq_reset(p->pq);   /* after a failure: what was parsed ahead is not taken */
+        if (rc == 0) rc = store_outbox_last_seq(p->store, &last, p->err, sizeof(p->err));
         if (rc == 0) rc = store_commit(p->store, p->err, sizeof(p->err));
         else if (store_map_full(p->store)) { store_abort(p->store); rc = STORE_EMAPFULL; }
         else store_abort(p->store);
@@ -522,6 +528,7 @@ static int commit_batch(struct pipeline *p) {
         if (rc) return -1;
         break;
     }
+    relay_committed(p->relay, last);  /* wakes the relay thread for the batch's outputs */
     /* Committed: the counts are published now and only now. */
     metrics_publish_commit(p->metrics, p->n ? &p->mb : NULL, pipeline_clock_s(CLOCK_MONOTONIC) - t0,
                            pipeline_clock_s(CLOCK_REALTIME));
@@ -573,16 +580,15 @@ static int flow_control(struct pipeline *p) {
 static int step(struct pipeline *p) {
     char *err = p->err;
     size_t errlen = sizeof(p->err);
-    if (poll_relay(p, 0) || relay_pump(p->relay, p->store, err, errlen) || flow_control(p))
-        return -1;
+    if (take_relay(p, 0) || flow_control(p)) return -1;
     if (consumer_paused(p->in)) {
-        if (poll_relay(p, (int)p->c->batch_max_ms)) return -1;
+        if (take_relay(p, (int)p->c->batch_max_ms)) return -1;
     } else if (consumer_poll_batch(p->in, p->batch, (size_t)p->c->batch_max_messages,
                                    (int)p->c->batch_max_ms, (int)p->c->batch_linger_ms, p->stop,
                                    &p->n, err, errlen)) {
         return -1;
     }
-    if (poll_relay(p, 0)) return -1;
+    if (take_relay(p, 0)) return -1;
     if ((p->n > 0 || relay_txn_needed(p->relay)) && commit_batch(p)) return -1;
     stats_line(p);
     int64_t now = kclient_now_ms();
@@ -604,8 +610,7 @@ static int step(struct pipeline *p) {
  * record what was confirmed. */
 static int finish(struct pipeline *p) {
     p->stop_deadline = kclient_now_ms() + p->c->shutdown_flush_timeout_ms;
-    int rc = relay_drain(p->relay, p->store, (int)p->c->shutdown_flush_timeout_ms, p->err,
-                         sizeof(p->err));
+    int rc = relay_drain(p->relay, (int)p->c->shutdown_flush_timeout_ms, p->err, sizeof(p->err));
     observe_delivered(p);
     if (rc < 0) return -1;
     if (relay_txn_needed(p->relay) && commit_batch(p)) return -1;

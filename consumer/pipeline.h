@@ -9,6 +9,8 @@
  * messages are applied again.  The messages are parsed ahead on
  * input.parse_threads threads (consumer/parseq.h) while the engine applies
  * earlier ones, in order, on the pipeline's thread.  Group offsets are published after the commit.
+ * The relay produces the committed outputs and serves their delivery reports on a thread
+ * of its own (relay.h); the pipeline's thread deletes what it confirmed in the next batch.
  * Stop: the current batch is finished and committed, the relay drains within
  * shutdown.flush_timeout_ms, and what it confirmed is committed. */
 #ifndef CREDITD_CONSUMER_PIPELINE_H

@@ -4,12 +4,15 @@
 #include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <librdkafka/rdkafka.h>
 
+#include "consumer/handoff.h"
 #include "consumer/kclient.h"
 #include "consumer/log.h"
 #include "consumer/outscan.h"
@@ -17,23 +20,17 @@
 #define NKIND ENG_OUT_NKIND
 #define WM_TIMEOUT_MS 10000   /* watermarks of one output partition, transient errors retried */
 #define INSTANCE_HEX 32
+#define RELAY_WAIT_MS 100     /* the relay thread's poll when nothing wakes it (a safety net) */
 
-struct slot {                 /* one entry handed to the producer */
-    uint64_t seq;
-    int64_t offset;           /* confirmed offset, when done */
-    int32_t partition;
-    uint8_t kind, done;
-};
-
-struct outpart {              /* next offset to read back from, per partition */
-    int64_t confirmed;        /* after the last message of a popped entry */
+struct outpart {              /* next offset to read back from, per partition (engine thread) */
+    int64_t confirmed;        /* after the last message of a taken entry */
     int64_t persisted;        /* in the store */
     int64_t written;          /* in the current txn */
     int64_t end0;             /* high watermark at relay_open (a fresh store starts there) */
 };
 
 struct outtopic {
-    char name[CONFIG_TOPIC_MAX + 1];
+    char name[CONFIG_TOPIC_MAX + 1];  /* constant after relay_open: both threads read it */
     int32_t n;
     struct outpart *p;
 };
@@ -41,18 +38,27 @@ struct outtopic {
 struct relay {
     struct kclient *kc;
     rd_kafka_t *rk;               /* kclient_rk(kc) */
-    volatile sig_atomic_t *stop;  /* the daemon's stop flag (start-up waits, relay_poll) */
+    volatile sig_atomic_t *stop;  /* the daemon's stop flag (start-up waits) */
     struct outtopic t[NKIND];
     char instance[INSTANCE_HEX + 1];
-    struct slot *ring;            /* [RELAY_WINDOW]; absolute index % RELAY_WINDOW */
-    uint64_t head, tail;          /* oldest unconfirmed, next to load */
-    uint64_t last_loaded;         /* seq of the last entry loaded */
-    uint64_t delivered_upto;      /* this seq and all before are confirmed */
+    struct handoff *h;            /* the two threads' hand-over (handoff.h) */
+    rd_kafka_queue_t *mainq;      /* rd_kafka_poll's queue: relay_wake yields it */
+    struct store *store;          /* read by the relay thread through views */
+    pthread_t thread;
+    int running;                  /* the relay thread was started and not joined */
+    /* Engine thread (and everyone before relay_start / after the join). */
+    uint64_t committed;           /* last outbox seq committed (relay_committed) */
+    uint64_t delivered_upto;      /* this seq and all before are confirmed and taken */
+    int64_t delivered_ms;         /* wall clock of the relay's publish of them */
+    uint64_t complete;            /* every seq <= it is taken (or left the outbox before) */
     uint64_t deleted_upto, txn_upto;
+    uint64_t reports[NKIND];      /* successful delivery reports, by kind (metrics) */
+    char eng_fail[KCLIENT_ERRLEN];/* the engine side's own failure (out of memory) */
+    /* Relay thread (and the start-up before relay_start). */
+    uint64_t last_loaded;         /* every committed seq <= it was handed to the producer */
     struct outscan_found *found;  /* delivered by an earlier run (relay_recover) */
     size_t nfound;
     int failed, closing, more;
-    uint64_t reports[NKIND];      /* successful delivery reports, by kind (metrics) */
     char fail_reason[KCLIENT_ERRLEN];
 };
 
@@ -71,28 +77,13 @@ static struct outpart *outpart_get(struct relay *r, int kind, int32_t partition)
     return &t->p[partition];
 }
 
-/* Pop confirmed entries in seq order. */
-static void advance(struct relay *r) {
-    while (r->head < r->tail && r->ring[r->head % RELAY_WINDOW].done) {
-        const struct slot *sl = &r->ring[r->head % RELAY_WINDOW];
-        struct outpart *op = outpart_get(r, sl->kind, sl->partition);
-        if (!op) {
-            r->failed = 1;
-            snprintf(r->fail_reason, sizeof(r->fail_reason), "relay: out of memory");
-            return;
-        }
-        if (sl->offset + 1 > op->confirmed) op->confirmed = sl->offset + 1;
-        r->delivered_upto = sl->seq;
-        r->head++;
-    }
-}
-
+/* Delivery report (served by rd_kafka_poll on the relay thread; after
+ * the join by relay_close's flush on the engine thread). */
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *user) {
     struct relay *r = user;
-    uint64_t idx = (uint64_t)(uintptr_t)m->_private;
+    struct handoff_slot *sl = handoff_slot(r->h, (uint64_t)(uintptr_t)m->_private);
     (void)rk;
-    if (idx < r->head || idx >= r->tail) return; /* cannot happen: reported once each */
-    struct slot *sl = &r->ring[idx % RELAY_WINDOW];
+    if (!sl) return; /* cannot happen: each slot is reported once, before it is published */
     if (m->err) {
         if (r->closing && (m->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE ||
                            m->err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT))
@@ -113,10 +104,9 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *user)
         return;
     }
     sl->done = 1;
+    sl->reported = 1;
     sl->partition = m->partition;
     sl->offset = m->offset;
-    r->reports[sl->kind]++;
-    advance(r);
 }
 
 /* One output topic's partition count and high watermarks. */
@@ -162,11 +152,17 @@ static int make_producer(struct relay *r, const struct config *c, const char *bo
     return 0;
 }
 
+/* The handoff's wake: ends the relay thread's rd_kafka_poll (or its next
+ * one, when it is not polling: the yield is remembered). */
+static void relay_wake(void *arg) {
+    struct relay *r = arg;
+    if (r->mainq) rd_kafka_queue_yield(r->mainq);
+}
+
 int relay_open(struct relay **out, const struct config *c, const char *bootstrap,
                volatile sig_atomic_t *stop, char *err, size_t errlen) {
     struct relay *r = calloc(1, sizeof(*r));
-    if (!r || !(r->ring = calloc(RELAY_WINDOW, sizeof(*r->ring)))) {
-        free(r);
+    if (!r) {
         snprintf(err, errlen, "relay: out of memory");
         return -1;
     }
@@ -175,7 +171,12 @@ int relay_open(struct relay **out, const struct config *c, const char *bootstrap
     snprintf(r->t[ENG_OUT_LEDGER].name, sizeof(r->t[0].name), "%s", c->topic_ledger);
     snprintf(r->t[ENG_OUT_REJECTED].name, sizeof(r->t[0].name), "%s", c->topic_rejected);
     snprintf(r->t[ENG_OUT_ALERT].name, sizeof(r->t[0].name), "%s", c->topic_alerts);
-    int rc = make_producer(r, c, bootstrap, err, errlen);
+    int rc = handoff_new(&r->h, RELAY_WINDOW, relay_wake, r, err, errlen);
+    if (rc == 0) rc = make_producer(r, c, bootstrap, err, errlen);
+    if (rc == 0 && !(r->mainq = rd_kafka_queue_get_main(r->rk))) {
+        snprintf(err, errlen, "relay: no main queue");
+        rc = -1;
+    }
     for (int k = 0; rc == 0 && k < NKIND; k++) rc = topic_partitions(r, &r->t[k], err, errlen);
     if (rc) {
         relay_close(r);
@@ -185,19 +186,30 @@ int relay_open(struct relay **out, const struct config *c, const char *bootstrap
     return 0;
 }
 
+/* Stop the relay thread (it finishes its current poll) and join it. */
+static void join_thread(struct relay *r) {
+    if (!r->running) return;
+    handoff_stop(r->h);
+    pthread_join(r->thread, NULL);
+    r->running = 0;
+}
+
 void relay_close(struct relay *r) {
     if (!r) return;
+    join_thread(r);
     if (r->kc) {
         r->closing = 1;
         rd_kafka_resp_err_t e = rd_kafka_purge(r->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
         if (e == RD_KAFKA_RESP_ERR_NO_ERROR) e = rd_kafka_flush(r->rk, 1000); /* purged reports */
         if (e) /* the outbox keeps whatever was not confirmed */
             log_warn("relay", "dropping unsent outputs at close: %s", rd_kafka_err2str(e));
+        if (r->mainq) rd_kafka_queue_destroy(r->mainq);
+        r->mainq = NULL;
         kclient_destroy(r->kc);
     }
     for (int k = 0; k < NKIND; k++) free(r->t[k].p);
     free(r->found);
-    free(r->ring);
+    handoff_free(r->h);
     free(r);
 }
 
@@ -260,6 +272,7 @@ static int prepare_topic(struct relay *r, struct store *s, int k, int fresh, cha
 }
 
 int relay_prepare(struct relay *r, struct store *s, int fresh, char *err, size_t errlen) {
+    if (store_outbox_last_seq(s, &r->committed, err, errlen)) return -1;
     int rc = store_meta_get(s, "relay.instance", r->instance, sizeof(r->instance), err, errlen);
     if (rc == STORE_NOTFOUND) {
         if (new_instance(r->instance, err, errlen) ||
@@ -321,6 +334,8 @@ int relay_recover(struct relay *r, const struct config *c, const char *bootstrap
     return rc;
 }
 
+/* ---- the relay thread ------------------------------------------------------- */
+
 static const struct outscan_found *found_get(const struct relay *r, uint64_t seq) {
     size_t lo = 0, hi = r->nfound;
     while (lo < hi) {
@@ -333,7 +348,7 @@ static const struct outscan_found *found_get(const struct relay *r, uint64_t seq
 }
 
 /* Why pump_one stopped the outbox scan.  Kept in the context rather than
- * told by the callback's return value, which store_outbox_scan() passes on
+ * told by the callback's return value, which the store's scan passes on
  * among its own STORE_* codes: any non-zero return just stops the scan. */
 enum pump_stop { PUMP_MORE = 0, PUMP_FULL, PUMP_ERR };
 
@@ -350,20 +365,23 @@ static int pump_stop(struct pump_ctx *pc, enum pump_stop why) {
     return 1;
 }
 
+/* One outbox entry: a slot (the window), then the producer, or done at
+ * once when an earlier run delivered it. */
 static int pump_one(void *arg, uint64_t seq, enum eng_out_kind kind, const char *key,
                     const char *json, size_t len) {
     struct pump_ctx *pc = arg;
     struct relay *r = pc->r;
     assert(kind < NKIND);
-    if (r->tail - r->head >= RELAY_WINDOW) return pump_stop(pc, PUMP_FULL);
-    struct slot *sl = &r->ring[r->tail % RELAY_WINDOW];
-    *sl = (struct slot){seq, -1, -1, (uint8_t)kind, 0};
+    uint64_t idx = handoff_tail(r->h);
+    struct handoff_slot *sl = handoff_push(r->h);
+    if (!sl) return pump_stop(pc, PUMP_FULL);
+    *sl = (struct handoff_slot){seq, -1, -1, (uint8_t)kind, 0, 0};
     const struct outscan_found *f = found_get(r, seq);
     if (f) {
-        sl->done = 1;
         sl->partition = f->partition;
         sl->offset = f->offset;
         sl->kind = (uint8_t)f->kind;
+        sl->done = 1;
     } else {
         char sbuf[24];
         snprintf(sbuf, sizeof(sbuf), "%" PRIu64, seq);
@@ -372,7 +390,8 @@ static int pump_one(void *arg, uint64_t seq, enum eng_out_kind kind, const char 
             RD_KAFKA_V_VALUE((void *)json, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
             RD_KAFKA_V_HEADER(OUTSCAN_HDR_SEQ, sbuf, -1),
             RD_KAFKA_V_HEADER(OUTSCAN_HDR_INSTANCE, r->instance, -1),
-            RD_KAFKA_V_OPAQUE((void *)(uintptr_t)r->tail), RD_KAFKA_V_END);
+            RD_KAFKA_V_OPAQUE((void *)(uintptr_t)idx), RD_KAFKA_V_END);
+        if (e) handoff_unpush(r->h);
         if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL) return pump_stop(pc, PUMP_FULL);
         if (e) {
             snprintf(pc->err, pc->errlen, "relay: producing outbox entry %" PRIu64 " to %s: %s",
@@ -380,16 +399,23 @@ static int pump_one(void *arg, uint64_t seq, enum eng_out_kind kind, const char 
             return pump_stop(pc, PUMP_ERR);
         }
     }
-    r->tail++;
     r->last_loaded = seq;
     return 0;
 }
 
-int relay_pump(struct relay *r, struct store *s, char *err, size_t errlen) {
+/* Hand the committed outbox entries after last_loaded to the producer, in
+ * a view of the store (store.h: the writer's thread is busy with the next
+ * batch).  committed: the last seq committed before the view began, so a
+ * scan that reached the end has loaded every seq up to it.  0, or -1 with
+ * err (a permanent produce error, the store). */
+static int pump(struct relay *r, uint64_t committed, char *err, size_t errlen) {
+    struct store_view *v;
     struct pump_ctx pc = {r, PUMP_MORE, err, errlen};
-    int rc = store_outbox_scan(s, r->last_loaded, pump_one, &pc, err, errlen);
+    if (store_view_begin(r->store, &v, err, errlen)) return -1;
+    int rc = store_view_outbox_scan(v, r->last_loaded, pump_one, &pc, err, errlen);
+    store_view_end(v);
     r->more = pc.why == PUMP_FULL;
-    advance(r);
+    if (pc.why == PUMP_MORE && rc == 0 && committed > r->last_loaded) r->last_loaded = committed;
     if (r->nfound && r->last_loaded >= r->found[r->nfound - 1].seq) { /* all used */
         free(r->found);
         r->found = NULL;
@@ -398,18 +424,113 @@ int relay_pump(struct relay *r, struct store *s, char *err, size_t errlen) {
     return pc.why == PUMP_FULL || (pc.why == PUMP_MORE && rc == 0) ? 0 : -1;
 }
 
-int relay_poll(struct relay *r, int timeout_ms, char *err, size_t errlen) {
+static int64_t wall_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void thread_fail(struct relay *r, const char *why) {
+    if (!r->failed) snprintf(r->fail_reason, sizeof(r->fail_reason), "%s", why);
+    r->failed = 1;
+}
+
+/* The relay thread: load what was committed, serve delivery reports,
+ * publish the confirmed prefix; a commit, a release of a full window and
+ * the stop request end its wait (relay_wake).  After a failure it only
+ * serves reports until stopped: the engine thread stops creditd. */
+static void *relay_main(void *arg) {
+    struct relay *r = arg;
+    char err[KCLIENT_ERRLEN];
+    for (;;) {
+        uint64_t committed;
+        int stop;
+        handoff_requests(r->h, &committed, &stop);
+        if (stop) break;
+        if (!r->failed && (committed > r->last_loaded || r->more) &&
+            pump(r, committed, err, sizeof(err)))
+            thread_fail(r, err);
+        rd_kafka_poll(r->rk, RELAY_WAIT_MS);
+        if (!r->failed && kclient_failed(r->kc, err, sizeof(err))) thread_fail(r, err);
+        int64_t now = wall_ms();
+        handoff_publish(r->h, 0, now);
+        if (!r->more && handoff_all_published(r->h)) handoff_publish(r->h, r->last_loaded, now);
+        if (r->failed) handoff_fail(r->h, r->fail_reason);
+    }
+    return NULL;
+}
+
+int relay_start(struct relay *r, struct store *s, char *err, size_t errlen) {
+    r->store = s;
+    handoff_commit(r->h, r->committed);
+    int rc = pthread_create(&r->thread, NULL, relay_main, r);
+    if (rc) {
+        snprintf(err, errlen, "relay: starting its thread: %s", strerror(rc));
+        return -1;
+    }
+    r->running = 1;
+    pthread_setname_np(r->thread, "relay");  /* per-thread CPU (make bench-kafka) */
+    return 0;
+}
+
+/* ---- the engine thread ------------------------------------------------------ */
+
+/* Take the slots the relay thread published: per output partition the
+ * offset after the last confirmed message, the seq every lower one is
+ * confirmed up to, the reports. */
+static int collect(struct relay *r) {
+    uint64_t head, complete, i;
+    int64_t at;
+    uint64_t end = handoff_ready(r->h, &head, &complete, &at);
+    for (i = head; i < end; i++) {
+        const struct handoff_slot *sl = handoff_at(r->h, i);
+        struct outpart *op = outpart_get(r, sl->kind, sl->partition);
+        if (!op) {
+            snprintf(r->eng_fail, sizeof(r->eng_fail), "relay: out of memory");
+            break;
+        }
+        if (sl->offset + 1 > op->confirmed) op->confirmed = sl->offset + 1;
+        r->delivered_upto = sl->seq;
+        if (sl->reported) r->reports[sl->kind]++;
+    }
+    if (i > head) {
+        handoff_release(r->h, i);
+        r->delivered_ms = at;
+    }
+    if (i == end && complete > r->complete) r->complete = complete;
+    return r->eng_fail[0] ? -1 : 0;
+}
+
+int relay_check(struct relay *r, char *err, size_t errlen) {
+    if (collect(r)) {
+        snprintf(err, errlen, "%s", r->eng_fail);
+        return -1;
+    }
+    return handoff_failed(r->h, err, errlen) ? -1 : 0;
+}
+
+/* Until every committed entry is confirmed and taken (1), the timeout (0),
+ * a failure (-1), or, with use_stop, the stop flag (0); in slices of
+ * KCLIENT_POLL_MS at most. */
+static int wait_all(struct relay *r, int timeout_ms, int use_stop, char *err, size_t errlen) {
     int64_t deadline = kclient_now_ms() + timeout_ms;
     for (;;) {
+        if (relay_check(r, err, errlen)) return -1;
+        if (r->complete >= r->committed) return 1;
         int64_t left = deadline - kclient_now_ms();
-        rd_kafka_poll(r->rk, left <= 0 ? 0 : left < KCLIENT_POLL_MS ? (int)left : KCLIENT_POLL_MS);
-        if (kclient_failed(r->kc, err, errlen)) return -1;
-        if (r->failed) {
-            snprintf(err, errlen, "%s", r->fail_reason);
-            return -1;
-        }
-        if (left <= KCLIENT_POLL_MS || (r->stop && *r->stop)) return 0;
+        if (left <= 0 || (use_stop && r->stop && *r->stop)) return 0;
+        handoff_wait(r->h, r->committed, left < KCLIENT_POLL_MS ? (int)left : KCLIENT_POLL_MS);
     }
+}
+
+int relay_wait(struct relay *r, int timeout_ms, char *err, size_t errlen) {
+    return wait_all(r, timeout_ms, 1, err, errlen) < 0 ? -1 : 0;
+}
+
+void relay_committed(struct relay *r, uint64_t seq) {
+    if (seq <= r->committed) return;
+    r->committed = seq;
+    if (r->running) handoff_commit(r->h, seq);
 }
 
 int relay_txn_needed(const struct relay *r) { return r->delivered_upto > r->deleted_upto; }
@@ -438,25 +559,25 @@ void relay_txn_done(struct relay *r, int committed) {
         for (int32_t p = 0; p < r->t[k].n; p++) r->t[k].p[p].persisted = r->t[k].p[p].written;
 }
 
-size_t relay_inflight(const struct relay *r) { return (size_t)(r->tail - r->head); }
-
-uint64_t relay_delivered_upto(const struct relay *r) { return r->delivered_upto; }
+uint64_t relay_delivered_upto(const struct relay *r, int64_t *at_ms) {
+    *at_ms = r->delivered_ms;
+    return r->delivered_upto;
+}
 
 void relay_delivered_add(const struct relay *r, uint64_t out[ENG_OUT_NKIND]) {
     for (int k = 0; k < NKIND; k++) out[k] += r->reports[k];
 }
 
-int relay_drain(struct relay *r, struct store *s, int timeout_ms, char *err, size_t errlen) {
-    int64_t deadline = kclient_now_ms() + timeout_ms;
-    for (;;) {
-        if (relay_pump(r, s, err, errlen) || relay_poll(r, 0, err, errlen)) return -1;
-        if (r->head == r->tail && !r->more) return 0;
-        if (kclient_now_ms() >= deadline) break;
-        if (relay_poll(r, 50, err, errlen)) return -1;
-    }
+int relay_drain(struct relay *r, int timeout_ms, char *err, size_t errlen) {
+    int rc = wait_all(r, timeout_ms, 0, err, errlen);
+    if (rc) return rc < 0 ? -1 : 0;
+    join_thread(r);
     r->closing = 1; /* the outbox keeps what was not confirmed */
     rd_kafka_resp_err_t e = rd_kafka_purge(r->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
     if (e) log_warn("relay", "purging unsent outputs: %s", rd_kafka_err2str(e));
     rd_kafka_poll(r->rk, 0);
+    handoff_publish(r->h, 0, wall_ms()); /* the thread is gone: its side is ours */
+    if (r->failed) handoff_fail(r->h, r->fail_reason);
+    if (relay_check(r, err, errlen)) return -1;
     return 1;
 }

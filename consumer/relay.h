@@ -19,7 +19,16 @@
  * Any failed delivery report stops creditd (the outbox keeps the entry; the
  * next start finds out whether it was written).
  *
- * Single-threaded: delivery reports are served by relay_poll(). */
+ * Threads.  After relay_start the relay has a thread of its own ("relay"):
+ * it reads the committed outbox in store views (store.h: a read txn of its
+ * own, so the engine thread's write txn goes on meanwhile), produces, and
+ * serves the producer's delivery reports and errors (rd_kafka_poll); it
+ * never writes the store.  What it confirmed goes back to the engine thread
+ * through consumer/handoff.h in seq order (at most RELAY_WINDOW entries
+ * out between the two); the engine thread (every other relay_* call)
+ * deletes confirmed entries inside its batch txns (relay_txn_write) and
+ * tells the relay what it committed (relay_committed), which wakes it.
+ * Before relay_start and after relay_close everything is the caller's. */
 #ifndef CREDITD_CONSUMER_RELAY_H
 #define CREDITD_CONSUMER_RELAY_H
 
@@ -30,7 +39,7 @@
 #include "config/config.h"
 #include "store/store.h"
 
-#define RELAY_WINDOW 65536            /* entries in flight at most */
+#define RELAY_WINDOW 65536            /* entries between the two threads at most (handoff ring) */
 #define RELAY_SCAN_TIMEOUT_MS 120000  /* start-up read-back of the outputs */
 
 struct relay;
@@ -45,7 +54,8 @@ void relay_close(struct relay *r);
 
 /* Inside the start-up write txn: load (or, on a fresh store, create) the
  * instance id and the per-partition confirmed offsets (a fresh store starts
- * at the ends seen by relay_open).  No network waits. */
+ * at the ends seen by relay_open), and the last outbox seq.  No network
+ * waits. */
 int relay_prepare(struct relay *r, struct store *s, int fresh, char *err, size_t errlen);
 
 /* After the start-up txn committed: read the outputs back (see above).
@@ -53,37 +63,41 @@ int relay_prepare(struct relay *r, struct store *s, int fresh, char *err, size_t
 int relay_recover(struct relay *r, const struct config *c, const char *bootstrap,
                   char *err, size_t errlen);
 
-/* Hand committed outbox entries to the producer (own read txn; call outside
- * a write txn), up to the window.  -1 on a permanent produce error. */
-int relay_pump(struct relay *r, struct store *s, char *err, size_t errlen);
+/* After relay_recover: start the relay thread, reading s in store views
+ * (s outlives the relay: relay_close before store_close).  0, or -1 with err. */
+int relay_start(struct relay *r, struct store *s, char *err, size_t errlen);
 
-/* Serve delivery reports for up to timeout_ms (less once *stop is set).
- * -1 (err) when a delivery failed or the producer hit a fatal error. */
-int relay_poll(struct relay *r, int timeout_ms, char *err, size_t errlen);
+/* Take what the relay thread confirmed (no wait).  -1 (err) when a
+ * delivery failed or the producer hit a fatal error. */
+int relay_check(struct relay *r, char *err, size_t errlen);
+/* relay_check, waiting up to timeout_ms (in slices, ending early on the
+ * stop flag) for every committed entry to be confirmed.  0, or -1 (err). */
+int relay_wait(struct relay *r, int timeout_ms, char *err, size_t errlen);
+/* After a batch txn committed: the outbox holds seqs up to seq (wakes the
+ * relay thread when it grew). */
+void relay_committed(struct relay *r, uint64_t seq);
 
-/* Inside a batch txn: delete what was delivered and record the confirmed
- * offsets.  After the commit, call relay_txn_done(r, committed). */
+/* Inside a batch txn: delete what was confirmed (and taken) and record the
+ * confirmed offsets.  After the commit, call relay_txn_done(r, committed). */
 int relay_txn_write(struct relay *r, struct store *s, char *err, size_t errlen);
 void relay_txn_done(struct relay *r, int committed);
 /* 1 when relay_txn_write() has something to write. */
 int relay_txn_needed(const struct relay *r);
 
-/* Entries handed to the producer and not yet confirmed. */
-size_t relay_inflight(const struct relay *r);
-
 /* For the metrics: every outbox seq <= the returned one is confirmed
- * (delivered now, or found delivered by an earlier run at start-up); and
- * the successful delivery reports served since relay_open, by enum
+ * (delivered now, or found delivered by an earlier run at start-up), as
+ * the relay thread published at *at_ms (wall clock, ms since the epoch);
+ * and the successful delivery reports taken since relay_open, by enum
  * eng_out_kind, added to out[]. */
-uint64_t relay_delivered_upto(const struct relay *r);
+uint64_t relay_delivered_upto(const struct relay *r, int64_t *at_ms);
 void relay_delivered_add(const struct relay *r, uint64_t out[ENG_OUT_NKIND]);
 
-/* Shutdown: keep handing outbox entries to the producer and serving
- * delivery reports for up to timeout_ms, until the outbox is delivered; then
- * drop what is left from the producer (the outbox keeps it: the next start
- * reads the outputs back and sends only what is missing).  0 when everything
- * was confirmed, 1 on timeout, -1 on a delivery error.  Commit the result
- * with relay_txn_write() afterwards. */
-int relay_drain(struct relay *r, struct store *s, int timeout_ms, char *err, size_t errlen);
+/* Shutdown: wait up to timeout_ms for every committed outbox entry to be
+ * confirmed; on timeout stop the relay thread and drop what is left from
+ * the producer (the outbox keeps it: the next start reads the outputs back
+ * and sends only what is missing).  0 when everything was confirmed, 1 on
+ * timeout, -1 on a delivery error.  Commit the result with
+ * relay_txn_write() afterwards. */
+int relay_drain(struct relay *r, int timeout_ms, char *err, size_t errlen);
 
 #endif

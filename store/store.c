@@ -598,7 +598,7 @@ int store_begin(struct store *s, char *err, size_t errlen) {
     assert(!s->txn);
     if (s->readonly) return st_fail(err, errlen, "store %s: opened readonly", s->path);
     s->map_full = 0;
-    s->out_valid = 0;
+    s->out_valid = s->out_dirty = 0;
     s->dd_new = 0;
     st_changes_txn_reset(s);
     int rc = s->grow_pending ? grow_map(s) : 0;
@@ -620,7 +620,7 @@ void store_abort(struct store *s) {
     if (s->txn) mdb_txn_abort(s->txn);
     s->txn = NULL;
     s->dd_new = 0;
-    s->out_valid = 0;
+    s->out_valid = s->out_dirty = 0;
     st_changes_txn_reset(s);
     if (s->grow_pending) grow_map(s);  /* on failure store_begin retries and reports */
 }
@@ -631,6 +631,7 @@ int store_commit(struct store *s, char *err, size_t errlen) {
      * bounded work per batch (store.h), unless store_sweep did it already
      * in this txn. */
     int xrc = s->map_full ? 0 : st_cache_flush(s, err, errlen);
+    if (!xrc && !s->map_full && s->out_dirty) xrc = st_outbox_flush(s, err, errlen);
     if (!xrc) xrc = s->map_full || s->swept ? 0 : st_sweep(s, err, errlen);
     if (xrc && !s->map_full) {
         store_abort(s);
@@ -645,7 +646,7 @@ int store_commit(struct store *s, char *err, size_t errlen) {
     }
     int rc = mdb_txn_commit(s->txn);  /* frees the txn, also on failure */
     s->txn = NULL;
-    s->out_valid = 0;
+    s->out_valid = s->out_dirty = 0;
     if (rc) st_cache_drop(s);  /* it holds the lost batch's writes as written */
     if (rc == MDB_MAP_FULL) {
         s->map_full = 1;

@@ -229,7 +229,7 @@ typedef int (*store_org_cb)(void *arg, const struct eng_org *org); /* org borrow
 int store_scan_orgs(struct store *s, store_org_cb cb, void *arg, char *err, size_t errlen); /* ascending id */
 int store_get_org(struct store *s, const char *id, struct eng_org *out, char *err, size_t errlen);
 
-/* Views for other threads (creditd's HTTP API): a read txn of their own,
+/* Views for other threads (creditd's HTTP API, its outbox relay): a read txn of their own,
  * also while the handle's thread is inside a write txn (the functions above
  * would then read the writer's uncommitted batch, and an LMDB txn belongs to
  * one thread).  A view sees one committed state for its whole life and
@@ -237,7 +237,8 @@ int store_get_org(struct store *s, const char *id, struct eng_org *out, char *er
  * must wait until no txn is open in the process: store_begin and the end
  * of a batch that hit a full map wait for open views), so keep a view to
  * one request.  Views are not nested on a thread, and the thread that
- * writes must not hold one.  A view's thread gets one LMDB reader slot.
+ * writes must not hold one.  A view's thread gets one LMDB reader slot
+ * (LMDB's default, no MDB_NOTLS: a view begins and ends on one thread).
  * The corrupt hook is not used: a corrupt record is STORE_ECORRUPT, err
  * naming db and key. */
 struct store_view;
@@ -258,6 +259,13 @@ int  store_view_get_org(struct store_view *v, const char *id, struct eng_org *ou
  * after is at most ENG_ID_MAX bytes (else STORE_ERR). */
 int  store_view_scan_orgs(struct store_view *v, const char *after, store_org_cb cb, void *arg,
                           char bad_id[ENG_ID_MAX + 1], char *err, size_t errlen);
+/* The committed outbox entries with seq > after, in seq order, to cb (as
+ * store_outbox_scan; a corrupt entry stops the scan with STORE_ECORRUPT).
+ * creditd's relay thread reads the outbox this way while the batch loop
+ * writes the next batch: one short view per scan (the view holds off map
+ * growth; cb must not wait on the writer's thread). */
+int  store_view_outbox_scan(struct store_view *v, uint64_t after, store_outbox_cb cb, void *arg,
+                            char *err, size_t errlen);
 
 /* ---- Change capture and the state changelog (group mode) -----------------
  *

@@ -85,6 +85,7 @@ struct store {
     int map_full;          /* the current/last txn hit MDB_MAP_FULL */
     int grow_pending;      /* map must be grown before the next txn */
     int out_valid;         /* out_last is loaded for the current txn */
+    int out_dirty;         /* out_last moved in this txn: meta outbox_seq written at commit */
     uint64_t out_last;     /* last outbox seq used (cache; reset on commit/abort) */
     int64_t retention_ns;  /* §14, pinned (meta retention_days); 0: keys are kept forever */
     uint64_t dd_new;       /* expiry-index entries added in the current txn */
@@ -111,6 +112,17 @@ struct store {
     struct st_cache *cache; /* writers: the org cache (store_cache.c); NULL when off */
     char path[PATH_MAX];
 };
+
+/* What store_view_begin hands out (store_org.c; store_outbox.c scans it). */
+struct store_view {
+    struct store *s;
+    MDB_txn *txn;
+    struct eng_org *scratch;  /* store_view_scan_orgs' org, kept across calls */
+};
+
+/* In the write txn before its commit: meta outbox_seq, once, when the txn
+ * emitted outputs (st_emit keeps the new last seq in out_last only). */
+int st_outbox_flush(struct store *s, char *err, size_t errlen);
 
 /* ---- errors (store.c) ---------------------------------------------------- */
 

@@ -384,12 +384,6 @@ int store_scan_orgs(struct store *s, store_org_cb cb, void *arg, char *err, size
 
 /* ---- views for other threads (store.h) ------------------------------------ */
 
-struct store_view {
-    struct store *s;
-    MDB_txn *txn;
-    struct eng_org *scratch;  /* store_view_scan_orgs' org, kept across calls */
-};
-
 /* A read txn under map_lock held shared.  MDB_MAP_RESIZED (another
  * process grew the map: a read-only handle) is caught up with
  * st_set_mapsize, the lock released meanwhile, then begun again. */

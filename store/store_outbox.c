@@ -2,7 +2,8 @@
  * sequence (BE64, so in emission order), and the engine's emit.
  *
  * meta outbox_seq holds the last sequence ever used, so sequences are never
- * reused even when the outbox is emptied.
+ * reused even when the outbox is emptied; a txn writes it once, at its
+ * commit (st_outbox_flush), not per output.
  */
 #undef NDEBUG /* asserts (programmer errors only, never read data) stay on in release builds */
 #include "store/store_int.h"
@@ -51,7 +52,7 @@ static int outbox_last(struct store *s, uint64_t *last, char *err, size_t errlen
 
 int st_emit(struct store *s, enum eng_out_kind kind, const char *key, const char *json, size_t len,
             char *err, size_t errlen) {
-    uint8_t k[8], mb[1 + 8];
+    uint8_t k[8];
     uint64_t last = 0;
     assert(s->txn && (unsigned)kind < ENG_OUT_NKIND && json && len <= UINT32_MAX);
     if (s->emit_fn) {
@@ -69,9 +70,17 @@ int st_emit(struct store *s, enum eng_out_kind kind, const char *key, const char
     rc = mdb_put(s->txn, s->dbi[DB_OUTBOX], &mk, &mv, MDB_RESERVE | MDB_APPEND);
     if (rc) return st_lmdb_fail(s, rc, "append", "outbox", err, errlen);
     st_enc_outbox(mv.mv_data, vlen, kind, key, json, len);
-    size_t mn = st_enc_u64(mb, sizeof(mb), last + 1);
-    rc = st_db_put(s, DB_META, MK_OUTSEQ, strlen(MK_OUTSEQ), mb, mn, err, errlen);
-    if (!rc) s->out_last = last + 1;
+    s->out_last = last + 1;  /* into meta once, at the commit (st_outbox_flush) */
+    s->out_dirty = 1;
+    return 0;
+}
+
+int st_outbox_flush(struct store *s, char *err, size_t errlen) {
+    uint8_t mb[1 + 8];
+    assert(s->txn && s->out_valid);
+    size_t mn = st_enc_u64(mb, sizeof(mb), s->out_last);
+    int rc = st_db_put(s, DB_META, MK_OUTSEQ, strlen(MK_OUTSEQ), mb, mn, err, errlen);
+    if (!rc) s->out_dirty = 0;
     return rc;
 }
 
@@ -90,32 +99,44 @@ static int scan_one(struct store *s, const MDB_val *k, const MDB_val *v, store_o
     return cb(arg, seq, kind, key, json, len);
 }
 
-int store_outbox_scan(struct store *s, uint64_t after, store_outbox_cb cb, void *arg,
-                      char *err, size_t errlen) {
+/* Entries of t with seq > after, to cb; a corrupt entry goes to the
+ * store's corrupt hook when hook is set (read-only tools), else stops. */
+static int scan_txn(struct store *s, MDB_txn *t, uint64_t after, int hook, store_outbox_cb cb,
+                    void *arg, char *err, size_t errlen) {
     uint8_t kb[8];
     MDB_val k = { 8, kb }, v;
-    MDB_txn *t;
     MDB_cursor *c;
-    int own;
     if (after == UINT64_MAX) return 0;
-    int rc = st_rtxn_begin(s, &t, &own, err, errlen);
+    int rc = st_cursor_open(s, t, DB_OUTBOX, &c, err, errlen);
     if (rc) return rc;
-    if ((rc = st_cursor_open(s, t, DB_OUTBOX, &c, err, errlen)) != 0) {
-        st_rtxn_end(t, own);
-        return rc;
-    }
     st_be64(kb, after + 1);
     int mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
     while (mrc == 0) {
         rc = scan_one(s, &k, &v, cb, arg, err, errlen);
-        if (st_corrupt_skip(s, rc, err)) rc = 0;
+        if (hook && st_corrupt_skip(s, rc, err)) rc = 0;
         if (rc) break;
         mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
     }
     mdb_cursor_close(c);
     if (!rc && mrc != 0 && mrc != MDB_NOTFOUND) rc = st_lmdb_fail(s, mrc, "read", "outbox", err, errlen);
+    return rc;
+}
+
+int store_outbox_scan(struct store *s, uint64_t after, store_outbox_cb cb, void *arg,
+                      char *err, size_t errlen) {
+    MDB_txn *t;
+    int own;
+    if (after == UINT64_MAX) return 0;
+    int rc = st_rtxn_begin(s, &t, &own, err, errlen);
+    if (rc) return rc;
+    rc = scan_txn(s, t, after, 1, cb, arg, err, errlen);
     st_rtxn_end(t, own);
     return rc;
+}
+
+int store_view_outbox_scan(struct store_view *v, uint64_t after, store_outbox_cb cb, void *arg,
+                           char *err, size_t errlen) {
+    return scan_txn(v->s, v->txn, after, 0, cb, arg, err, errlen);
 }
 
 int store_outbox_count(struct store *s, uint64_t *n, char *err, size_t errlen) {

@@ -45,6 +45,8 @@
 # BENCH_SEED (1), BENCH_TIMEOUT (seconds for creditd to apply everything,
 # 1800), BENCH_DRAIN_TIMEOUT (600), BENCH_LAT_RATE (1000), BENCH_LAT_SECONDS
 # (30), BENCH_CREDITD_X (space-separated creditd -X settings, none),
+# BENCH_CREDITD (the creditd binary to measure, build/creditd: another
+# build's, for a comparison back to back on the same broker and events),
 # BENCH_PERF=FILE (perf record -g of creditd while it applies the bulk
 # stream, into FILE, when perf is installed), BENCH_KEEP=1 keeps the
 # temporary directory.
@@ -63,6 +65,7 @@ APPLY_TIMEOUT=${BENCH_TIMEOUT:-1800}
 DRAIN_TIMEOUT=${BENCH_DRAIN_TIMEOUT:-600}
 LAT_RATE=${BENCH_LAT_RATE:-1000}
 LAT_SECONDS=${BENCH_LAT_SECONDS:-30}
+CREDITD=${BENCH_CREDITD:-$B/creditd}
 FILE=$DIR/events-o$ORGS-e$EVENTS-s$SEED.jsonl
 TOPIC=credit.events
 GOAL_REPLAY=0.8   # creditd / credit-replay (file)
@@ -216,9 +219,9 @@ seen() {
 alive() { kill -0 "$pid" 2>/dev/null; }
 
 load_creditd=$(loadavg)
-say "creditd --db $STORE ${CREDITD_X[*]} ..."
+say "$CREDITD --db $STORE ${CREDITD_X[*]} ..."
 t_start=$(now)
-"$B/creditd" -X "bootstrap.servers=$BS" --db "$STORE" -X stats.interval_ms=1000 "${CREDITD_X[@]}" \
+"$CREDITD" -X "bootstrap.servers=$BS" --db "$STORE" -X stats.interval_ms=1000 "${CREDITD_X[@]}" \
     > /dev/null 2> "$T/creditd.log" &
 pid=$!
 perf_pid=""
@@ -280,7 +283,7 @@ while :; do
     sleep 0.2
 done
 load_lat=$(loadavg)
-batch_ms=$("$B/creditd" "${CREDITD_X[@]}" --dump-config 2>/dev/null | awk '$1 == "batch.max_ms" { print $3 }')
+batch_ms=$("$CREDITD" "${CREDITD_X[@]}" --dump-config 2>/dev/null | awk '$1 == "batch.max_ms" { print $3 }')
 say "latency: $LAT_RATE usage/s for $LAT_SECONDS s, produce -> credit.overage ..."
 lat=$(timeout $((LAT_SECONDS + 240)) "$PY" "$PROBE" latency "$BS" --rate "$LAT_RATE" \
       --seconds "$LAT_SECONDS" --time "$LAT_TIME" 2> "$T/probe.log")

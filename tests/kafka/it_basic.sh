@@ -109,6 +109,8 @@ check "alerts topic == credit-replay alerts ($(wc -l < "$T/ref.alerts"), not non
     eval 'test -s "$T/ref.alerts" && cmp -s "$T/ref.alerts" "$T/alerts"'
 check "rejected topic: as many as credit-replay" \
     test "$(topic_json credit.rejected | wc -l)" = "$(ref_kind credit.rejected | wc -l)"
+# The outbox relay produces on a thread of its own (README "The relay thread").
+check "the relay runs on its own thread" grep -qx relay /proc/"$pid"/task/*/comm
 check "SIGTERM: exit 0" stop_creditd
 
 # ---- 2. restart: nothing re-applied, nothing re-sent --------------------------

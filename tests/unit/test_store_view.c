@@ -194,6 +194,84 @@ static void test_view_snapshot(void **state) {
     assert_int_equal(view_value(f->s, longid), -1);  /* no assert on an over-long id */
 }
 
+/* ---- the outbox from another thread (creditd's relay thread) -------------- */
+
+struct outbox_arg {
+    struct fx *f;
+    uint64_t after;
+    uint64_t seqs[8];
+    int n, rc;
+};
+
+static int outbox_cb(void *arg, uint64_t seq, enum eng_out_kind kind, const char *key,
+                     const char *json, size_t len) {
+    struct outbox_arg *a = arg;
+    (void)kind, (void)key;
+    if (a->n >= 8 || json[len] != 0) return 99;
+    a->seqs[a->n++] = seq;
+    return 0;
+}
+
+static void *outbox_reader(void *arg) {
+    struct outbox_arg *a = arg;
+    struct store_view *v;
+    char err[512];
+    a->rc = store_view_begin(a->f->s, &v, err, sizeof(err));
+    if (a->rc == STORE_OK) a->rc = store_view_outbox_scan(v, a->after, outbox_cb, a, err, sizeof(err));
+    store_view_end(v);
+    return NULL;
+}
+
+/* On its own thread: the outbox entries after a->after. */
+static struct outbox_arg outbox_from_thread(struct fx *f, uint64_t after) {
+    struct outbox_arg a = { .f = f, .after = after, .rc = -7 };
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, outbox_reader, &a), 0);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    return a;
+}
+
+static void emit_n(struct fx *f, int n) {
+    for (int i = 0; i < n; i++)
+        assert_int_equal(f->ops.emit(f->ops.ctx, ENG_OUT_LEDGER, "k", "{}", 2, f->err, sizeof(f->err)), ENG_OK);
+}
+
+/* A view's outbox scan sees the committed entries only (not the writer's
+ * open batch), from `after` on; meta outbox_seq, written once at the
+ * commit, keeps the seqs going across transactions. */
+static void test_view_outbox(void **state) {
+    struct fx *f = *state;
+    assert_int_equal(store_begin(f->s, f->err, sizeof(f->err)), STORE_OK);
+    emit_n(f, 2);
+    assert_int_equal(store_commit(f->s, f->err, sizeof(f->err)), STORE_OK);
+    assert_int_equal(store_begin(f->s, f->err, sizeof(f->err)), STORE_OK);
+    emit_n(f, 3);  /* open: seqs 3..5 */
+    struct outbox_arg a = outbox_from_thread(f, 0);
+    assert_int_equal(a.rc, STORE_OK);
+    assert_int_equal(a.n, 2);
+    assert_int_equal(a.seqs[0], 1);
+    assert_int_equal(a.seqs[1], 2);
+    assert_int_equal(store_commit(f->s, f->err, sizeof(f->err)), STORE_OK);
+    a = outbox_from_thread(f, 3);
+    assert_int_equal(a.rc, STORE_OK);
+    assert_int_equal(a.n, 2);
+    assert_int_equal(a.seqs[0], 4);
+    assert_int_equal(a.seqs[1], 5);
+    /* emptied, then one more batch after a reopen: seq 6 */
+    assert_int_equal(store_begin(f->s, f->err, sizeof(f->err)), STORE_OK);
+    assert_int_equal(store_outbox_delete_upto(f->s, 5, f->err, sizeof(f->err)), STORE_OK);
+    assert_int_equal(store_commit(f->s, f->err, sizeof(f->err)), STORE_OK);
+    store_close(f->s);
+    assert_int_equal(open_at(f, 0), STORE_OK);
+    assert_int_equal(store_begin(f->s, f->err, sizeof(f->err)), STORE_OK);
+    emit_n(f, 1);
+    assert_int_equal(store_commit(f->s, f->err, sizeof(f->err)), STORE_OK);
+    a = outbox_from_thread(f, 0);
+    assert_int_equal(a.rc, STORE_OK);
+    assert_int_equal(a.n, 1);
+    assert_int_equal(a.seqs[0], 6);
+}
+
 /* ---- scans ------------------------------------------------------------------ */
 
 struct scanned { char ids[8][ENG_ID_MAX + 1]; size_t nproj[8]; int n, stop; };
@@ -366,6 +444,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_view_snapshot, setup, teardown),
         cmocka_unit_test_setup_teardown(test_view_scan_after, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_view_outbox, setup, teardown),
         cmocka_unit_test_setup_teardown(test_view_corrupt, setup, teardown),
         cmocka_unit_test_setup_teardown(test_view_growth, setup_small, teardown),
     };
