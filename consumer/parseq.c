@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "config/config.h"
+#include "consumer/jarena.h"
 #include "engine/engine.h"
 
 _Static_assert(PARSEQ_THREADS_MAX == CONFIG_PARSE_THREADS_MAX, "input.parse_threads bound");
@@ -43,8 +44,11 @@ struct qitem {
 struct parseq_chunk {
     int state;
     int n;
+    int use_arena;               /* trees in arena (jarena installed), else json_decref'd */
     char *text;                  /* source mode: the chunk's lines, each NUL-terminated */
     size_t tlen, tcap;
+    struct jarena arena;         /* the trees' memory: whoever holds the slot uses it */
+    size_t arena_held;           /* arena.held as of the last transition (under mu) */
     struct qitem it[PARSEQ_CHUNK];
 };
 
@@ -93,23 +97,28 @@ int parseq_add(struct parseq_chunk *c, const char *buf, size_t len, int64_t no) 
     return 0;
 }
 
-/* Without mu: free a slot's trees (CLEARING, or FILLING before a refill). */
+/* Without mu: free a slot's trees (CLEARING, or FILLING before a refill):
+ * in an arena, drop the arena's contents at once (no walk, no free per
+ * node; the arena keeps a few blocks for the next parse). */
 static void chunk_clear(struct parseq_chunk *c) {
     for (int k = 0; k < c->n; k++) {
-        json_decref(c->it[k].root);
+        if (!c->use_arena) json_decref(c->it[k].root);
         c->it[k].root = NULL;
     }
+    if (c->use_arena) jarena_reset(&c->arena);
     c->n = 0;
     c->tlen = 0;
 }
 
-/* Without mu: parse every message of a PARSING slot. */
+/* Without mu: parse every message of a PARSING slot, its trees in its arena. */
 static void chunk_parse(struct parseq_chunk *c) {
+    if (c->use_arena) jarena_enter(&c->arena);
     for (int k = 0; k < c->n; k++) {
         struct qitem *it = &c->it[k];
         it->root = engine_parse(it->buf, it->len, &it->jerr);
         it->hashed = json_is_object(it->root) && engine_hash(it->root, &it->hash) == 0;
     }
+    if (c->use_arena) jarena_leave();
 }
 
 /* Source mode, without mu (the reader owns slot s, FILLING, already
@@ -160,6 +169,7 @@ static void read_step(struct parseq *q) {
         q->src_failed = rc == -1;
         if (rc == -1) snprintf(q->src_err, sizeof(q->src_err), "%s", err[0] ? err : "read error");
     }
+    s->arena_held = s->arena.held;
     if (s->n == 0) {
         s->state = S_FREE;
         pthread_cond_signal(&q->done);   /* maybe the end */
@@ -171,6 +181,7 @@ static void read_step(struct parseq *q) {
     chunk_parse(s);
     pthread_mutex_lock(&q->mu);
     s->state = S_PARSED;
+    s->arena_held = s->arena.held;
     pthread_cond_signal(&q->done);
 }
 
@@ -186,6 +197,7 @@ static int worker_step(struct parseq *q) {
         chunk_clear(s);
         pthread_mutex_lock(&q->mu);
         s->state = S_FREE;
+        s->arena_held = s->arena.held;
         pthread_cond_signal(&q->done);
         return 1;
     }
@@ -195,6 +207,7 @@ static int worker_step(struct parseq *q) {
         chunk_parse(s);
         pthread_mutex_lock(&q->mu);
         s->state = S_PARSED;
+        s->arena_held = s->arena.held;
         pthread_cond_signal(&q->done);
         return 1;
     }
@@ -254,6 +267,11 @@ int parseq_new(struct parseq **out, int nthreads, const struct parseq_source *sr
     if (src) {
         q->src = *src;
         q->has_src = 1;
+    }
+    int arena = jarena_installed();   /* else jansson's own allocator: trees are decref'd */
+    for (int i = 0; i < q->nslots; i++) {
+        q->slot[i].use_arena = arena;
+        jarena_init(&q->slot[i].arena, SIZE_MAX);
     }
     q->nth = nthreads;
     json_object_seed(0); /* jansson seeds its hash once: before a second thread parses */
@@ -395,11 +413,20 @@ size_t parseq_capacity(const struct parseq *q) {
     return (size_t)q->nslots * PARSEQ_CHUNK;
 }
 
+size_t parseq_arena_bytes(struct parseq *q) {
+    size_t n = 0;
+    pthread_mutex_lock(&q->mu);
+    for (int i = 0; i < q->nslots; i++) n += q->slot[i].arena_held;
+    pthread_mutex_unlock(&q->mu);
+    return n;
+}
+
 void parseq_free(struct parseq *q) {
     if (!q) return;
     stop_threads(q);
     for (int i = 0; i < q->nslots; i++) {
         chunk_clear(&q->slot[i]);
+        jarena_destroy(&q->slot[i].arena);
         free(q->slot[i].text);
     }
     pthread_mutex_destroy(&q->mu);

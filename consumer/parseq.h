@@ -26,10 +26,17 @@
  * chunks of 16: a jansson tree that lives long is expensive (parsing 10,000
  * lines before freeing any runs at ~40% of the speed of parsing and freeing
  * one at a time), and locking per message would cost as much as parsing
- * small ones.  Trees are freed on a parsing thread (the allocating side)
- * once the caller has passed their chunk; nothing is allocated per message
- * by this module (jansson allocates the trees; a source's chunk text grows
- * geometrically and is reused).
+ * small ones.  Nothing is allocated per message by this module (a
+ * source's chunk text grows geometrically and is reused).
+ *
+ * Trees: when the program called jarena_install() (consumer/jarena.h:
+ * creditd and credit-replay do, first thing in main), each chunk has an
+ * arena and its trees are allocated there by the parsing thread; once the
+ * caller passed the chunk its arena is reset (no json_decref walk, no free
+ * per node; a few blocks kept, the rest freed).  The trees are read-only to
+ * the caller: never json_decref, json_incref or change them (their memory
+ * is not malloc's).  Without jarena_install the trees come from jansson's
+ * allocator and are json_decref'd on a parsing thread, as before.
  *
  * Threads: parseq_push, parseq_next, parseq_flush, parseq_reset and
  * parseq_free are for one thread (the caller's); parseq_new seeds jansson's
@@ -111,6 +118,9 @@ void parseq_reset(struct parseq *q);
 size_t parseq_pending(const struct parseq *q);
 /* Messages the ring holds: PARSEQ_SLOTS(nthreads) * PARSEQ_CHUNK. */
 size_t parseq_capacity(const struct parseq *q);
+/* Bytes the chunks' arenas hold (as of their last parse or clear; 0
+ * without jarena_install). */
+size_t parseq_arena_bytes(struct parseq *q);
 
 /* Stop the threads (a source is interrupted), free every tree and q.
  * NULL is ignored. */

@@ -45,6 +45,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "config/config.h"
+#include "consumer/jarena.h"
 #include "consumer/kclient.h"
 #include "consumer/parseq.h"
 #include "engine/engine.h"
@@ -649,6 +650,7 @@ int main(int argc, char **argv) {
     struct args a;
     memset(&r, 0, sizeof(r));
     memset(&a, 0, sizeof(a));
+    jarena_install();   /* first, on the only thread: the parsing threads' trees in arenas */
     config_init(&a.cfg);
     int bad = parse_args(argc, argv, &a, &r);
     if (bad) {
