@@ -61,7 +61,9 @@ struct parseq {
     struct parseq_source src;
     int has_src;
     struct parseq_chunk *slot;
-    int nslots;
+    int nslots;                  /* the ring: window, plus PARSEQ_AHEAD for a source */
+    int window;                  /* chunks parsed ahead of the caller, normally */
+    int ahead;                   /* source: may use the whole ring (the caller is away) */
     uint64_t w, r;               /* under mu (the caller reads them without it: it alone moves r) */
     int filling;                 /* slot w is FILLING (push: the caller's; source: the reader's) */
     int holding, pos;            /* caller: it took slot r and passed pos of its items */
@@ -144,7 +146,8 @@ static struct parseq_chunk *done_slot(struct parseq *q) {
 
 /* Under mu, source mode: may the next slot be read into? */
 static int can_read(struct parseq *q) {
-    if (!q->has_src || q->filling || q->src_end || q->stop || q->w - q->r >= (uint64_t)q->nslots)
+    if (!q->has_src || q->filling || q->src_end || q->stop ||
+        q->w - q->r >= (uint64_t)(q->ahead ? q->nslots : q->window))
         return 0;
     int st = at(q, q->w)->state;
     return st == S_FREE || st == S_DONE;
@@ -201,7 +204,7 @@ static int worker_step(struct parseq *q) {
         pthread_cond_signal(&q->done);
         return 1;
     }
-    if ((s = ready_slot(q)) != NULL) {
+    if (!q->has_src && (s = ready_slot(q)) != NULL) {   /* a source's slots are never READY */
         s->state = S_PARSING;
         pthread_mutex_unlock(&q->mu);
         chunk_parse(s);
@@ -251,7 +254,8 @@ int parseq_new(struct parseq **out, int nthreads, const struct parseq_source *sr
         return -1;
     }
     struct parseq *q = calloc(1, sizeof(*q));
-    if (q) q->nslots = PARSEQ_SLOTS(nthreads);
+    if (q) q->window = PARSEQ_SLOTS(nthreads);
+    if (q) q->nslots = q->window + (src ? PARSEQ_AHEAD : 0);
     if (q) q->slot = calloc((size_t)q->nslots, sizeof(*q->slot));
     if (q) q->th = calloc(nthreads ? (size_t)nthreads : 1, sizeof(*q->th));
     if (!q || !q->slot || !q->th) {
@@ -402,6 +406,14 @@ void parseq_reset(struct parseq *q) {
     q->pos = 0;
     q->taken = q->pushed;
     pthread_cond_broadcast(&q->work);
+    pthread_mutex_unlock(&q->mu);
+}
+
+void parseq_ahead(struct parseq *q, int on) {
+    if (!q->has_src) return;
+    pthread_mutex_lock(&q->mu);
+    q->ahead = on;
+    if (on) pthread_cond_broadcast(&q->work);
     pthread_mutex_unlock(&q->mu);
 }
 

@@ -50,7 +50,8 @@
 
 #define PARSEQ_CHUNK 16
 #define PARSEQ_THREADS_MAX 32           /* input.parse_threads is bounded by this */
-#define PARSEQ_SLOTS(n) (8 + 4 * (n))    /* chunks in the ring for n parsing threads */
+#define PARSEQ_SLOTS(n) (8 + 4 * (n))    /* chunks parsed ahead for n parsing threads */
+#define PARSEQ_AHEAD 256                 /* a source's extra chunks, parsed while the caller commits */
 
 struct parseq;
 struct parseq_chunk;   /* a chunk being filled by a source's read function */
@@ -113,6 +114,13 @@ int parseq_next(struct parseq *q, struct parseq_item *it, char *err, size_t errl
 /* Push mode: forget every message pushed and not yet taken (after an
  * aborted batch, before applying it again); the queue is empty after. */
 void parseq_reset(struct parseq *q);
+
+/* Source mode: on (1), the source is read and parsed up to PARSEQ_AHEAD
+ * chunks further than PARSEQ_SLOTS(n) while the caller is busy elsewhere
+ * (credit-replay: during a commit); off (0) again, reading resumes only
+ * once the caller is back within PARSEQ_SLOTS(n) chunks of the reader.
+ * Push mode: no effect. */
+void parseq_ahead(struct parseq *q, int on);
 
 /* Messages pushed and not yet taken (push mode). */
 size_t parseq_pending(const struct parseq *q);

@@ -274,7 +274,7 @@ static int gen_read(void *arg, struct parseq_chunk *c, int room, char *err, size
         } else {
             int n = snprintf(line, sizeof(line), "{\"n\":%lld}", (long long)g->next);
             if (parseq_add(c, line, (size_t)n, g->next)) g->add_failed = 1;
-            g->next++;
+            __atomic_store_n(&g->next, g->next + 1, __ATOMIC_RELAXED);   /* the test polls it */
         }
     }
     __atomic_store_n(&g->busy, 0, __ATOMIC_SEQ_CST);
@@ -378,6 +378,29 @@ static void test_source_free_mid_stream(void **state) {
     assert_int_equal(__atomic_load_n(&live, __ATOMIC_RELAXED), 0);
 }
 
+/* Ahead (a commit): the reader fills the whole ring, no further; off
+ * again, it stays within PARSEQ_SLOTS(n) chunks of the caller. */
+static void test_source_ahead(void **state) {
+    struct gen g;
+    if (THREADS == 0) return;   /* inline: nothing reads while the caller is away */
+    alarm(BOUND_S);
+    struct parseq *q = gen_start(&g, THREADS, 1000000, -1, 0);
+    int64_t window = (int64_t)PARSEQ_SLOTS(THREADS) * PARSEQ_CHUNK;
+    int64_t full = window + (int64_t)PARSEQ_AHEAD * PARSEQ_CHUNK;
+    expect_lines(q, 1, 10);   /* the caller holds the first chunk */
+    parseq_ahead(q, 1);
+    while (__atomic_load_n(&g.next, __ATOMIC_RELAXED) - 1 < full) sched_yield();   /* alarm bounds it */
+    parseq_ahead(q, 0);
+    expect_lines(q, 11, full + 100);   /* reading went on once the caller came back */
+    parseq_free(q);
+    alarm(0);
+    int64_t read = g.next - 1, ahead = read - (full + 100);
+    if (ahead > window + PARSEQ_CHUNK) fail_msg("read %lld lines ahead after ahead off", (long long)ahead);
+    assert_int_equal(g.overlapped, 0);
+    pthread_mutex_destroy(&g.mu);
+    pthread_cond_destroy(&g.cv);
+}
+
 /* ---- arenas ------------------------------------------------------------- */
 
 /* A chunk's trees stay intact until the caller passes the chunk, while
@@ -478,6 +501,7 @@ int main(void) {
         EACH(test_source_error),
         EACH(test_source_blocked_free),
         EACH(test_source_free_mid_stream),
+        EACH(test_source_ahead),
     };
     const struct CMUnitTest arena[] = {
         EACH(test_arena_trees_kept),
