@@ -346,14 +346,16 @@ void parseq_flush(struct parseq *q) {
 }
 
 /* Under mu: the caller passed slot r.  A source's reader may wait for
- * that room; in push mode its trees are freed when a parsing thread wakes
+ * that room: it is woken once half the window is free, then refills it in
+ * one go (a wake-up per chunk cost the caller's thread a futex call per 16
+ * messages).  In push mode the trees are freed when a parsing thread wakes
  * for the next chunk (or when start_slot needs the slot): no wake-up here. */
 static void pass_slot(struct parseq *q) {
     at(q, q->r)->state = S_DONE;
     q->r++;
     q->holding = 0;
     q->pos = 0;
-    if (q->has_src) pthread_cond_signal(&q->work);
+    if (q->has_src && q->w - q->r <= (uint64_t)q->window / 2) pthread_cond_signal(&q->work);
 }
 
 /* Under mu: wait until slot r is parsed: 1; 0 at the end; -1 failed. */

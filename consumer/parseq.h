@@ -51,7 +51,7 @@
 #define PARSEQ_CHUNK 16
 #define PARSEQ_THREADS_MAX 32           /* input.parse_threads is bounded by this */
 #define PARSEQ_SLOTS(n) (8 + 4 * (n))    /* chunks parsed ahead for n parsing threads */
-#define PARSEQ_AHEAD 256                 /* a source's extra chunks, parsed while the caller commits */
+#define PARSEQ_AHEAD 128                 /* a source's extra chunks, parsed while the caller commits */
 
 struct parseq;
 struct parseq_chunk;   /* a chunk being filled by a source's read function */
