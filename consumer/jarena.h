@@ -27,7 +27,8 @@
  *   - An arena is used by one thread at a time (hand it over under a lock).
  *   - Allocation failure (a block malloc fails, or the arena's limit is
  *     reached) returns NULL to jansson, which fails that parse as it does
- *     when malloc fails ("out of memory").
+ *     when malloc fails (NULL; on some paths jansson leaves the error text
+ *     empty).  parseq's arenas have no limit (SIZE_MAX): only malloc's.
  *
  * Memory: blocks of JARENA_BLOCK bytes, 16-byte aligned allocations (json_t
  * holds int64, double and pointers).  An allocation over JARENA_BLOCK / 2

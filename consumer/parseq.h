@@ -21,7 +21,8 @@
  *     read function (one call at a time, in order), which copies lines in
  *     with parseq_add; credit-replay's files (tools/lineq.c).
  *
- * Bounded: a ring of PARSEQ_SLOTS(n) chunks of PARSEQ_CHUNK messages,
+ * Bounded: a ring of PARSEQ_SLOTS(n) chunks of PARSEQ_CHUNK messages
+ * (a source's: PARSEQ_AHEAD more, used only while parseq_ahead is on),
  * allocated at parseq_new; at most that many trees are alive at once.  Why
  * chunks of 16: a jansson tree that lives long is expensive (parsing 10,000
  * lines before freeing any runs at ~40% of the speed of parsing and freeing
@@ -124,7 +125,8 @@ void parseq_ahead(struct parseq *q, int on);
 
 /* Messages pushed and not yet taken (push mode). */
 size_t parseq_pending(const struct parseq *q);
-/* Messages the ring holds: PARSEQ_SLOTS(nthreads) * PARSEQ_CHUNK. */
+/* Messages the ring holds: PARSEQ_SLOTS(nthreads) * PARSEQ_CHUNK (a
+ * source's ring: PARSEQ_AHEAD chunks more). */
 size_t parseq_capacity(const struct parseq *q);
 /* Bytes the chunks' arenas hold (as of their last parse or clear; 0
  * without jarena_install). */
