@@ -29,7 +29,8 @@ DAEMON_OBJ = $(patsubst %.c,$(B)/obj/%.o,$(DAEMON_SRC))
 # with the log writer it logs through (consumer/log.c).
 KCLIENT  = $(B)/obj/consumer/kclient.o $(B)/obj/consumer/log.o
 # "Parse ahead, apply in order" (consumer/parseq.c): creditd's input and credit-replay's.
-PARSEQ   = $(B)/obj/consumer/parseq.o
+# Its trees live in per-chunk arenas (consumer/jarena.c) when the program called jarena_install.
+PARSEQ   = $(B)/obj/consumer/parseq.o $(B)/obj/consumer/jarena.o
 # Test-only binaries for tests/kafka: creditd with its test hooks, the fault-injecting mock broker,
 # the changelog producer of it_changelog.sh.
 TEST_BIN = $(B)/creditd-test $(B)/kmock $(B)/clog-feed
@@ -100,10 +101,13 @@ $(B)/store-poke: $(B)/obj/tests/scenarios/store_poke.o
 
 # test_lineq also tests tools/lineq.c (objects are linked before the library).
 $(B)/test_lineq: $(B)/obj/tools/lineq.o $(PARSEQ)
-$(B)/asan/test_lineq: $(B)/asan/obj/tools/lineq.o $(B)/asan/obj/consumer/parseq.o
+$(B)/asan/test_lineq: $(B)/asan/obj/tools/lineq.o $(B)/asan/obj/consumer/parseq.o $(B)/asan/obj/consumer/jarena.o
 # test_parseq tests consumer/parseq.c.
 $(B)/test_parseq: $(PARSEQ)
-$(B)/asan/test_parseq: $(B)/asan/obj/consumer/parseq.o
+$(B)/asan/test_parseq: $(B)/asan/obj/consumer/parseq.o $(B)/asan/obj/consumer/jarena.o
+# test_jarena tests consumer/jarena.c (the parsing threads' arenas).
+$(B)/test_jarena: $(B)/obj/consumer/jarena.o
+$(B)/asan/test_jarena: $(B)/asan/obj/consumer/jarena.o
 # test_httpurl tests consumer/httpurl.c (the daemon's request targets).
 $(B)/test_httpurl: $(B)/obj/consumer/httpurl.o
 $(B)/asan/test_httpurl: $(B)/asan/obj/consumer/httpurl.o

@@ -24,6 +24,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "config/config.h"
+#include "consumer/jarena.h"
 #include "consumer/kclient.h"
 #include "consumer/log.h"
 #include "consumer/group.h"
@@ -118,6 +119,7 @@ int main(int argc, char **argv) {
     struct config c;
     char err[ERRLEN], lerr[256];
     int dump = 0;
+    jarena_install();   /* first, on the only thread: the parsing threads' trees in arenas */
     config_init(&c);
     int rc = load(&c, argc, argv, &dump, err, sizeof(err));
     if (rc == 0 && !dump && init_log(&c, err, sizeof(err))) rc = -1;

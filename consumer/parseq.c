@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "config/config.h"
+#include "consumer/jarena.h"
 #include "engine/engine.h"
 
 _Static_assert(PARSEQ_THREADS_MAX == CONFIG_PARSE_THREADS_MAX, "input.parse_threads bound");
@@ -42,8 +43,11 @@ struct qitem {
 struct parseq_chunk {
     int state;
     int n;
+    int use_arena;               /* trees in arena (jarena installed), else json_decref'd */
     char *text;                  /* source mode: the chunk's lines, each NUL-terminated */
     size_t tlen, tcap;
+    struct jarena arena;         /* the trees' memory: whoever holds the slot uses it */
+    size_t arena_held;           /* arena.held as of the last transition (under mu) */
     struct qitem it[PARSEQ_CHUNK];
 };
 
@@ -56,7 +60,9 @@ struct parseq {
     struct parseq_source src;
     int has_src;
     struct parseq_chunk *slot;
-    int nslots;
+    int nslots;                  /* the ring: window, plus PARSEQ_AHEAD for a source */
+    int window;                  /* chunks parsed ahead of the caller, normally */
+    int ahead;                   /* source: may use the whole ring (the caller is away) */
     uint64_t w, r;               /* under mu (the caller reads them without it: it alone moves r) */
     int filling;                 /* slot w is FILLING (push: the caller's; source: the reader's) */
     int holding, pos;            /* caller: it took slot r and passed pos of its items */
@@ -92,23 +98,28 @@ int parseq_add(struct parseq_chunk *c, const char *buf, size_t len, int64_t no) 
     return 0;
 }
 
-/* Without mu: free a slot's trees (CLEARING, or FILLING before a refill). */
+/* Without mu: free a slot's trees (CLEARING, or FILLING before a refill):
+ * in an arena, drop the arena's contents at once (no walk, no free per
+ * node; the arena keeps a few blocks for the next parse). */
 static void chunk_clear(struct parseq_chunk *c) {
     for (int k = 0; k < c->n; k++) {
-        json_decref(c->it[k].root);
+        if (!c->use_arena) json_decref(c->it[k].root);
         c->it[k].root = NULL;
     }
+    if (c->use_arena) jarena_reset(&c->arena);
     c->n = 0;
     c->tlen = 0;
 }
 
-/* Without mu: parse every message of a PARSING slot. */
+/* Without mu: parse every message of a PARSING slot, its trees in its arena. */
 static void chunk_parse(struct parseq_chunk *c) {
+    if (c->use_arena) jarena_enter(&c->arena);
     for (int k = 0; k < c->n; k++) {
         struct qitem *it = &c->it[k];
         it->root = engine_parse(it->buf, it->len, &it->jerr);
         engine_prepare(it->root, &it->pre);
     }
+    if (c->use_arena) jarena_leave();
 }
 
 /* Source mode, without mu (the reader owns slot s, FILLING, already
@@ -134,7 +145,8 @@ static struct parseq_chunk *done_slot(struct parseq *q) {
 
 /* Under mu, source mode: may the next slot be read into? */
 static int can_read(struct parseq *q) {
-    if (!q->has_src || q->filling || q->src_end || q->stop || q->w - q->r >= (uint64_t)q->nslots)
+    if (!q->has_src || q->filling || q->src_end || q->stop ||
+        q->w - q->r >= (uint64_t)(q->ahead ? q->nslots : q->window))
         return 0;
     int st = at(q, q->w)->state;
     return st == S_FREE || st == S_DONE;
@@ -159,6 +171,7 @@ static void read_step(struct parseq *q) {
         q->src_failed = rc == -1;
         if (rc == -1) snprintf(q->src_err, sizeof(q->src_err), "%s", err[0] ? err : "read error");
     }
+    s->arena_held = s->arena.held;
     if (s->n == 0) {
         s->state = S_FREE;
         pthread_cond_signal(&q->done);   /* maybe the end */
@@ -170,6 +183,7 @@ static void read_step(struct parseq *q) {
     chunk_parse(s);
     pthread_mutex_lock(&q->mu);
     s->state = S_PARSED;
+    s->arena_held = s->arena.held;
     pthread_cond_signal(&q->done);
 }
 
@@ -185,15 +199,17 @@ static int worker_step(struct parseq *q) {
         chunk_clear(s);
         pthread_mutex_lock(&q->mu);
         s->state = S_FREE;
+        s->arena_held = s->arena.held;
         pthread_cond_signal(&q->done);
         return 1;
     }
-    if ((s = ready_slot(q)) != NULL) {
+    if (!q->has_src && (s = ready_slot(q)) != NULL) {   /* a source's slots are never READY */
         s->state = S_PARSING;
         pthread_mutex_unlock(&q->mu);
         chunk_parse(s);
         pthread_mutex_lock(&q->mu);
         s->state = S_PARSED;
+        s->arena_held = s->arena.held;
         pthread_cond_signal(&q->done);
         return 1;
     }
@@ -237,7 +253,8 @@ int parseq_new(struct parseq **out, int nthreads, const struct parseq_source *sr
         return -1;
     }
     struct parseq *q = calloc(1, sizeof(*q));
-    if (q) q->nslots = PARSEQ_SLOTS(nthreads);
+    if (q) q->window = PARSEQ_SLOTS(nthreads);
+    if (q) q->nslots = q->window + (src ? PARSEQ_AHEAD : 0);
     if (q) q->slot = calloc((size_t)q->nslots, sizeof(*q->slot));
     if (q) q->th = calloc(nthreads ? (size_t)nthreads : 1, sizeof(*q->th));
     if (!q || !q->slot || !q->th) {
@@ -253,6 +270,11 @@ int parseq_new(struct parseq **out, int nthreads, const struct parseq_source *sr
     if (src) {
         q->src = *src;
         q->has_src = 1;
+    }
+    int arena = jarena_installed();   /* else jansson's own allocator: trees are decref'd */
+    for (int i = 0; i < q->nslots; i++) {
+        q->slot[i].use_arena = arena;
+        jarena_init(&q->slot[i].arena, SIZE_MAX);
     }
     q->nth = nthreads;
     json_object_seed(0); /* jansson seeds its hash once: before a second thread parses */
@@ -323,14 +345,16 @@ void parseq_flush(struct parseq *q) {
 }
 
 /* Under mu: the caller passed slot r.  A source's reader may wait for
- * that room; in push mode its trees are freed when a parsing thread wakes
+ * that room: it is woken once half the window is free, then refills it in
+ * one go (a wake-up per chunk cost the caller's thread a futex call per 16
+ * messages).  In push mode the trees are freed when a parsing thread wakes
  * for the next chunk (or when start_slot needs the slot): no wake-up here. */
 static void pass_slot(struct parseq *q) {
     at(q, q->r)->state = S_DONE;
     q->r++;
     q->holding = 0;
     q->pos = 0;
-    if (q->has_src) pthread_cond_signal(&q->work);
+    if (q->has_src && q->w - q->r <= (uint64_t)q->window / 2) pthread_cond_signal(&q->work);
 }
 
 /* Under mu: wait until slot r is parsed: 1; 0 at the end; -1 failed. */
@@ -386,6 +410,14 @@ void parseq_reset(struct parseq *q) {
     pthread_mutex_unlock(&q->mu);
 }
 
+void parseq_ahead(struct parseq *q, int on) {
+    if (!q->has_src) return;
+    pthread_mutex_lock(&q->mu);
+    q->ahead = on;
+    if (on) pthread_cond_broadcast(&q->work);
+    pthread_mutex_unlock(&q->mu);
+}
+
 size_t parseq_pending(const struct parseq *q) {
     return (size_t)(q->pushed - q->taken);
 }
@@ -394,11 +426,20 @@ size_t parseq_capacity(const struct parseq *q) {
     return (size_t)q->nslots * PARSEQ_CHUNK;
 }
 
+size_t parseq_arena_bytes(struct parseq *q) {
+    size_t n = 0;
+    pthread_mutex_lock(&q->mu);
+    for (int i = 0; i < q->nslots; i++) n += q->slot[i].arena_held;
+    pthread_mutex_unlock(&q->mu);
+    return n;
+}
+
 void parseq_free(struct parseq *q) {
     if (!q) return;
     stop_threads(q);
     for (int i = 0; i < q->nslots; i++) {
         chunk_clear(&q->slot[i]);
+        jarena_destroy(&q->slot[i].arena);
         free(q->slot[i].text);
     }
     pthread_mutex_destroy(&q->mu);

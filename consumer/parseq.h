@@ -21,15 +21,23 @@
  *     read function (one call at a time, in order), which copies lines in
  *     with parseq_add; credit-replay's files (tools/lineq.c).
  *
- * Bounded: a ring of PARSEQ_SLOTS(n) chunks of PARSEQ_CHUNK messages,
+ * Bounded: a ring of PARSEQ_SLOTS(n) chunks of PARSEQ_CHUNK messages
+ * (a source's: PARSEQ_AHEAD more, used only while parseq_ahead is on),
  * allocated at parseq_new; at most that many trees are alive at once.  Why
  * chunks of 16: a jansson tree that lives long is expensive (parsing 10,000
  * lines before freeing any runs at ~40% of the speed of parsing and freeing
  * one at a time), and locking per message would cost as much as parsing
- * small ones.  Trees are freed on a parsing thread (the allocating side)
- * once the caller has passed their chunk; nothing is allocated per message
- * by this module (jansson allocates the trees; a source's chunk text grows
- * geometrically and is reused).
+ * small ones.  Nothing is allocated per message by this module (a
+ * source's chunk text grows geometrically and is reused).
+ *
+ * Trees: when the program called jarena_install() (consumer/jarena.h:
+ * creditd and credit-replay do, first thing in main), each chunk has an
+ * arena and its trees are allocated there by the parsing thread; once the
+ * caller passed the chunk its arena is reset (no json_decref walk, no free
+ * per node; a few blocks kept, the rest freed).  The trees are read-only to
+ * the caller: never json_decref, json_incref or change them (their memory
+ * is not malloc's).  Without jarena_install the trees come from jansson's
+ * allocator and are json_decref'd on a parsing thread, as before.
  *
  * Threads: parseq_push, parseq_next, parseq_flush, parseq_reset and
  * parseq_free are for one thread (the caller's); parseq_new seeds jansson's
@@ -45,7 +53,8 @@ struct engine_pre;   /* engine/engine.h */
 
 #define PARSEQ_CHUNK 16
 #define PARSEQ_THREADS_MAX 32           /* input.parse_threads is bounded by this */
-#define PARSEQ_SLOTS(n) (8 + 4 * (n))    /* chunks in the ring for n parsing threads */
+#define PARSEQ_SLOTS(n) (8 + 4 * (n))    /* chunks parsed ahead for n parsing threads */
+#define PARSEQ_AHEAD 128                 /* a source's extra chunks, parsed while the caller commits */
 
 struct parseq;
 struct parseq_chunk;   /* a chunk being filled by a source's read function */
@@ -110,10 +119,21 @@ int parseq_next(struct parseq *q, struct parseq_item *it, char *err, size_t errl
  * aborted batch, before applying it again); the queue is empty after. */
 void parseq_reset(struct parseq *q);
 
+/* Source mode: on (1), the source is read and parsed up to PARSEQ_AHEAD
+ * chunks further than PARSEQ_SLOTS(n) while the caller is busy elsewhere
+ * (credit-replay: during a commit); off (0) again, reading resumes only
+ * once the caller is back within PARSEQ_SLOTS(n) chunks of the reader.
+ * Push mode: no effect. */
+void parseq_ahead(struct parseq *q, int on);
+
 /* Messages pushed and not yet taken (push mode). */
 size_t parseq_pending(const struct parseq *q);
-/* Messages the ring holds: PARSEQ_SLOTS(nthreads) * PARSEQ_CHUNK. */
+/* Messages the ring holds: PARSEQ_SLOTS(nthreads) * PARSEQ_CHUNK (a
+ * source's ring: PARSEQ_AHEAD chunks more). */
 size_t parseq_capacity(const struct parseq *q);
+/* Bytes the chunks' arenas hold (as of their last parse or clear; 0
+ * without jarena_install). */
+size_t parseq_arena_bytes(struct parseq *q);
 
 /* Stop the threads (a source is interrupted), free every tree and q.
  * NULL is ignored. */

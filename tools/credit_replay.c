@@ -45,6 +45,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "config/config.h"
+#include "consumer/jarena.h"
 #include "consumer/kclient.h"
 #include "consumer/parseq.h"
 #include "engine/engine.h"
@@ -381,7 +382,11 @@ static int replay_files(struct replay *r, char **files, int nfiles, size_t batch
         rc = stream_line(r, &l);
         r->line_no = l.no;
         r->at.done += l.len + 1; /* and its newline (a last line without one: capped at total) */
-        if (rc == 0 && r->n >= batch) rc = stream_commit(r);
+        if (rc == 0 && r->n >= batch) {
+            lineq_ahead(q, 1);   /* the parsing thread fills the ring while we commit */
+            rc = stream_commit(r);
+            lineq_ahead(q, 0);
+        }
         show_progress(r, 0);
     }
     if (rc == 0 && got < 0) rc = -1;
@@ -649,6 +654,7 @@ int main(int argc, char **argv) {
     struct args a;
     memset(&r, 0, sizeof(r));
     memset(&a, 0, sizeof(a));
+    jarena_install();   /* first, on the only thread: the parsing threads' trees in arenas */
     config_init(&a.cfg);
     int bad = parse_args(argc, argv, &a, &r);
     if (bad) {

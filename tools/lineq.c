@@ -208,6 +208,10 @@ int lineq_next(struct lineq *q, struct lineq_line *l, char *err, size_t errlen) 
     return 1;
 }
 
+void lineq_ahead(struct lineq *q, int on) {
+    parseq_ahead(q->pq, on);
+}
+
 void lineq_stop(struct lineq *q) {
     if (!q) return;
     parseq_free(q->pq);   /* interrupts and joins the reader first */

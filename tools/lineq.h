@@ -40,6 +40,10 @@ int lineq_start(struct lineq **out, char **files, int nfiles, int has_until, int
  * (err names the file). */
 int lineq_next(struct lineq *q, struct lineq_line *l, char *err, size_t errlen);
 
+/* While the caller commits (on 1 .. off 0): read and parse further ahead,
+ * up to PARSEQ_AHEAD more chunks (parseq_ahead). */
+void lineq_ahead(struct lineq *q, int on);
+
 /* Stop reading (also before the end), join the threads, free everything. */
 void lineq_stop(struct lineq *q);
 

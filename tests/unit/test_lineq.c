@@ -16,6 +16,7 @@
 
 #include <cmocka.h>
 
+#include "consumer/jarena.h"
 #include "engine/timeutil.h"
 #include "tools/lineq.h"
 
@@ -170,6 +171,7 @@ static void test_until(void **state) {
 
 int main(void) {
     static int nthreads[] = {0, 1, 3};
+    jarena_install();   /* as credit-replay does: the trees in the parsing threads' arenas */
     const struct CMUnitTest tests[] = {
         EACH(test_lines_in_order),
         EACH(test_missing_file_is_named),

@@ -1,5 +1,7 @@
 /* test_parseq.c -- unit tests for consumer/parseq.c (parse ahead, apply in
- * order), each with 0 (inline), 1, 4 and 32 parsing threads:
+ * order), each with 0 (inline), 1, 4 and 32 parsing threads, and each twice:
+ * with the trees in jansson's own allocator (counted, json_decref'd) and in
+ * the chunks' arenas (jarena_install, as creditd and credit-replay run):
  *   - order: 100,000 messages of very different sizes (threads finish out of
  *     order), pushed and taken in random runs, come back in push order with
  *     their own number, tag and tree;
@@ -25,6 +27,7 @@
 
 #include <cmocka.h>
 
+#include "consumer/jarena.h"
 #include "consumer/parseq.h"
 #include "engine/engine.h"
 
@@ -173,6 +176,11 @@ static void test_bounded(void **state) {
      * hashtable bucket array: a handful of blocks; 8 per message bounds it */
     long bound = (long)(cap + PARSEQ_CHUNK) * 8;
     if (live_max - base > bound) fail_msg("%ld blocks alive at once, more than %ld", live_max - base, bound);
+    /* arenas: each chunk keeps at most JARENA_KEEP blocks once cleared, and
+     * parses no more than 16 messages of < 4.2 KB (trees < 3 blocks more) */
+    size_t abound = (size_t)PARSEQ_SLOTS(THREADS) * (JARENA_KEEP + 3) * JARENA_BLOCK;
+    if (parseq_arena_bytes(q) > abound) fail_msg("arenas hold %zu bytes", parseq_arena_bytes(q));
+    if (jarena_installed() && parseq_arena_bytes(q) == 0) fail_msg("no arena used");
     alarm(0);
     parseq_free(q);
     assert_int_equal(__atomic_load_n(&live, __ATOMIC_RELAXED), 0);  /* every tree freed */
@@ -267,7 +275,7 @@ static int gen_read(void *arg, struct parseq_chunk *c, int room, char *err, size
         } else {
             int n = snprintf(line, sizeof(line), "{\"n\":%lld}", (long long)g->next);
             if (parseq_add(c, line, (size_t)n, g->next)) g->add_failed = 1;
-            g->next++;
+            __atomic_store_n(&g->next, g->next + 1, __ATOMIC_RELAXED);   /* the test polls it */
         }
     }
     __atomic_store_n(&g->busy, 0, __ATOMIC_SEQ_CST);
@@ -371,13 +379,119 @@ static void test_source_free_mid_stream(void **state) {
     assert_int_equal(__atomic_load_n(&live, __ATOMIC_RELAXED), 0);
 }
 
+/* Ahead (a commit): the reader fills the whole ring, no further; off
+ * again, it stays within PARSEQ_SLOTS(n) chunks of the caller. */
+static void test_source_ahead(void **state) {
+    struct gen g;
+    if (THREADS == 0) return;   /* inline: nothing reads while the caller is away */
+    alarm(BOUND_S);
+    struct parseq *q = gen_start(&g, THREADS, 1000000, -1, 0);
+    int64_t window = (int64_t)PARSEQ_SLOTS(THREADS) * PARSEQ_CHUNK;
+    int64_t full = window + (int64_t)PARSEQ_AHEAD * PARSEQ_CHUNK;
+    expect_lines(q, 1, 10);   /* the caller holds the first chunk */
+    parseq_ahead(q, 1);
+    while (__atomic_load_n(&g.next, __ATOMIC_RELAXED) - 1 < full) sched_yield();   /* alarm bounds it */
+    parseq_ahead(q, 0);
+    expect_lines(q, 11, full + 100);   /* reading went on once the caller came back */
+    parseq_free(q);
+    alarm(0);
+    int64_t read = g.next - 1, ahead = read - (full + 100);
+    if (ahead > window + PARSEQ_CHUNK) fail_msg("read %lld lines ahead after ahead off", (long long)ahead);
+    assert_int_equal(g.overlapped, 0);
+    pthread_mutex_destroy(&g.mu);
+    pthread_cond_destroy(&g.cv);
+}
+
+/* ---- arenas ------------------------------------------------------------- */
+
+/* A chunk's trees stay intact until the caller passes the chunk, while
+ * other chunks are parsed and cleared: every tree of a chunk is checked
+ * again when its last item is taken.  The ring is kept full, so chunks are
+ * full (16 messages from message 0). */
+static void test_arena_trees_kept(void **state) {
+    struct msgs m;
+    struct parseq *q;
+    char err[256];
+    enum { N = 312 * PARSEQ_CHUNK };
+    json_t *roots[PARSEQ_CHUNK];
+    msgs_make(&m, N);
+    assert_int_equal(parseq_new(&q, THREADS, NULL, err, sizeof(err)), 0);
+    alarm(BOUND_S);
+    int64_t pushed = 0;
+    for (int64_t t = 0; t < N; t++) {
+        while (pushed < N && push(q, &m, pushed)) pushed++;
+        struct parseq_item it;
+        assert_int_equal(parseq_next(q, &it, err, sizeof(err)), 1);
+        check_item(&it, &m, t);
+        roots[t % PARSEQ_CHUNK] = it.root;
+        if (t % PARSEQ_CHUNK != PARSEQ_CHUNK - 1) continue;
+        for (int64_t k = 0; k < PARSEQ_CHUNK; k++) {
+            int64_t i = t - (PARSEQ_CHUNK - 1) + k;
+            if (i % 97 == 5) continue;   /* invalid JSON: no tree */
+            assert_int_equal(json_integer_value(json_object_get(roots[k], "n")), i);
+            const char *pad = json_string_value(json_object_get(roots[k], "pad"));
+            assert_non_null(pad);
+            assert_int_equal(strlen(pad) + 15, m.len[i] - (size_t)snprintf(NULL, 0, "%lld", (long long)i));
+        }
+    }
+    alarm(0);
+    parseq_free(q);
+    msgs_free(&m);
+}
+
+/* A message whose tree is far larger than an arena block parses; its
+ * chunk's arena is trimmed back once the chunk is cleared. */
+static void test_arena_big_message(void **state) {
+    struct parseq *q;
+    char err[256], small[64];
+    enum { ELEMS = 400000 };
+    char *big = malloc((size_t)ELEMS * 12 + 16);
+    assert_non_null(big);
+    size_t len = (size_t)sprintf(big, "{\"a\":[");
+    for (int i = 0; i < ELEMS; i++) len += (size_t)sprintf(big + len, "%s\"s%d\"", i ? "," : "", i);
+    len += (size_t)sprintf(big + len, "]}");
+    assert_int_equal(parseq_new(&q, THREADS, NULL, err, sizeof(err)), 0);
+    alarm(BOUND_S);
+    struct parseq_item it;
+    assert_int_equal(parseq_push(q, big, len, 0, NULL), 1);
+    assert_int_equal(parseq_next(q, &it, err, sizeof(err)), 1);
+    assert_int_equal(json_array_size(json_object_get(it.root, "a")), ELEMS);
+    assert_string_equal(json_string_value(json_array_get(json_object_get(it.root, "a"), ELEMS - 1)),
+                        "s399999");
+    size_t kept = (size_t)PARSEQ_SLOTS(THREADS) * JARENA_KEEP * JARENA_BLOCK;
+    assert_true(parseq_arena_bytes(q) > (size_t)ELEMS * 32);   /* the tree is in the arena */
+    assert_true((size_t)ELEMS * 32 > kept);
+    /* Small messages through every slot, twice: each chunk is cleared, the
+     * big one's arena trimmed. */
+    int64_t n = 2 * (int64_t)parseq_capacity(q) + 1, t = 1;
+    int len1 = snprintf(small, sizeof(small), "{\"n\":1}");
+    for (int64_t i = 1; i <= n; i++)
+        while (!parseq_push(q, small, (size_t)len1, i, NULL)) assert_int_equal(parseq_next(q, &it, err, sizeof(err)), 1), t++;
+    while (t <= n) assert_int_equal(parseq_next(q, &it, err, sizeof(err)), 1), t++;
+    if (parseq_arena_bytes(q) > kept) fail_msg("arenas hold %zu bytes after the big message", parseq_arena_bytes(q));
+    alarm(0);
+    parseq_free(q);
+    free(big);
+}
+
 #define EACH(f)                                                                                   \
     cmocka_unit_test_prestate(f, &nthreads[0]), cmocka_unit_test_prestate(f, &nthreads[1]),       \
         cmocka_unit_test_prestate(f, &nthreads[2]), cmocka_unit_test_prestate(f, &nthreads[3])
 
+static int malloc_mode(void **state) {
+    (void)state;
+    json_set_alloc_funcs(count_malloc, count_free);
+    return jarena_installed();
+}
+
+static int arena_mode(void **state) {
+    (void)state;
+    jarena_install();
+    return !jarena_installed();
+}
+
 int main(void) {
     static int nthreads[] = {0, 1, 4, 32};
-    json_set_alloc_funcs(count_malloc, count_free);
     const struct CMUnitTest tests[] = {
         EACH(test_order),
         EACH(test_bounded),
@@ -388,6 +502,13 @@ int main(void) {
         EACH(test_source_error),
         EACH(test_source_blocked_free),
         EACH(test_source_free_mid_stream),
+        EACH(test_source_ahead),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    const struct CMUnitTest arena[] = {
+        EACH(test_arena_trees_kept),
+        EACH(test_arena_big_message),
+    };
+    int failed = cmocka_run_group_tests_name("malloc", tests, malloc_mode, NULL);
+    failed += cmocka_run_group_tests_name("arena", tests, arena_mode, NULL);
+    return failed + cmocka_run_group_tests_name("arena only", arena, arena_mode, NULL);
 }
