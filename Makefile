@@ -102,6 +102,9 @@ $(B)/store-poke: $(B)/obj/tests/scenarios/store_poke.o
 # test_lineq also tests tools/lineq.c (objects are linked before the library).
 $(B)/test_lineq: $(B)/obj/tools/lineq.o $(PARSEQ)
 $(B)/asan/test_lineq: $(B)/asan/obj/tools/lineq.o $(B)/asan/obj/consumer/parseq.o $(B)/asan/obj/consumer/jarena.o
+# test_spool tests tools/spool.c (credit-replay's output spool).
+$(B)/test_spool: $(B)/obj/tools/spool.o
+$(B)/asan/test_spool: $(B)/asan/obj/tools/spool.o
 # test_parseq tests consumer/parseq.c.
 $(B)/test_parseq: $(PARSEQ)
 $(B)/asan/test_parseq: $(B)/asan/obj/consumer/parseq.o $(B)/asan/obj/consumer/jarena.o
