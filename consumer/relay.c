@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,10 @@
 #define WM_TIMEOUT_MS 10000   /* watermarks of one output partition, transient errors retried */
 #define INSTANCE_HEX 32
 #define RELAY_WAIT_MS 100     /* the relay thread's poll when nothing wakes it (a safety net) */
+/* Entries loaded in one store view at most: a view holds the store's map
+ * lock (shared), which a map resize and LMDB's page reuse wait for, so a
+ * backlog is loaded in several short views rather than one long one. */
+#define RELAY_SCAN_MAX 4096
 
 struct outpart {              /* next offset to read back from, per partition (engine thread) */
     int64_t confirmed;        /* after the last message of a taken entry */
@@ -59,6 +64,7 @@ struct relay {
     struct outscan_found *found;  /* delivered by an earlier run (relay_recover) */
     size_t nfound;
     int failed, closing, more;
+    int capped;              /* the last scan stopped at RELAY_SCAN_MAX: scan again at once */
     char fail_reason[KCLIENT_ERRLEN];
 };
 
@@ -350,14 +356,16 @@ static const struct outscan_found *found_get(const struct relay *r, uint64_t seq
 /* Why pump_one stopped the outbox scan.  Kept in the context rather than
  * told by the callback's return value, which the store's scan passes on
  * among its own STORE_* codes: any non-zero return just stops the scan. */
-enum pump_stop { PUMP_MORE = 0, PUMP_FULL, PUMP_ERR };
+enum pump_stop { PUMP_MORE = 0, PUMP_FULL, PUMP_CAP, PUMP_ERR };
 
 struct pump_ctx {
     struct relay *r;
     enum pump_stop why;   /* PUMP_FULL: window or producer queue full, continue later;
+                             PUMP_CAP: RELAY_SCAN_MAX loaded, continue in a new view;
                              PUMP_ERR: permanent produce error, err set */
     char *err;
     size_t errlen;
+    size_t n;             /* entries loaded in this view */
 };
 
 static int pump_stop(struct pump_ctx *pc, enum pump_stop why) {
@@ -372,6 +380,7 @@ static int pump_one(void *arg, uint64_t seq, enum eng_out_kind kind, const char 
     struct pump_ctx *pc = arg;
     struct relay *r = pc->r;
     assert(kind < NKIND);
+    if (pc->n == RELAY_SCAN_MAX) return pump_stop(pc, PUMP_CAP);
     uint64_t idx = handoff_tail(r->h);
     struct handoff_slot *sl = handoff_push(r->h);
     if (!sl) return pump_stop(pc, PUMP_FULL);
@@ -400,6 +409,7 @@ static int pump_one(void *arg, uint64_t seq, enum eng_out_kind kind, const char 
         }
     }
     r->last_loaded = seq;
+    pc->n++;
     return 0;
 }
 
@@ -410,18 +420,19 @@ static int pump_one(void *arg, uint64_t seq, enum eng_out_kind kind, const char 
  * err (a permanent produce error, the store). */
 static int pump(struct relay *r, uint64_t committed, char *err, size_t errlen) {
     struct store_view *v;
-    struct pump_ctx pc = {r, PUMP_MORE, err, errlen};
+    struct pump_ctx pc = {r, PUMP_MORE, err, errlen, 0};
     if (store_view_begin(r->store, &v, err, errlen)) return -1;
     int rc = store_view_outbox_scan(v, r->last_loaded, pump_one, &pc, err, errlen);
     store_view_end(v);
-    r->more = pc.why == PUMP_FULL;
+    r->more = pc.why == PUMP_FULL || pc.why == PUMP_CAP;
+    r->capped = pc.why == PUMP_CAP;
     if (pc.why == PUMP_MORE && rc == 0 && committed > r->last_loaded) r->last_loaded = committed;
     if (r->nfound && r->last_loaded >= r->found[r->nfound - 1].seq) { /* all used */
         free(r->found);
         r->found = NULL;
         r->nfound = 0;
     }
-    return pc.why == PUMP_FULL || (pc.why == PUMP_MORE && rc == 0) ? 0 : -1;
+    return r->more || (pc.why == PUMP_MORE && rc == 0) ? 0 : -1;
 }
 
 static int64_t wall_ms(void) {
@@ -450,7 +461,7 @@ static void *relay_main(void *arg) {
         if (!r->failed && (committed > r->last_loaded || r->more) &&
             pump(r, committed, err, sizeof(err)))
             thread_fail(r, err);
-        rd_kafka_poll(r->rk, RELAY_WAIT_MS);
+        rd_kafka_poll(r->rk, r->capped && !r->failed ? 0 : RELAY_WAIT_MS);
         if (!r->failed && kclient_failed(r->kc, err, sizeof(err))) thread_fail(r, err);
         int64_t now = wall_ms();
         handoff_publish(r->h, 0, now);
@@ -463,7 +474,14 @@ static void *relay_main(void *arg) {
 int relay_start(struct relay *r, struct store *s, char *err, size_t errlen) {
     r->store = s;
     handoff_commit(r->h, r->committed);
+    /* SIGTERM and SIGINT stay with the pipeline's thread (as http.c's). */
+    sigset_t block, old;
+    sigemptyset(&block);
+    sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &block, &old);
     int rc = pthread_create(&r->thread, NULL, relay_main, r);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc) {
         snprintf(err, errlen, "relay: starting its thread: %s", strerror(rc));
         return -1;
