@@ -386,7 +386,11 @@ int store_scan_orgs(struct store *s, store_org_cb cb, void *arg, char *err, size
 
 /* A read txn under map_lock held shared.  MDB_MAP_RESIZED (another
  * process grew the map: a read-only handle) is caught up with
- * st_set_mapsize, the lock released meanwhile, then begun again. */
+ * st_set_mapsize, the lock released meanwhile, then begun again.  Only a
+ * read-only handle meets it: in a writer's process the map grows only
+ * through the writer's own st_set_mapsize, under map_lock held exclusive
+ * and with no txn of its own open, so its views (HTTP, the relay thread)
+ * never see a map that another process resized. */
 static int view_txn(struct store *s, MDB_txn **t, char *err, size_t errlen) {
     for (int tries = 0;; tries++) {
         int rc = pthread_rwlock_rdlock(&s->map_lock);
