@@ -152,6 +152,20 @@ static int can_read(struct parseq *q) {
     return st == S_FREE || st == S_DONE;
 }
 
+/* Under mu (released while working): slot s is `during` while work runs on
+ * it, then `after`, with its arena's size noted, and the caller's thread is
+ * told. */
+static void slot_work(struct parseq *q, struct parseq_chunk *s, int during, int after,
+                      void (*work)(struct parseq_chunk *)) {
+    s->state = during;
+    pthread_mutex_unlock(&q->mu);
+    work(s);
+    pthread_mutex_lock(&q->mu);
+    s->state = after;
+    s->arena_held = s->arena.held;
+    pthread_cond_signal(&q->done);
+}
+
 /* Under mu (released while reading): read the next chunk and parse it. */
 static void read_step(struct parseq *q) {
     struct parseq_chunk *s = at(q, q->w);
@@ -177,14 +191,8 @@ static void read_step(struct parseq *q) {
         pthread_cond_signal(&q->done);   /* maybe the end */
         return;
     }
-    s->state = S_PARSING;
     q->w++;
-    pthread_mutex_unlock(&q->mu);
-    chunk_parse(s);
-    pthread_mutex_lock(&q->mu);
-    s->state = S_PARSED;
-    s->arena_held = s->arena.held;
-    pthread_cond_signal(&q->done);
+    slot_work(q, s, S_PARSING, S_PARSED, chunk_parse);
 }
 
 /* Under mu: one unit of work (free a DONE slot, parse a READY one, read
@@ -194,23 +202,11 @@ static void read_step(struct parseq *q) {
 static int worker_step(struct parseq *q) {
     struct parseq_chunk *s = done_slot(q);
     if (s) {
-        s->state = S_CLEARING;
-        pthread_mutex_unlock(&q->mu);
-        chunk_clear(s);
-        pthread_mutex_lock(&q->mu);
-        s->state = S_FREE;
-        s->arena_held = s->arena.held;
-        pthread_cond_signal(&q->done);
+        slot_work(q, s, S_CLEARING, S_FREE, chunk_clear);
         return 1;
     }
     if (!q->has_src && (s = ready_slot(q)) != NULL) {   /* a source's slots are never READY */
-        s->state = S_PARSING;
-        pthread_mutex_unlock(&q->mu);
-        chunk_parse(s);
-        pthread_mutex_lock(&q->mu);
-        s->state = S_PARSED;
-        s->arena_held = s->arena.held;
-        pthread_cond_signal(&q->done);
+        slot_work(q, s, S_PARSING, S_PARSED, chunk_parse);
         return 1;
     }
     if (can_read(q)) {
